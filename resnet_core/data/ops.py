@@ -1,0 +1,81 @@
+"""Batched, device-side geometric ops with per-sample randomness and no loop over samples.
+
+Random crop, translation and flip are all one `gather` with per-sample source indices: padding
+is folded into the index arithmetic (reflection or a zero mask), so no padded copy of the batch
+is made (the same idea as airbench's GPU-resident crops). They work on uint8 and float alike.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _reflect(idx: torch.Tensor, size: int) -> torch.Tensor:
+    """Reflection without repeating the edge (torch's "reflect"), valid for any offset."""
+    if size == 1:
+        return torch.zeros_like(idx)
+    period = 2 * (size - 1)
+    idx = idx.remainder(period)
+    return torch.where(idx >= size, period - idx, idx)
+
+
+def shift_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
+               flip: torch.Tensor | None = None, fill: str = "zeros") -> torch.Tensor:
+    """out[b, :, i, j] = x[b, :, i + dy[b], j' + dx[b]], with j' = W-1-j where flip[b].
+
+    Source pixels outside the image are reflected (fill="reflect") or zero (fill="zeros").
+    A random crop of a p-padded image is exactly a shift by offsets drawn from [-p, p].
+    """
+    b, c, h, w = x.shape
+    rows = torch.arange(h, device=x.device)[None, :] + dy[:, None]
+    cols = torch.arange(w, device=x.device)[None, :]
+    if flip is not None:
+        cols = torch.where(flip[:, None], w - 1 - cols, cols)
+    cols = cols + dx[:, None]
+    if fill == "reflect":
+        valid = None
+        rows, cols = _reflect(rows, h), _reflect(cols, w)
+    else:
+        valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+        rows, cols = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
+    index = (rows[:, :, None] * w + cols[:, None, :]).reshape(b, 1, h * w).expand(b, c, h * w)
+    out = x.reshape(b, c, h * w).gather(2, index).view(b, c, h, w)
+    if valid is not None:
+        out = out.masked_fill(~valid[:, None], 0)
+    return out
+
+
+def random_crop_flip(x: torch.Tensor, padding: int, flip_prob: float, fill: str,
+                     gen: torch.Generator) -> torch.Tensor:
+    """Per-sample random crop (padding p) and horizontal flip in one gather."""
+    b = x.shape[0]
+    dy = torch.randint(-padding, padding + 1, (b,), device=x.device, generator=gen)
+    dx = torch.randint(-padding, padding + 1, (b,), device=x.device, generator=gen)
+    flip = torch.rand(b, device=x.device, generator=gen) < flip_prob
+    return shift_flip(x, dy, dx, flip, fill)
+
+
+def random_erase(x: torch.Tensor, prob: float, max_area: float, gen: torch.Generator,
+                 value: float = 0.0) -> torch.Tensor:
+    """Random erasing (Zhong et al. 2020) per sample: with probability `prob`, a rectangle of
+    area fraction U(0.02, max_area) and aspect ratio log-U(0.3, 3.3) is set to `value`.
+
+    Applied after normalisation, value 0 is the dataset mean colour (Cutout's choice)."""
+    b, _, h, w = x.shape
+    dev = x.device
+    u = torch.rand(5, b, device=dev, generator=gen)
+    low = min(0.02, max_area)
+    area = (low + (max_area - low) * u[0]) * h * w
+    ratio = torch.exp(math.log(0.3) + u[1] * math.log(3.3 / 0.3))
+    eh = torch.sqrt(area * ratio).round().clamp(1, h).long()
+    ew = torch.sqrt(area / ratio).round().clamp(1, w).long()
+    top = (u[2] * (h - eh + 1)).long()
+    left = (u[3] * (w - ew + 1)).long()
+    rows = torch.arange(h, device=dev)[None, :]
+    cols = torch.arange(w, device=dev)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])
+    in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])
+    mask = in_rows[:, :, None] & in_cols[:, None, :] & (u[4] < prob)[:, None, None]
+    return x.masked_fill(mask[:, None], value)

@@ -1,0 +1,130 @@
+"""Readers of each dataset into uint8 (N, C, H, W) tensors, decoded once.
+
+Each reader takes a DataConfig and returns the dataset's own train and test splits; validation
+splitting, subsetting and statistics happen in `datasets.load_data`, the same for every source.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torchvision.transforms import v2
+
+from ..config import DataConfig
+
+DEFAULT_IMAGE_SIZE = 32
+# digits and imagefolder without a test/ folder have no official test split: hold out this share
+HELD_OUT_TEST = 0.2
+HELD_OUT_SEED = 0
+
+
+class DatasetMissingError(FileNotFoundError):
+    """The dataset's files are not where the config says and cannot be downloaded."""
+
+
+@dataclass
+class Raw:
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+
+
+def _root(cfg: DataConfig) -> str:
+    return os.path.expanduser(str(cfg.root))
+
+
+def _held_out(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> Raw:
+    """A fixed test split (seed HELD_OUT_SEED), independent of the search's split_seed so that
+    every trial of every experiment is tested on the same images."""
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(HELD_OUT_SEED))
+    n_test = round(HELD_OUT_TEST * len(x))
+    test, train = order[:n_test].sort().values, order[n_test:].sort().values
+    return Raw(x[train], y[train], x[test], y[test], num_classes)
+
+
+def _cifar(cls: type, folder: str, files: str):
+    def read(cfg: DataConfig) -> Raw:
+        root = _root(cfg)
+        try:
+            train = cls(root, train=True, download=cfg.download)
+            test = cls(root, train=False, download=cfg.download)
+        except (RuntimeError, OSError) as err:  # torchvision: missing/corrupt; urllib: offline
+            raise DatasetMissingError(
+                f"{cls.__name__} files are missing or corrupted: expected "
+                f"{os.path.join(root, folder)}/{files} (torchvision said: {err}). Fix: set "
+                f"download: true on a machine with internet, or copy the extracted "
+                f"{folder}/ folder of the official archive into {root}") from err
+
+        def tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
+            x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+            return x, torch.as_tensor(ds.targets, dtype=torch.int64)
+
+        return Raw(*tensors(train), *tensors(test), num_classes=len(train.classes))
+
+    return read
+
+
+cifar10 = _cifar(torchvision.datasets.CIFAR10, "cifar-10-batches-py",
+                 "data_batch_1..5, test_batch, batches.meta")
+cifar100 = _cifar(torchvision.datasets.CIFAR100, "cifar-100-python", "train, test, meta")
+
+
+def imagefolder(cfg: DataConfig) -> Raw:
+    """<root>/train/<class>/<image> (and <root>/test/<class>/<image> when present), resized to
+    image_size x image_size and decoded once."""
+    root, size = _root(cfg), cfg.image_size or DEFAULT_IMAGE_SIZE
+    if not os.path.isdir(os.path.join(root, "train")):
+        raise DatasetMissingError(
+            f"imagefolder expects images at {root}/train/<class name>/<image file> (and "
+            f"optionally {root}/test/<class name>/<image file>), but {root}/train is not a folder")
+    resize = v2.Compose([v2.PILToTensor(), v2.Resize((size, size), antialias=True)])
+    train = torchvision.datasets.ImageFolder(os.path.join(root, "train"), transform=resize)
+    x, y = _decode(train)
+    if not os.path.isdir(os.path.join(root, "test")):
+        return _held_out(x, y, len(train.classes))
+    test = torchvision.datasets.ImageFolder(os.path.join(root, "test"), transform=resize)
+    unknown = sorted(set(test.classes) - set(train.classes))
+    if unknown:
+        raise ValueError(f"imagefolder test classes {unknown} are not among the train classes "
+                         f"{train.classes} in {root}")
+    # each folder numbers its own classes alphabetically; re-number test by the train names
+    remap = torch.tensor([train.class_to_idx[name] for name in test.classes])
+    tx, ty = _decode(test)
+    return Raw(x, y, tx, remap[ty], len(train.classes))
+
+
+def _decode(ds) -> tuple[torch.Tensor, torch.Tensor]:
+    images = [ds[i][0] for i in range(len(ds))]
+    return torch.stack(images).contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64)
+
+
+def digits(cfg: DataConfig) -> Raw:
+    """scikit-learn's 1,797 real 8x8 digit scans (values 0..16), upsampled bilinearly to
+    image_size and replicated to 3 channels so CIFAR-shaped models run on them unchanged."""
+    from sklearn.datasets import load_digits  # lazily: resnet_core must import without sklearn
+
+    bunch = load_digits()
+    size = cfg.image_size or DEFAULT_IMAGE_SIZE
+    scans = torch.from_numpy(bunch.images).float().mul(255 / 16).unsqueeze(1)
+    scans = F.interpolate(scans, size=(size, size), mode="bilinear", align_corners=False)
+    x = scans.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
+    return _held_out(x, torch.from_numpy(bunch.target).long(), len(bunch.target_names))
+
+
+def synthetic(cfg: DataConfig) -> Raw:
+    """Random CIFAR-shaped images with random labels (10 classes), for throughput only."""
+    size = cfg.image_size or DEFAULT_IMAGE_SIZE
+    gen = torch.Generator().manual_seed(HELD_OUT_SEED)
+    n_test = max(1, round(HELD_OUT_TEST * cfg.synthetic_size))
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen)
+        return x, torch.randint(0, 10, (n,), generator=gen)
+
+    return Raw(*draw(cfg.synthetic_size), *draw(n_test), num_classes=10)

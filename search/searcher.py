@@ -1,0 +1,70 @@
+"""Optuna inside Ray Tune: the sampler registry and the fidelity-aware `OptunaSearch`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from search.verdict import OPTUNA_STATE, outcome
+
+# Each entry turns a validated `sampler:` section into an Optuna sampler instance.
+SAMPLERS: dict[str, Callable[[Any], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda s: optuna.samplers.TPESampler(
+        seed=s.seed, n_startup_trials=s.n_startup_trials, multivariate=s.multivariate,
+        # `group` lets multivariate TPE model conditional parameters jointly per sub-space.
+        group=s.multivariate, constant_liar=s.constant_liar),
+    "gp": lambda s: optuna.samplers.GPSampler(seed=s.seed, n_startup_trials=s.n_startup_trials),
+    "cmaes": lambda s: optuna.samplers.CmaEsSampler(
+        seed=s.seed, n_startup_trials=s.n_startup_trials, sigma0=s.sigma0,
+        warn_independent_sampling=False),
+    "random": lambda s: optuna.samplers.RandomSampler(seed=s.seed),
+    "qmc": lambda s: optuna.samplers.QMCSampler(
+        seed=s.seed, qmc_type=s.qmc_type, scramble=s.scramble, warn_independent_sampling=False),
+}
+
+
+def build_sampler(sampler_spec: Any) -> optuna.samplers.BaseSampler:
+    return SAMPLERS[sampler_spec.type](sampler_spec)
+
+
+class FidelityAwareOptunaSearch(OptunaSearch):
+    """`OptunaSearch` that tells Optuna the truth about trials that did not run their budget.
+
+    Intermediate values are reported per *epoch* (not per Tune iteration, which restarts count
+    differently), non-finite values are kept out of the study, and the final state comes from
+    `search.verdict` — PRUNED for a trial ASHA stopped early.
+    """
+
+    def __init__(self, *args: Any, max_epochs: int, step_key: str = "epoch",
+                 scheduler_stops: Callable[[str], bool] = lambda trial_id: True,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_epochs = max_epochs
+        self._step_key = step_key
+        self._scheduler_stops = scheduler_stops
+        self._last: dict[str, dict] = {}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._last[trial_id] = result
+        value = result.get(self.metric)
+        if trial_id in self._completed_trials or value is None or not math.isfinite(value):
+            return
+        self._ot_trials[trial_id].report(value, result.get(self._step_key, 0))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        last = result or self._last.get(trial_id) or {}
+        verdict = outcome(epochs_done=int(last.get(self._step_key, 0)),
+                          max_epochs=self._max_epochs, errored=error,
+                          reported=last.get("outcome"),
+                          stopped_by_scheduler=self._scheduler_stops(trial_id))
+        state = OPTUNA_STATE[verdict]
+        value = last.get(self.metric) if state == optuna.trial.TrialState.COMPLETE else None
+        self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
+        self._completed_trials.add(trial_id)
+        self._last.pop(trial_id, None)

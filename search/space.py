@@ -1,0 +1,72 @@
+"""A validated `space:` section turned into an Optuna define-by-run function.
+
+Define-by-run is what makes conditional parameters honest: a parameter whose `when:` does not hold
+is never suggested, so Optuna never learns from a value that had no effect (a step-decay `gamma`
+under a cosine schedule, say).
+"""
+
+from __future__ import annotations
+
+from graphlib import TopologicalSorter
+from typing import Any, Callable, Mapping
+
+import optuna
+
+SCALARS = (type(None), bool, int, float, str)
+
+
+def order(space: Mapping[str, Any]) -> list[str]:
+    """Parameter names with every `when:` parent before its children (the spec forbids cycles)."""
+    graph = {name: set(param.when) & set(space) for name, param in space.items()}
+    return list(TopologicalSorter(graph).static_order())
+
+
+def active(when: Mapping[str, list], params: Mapping[str, Any]) -> bool:
+    """A conditional parameter exists only when every parent took one of the listed values."""
+    return all(parent in params and params[parent] in values for parent, values in when.items())
+
+
+def suggest(trial: optuna.Trial, name: str, param: Any) -> Any:
+    if param.kind == "float":
+        return trial.suggest_float(name, param.low, param.high, log=param.log, step=param.step)
+    if param.kind == "int":
+        step = 1 if param.log else param.step  # Optuna forbids log with step != 1
+        return trial.suggest_int(name, param.low, param.high, step=step, log=param.log)
+    choices = list(param.choices)
+    if all(isinstance(c, SCALARS) for c in choices):
+        return trial.suggest_categorical(name, choices)
+    # Optuna stores only scalars; a list-valued choice (milestones) is sampled by position.
+    return choices[trial.suggest_categorical(name, list(range(len(choices))))]
+
+
+def sample(space: Mapping[str, Any], trial: optuna.Trial) -> dict[str, Any]:
+    """The parameters one trial gets, parents first so conditions can be checked."""
+    params: dict[str, Any] = {}
+    for name in order(space):
+        if active(space[name].when, params):
+            params[name] = suggest(trial, name, space[name])
+    return params
+
+
+def define_by_run(space: Mapping[str, Any]) -> Callable[[optuna.Trial], None]:
+    """The function Ray's OptunaSearch calls; it captures every `trial.suggest_*` as config."""
+
+    def define(trial: optuna.Trial) -> None:
+        sample(space, trial)
+
+    return define
+
+
+def describe(param: Any) -> str:
+    """One line per parameter for `resnet-search validate`."""
+    if param.kind == "choice":
+        text = "choice " + ", ".join(map(str, param.choices))
+    else:
+        text = f"{param.kind} [{param.low}, {param.high}]"
+        text += " log" if param.log else ""
+        text += f" step {param.step}" if param.step not in (None, 1) else ""
+    if param.when:
+        cond = " and ".join(f"{k} in {v}" if len(v) > 1 else f"{k} = {v[0]}"
+                            for k, v in param.when.items())
+        text += f"  (only when {cond})"
+    return text

@@ -1,0 +1,213 @@
+"""MLflow as a mirror of the search: one parent run per experiment, one nested run per trial.
+
+Ray's experiment storage is the source of truth; MLflow is a view of it. Every MLflow call runs
+on one background thread fed by a queue, so a slow or dead tracking server can neither fail nor
+stall training — failures are logged loudly and counted, and the search goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+from typing import Any, Callable, Optional
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from ray.tune import Callback
+
+from resnet_core.config import resolved
+from search.trainable import TrialJob
+from search.verdict import MLFLOW_STATUS, Outcome, outcome
+
+log = logging.getLogger("resnet_search.tracking")
+
+# Per-epoch values worth a chart; everything else a trial reports is Ray bookkeeping.
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
+           "epoch_seconds", "images_per_s", "peak_mem_mb")
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def probe(uri: str, timeout_s: float = 10.0) -> Optional[str]:
+    """Why the tracking store cannot be used, or None. Runs before any training starts."""
+    result: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+        except Exception as error:  # noqa: BLE001 - any failure means "unusable"
+            result["error"] = f"{type(error).__name__}: {error}"
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        return f"no answer from {uri} within {timeout_s:.0f} s"
+    return result.get("error")
+
+
+def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, str],
+                params: dict[str, Any], artifacts: dict[str, str]) -> str:
+    """Create the experiment's parent run and return its id (synchronously: done at launch)."""
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    client.log_batch(run.info.run_id, params=[Param(k, _text(v)) for k, v in params.items()])
+    for name, text in artifacts.items():
+        client.log_text(run.info.run_id, text, name)
+    return run.info.run_id
+
+
+def _text(value: Any) -> str:
+    return str(value)[:6000]
+
+
+def _finite(result: dict) -> list[tuple[str, float]]:
+    return [(k, float(result[k])) for k in METRICS
+            if isinstance(result.get(k), (int, float)) and math.isfinite(result[k])]
+
+
+class MlflowMirror(Callback):
+    """Ray Tune callback that mirrors trials into MLflow without ever blocking Tune."""
+
+    def __init__(self, uri: str, parent_run_id: str, job: TrialJob,
+                 scheduler_stops: Callable[[str], bool]) -> None:
+        self.uri = uri
+        self.parent_run_id = parent_run_id
+        self.job = job
+        self.scheduler_stops = scheduler_stops
+        self.runs: dict[str, str] = {}  # trial id -> child run id; pickled with the experiment
+        self.last: dict[str, dict] = {}
+        self.failures = 0
+        self._queue: Optional[queue.Queue] = None
+
+    # --- the background worker; dropped on pickling (Tune pickles its callbacks) ---
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_queue", "_thread", "_client")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._queue = None
+
+    def _submit(self, action: Callable[[MlflowClient], None]) -> None:
+        if self._queue is None:
+            self._queue = queue.Queue()
+            self._client = MlflowClient(self.uri)
+            self._thread = threading.Thread(target=self._drain, name="mlflow-mirror", daemon=True)
+            self._thread.start()
+        self._queue.put(action)
+
+    def _drain(self) -> None:
+        while True:
+            action = self._queue.get()
+            try:
+                if action is not None:
+                    action(self._client)
+            except Exception as error:  # noqa: BLE001 - tracking must never stop the search
+                self.failures += 1
+                log.warning("MLflow tracking failed (%d so far), training goes on: %s",
+                            self.failures, error)
+            finally:
+                self._queue.task_done()
+
+    def flush(self, timeout_s: float = 60.0) -> bool:
+        """Wait (bounded) for queued MLflow calls; True when everything was written."""
+        if self._queue is None:
+            return True
+        done = threading.Event()
+        self._queue.put(lambda client: done.set())
+        return done.wait(timeout_s)
+
+    # --- saved with Tune's experiment state, so a resumed launch keeps one run per trial ---
+    def get_state(self) -> dict:
+        self.flush(timeout_s=5.0)
+        return {"runs": dict(self.runs), "parent_run_id": self.parent_run_id}
+
+    def set_state(self, state: dict) -> None:
+        self.runs.update(state.get("runs", {}))
+
+    # --- Tune events ---
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id in self.runs:
+            return  # a restored or restarted trial keeps its run
+        params = resolved(self.job.train_config(trial.config))
+        self.runs[trial.trial_id] = ""  # filled in by the worker once MLflow answers
+
+        def create(client: MlflowClient) -> None:
+            parent = client.get_run(self.parent_run_id)
+            run = client.create_run(parent.info.experiment_id, run_name=str(trial), tags={
+                PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id,
+                "sampled": ",".join(sorted(trial.config))})
+            self.runs[trial.trial_id] = run.info.run_id
+            client.log_batch(run.info.run_id,
+                             params=[Param(k, _text(v)) for k, v in sorted(params.items())])
+
+        self._submit(create)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._tag(trial.trial_id, {"restarts": str(trial.num_failures)})
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        self.last[trial.trial_id] = result
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        values = _finite(result)
+        trial_id = trial.trial_id
+
+        def write(client: MlflowClient) -> None:
+            ts = int(result.get("timestamp", 0) * 1000)
+            client.log_batch(self.runs[trial_id],
+                             metrics=[Metric(k, v, ts, step) for k, v in values])
+
+        if values:
+            self._submit(write)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._close(trial, errored=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._close(trial, errored=True)
+
+    def _close(self, trial: Any, errored: bool) -> None:
+        last = self.last.get(trial.trial_id) or trial.last_result or {}
+        epochs = int(last.get("epoch", 0))
+        verdict = outcome(epochs_done=epochs, max_epochs=self.job.max_epochs, errored=errored,
+                          reported=last.get("outcome"),
+                          stopped_by_scheduler=self.scheduler_stops(trial.trial_id))
+        tags = {"outcome": verdict.value, "epochs": str(epochs)}
+        if verdict is Outcome.STOPPED:
+            tags["stopped_by"] = "asha"
+            tags["stopped_at_epoch"] = str(epochs)
+        if last.get("reason"):
+            tags["reason"] = _text(last["reason"])
+        if errored:
+            tags["reason"] = _text(getattr(trial, "error_msg", None) or "trial raised")
+        self._tag(trial.trial_id, tags)
+        trial_id = trial.trial_id
+        self._submit(lambda client: client.set_terminated(self.runs[trial_id],
+                                                          MLFLOW_STATUS[verdict]))
+
+    def _tag(self, trial_id: str, tags: dict[str, str]) -> None:
+        def write(client: MlflowClient) -> None:
+            client.log_batch(self.runs[trial_id], tags=[RunTag(k, v) for k, v in tags.items()])
+
+        self._submit(write)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.flush()
+
+
+def summarise_parent(uri: str, parent_run_id: str, best: Optional[dict], status: str) -> None:
+    """Best trial on the parent run, then close it (synchronously, after the search)."""
+    client = MlflowClient(uri)
+    if best:
+        client.log_batch(parent_run_id, metrics=[
+            Metric(f"best_{k}", float(v), 0, 0) for k, v in best["metrics"].items()
+            if isinstance(v, (int, float)) and math.isfinite(v)],
+            tags=[RunTag("best_trial_id", best["trial_id"]),
+                  RunTag("best_run_id", best.get("run_id") or "")],
+            params=[Param(f"best.{k}", _text(v)) for k, v in sorted(best["config"].items())])
+    client.set_terminated(parent_run_id, status)
+

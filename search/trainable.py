@@ -1,0 +1,91 @@
+"""The Ray Tune function trainable: one trial = fixed ∪ sampled params, trained by resnet_core.
+
+Every epoch is reported with a checkpoint, so a lost worker or node costs at most the epoch in
+flight; a restarted trial resumes from `tune.get_checkpoint()` at checkpoint + 1. Divergence and
+out-of-memory are properties of the config, not of the infrastructure, so they end the trial
+normally with a recorded reason instead of raising into Ray's retry loop.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from ray import tune
+
+from resnet_core.config import DataConfig, TrainConfig, resolved
+from resnet_core.data.datasets import load_data
+from resnet_core.train import DivergenceError, Trainer
+from search.verdict import Outcome
+
+CHECKPOINT_FILE = "trainer.pt"
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """What all trials of one experiment share; sent to workers once via `tune.with_parameters`."""
+
+    data: DataConfig
+    max_epochs: int
+    metric: str
+    mode: str
+    fixed: dict = field(default_factory=dict)
+
+    def train_config(self, params: dict) -> TrainConfig:
+        return TrainConfig(**{**self.fixed, **params, "epochs": self.max_epochs})
+
+    def worst(self) -> float:
+        """The objective's worst value: what a trial that produced no model scores."""
+        return -math.inf if self.mode == "max" else math.inf
+
+
+# One dataset per worker process: with `reuse_actors` the next trial on this worker starts
+# training without re-reading or re-splitting the data.
+_DATA_CACHE: dict[tuple, Any] = {}
+
+
+def cached_data(cfg: DataConfig) -> Any:
+    key = tuple(sorted((k, str(v)) for k, v in resolved(cfg).items()))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = load_data(cfg)
+    return _DATA_CACHE[key]
+
+
+def _resume(trainer: Trainer) -> None:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            trainer.load_state_dict(Trainer.read(os.path.join(folder, CHECKPOINT_FILE)))
+
+
+def _report(trainer: Trainer, metrics: dict) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        trainer.save(os.path.join(folder, CHECKPOINT_FILE))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _ended(job: TrialJob, epoch: int, why: Outcome, error: BaseException) -> dict:
+    return {"epoch": epoch, "outcome": why.value, "reason": f"{type(error).__name__}: {error}"[:500],
+            job.metric: job.worst()}
+
+
+def run_trial(config: dict, job: TrialJob) -> None:
+    cfg = job.train_config(config)
+    trainer = None
+    try:
+        trainer = Trainer(cfg, cached_data(job.data))
+        _resume(trainer)
+        for metrics in trainer.fit():
+            if metrics["epoch"] == cfg.epochs:
+                metrics.update(trainer.test())  # reported, never used for selection
+            _report(trainer, metrics)
+    except DivergenceError as error:
+        tune.report(_ended(job, error.epoch, Outcome.DIVERGED, error))
+    except torch.OutOfMemoryError as error:
+        epoch = (trainer.epoch if trainer is not None else 0) + 1
+        tune.report(_ended(job, epoch, Outcome.OOM, error))

@@ -1,0 +1,226 @@
+"""A validated SearchSpec run as a Ray Tune experiment (local Ray or an existing cluster).
+
+Launching the same spec again resumes the experiment from Ray's storage (`Tuner.restore`):
+finished trials are not re-run, unfinished ones continue from their last checkpoint, and their
+MLflow runs are reused through the parent-run id stored beside the experiment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import ray
+from ray import tune
+from ray.tune.search.optuna import OptunaSearch
+
+import resnet_core
+import search
+from search import provenance, tracking
+from search.errors import Problem, SpecError
+from search.progress import ProgressPrinter
+from search.schedulers import build_scheduler
+from search.searcher import FidelityAwareOptunaSearch, build_sampler
+from search.space import define_by_run
+from search.trainable import TrialJob, run_trial
+from search.verdict import outcome
+
+STATE_FILE = "resnet_search.json"
+
+
+class LaunchError(RuntimeError):
+    """The experiment cannot start or continue; the message says why and what to do."""
+
+
+@dataclass
+class TrialSummary:
+    trial_id: str
+    best: float
+    epochs: int
+    outcome: str
+    config: dict
+    run_id: str = ""
+
+
+@dataclass
+class LaunchReport:
+    experiment_path: str
+    tracking_uri: str
+    parent_run_id: str
+    resumed: bool
+    trials: list[TrialSummary] = field(default_factory=list)
+    mirror_failures: int = 0
+
+
+def tracking_uri(uri: str) -> str:
+    """A relative sqlite path is made absolute: Ray workers and `mlflow ui` run elsewhere."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
+def init_ray(address: Optional[str]) -> None:
+    """Local Ray by default; `address` joins an existing cluster. Token authentication stays on
+    (Ray's default): a local cluster creates ~/.ray/auth_token, a remote one needs RAY_AUTH_TOKEN,
+    RAY_AUTH_TOKEN_PATH or that file."""
+    if ray.is_initialized():
+        return
+    if address:
+        # Workers of a remote cluster get our code shipped with the job.
+        ray.init(address=address, runtime_env={"py_modules": [resnet_core, search]},
+                 log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def check_resources(spec: Any) -> None:
+    """Resources the trials ask for must exist on some node (checked before any training)."""
+    wanted = spec.trial.resources
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    problems = []
+    most_gpu = max((n.get("GPU", 0) for n in nodes), default=0)
+    most_cpu = max((n.get("CPU", 0) for n in nodes), default=0)
+    if wanted.gpu > 0 and most_gpu == 0:
+        problems.append(Problem("trial.resources.gpu", wanted.gpu,
+                                "the Ray cluster has no GPUs; use gpu: 0 or a cluster with GPUs"))
+    elif wanted.gpu > most_gpu:
+        problems.append(Problem("trial.resources.gpu", wanted.gpu,
+                                f"no node has more than {most_gpu:g} GPUs"))
+    if wanted.cpu > most_cpu:
+        problems.append(Problem("trial.resources.cpu", wanted.cpu,
+                                f"no node has more than {most_cpu:g} CPUs"))
+    if problems:
+        raise SpecError(problems, source="cluster check")
+
+
+def _state(path: Path) -> dict:
+    file = path / STATE_FILE
+    return json.loads(file.read_text()) if file.exists() else {}
+
+
+def _searcher(spec: Any, scheduler: Any) -> OptunaSearch:
+    common = dict(space=define_by_run(spec.space), metric=spec.objective.metric,
+                  mode=spec.objective.mode, sampler=build_sampler(spec.sampler))
+    if spec.sampler.stopped_trials == "complete":
+        return OptunaSearch(**common)  # stock Ray behaviour, kept for comparison
+    return FidelityAwareOptunaSearch(**common, max_epochs=spec.budget.max_epochs,
+                                     scheduler_stops=scheduler.stopped.__contains__)
+
+
+def _trainable(spec: Any, job: TrialJob) -> Any:
+    resources = {"cpu": spec.trial.resources.cpu, "gpu": spec.trial.resources.gpu}
+    return tune.with_resources(tune.with_parameters(run_trial, job=job), resources)
+
+
+def job_of(spec: Any) -> TrialJob:
+    data = spec.data_config()
+    data.root = str(Path(os.path.expanduser(data.root)).resolve())  # trials run in other dirs
+    return TrialJob(data=data, max_epochs=spec.budget.max_epochs, metric=spec.objective.metric,
+                    mode=spec.objective.mode, fixed=dict(spec.fixed))
+
+
+def _new_tuner(spec: Any, job: TrialJob, storage: Path, uri: str, console: Any) -> tuple:
+    scheduler = build_scheduler(spec.scheduler, spec.budget.max_epochs)
+    stops = scheduler.stopped.__contains__
+    parent = tracking.open_parent(
+        uri, spec.tracking.experiment or spec.name, run_name=spec.name,
+        tags={"spec_hash": spec.spec_hash(), "code_version": provenance.code_version(),
+              **{f"version.{k}": v for k, v in provenance.versions().items()},
+              **{f"hardware.{k}": v for k, v in provenance.hardware(
+                  ray.cluster_resources()).items()}},
+        params={"trials": spec.budget.trials, "max_epochs": spec.budget.max_epochs,
+                "sampler": spec.sampler.type, "scheduler": spec.scheduler.type,
+                "metric": spec.objective.metric, "mode": spec.objective.mode},
+        artifacts={"spec.json": json.dumps(spec.resolved(), indent=2, default=str)})
+    mirror = tracking.MlflowMirror(uri, parent, job, scheduler_stops=stops)
+    printer = ProgressPrinter(spec.objective.metric, spec.budget.max_epochs, spec.budget.trials,
+                              scheduler_stops=stops, console=console)
+    tuner = tune.Tuner(
+        _trainable(spec, job),
+        tune_config=tune.TuneConfig(
+            metric=spec.objective.metric, mode=spec.objective.mode,
+            search_alg=_searcher(spec, scheduler), scheduler=scheduler,
+            num_samples=spec.budget.trials, max_concurrent_trials=spec.trial.max_concurrent,
+            time_budget_s=spec.budget.time_limit_s,
+            # Warm workers: the next trial reuses the process and its cached dataset.
+            reuse_actors=True,
+            trial_dirname_creator=lambda trial: trial.trial_id),
+        run_config=tune.RunConfig(
+            name=spec.name, storage_path=str(storage), callbacks=[mirror, printer], verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.trial.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+    return tuner, parent
+
+
+def launch(spec: Any, *, address: Optional[str] = None, resume: bool = True,
+           console: Any = None) -> LaunchReport:
+    storage = Path(os.path.expanduser(spec.storage_path)).resolve()
+    experiment = storage / spec.name
+    uri = tracking_uri(spec.tracking.mlflow_uri)
+    problem = tracking.probe(uri)
+    if problem:
+        raise LaunchError(f"MLflow tracking store {uri} is unusable: {problem}")
+    init_ray(address)
+    check_resources(spec)
+    job = job_of(spec)
+    state = _state(experiment)
+    resumed = resume and bool(state) and tune.Tuner.can_restore(str(experiment))
+    if resumed:
+        if state.get("spec_hash") != spec.spec_hash():
+            raise LaunchError(
+                f"{experiment} holds experiment '{spec.name}' run with a different spec "
+                f"(hash {state.get('spec_hash')} vs {spec.spec_hash()}); give the spec a new "
+                "name, or pass --fresh to start over there")
+        parent = state["parent_run_id"]
+        tuner = tune.Tuner.restore(str(experiment), _trainable(spec, job), resume_errored=True)
+    else:
+        tuner, parent = _new_tuner(spec, job, storage, uri, console)
+        experiment.mkdir(parents=True, exist_ok=True)
+        (experiment / STATE_FILE).write_text(json.dumps(
+            {"parent_run_id": parent, "spec_hash": spec.spec_hash(), "tracking_uri": uri}))
+    mirror, stops = _parts(tuner)
+    grid = tuner.fit()
+    report = summarise(grid, spec, experiment, uri, parent, resumed, mirror, stops)
+    best = report.trials[0] if report.trials else None
+    tracking.summarise_parent(uri, parent, best and {
+        "trial_id": best.trial_id, "run_id": best.run_id, "config": best.config,
+        "metrics": {spec.objective.metric: best.best}}, status="FINISHED")
+    return report
+
+
+def _parts(tuner: tune.Tuner) -> tuple[Optional[tracking.MlflowMirror], Any]:
+    """Our mirror and the scheduler's stop record, also for a tuner Ray restored from its pickle
+    (Ray offers no public accessor; `_local_tuner` is the driver-side TunerInternal)."""
+    internal = tuner._local_tuner
+    mirror = next((c for c in internal.get_run_config().callbacks or []
+                   if isinstance(c, tracking.MlflowMirror)), None)
+    stopped = getattr(internal._tune_config.scheduler, "stopped", frozenset())
+    return mirror, stopped.__contains__
+
+
+def summarise(grid: Any, spec: Any, experiment: Path, uri: str, parent: str, resumed: bool,
+              mirror: Optional[tracking.MlflowMirror], stops: Any) -> LaunchReport:
+    metric, sign = spec.objective.metric, (1 if spec.objective.mode == "max" else -1)
+    report = LaunchReport(str(experiment), uri, parent, resumed,
+                          mirror_failures=mirror.failures if mirror else 0)
+    for result in grid:
+        history = result.metrics_dataframe
+        values = [] if history is None or metric not in history else [
+            v for v in history[metric].tolist() if isinstance(v, float) and math.isfinite(v)]
+        last = result.metrics or {}
+        verdict = outcome(epochs_done=int(last.get("epoch", 0)),
+                          max_epochs=spec.budget.max_epochs, errored=result.error is not None,
+                          reported=last.get("outcome"),
+                          stopped_by_scheduler=stops(last.get("trial_id")))
+        report.trials.append(TrialSummary(
+            trial_id=last.get("trial_id", "?"),
+            best=(max(values, key=lambda v: sign * v) if values else sign * -math.inf),
+            epochs=int(last.get("epoch", 0)), outcome=verdict.value, config=dict(result.config),
+            run_id=(mirror.runs.get(last.get("trial_id", ""), "") if mirror else "")))
+    report.trials.sort(key=lambda t: -sign * t.best)
+    return report

@@ -1,0 +1,58 @@
+"""How a finished trial is told to Optuna and shown in MLflow: one pure rule, two tables.
+
+Stock Ray `OptunaSearch` tells Optuna COMPLETE for any trial that reported a value, so a trial
+ASHA stopped after 2 of 30 epochs enters TPE as if its 2-epoch accuracy were final. Here such a
+trial is PRUNED: Optuna keeps its intermediate values and ranks it by how far it got, which is
+exactly the information early stopping produced.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from optuna.trial import TrialState
+
+
+class Outcome(str, Enum):
+    COMPLETED = "completed"  # ran every epoch of the budget
+    STOPPED = "stopped"  # the scheduler (ASHA) stopped it early: a partial-budget result
+    KILLED = "killed"  # ended early by the experiment (time limit, Ctrl+C), not by the scheduler
+    DIVERGED = "diverged"  # the loss became NaN/inf: final for this config, not retried
+    OOM = "oom"  # out of memory: final for this config on this hardware, not retried
+    FAILED = "failed"  # raised, and exhausted its retries
+
+
+# What a trial reports in its last result when it ends itself (see search/trainable.py).
+SELF_REPORTED = {Outcome.DIVERGED.value: Outcome.DIVERGED, Outcome.OOM.value: Outcome.OOM}
+
+
+def outcome(*, epochs_done: int, max_epochs: int, errored: bool = False,
+            reported: str | None = None, stopped_by_scheduler: bool = False) -> Outcome:
+    if errored:
+        return Outcome.FAILED
+    if reported in SELF_REPORTED:
+        return SELF_REPORTED[reported]
+    if epochs_done >= max_epochs:
+        return Outcome.COMPLETED
+    return Outcome.STOPPED if stopped_by_scheduler else Outcome.KILLED
+
+
+# Diverged configs are bad configs: PRUNED keeps them on TPE's "bad" side. An OOM says nothing
+# about quality, and a failure nothing at all, so the sampler ignores both (FAIL).
+OPTUNA_STATE = {
+    Outcome.COMPLETED: TrialState.COMPLETE,
+    Outcome.STOPPED: TrialState.PRUNED,
+    Outcome.KILLED: TrialState.PRUNED,
+    Outcome.DIVERGED: TrialState.PRUNED,
+    Outcome.OOM: TrialState.FAIL,
+    Outcome.FAILED: TrialState.FAIL,
+}
+
+MLFLOW_STATUS = {
+    Outcome.COMPLETED: "FINISHED",
+    Outcome.STOPPED: "FINISHED",
+    Outcome.KILLED: "KILLED",
+    Outcome.DIVERGED: "FAILED",
+    Outcome.OOM: "FAILED",
+    Outcome.FAILED: "FAILED",
+}

@@ -1,0 +1,37 @@
+"""The one rule that decides how a finished trial reaches Optuna and MLflow."""
+
+import pytest
+from optuna.trial import TrialState
+
+from search.verdict import MLFLOW_STATUS, OPTUNA_STATE, Outcome, outcome
+
+CASES = [
+    # epochs_done, errored, reported, stopped_by_scheduler -> outcome
+    (10, False, None, False, Outcome.COMPLETED),
+    (10, False, None, True, Outcome.COMPLETED),  # a stop at the last epoch is completion
+    (2, False, None, True, Outcome.STOPPED),
+    (2, False, None, False, Outcome.KILLED),
+    (3, False, "diverged", False, Outcome.DIVERGED),
+    (3, False, "oom", True, Outcome.OOM),
+    (3, True, None, False, Outcome.FAILED),
+    (10, True, "diverged", False, Outcome.FAILED),  # an exception wins over anything reported
+]
+
+
+@pytest.mark.parametrize("epochs, errored, reported, stopped, expected", CASES)
+def test_outcome_table(epochs, errored, reported, stopped, expected):
+    assert outcome(epochs_done=epochs, max_epochs=10, errored=errored, reported=reported,
+                   stopped_by_scheduler=stopped) is expected
+
+
+@pytest.mark.parametrize("verdict, state, status", [
+    (Outcome.COMPLETED, TrialState.COMPLETE, "FINISHED"),
+    (Outcome.STOPPED, TrialState.PRUNED, "FINISHED"),
+    (Outcome.KILLED, TrialState.PRUNED, "KILLED"),
+    (Outcome.DIVERGED, TrialState.PRUNED, "FAILED"),
+    (Outcome.OOM, TrialState.FAIL, "FAILED"),
+    (Outcome.FAILED, TrialState.FAIL, "FAILED"),
+])
+def test_every_outcome_maps_to_optuna_and_mlflow(verdict, state, status):
+    assert OPTUNA_STATE[verdict] is state
+    assert MLFLOW_STATUS[verdict] == status
