@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,8 +17,9 @@ from search.space import describe
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode="rich")
-out = Console()
-err = Console(stderr=True)
+# Wide enough for the trials table when the output is a file or a CI log.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True)
 
 EXIT_BAD_CONFIG = 2
 EXIT_FAILED = 1
@@ -45,6 +47,19 @@ def _load(path: Path, trials: Optional[int], max_epochs: Optional[int], seed: Op
                   f"{'s' if len(error.problems) != 1 else ''}):", highlight=False)
         err.print(str(error), markup=False, highlight=False)
         raise typer.Exit(EXIT_BAD_CONFIG) from None
+
+
+def quiet_engines() -> None:
+    """Our progress lines replace the engines' INFO chatter; their warnings still show."""
+    import logging
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _asha_rungs(spec: Any) -> list[int]:
@@ -101,6 +116,8 @@ def launch(spec_path: Path = SpecArg,
     from their last checkpoint."""
     spec = _load(spec_path, trials, max_epochs, seed, name)
     from search.tuner import LaunchError, launch as run_launch  # Ray imports are slow
+
+    quiet_engines()
 
     err.print(f"launching '{spec.name}': {spec.budget.trials} trials, sampler "
               f"{spec.sampler.type}, scheduler {spec.scheduler.type}", highlight=False)

@@ -73,6 +73,9 @@ class SpecError(Exception):
     def __str__(self) -> str:
         return "\n".join(p.render(self.source) for p in self.problems)
 
+    def __reduce__(self) -> tuple:  # survives pickling (Ray ships exceptions between processes)
+        return type(self), (self.problems, self.source)
+
 
 class Problems(ValueError):
     """Several problems found inside one pydantic validator, with paths relative to its field.
@@ -85,9 +88,13 @@ class Problems(ValueError):
         self.problems = problems
         super().__init__("; ".join(f"{p.loc}: {p.message}" for p in problems))
 
+    def __reduce__(self) -> tuple:
+        return type(self), (self.problems,)
+
 
 # --- pydantic ValidationError -> Problems -----------------------------------------------------
 
+BOOL_HINT = "write true/false; YAML 1.1 words like yes/no/on/off are plain strings here"
 _BOUNDS = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"),
            "less_than": ("<", "lt"), "less_than_equal": ("<=", "le")}
 _TYPES = {"int_type": "an integer", "int_from_float": "an integer", "int_parsing": "an integer",
@@ -127,21 +134,27 @@ def _message(e: dict, shown: list, parent: Any) -> str:
         return f"unknown key {leaf!r}" + suggest(leaf, _keys(parent))
     if kind in _BOUNDS:
         symbol, key = _BOUNDS[kind]
-        return f"{got} but must be {symbol} {ctx[key]}"
+        bound = ctx[key]
+        return f"{got} but must be {symbol} {int(bound) if bound == int(bound) else bound}"
     if kind == "literal_error":
         options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         hint = suggest(value, options) if isinstance(value, str) else ""
         return f"{got} but must be one of {', '.join(options)}" + (
             hint if "did you mean" in hint else "")
     if kind in ("bool_type", "bool_parsing") and isinstance(value, str):
-        return f"{got} but must be true or false (write true/false; yes/no/on/off are strings)"
+        return f"{got} but must be true or false ({BOOL_HINT})"
     if kind in _TYPES:
         return f"{got} but must be {_TYPES[kind]}"
     if kind == "finite_number":
         return f"{got} but must be finite (no nan or inf)"
     if kind in ("too_short", "too_long"):
         size = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
-        return f"{got} but must have {'at least' if kind == 'too_short' else 'at most'} {size} items"
+        most = "at least" if kind == "too_short" else "at most"
+        return f"{got} but must have {most} {size} items"
+    if kind in ("string_too_short", "string_too_long"):
+        size = ctx.get("min_length") if kind == "string_too_short" else ctx.get("max_length")
+        most = "at least" if kind == "string_too_short" else "at most"
+        return f"{got} but must have {most} {size} character{'s' if size != 1 else ''}"
     if kind == "value_error":
         return str(ctx.get("error", e["msg"]))
     return f"{got}: {e['msg']}"

@@ -8,7 +8,7 @@ under a cosine schedule, say).
 from __future__ import annotations
 
 from graphlib import TopologicalSorter
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import optuna
 
@@ -48,13 +48,18 @@ def sample(space: Mapping[str, Any], trial: optuna.Trial) -> dict[str, Any]:
     return params
 
 
-def define_by_run(space: Mapping[str, Any]) -> Callable[[optuna.Trial], None]:
-    """The function Ray's OptunaSearch calls; it captures every `trial.suggest_*` as config."""
+class DefineByRun:
+    """The callable Ray's OptunaSearch calls; it captures every `trial.suggest_*` as config.
+    A class, not a closure: Tune pickles the searcher (with plain pickle) at every checkpoint."""
 
-    def define(trial: optuna.Trial) -> None:
-        sample(space, trial)
+    def __init__(self, space: Mapping[str, Any]) -> None:
+        self.space = dict(space)
 
-    return define
+    def __call__(self, trial: optuna.Trial) -> None:
+        sample(self.space, trial)
+
+
+define_by_run = DefineByRun
 
 
 def describe(param: Any) -> str:

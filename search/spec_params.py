@@ -7,7 +7,6 @@ the range, no step on a log range) are checked here, before any trial starts.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, ClassVar, Optional, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, Strict, StrictInt, ValidationError,
@@ -16,21 +15,28 @@ from pydantic import (BaseModel, ConfigDict, Field, Strict, StrictInt, Validatio
 from search import trial_schema
 from search.errors import Problem, Problems, join_loc, problems_from, show, suggest
 
-STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, populate_by_name=False)
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 KINDS = ("float", "int", "choice")
 
 
 class _Param(BaseModel):
     model_config = STRICT
     kind: ClassVar[str]
-    when: dict[str, list[Any]] = Field(default_factory=dict)
+    # `when` is declared last in each kind, so dumps read {float: [...], ..., when: {...}}
 
-    @field_validator("when", mode="before")
+    @field_validator("when", mode="before", check_fields=False)
     @classmethod
     def _scalar_to_list(cls, when: Any) -> Any:
         if isinstance(when, dict):
             return {k: v if isinstance(v, list) else [v] for k, v in when.items()}
         return when
+
+    @field_validator("bounds", mode="before", check_fields=False)
+    @classmethod
+    def _pair(cls, bounds: Any) -> Any:
+        if isinstance(bounds, (list, tuple)) and len(bounds) != 2:
+            raise ValueError(f"{cls.kind} is {show(bounds)} but must be [low, high]")
+        return bounds
 
 
 class FloatParam(_Param):
@@ -38,6 +44,7 @@ class FloatParam(_Param):
     bounds: Annotated[tuple[float, float], Strict(False)] = Field(alias="float")
     log: bool = False
     step: Optional[float] = Field(None, gt=0)
+    when: dict[str, list[Any]] = Field(default_factory=dict)
 
     @property
     def low(self) -> float:
@@ -53,6 +60,7 @@ class IntParam(_Param):
     bounds: Annotated[tuple[StrictInt, StrictInt], Strict(False)] = Field(alias="int")
     log: bool = False
     step: int = Field(1, ge=1)
+    when: dict[str, list[Any]] = Field(default_factory=dict)
 
     @property
     def low(self) -> int:
@@ -66,6 +74,7 @@ class IntParam(_Param):
 class ChoiceParam(_Param):
     kind: ClassVar[str] = "choice"
     choices: list[Any] = Field(alias="choice")
+    when: dict[str, list[Any]] = Field(default_factory=dict)
 
 
 Param = Union[FloatParam, IntParam, ChoiceParam]
@@ -78,8 +87,8 @@ def range_problems(kind: str, low: float, high: float, log: bool, step: Any) -> 
     if low >= high:
         out.append(Problem(kind, [low, high], f"the range [{low!r}, {high!r}] has low >= high; "
                            "write [low, high] with low < high"))
-    floor = 1 if kind == "int" else 0  # Optuna's int log scale starts at 1
-    if log and low < floor + (kind == "float") * math.ulp(0):
+    # Optuna's int log scale starts at 1, its float log scale above 0.
+    if log and (low < 1 if kind == "int" else low <= 0):
         rule = "low >= 1" if kind == "int" else "low > 0"
         out.append(Problem("log", [low, high], f"log: true needs {rule} but the range "
                            f"[{low!r}, {high!r}] starts at {low!r}"))
@@ -94,6 +103,8 @@ def range_problems(kind: str, low: float, high: float, log: bool, step: Any) -> 
 
 
 def _fits(span: float, step: float) -> bool:
+    if isinstance(span, int) and isinstance(step, int):
+        return span % step == 0
     ratio = span / step
     return abs(ratio - round(ratio)) <= 1e-9 * max(1.0, ratio)
 
@@ -105,13 +116,16 @@ def choice_problems(choices: list) -> list[Problem]:
     out = []
     for i, value in enumerate(choices):
         loc = join_loc("choice", i)
-        if not (value is None or isinstance(value, (str, int, float, bool))):
+        if not (_scalar(value) or isinstance(value, list) and all(map(_scalar, value))):
             out.append(Problem(loc, value, f"choice value {show(value)} must be a string, "
-                               "number, true/false or null (Optuna's categorical "
-                               "distribution holds no lists or mappings)"))
+                               "number, true/false, null or a list of those"))
         elif any(_same(value, prior) for prior in choices[:i]):
             out.append(Problem(loc, value, f"choice value {show(value)} is listed twice"))
     return out
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -127,15 +141,19 @@ def field_problems(name: str, param: _Param) -> list[Problem]:
     return [Problem(param.kind, [param.low, param.high], reason)] if reason else []
 
 
-def when_problems(space: dict[str, _Param], fixed: Any = ()) -> list[Problem]:
-    """A condition must test a choice parameter of the space for values it can take."""
+def when_problems(space: dict[str, _Param], fixed: Any = (), pending: Any = ()) -> list[Problem]:
+    """A condition must test a choice parameter of the space for values it can take.
+    `pending`: parameters that failed their own checks, so conditions on them are not judged."""
     out = []
     for name, param in space.items():
         for parent, values in param.when.items():
             loc = join_loc(name, "when", parent)
             other = space.get(parent)
+            if parent in pending:
+                continue
             if parent == name:
-                out.append(Problem(loc, parent, f"{name} cannot depend on itself (a cycle)"))
+                out.append(Problem(loc, parent, f"when: tests {parent!r}, the parameter "
+                                   "itself (a cycle)"))
             elif parent in fixed:
                 out.append(Problem(loc, parent, f"when: tests {parent!r}, which is fixed, not "
                                    "searched; a condition may only test a choice parameter"))
@@ -157,49 +175,33 @@ def when_problems(space: dict[str, _Param], fixed: Any = ()) -> list[Problem]:
 
 
 def cycle_problems(space: dict[str, _Param]) -> list[Problem]:
-    """Conditions must form a forest: sampling follows them parent first."""
-    out, done = [], set()
-    for start in space:
-        path: list[str] = []
-        node: Optional[str] = start
-        while node in space and node not in done and node not in path:
-            path.append(node)
-            parents = [p for p in space[node].when if p != node and p in space]
-            node = parents[0] if len(parents) == 1 else _first_open(parents, path, done)
-        if node in path and len(path) > 1:
-            cycle = path[path.index(node):] + [node]
-            out.append(Problem(join_loc(cycle[0], "when"), cycle,
-                               f"when: conditions form a cycle: {' -> '.join(cycle)}"))
-            done.update(cycle)
-        done.update(path)
-    return out
+    """Conditions must be acyclic: define-by-run sampling draws a parent before its children."""
+    out: list[Problem] = []
+    state: dict[str, str] = {}
 
-
-def _first_open(parents: list[str], path: list[str], done: set[str]) -> Optional[str]:
-    return next((p for p in parents if p in path), next(
-        (p for p in parents if p not in done), None))
-
-
-def sample_order(space: dict[str, _Param]) -> list[str]:
-    """Parameter names with every `when` parent before its children (spec order otherwise);
-    define-by-run sampling must follow it. Assumes a validated (acyclic) space."""
-    order: list[str] = []
-
-    def visit(name: str) -> None:
-        if name not in order:
-            for parent in space[name].when:
-                visit(parent)
-            order.append(name)
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for parent in space[name].when:
+            if parent == name or parent not in space:
+                continue  # reported by when_problems
+            if state.get(parent) == "open":
+                cycle = path[path.index(parent):] + [parent]
+                out.append(Problem(join_loc(cycle[0], "when"), cycle,
+                                   f"when: conditions form a cycle: {' -> '.join(cycle)}"))
+            elif parent not in state:
+                visit(parent, path + [parent])
+        state[name] = "done"
 
     for name in space:
-        visit(name)
-    return order
+        if name not in state:
+            visit(name, [name])
+    return out
 
 
 def parse_param(name: str, raw: Any) -> tuple[Optional[_Param], list[Problem]]:
     """One entry of `space` -> (Param or None, problems with locs relative to `space`)."""
-    if isinstance(raw, _Param):
-        return raw, []
+    if isinstance(raw, _Param):  # built in code: checked like any other entry
+        raw = raw.model_dump(by_alias=True)
     if not isinstance(raw, dict):
         return None, [Problem(name, raw, f"{name} is {show(raw)} but must be a mapping like "
                               "{float: [low, high]}, {int: [low, high]} or {choice: [...]}; "
@@ -246,8 +248,7 @@ def parse_space(raw: Any, fixed: Any = ()) -> Any:
         problems += found
         if param is not None:
             params[name] = param
-    if len(params) == len(raw):
-        problems += when_problems(params, fixed)
+    problems += when_problems(params, fixed, pending=set(raw) - set(params))
     if problems:
         raise Problems(problems)
     return params

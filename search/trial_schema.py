@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import types
 import typing
 from typing import Any, Annotated, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from resnet_core.config import DataConfig, TrainConfig, knob_of
-from search.errors import show, suggest
+from search.errors import BOOL_HINT, show, suggest
 
 SET_BY_BUDGET = "epochs"  # the search sets it from budget.max_epochs
 _YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
@@ -39,7 +40,7 @@ def field_type(cls: type, name: str) -> tuple[type, bool]:
     """(base type, accepts None) from the dataclass annotation: Optional[int] -> (int, True)."""
     hint = typing.get_type_hints(cls)[name]
     args = typing.get_args(hint)
-    if typing.get_origin(hint) is typing.Union:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return next(a for a in args if a is not type(None)), type(None) in args
     return typing.get_origin(hint) or hint, False
 
@@ -68,15 +69,15 @@ def check_value(name: str, value: Any, cls: type = TrainConfig) -> Optional[str]
 def _type_error(name: str, base: type, value: Any) -> Optional[str]:
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if base is bool and isinstance(value, str) and value.lower() in _YAML11_BOOLS:
-        return (f"{name} is {value!r} but must be true or false (write true/false; "
-                "YAML 1.1 words like yes/no/on/off are plain strings here)")
+        return f"{name} is {value!r} but must be true or false ({BOOL_HINT})"
     ok = {bool: isinstance(value, bool), str: isinstance(value, str),
           int: isinstance(value, int) and not isinstance(value, bool),
           float: is_number,
           tuple: isinstance(value, (list, tuple)) and all(
-              isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)}[base]
+              isinstance(v, (int, float)) and not isinstance(v, bool) for v in value),
+          }.get(base, isinstance(value, base))
     if not ok:
-        return f"{name} is {show(value)} but must be {_TYPE_WORDS[base]}"
+        return f"{name} is {show(value)} but must be {_TYPE_WORDS.get(base, base.__name__)}"
     numbers = value if base is tuple else [value] if is_number else []
     if any(not math.isfinite(v) for v in numbers):
         return f"{name} is {show(value)} but must be finite (no nan or inf)"
@@ -102,10 +103,11 @@ def check_range(name: str, kind: str, low: float, high: float, step: Any) -> Opt
     base, _ = field_type(TrainConfig, name)
     word = type_word(TrainConfig, name)
     if base not in (int, float):
-        return (f"a {kind} distribution cannot set {name}, which must be {word}; "
-                "use choice: [...]")
+        article = "an" if kind == "int" else "a"
+        return f"{article} {kind} distribution cannot set {name}, which must be {word}; use choice"
     if kind == "float" and base is int:
-        return f"a float distribution cannot set {name}, which must be an integer; use int: [low, high]"
+        return (f"a float distribution cannot set {name}, which must be an integer; "
+                "use int: [low, high]")
     knob = knob_of(fields_of(TrainConfig)[name])
     allowed = knob.allowed()
     if allowed is not None:
@@ -129,6 +131,12 @@ def unknown_field(name: Any) -> str:
     return f"unknown training field {name!r}" + suggest(name, searchable(), "valid fields")
 
 
+def bounds(name: str, cls: type = TrainConfig) -> dict[str, float]:
+    """The knob's numeric bounds as pydantic Field arguments (ge/gt/le/lt)."""
+    knob = knob_of(fields_of(cls)[name])
+    return {k: getattr(knob, k) for k in ("ge", "gt", "le", "lt") if getattr(knob, k) is not None}
+
+
 def _pydantic_field(cls: type, f: dataclasses.Field) -> tuple[Any, Any]:
     knob = knob_of(f)
     base, optional = field_type(cls, f.name)
@@ -137,8 +145,7 @@ def _pydantic_field(cls: type, f: dataclasses.Field) -> tuple[Any, Any]:
         # Choices stay lazy: the registries import torch, and are read only when validating.
         annotation = Annotated[annotation, AfterValidator(functools.partial(_must_be_valid, cls,
                                                                              f.name))]
-    bounds = {k: getattr(knob, k) for k in ("ge", "gt", "le", "lt") if getattr(knob, k) is not None}
-    return annotation, Field(f.default, description=knob.doc, **bounds)
+    return annotation, Field(f.default, description=knob.doc, **bounds(f.name, cls))
 
 
 def _must_be_valid(cls: type, name: str, value: Any) -> Any:

@@ -70,6 +70,9 @@ def init_ray(address: Optional[str]) -> None:
     RAY_AUTH_TOKEN_PATH or that file."""
     if ray.is_initialized():
         return
+    # A per-epoch checkpoint with num_to_keep forces a state snapshot each time; with short
+    # epochs Ray warns about it on every trial. The snapshot is what makes resume exact: keep it.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if address:
         # Workers of a remote cluster get our code shipped with the job.
         ray.init(address=address, runtime_env={"py_modules": [resnet_core, search]},
@@ -87,13 +90,14 @@ def check_resources(spec: Any) -> None:
     most_cpu = max((n.get("CPU", 0) for n in nodes), default=0)
     if wanted.gpu > 0 and most_gpu == 0:
         problems.append(Problem("trial.resources.gpu", wanted.gpu,
-                                "the Ray cluster has no GPUs; use gpu: 0 or a cluster with GPUs"))
+                                f"is {wanted.gpu:g} but the Ray cluster has no GPUs; use gpu: 0 "
+                                "or a cluster with GPUs"))
     elif wanted.gpu > most_gpu:
         problems.append(Problem("trial.resources.gpu", wanted.gpu,
-                                f"no node has more than {most_gpu:g} GPUs"))
+                                f"is {wanted.gpu:g} but no node has more than {most_gpu:g} GPUs"))
     if wanted.cpu > most_cpu:
         problems.append(Problem("trial.resources.cpu", wanted.cpu,
-                                f"no node has more than {most_cpu:g} CPUs"))
+                                f"is {wanted.cpu:g} but no node has more than {most_cpu:g} CPUs"))
     if problems:
         raise SpecError(problems, source="cluster check")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -93,7 +92,7 @@ def parse_yaml(text: str, source: str = "<spec>") -> dict:
     try:
         loader = StrictLoader(text)
         node = loader.get_single_node()
-        if node is None:
+        if node is None or node.tag == _CORE + "null":
             raise SpecError.one("", None, "the spec is empty; it must be a mapping with at least "
                                 "name, data and budget", source)
         problems: list[Problem] = []

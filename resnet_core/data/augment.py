@@ -89,7 +89,8 @@ _KNOBS = {f.name: knob_of(f) for f in dataclasses.fields(TrainConfig) if f.name 
 def _problem(name: str, value: Any) -> str | None:
     """Why `value` is invalid for policy field `name`, or None."""
     if name == "crop_fill":
-        return None if value in CROP_FILLS else f"crop_fill is {value!r} but must be one of {list(CROP_FILLS)}"
+        return (None if value in CROP_FILLS
+                else f"crop_fill is {value!r} but must be one of {list(CROP_FILLS)}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{name} is {value!r} but must be a number"
     if name in _INT_FIELDS and value != int(value):

@@ -36,7 +36,8 @@ def _check(x: torch.Tensor, y: torch.Tensor, batch_size: int, mean: Sequence[flo
         raise ValueError(f"x is a {x.dtype} tensor of shape {tuple(x.shape)} but must be uint8 "
                          "(N, C, H, W)")
     if y.dim() != 1 or len(y) != len(x):
-        raise ValueError(f"y has shape {tuple(y.shape)} but must be ({len(x)},), one label per image")
+        raise ValueError(f"y has shape {tuple(y.shape)} but must be ({len(x)},), "
+                         "one label per image")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size is {batch_size!r} but must be an integer >= 1")
     if drop_last and len(x) < batch_size:
@@ -75,16 +76,23 @@ class DeviceLoader:
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         self.channels_last, self.dtype = channels_last, dtype
         shape = (1, len(mean), 1, 1)
-        self._mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(shape)
-        self._std = torch.tensor(std, dtype=torch.float32, device=self.device).view(shape)
+        mean_t = torch.tensor(mean, dtype=torch.float64).view(shape)
+        std_t = torch.tensor(std, dtype=torch.float64).view(shape)
+        # (x / 255 - mean) / std as one multiply-add on the uint8 values
+        self._scale = (1 / (255 * std_t)).float().to(self.device)
+        self._shift = (-mean_t / std_t).float().to(self.device)
 
     def __len__(self) -> int:
         n = len(self.x)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of epoch `epoch` (checked now, not at the first batch)."""
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch is {epoch!r} but must be an integer >= 0")
+        return self._batches(epoch)
+
+    def _batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         gen, rng = epoch_generators(self.seed, epoch, self.device)
         n = len(self.x)
         order = (torch.randperm(n, device=self.device, generator=gen) if self.shuffle
@@ -105,10 +113,10 @@ class DeviceLoader:
         p = self.policy
         if p.crop_padding > 0 or p.flip_prob > 0:
             x = random_crop_flip(x, p.crop_padding, p.flip_prob, p.crop_fill, gen)
-        x = x.float().div_(255)
+        x = x.float()
         if p.randaug_ops > 0:
-            x = rand_augment(x, p.randaug_ops, p.randaug_magnitude, gen)
-        x = x.sub_(self._mean).div_(self._std)
+            x = rand_augment(x.div_(255), p.randaug_ops, p.randaug_magnitude, gen).mul_(255)
+        x = x.mul_(self._scale).add_(self._shift)
         if p.erase_prob > 0:
             x = random_erase(x, p.erase_prob, p.erase_scale, gen)
         return x

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 
 def _reflect(idx: torch.Tensor, size: int) -> torch.Tensor:
@@ -22,11 +23,13 @@ def _reflect(idx: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def shift_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
-               flip: torch.Tensor | None = None, fill: str = "zeros") -> torch.Tensor:
+               flip: torch.Tensor | None = None, fill: str = "zeros",
+               bound: int | None = None) -> torch.Tensor:
     """out[b, :, i, j] = x[b, :, i + dy[b], j' + dx[b]], with j' = W-1-j where flip[b].
 
     Source pixels outside the image are reflected (fill="reflect") or zero (fill="zeros").
     A random crop of a p-padded image is exactly a shift by offsets drawn from [-p, p].
+    `bound` >= every |offset| lets zero fill pad by only that much (default: the image size).
     """
     b, c, h, w = x.shape
     rows = torch.arange(h, device=x.device)[None, :] + dy[:, None]
@@ -35,16 +38,16 @@ def shift_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
         cols = torch.where(flip[:, None], w - 1 - cols, cols)
     cols = cols + dx[:, None]
     if fill == "reflect":
-        valid = None
         rows, cols = _reflect(rows, h), _reflect(cols, w)
     else:
-        valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-        rows, cols = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
-    index = (rows[:, :, None] * w + cols[:, None, :]).reshape(b, 1, h * w).expand(b, c, h * w)
-    out = x.reshape(b, c, h * w).gather(2, index).view(b, c, h, w)
-    if valid is not None:
-        out = out.masked_fill(~valid[:, None], 0)
-    return out
+        # one zero-padded copy is cheaper than masking the gathered batch (measured on CPU)
+        pad = max(h, w) if bound is None else bound
+        x = F.pad(x, (pad, pad, pad, pad))
+        rows = (rows + pad).clamp(0, h + 2 * pad - 1)
+        cols = (cols + pad).clamp(0, w + 2 * pad - 1)
+        h, w = h + 2 * pad, w + 2 * pad
+    index = (rows[:, :, None] * w + cols[:, None, :]).reshape(b, 1, -1).expand(b, c, -1)
+    return x.reshape(b, c, h * w).gather(2, index).view(b, c, rows.shape[1], cols.shape[1])
 
 
 def random_crop_flip(x: torch.Tensor, padding: int, flip_prob: float, fill: str,
@@ -54,7 +57,7 @@ def random_crop_flip(x: torch.Tensor, padding: int, flip_prob: float, fill: str,
     dy = torch.randint(-padding, padding + 1, (b,), device=x.device, generator=gen)
     dx = torch.randint(-padding, padding + 1, (b,), device=x.device, generator=gen)
     flip = torch.rand(b, device=x.device, generator=gen) < flip_prob
-    return shift_flip(x, dy, dx, flip, fill)
+    return shift_flip(x, dy, dx, flip, fill, bound=padding)
 
 
 def random_erase(x: torch.Tensor, prob: float, max_area: float, gen: torch.Generator,

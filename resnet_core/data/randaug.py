@@ -34,14 +34,17 @@ def _blend(x: torch.Tensor, base: torch.Tensor, m: torch.Tensor) -> torch.Tensor
 
 
 def _translate(x: torch.Tensor, m: torch.Tensor, axis: int) -> torch.Tensor:
-    pixels = (0.3 * x.shape[2 + axis] * m).round().long()
+    bound = 0.3 * x.shape[2 + axis]
+    pixels = (bound * m).round().long()
     zero = torch.zeros_like(pixels)
-    return shift_flip(x, pixels if axis == 0 else zero, pixels if axis == 1 else zero)
+    return shift_flip(x, pixels if axis == 0 else zero, pixels if axis == 1 else zero,
+                      bound=round(bound))
 
 
 def _posterize(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     step = _view(torch.exp2((4 * m.abs()).round()))  # 2^(8 - bits kept)
-    return torch.floor(x * 255 / step) * step / 255
+    # round first: x * 255 of a uint8 level can land just below the integer
+    return torch.floor((x * 255).round() / step) * step / 255
 
 
 RANDAUG_OPS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {

@@ -31,18 +31,23 @@ class DynamicConv2d(nn.Module):
         self.stride, self.padding, self.K = stride, padding, K
         # A plain float, not a buffer: the paper anneals it (see `set_temperature`).
         self.temperature = float(temperature)
-        hidden = max(1, in_channels // reduction)
+        # At least K hidden units: a narrow layer (width multiplier 0.25 gives 4 channels)
+        # otherwise gets a 1-unit ReLU bottleneck that, when dead, gives every sample the same
+        # attention (seen in the per-sample-kernel test).
+        hidden = max(K, in_channels // reduction)
         self.attention = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
             nn.Linear(in_channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, K))
+        # The K kernels stacked along the output dim (K*out, in, k, k), like a grouped conv's
+        # weight: a 5-D parameter would make `model.to(memory_format=channels_last)` raise.
         self.weight = nn.Parameter(
-            torch.empty(K, out_channels, in_channels, kernel_size, kernel_size))
+            torch.empty(K * out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(K, out_channels)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         # Kaiming per kernel, as a plain conv of the network is initialised (fan_out, ReLU).
-        for kernel in self.weight:
+        for kernel in self.weight.view(self.K, -1, *self.weight.shape[1:]):
             nn.init.kaiming_normal_(kernel, mode="fan_out", nonlinearity="relu")
         if self.bias is not None:
             nn.init.zeros_(self.bias)
@@ -54,7 +59,8 @@ class DynamicConv2d(nn.Module):
     def kernels(self, attn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-sample kernels (N, out, in, k, k) and biases (N, out) mixed by `attn`."""
         n = attn.shape[0]
-        weight = (attn @ self.weight.flatten(1)).view(n, *self.weight.shape[1:])
+        weight = attn @ self.weight.reshape(self.K, -1)
+        weight = weight.view(n, self.out_channels, *self.weight.shape[1:])
         bias = attn @ self.bias if self.bias is not None else None
         return weight, bias
 

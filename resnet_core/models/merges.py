@@ -57,9 +57,9 @@ class Scaled(Merge):
             raise ValueError(f"residual_target is {target!r} but must be one of "
                              f"{list(self.TARGETS)}")
         if target == "branch" and scale == 0 and not learnable:
-            raise ValueError("residual_scale is 0 but must be > 0 when residual_learnable is "
-                             "False and residual_target is 'branch' (a fixed zero scale switches "
-                             "every residual branch off for good)")
+            raise ValueError(f"residual_scale is {scale!r} but must be > 0 when "
+                             "residual_learnable is False and residual_target is 'branch' (a "
+                             "fixed zero scale switches every residual branch off for good)")
         self.target = target
         value = torch.tensor(float(scale))
         if learnable:
@@ -77,13 +77,13 @@ class Scaled(Merge):
     def zero_init_layer(self, default: nn.Module) -> Optional[nn.Module]:
         # ReZero already silences the branch; zeroing its last BN too would make both the
         # scale's and the BN's gradients exactly zero forever (each is the other's factor).
-        if self.target == "branch" and float(self.scale) == 0.0:
+        if self.target == "branch" and float(self.scale.detach()) == 0.0:
             return None
         return default
 
     def extra_repr(self) -> str:
         kind = "learnable" if isinstance(self.scale, nn.Parameter) else "fixed"
-        return f"target={self.target}, scale={float(self.scale):g} ({kind})"
+        return f"target={self.target}, scale={float(self.scale.detach()):g} ({kind})"
 
 
 class Normalized(Merge):

@@ -58,5 +58,6 @@ def provenance(device: torch.device) -> dict:
     """Versions and hardware, stored with every checkpoint (all plain strings)."""
     name = (torch.cuda.get_device_name(device) if device.type == "cuda"
             else platform.processor() or platform.machine())
-    return {"torch": torch.__version__, "torchvision": torchvision.__version__,
+    # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses.
+    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
             "python": platform.python_version(), "device": f"{device.type}: {name}"}

@@ -57,9 +57,6 @@ class Trainer:
         self.net = torch.compile(self.model) if self.runtime.compile else self.model
         self.train_loader = self._loader(data.train_x, data.train_y, cfg.batch_size,
                                          policy_from_config(cfg), train=True)
-        if len(self.train_loader) == 0:
-            raise ValueError(f"batch_size is {cfg.batch_size} but must be <= the "
-                             f"{len(data.train_y)} training examples")
         self.val_loader = self._loader(data.val_x, data.val_y, cfg.eval_batch_size,
                                        policy_at(0.0), train=False)
         self.test_loader = self._loader(data.test_x, data.test_y, cfg.eval_batch_size,

@@ -1,0 +1,136 @@
+"""Shared helpers for benchmarks: provenance, fair timing, one JSON result, one ratio line.
+
+Benchmarks are scripts, never tests. Machines are shared and noisy (shared/PERFORMANCE.md), so
+every benchmark measures ours and its baseline in the same run, alternating after warm-up, and
+quotes medians and their ratio. Typical use:
+
+    from bench.common import alternate, provenance, ratio_line, write_result
+
+    times = alternate({"ours": run_ours, "baseline": run_base}, repeats=5, warmup=1,
+                      device="cuda")
+    ours, base = work / median(times["ours"]), work / median(times["baseline"])
+    write_result("my_bench", {"ours_per_s": ours, "baseline_per_s": base,
+                              "provenance": provenance("cuda")})
+    print(ratio_line("my_bench", ours, base, unit="img/s", baseline_name="tutorial", target=3))
+
+Only the standard library, torch and (optionally) torchvision are imported, so it runs on a
+GPU box that has nothing else installed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True,
+                           text=True, timeout=5).stdout.strip()
+    return out.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def _version(module: str) -> str | None:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return None
+
+
+def provenance(device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Where and with what a number was measured: code version, packages, hardware."""
+    device = torch.device(device)
+    info: dict[str, Any] = {
+        "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "numpy": _version("numpy"),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info |= {"gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+                 "gpu_capability": f"{props.major}.{props.minor}", "cuda": torch.version.cuda,
+                 "cudnn": torch.backends.cudnn.version()}
+    return info
+
+
+def sync(device: str | torch.device) -> None:
+    """Wait for queued device work, so that a clock read measures it."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], Any], device: str | torch.device = "cpu") -> float:
+    """Seconds one call of `fn` takes, device work included."""
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def alternate(fns: dict[str, Callable[[], Any]], *, repeats: int, warmup: int = 1,
+              device: str | torch.device = "cpu") -> dict[str, list[float]]:
+    """Seconds per call of each function, calls interleaved (a, b, a, b, ...) so that a noisy
+    neighbour slows all of them alike. `warmup` rounds are run first and not recorded."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats is {repeats} and warmup is {warmup} but must be >= 1 and >= 0")
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(timed(fn, device))
+    return times
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def write_result(name: str, payload: dict[str, Any], results: Path = RESULTS) -> Path:
+    """Write bench/results/<name>.json (provenance is added when the payload lacks it)."""
+    payload = {"benchmark": name, **payload}
+    payload.setdefault("provenance", provenance())
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+    return path
+
+
+def ratio_line(name: str, ours: float, baseline: float, *, unit: str,
+               baseline_name: str = "baseline", target: float | None = None) -> str:
+    """'<name>: ours X <unit> vs <baseline_name> Y <unit> -> ratio Z (target >= Tx)'."""
+    ratio = ours / baseline if baseline > 0 else float("inf")
+    line = (f"{name}: ours {ours:.4g} {unit} vs {baseline_name} {baseline:.4g} {unit} "
+            f"-> ratio {ratio:.3g}")
+    return line + (f" (target >= {target:g}x)" if target is not None else "")

@@ -1,0 +1,64 @@
+"""End-to-end helpers: write a spec, run the real `resnet-search` CLI in a fresh process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+
+def run_cli(*args: str, cwd: Path, timeout: int = 480) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0",
+           # Each test gets its own Ray session and token dir, never the user's ~/.ray.
+           "HOME": str(cwd)}
+    return subprocess.run([sys.executable, "-m", "search.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path):
+    def write(spec: dict, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture
+def digits_spec(tmp_path: Path):
+    return lambda **changes: tiny_digits_spec(tmp_path, **changes)
+
+
+def tiny_digits_spec(tmp_path: Path, **changes) -> dict:
+    """A search small enough for a 2-core CI machine: real digits, real ASHA stops."""
+    spec = {
+        "name": "e2e-digits",
+        "data": {"dataset": "digits", "val_fraction": 0.2},
+        "objective": {"metric": "val_acc", "mode": "max"},
+        "budget": {"trials": 6, "max_epochs": 3},
+        "trial": {"resources": {"cpu": 1, "gpu": 0}, "max_failures": 0},
+        "sampler": {"type": "tpe", "seed": 0, "n_startup_trials": 3},
+        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 3},
+        "fixed": {"depth": 20, "width": 0.25, "batch_size": 128, "optimizer": "nesterov",
+                  "schedule": "onecycle", "augment": 0.0},
+        "space": {
+            "lr": {"float": [0.001, 0.3], "log": True},
+            "residual": {"choice": ["add", "scaled"]},
+            "residual_scale": {"float": [0.0, 1.0], "when": {"residual": "scaled"}},
+        },
+        "tracking": {"mlflow_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+        "storage_path": str(tmp_path / "runs"),
+    }
+    for key, value in changes.items():
+        spec[key] = value
+    return spec

@@ -1,0 +1,326 @@
+"""Datasets (real file formats, real torchvision classes), splits and the device loader."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+from resnet_core.config import DataConfig
+from resnet_core.data import (DATASETS, DatasetMissingError, DeviceLoader, load_data, policy_at)
+from resnet_core.data.datasets import channel_stats, split_indices
+
+
+# --- CIFAR in its real on-disk format --------------------------------------------------------
+# The official files are Python 2 pickles of dicts whose str keys ("data", "labels", ...) load
+# as str under torchvision's pickle.load(encoding="latin1") (as b"data" under encoding="bytes");
+# protocol-2 pickles with str keys load identically.
+
+def _dump(path, obj) -> str:
+    path.write_bytes(pickle.dumps(obj, protocol=2))
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _batch(rng, n: int, label_key: str, classes: int) -> dict:
+    return {"batch_label": "tiny", "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            label_key: rng.integers(0, classes, n).tolist(),
+            "filenames": [f"{i}.png" for i in range(n)]}
+
+
+def write_cifar10(root, n: int = 8) -> dict:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    batches = {f"data_batch_{i}": _batch(rng, n, "labels", 10) for i in range(1, 6)}
+    batches["test_batch"] = _batch(rng, n, "labels", 10)
+    md5 = {name: _dump(folder / name, b) for name, b in batches.items()}
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+             "truck"]
+    md5["batches.meta"] = _dump(folder / "batches.meta", {"label_names": names})
+    return {"md5": md5, "batches": batches}
+
+
+def write_cifar100(root, n: int = 20) -> dict:
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    parts = {split: _batch(rng, n, "fine_labels", 100) for split in ("train", "test")}
+    md5 = {name: _dump(folder / name, b) for name, b in parts.items()}
+    meta = {"fine_label_names": [f"c{i}" for i in range(100)], "coarse_label_names": ["x"] * 20}
+    md5["meta"] = _dump(folder / "meta", meta)
+    return {"md5": md5, "batches": parts}
+
+
+def trust_tiny_files(monkeypatch, cls, md5: dict) -> None:
+    """The real class, with its checksum table recomputed for the tiny files (the only change)."""
+    monkeypatch.setattr(cls, "train_list", [[name, md5[name]] for name, _ in cls.train_list])
+    monkeypatch.setattr(cls, "test_list", [[name, md5[name]] for name, _ in cls.test_list])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5[cls.meta["filename"]]})
+
+
+def _images(batch: dict) -> torch.Tensor:
+    return torch.from_numpy(batch["data"]).view(-1, 3, 32, 32)
+
+
+def test_cifar10_reads_the_real_format_through_torchvision(tmp_path, monkeypatch):
+    written = write_cifar10(tmp_path)
+    trust_tiny_files(monkeypatch, torchvision.datasets.CIFAR10, written["md5"])
+    data = load_data(DataConfig(dataset="cifar10", root=str(tmp_path), val_fraction=0.25))
+    all_x = torch.cat([_images(written["batches"][f"data_batch_{i}"]) for i in range(1, 6)])
+    all_y = torch.tensor(sum((written["batches"][f"data_batch_{i}"]["labels"]
+                              for i in range(1, 6)), []))
+    assert (len(data.train_x), len(data.val_x), len(data.test_x)) == (30, 10, 8)
+    assert data.num_classes == 10 and data.name == "cifar10"
+    assert torch.equal(data.test_x, _images(written["batches"]["test_batch"]))
+    train, val = split_indices(40, 0.25, 0)
+    assert torch.equal(data.train_x, all_x[train]) and torch.equal(data.val_y, all_y[val])
+    assert data.train_x.dtype == torch.uint8 and data.train_x.is_contiguous()
+    assert data.train_y.dtype == torch.int64
+
+
+def test_cifar100_reads_fine_labels(tmp_path, monkeypatch):
+    written = write_cifar100(tmp_path)
+    trust_tiny_files(monkeypatch, torchvision.datasets.CIFAR100, written["md5"])
+    data = load_data(DataConfig(dataset="cifar100", root=str(tmp_path), val_fraction=0.1))
+    assert data.num_classes == 100
+    assert data.test_y.tolist() == written["batches"]["test"]["fine_labels"]
+
+
+def test_cifar_files_with_unknown_checksums_are_refused(tmp_path):
+    write_cifar10(tmp_path)  # torchvision's real md5 table: tiny files count as corrupted
+    with pytest.raises(DatasetMissingError, match="missing or corrupted"):
+        load_data(DataConfig(dataset="cifar10", root=str(tmp_path)))
+
+
+@pytest.mark.parametrize("dataset,expected", [
+    ("cifar10", "cifar-10-batches-py/data_batch_1..5, test_batch"),
+    ("cifar100", "cifar-100-python/train, test, meta"),
+    ("imagefolder", "train/<class name>/<image file>"),
+])
+def test_missing_dataset_says_where_files_go_and_how_to_fix(tmp_path, dataset, expected):
+    with pytest.raises(DatasetMissingError) as err:
+        load_data(DataConfig(dataset=dataset, root=str(tmp_path / "nowhere")))
+    assert isinstance(err.value, FileNotFoundError)
+    assert f"{tmp_path / 'nowhere'}/{expected}" in str(err.value)
+    if dataset != "imagefolder":
+        assert "download: true" in str(err.value)
+
+
+# --- imagefolder, digits, synthetic ---------------------------------------------------------
+
+def _png(path, size, colour) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+
+
+def test_imagefolder_resizes_and_renumbers_test_classes(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for i in range(5):
+        _png(tmp_path / "imgs/train/cat" / f"{i}.png", (20, 24), (255, 0, 0))
+        _png(tmp_path / "imgs/train/dog" / f"{i}.png", (30, 10), (0, 0, 255))
+    _png(tmp_path / "imgs/test/dog/0.png", (12, 12), (0, 0, 255))  # test holds one class only
+    data = load_data(DataConfig(dataset="imagefolder", root="~/imgs", image_size=16,
+                                val_fraction=0.2))
+    assert data.train_x.shape == (8, 3, 16, 16) and data.val_x.shape == (2, 3, 16, 16)
+    assert data.num_classes == 2 and data.test_y.tolist() == [1]
+    assert data.test_x[0, :, 5, 5].tolist() == [0, 0, 255]
+    red = data.train_x[data.train_y == 0]
+    assert (red[:, 0] == 255).all() and (red[:, 1:] == 0).all()
+
+
+def test_imagefolder_without_test_folder_holds_out_a_test_split(tmp_path):
+    for i in range(10):
+        _png(tmp_path / "train" / ("a" if i % 2 else "b") / f"{i}.png", (8, 8), (i, i, i))
+    data = load_data(DataConfig(dataset="imagefolder", root=str(tmp_path), val_fraction=0.2))
+    assert (len(data.train_x), len(data.val_x), len(data.test_x)) == (6, 2, 2)
+    seen = torch.cat([data.train_x, data.val_x, data.test_x])[:, 0, 0, 0].sort().values
+    assert seen.tolist() == list(range(10))
+
+
+def test_data_package_imports_only_torch_torchvision_numpy():
+    # resnet_core must run on a GPU box with nothing but torch and torchvision (sklearn is
+    # imported inside the digits reader only)
+    code = ("import sys, resnet_core.data; "
+            "print(sorted(m for m in ('sklearn', 'ray', 'optuna', 'mlflow', 'pydantic') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_data(DataConfig(dataset="digits"))
+
+
+def test_digits_are_real_scans_split_deterministically(digits):
+    assert (len(digits.train_x), len(digits.val_x), len(digits.test_x)) == (1294, 144, 359)
+    assert digits.train_x.shape[1:] == (3, 32, 32) and digits.num_classes == 10
+    assert set(digits.train_y.tolist()) == set(range(10))
+    assert torch.equal(digits.train_x[:, 0], digits.train_x[:, 2])
+    assert digits.train_x.max() == 255 and digits.train_x.min() == 0
+    again = load_data(DataConfig(dataset="digits"))
+    assert torch.equal(again.val_x, digits.val_x) and torch.equal(again.test_y, digits.test_y)
+    other = load_data(DataConfig(dataset="digits", split_seed=1))
+    assert torch.equal(other.test_x, digits.test_x)  # the test split never depends on the search
+    assert not torch.equal(other.val_y, digits.val_y)
+
+
+def test_digits_at_native_size_are_the_scaled_scans():
+    from sklearn.datasets import load_digits
+
+    scans = torch.from_numpy(load_digits().images).float().mul(255 / 16).round()
+    data = load_data(DataConfig(dataset="digits", image_size=8, val_fraction=0.5))
+    every = torch.cat([data.train_x, data.val_x, data.test_x])[:, 0].float()
+    assert torch.equal(every.sum(0), scans.sum(0))  # same images, bilinear at 8x8 is exact
+
+
+def test_subset_caps_train_after_the_split(digits):
+    small = load_data(DataConfig(dataset="digits", subset=100))
+    assert len(small.train_x) == 100 and torch.equal(small.val_x, digits.val_x)
+    assert small.mean == channel_stats(small.train_x)[0]
+
+
+def test_synthetic_is_seeded_and_cifar_shaped():
+    cfg = DataConfig(dataset="synthetic", synthetic_size=50)
+    a, b = load_data(cfg), load_data(cfg)
+    assert a.train_x.shape == (45, 3, 32, 32) and a.test_x.shape == (10, 3, 32, 32)
+    assert torch.equal(a.train_x, b.train_x) and a.num_classes == 10
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_every_registered_dataset_is_a_valid_config_choice(name):
+    assert callable(DATASETS[name])
+    assert DataConfig(dataset=name).dataset in DATASETS
+
+
+def test_bad_data_config_is_a_clear_error():
+    with pytest.raises(ValueError, match="val_fraction is 1.5 but must be < 1"):
+        load_data(DataConfig(dataset="synthetic", val_fraction=1.5))
+    with pytest.raises(ValueError, match="dataset is 'cifar' but must be one of"):
+        load_data(DataConfig(dataset="cifar"))
+
+
+@pytest.mark.parametrize("n,fraction,seed,subset,sizes", [
+    (100, 0.1, 0, None, (90, 10)), (10, 0.25, 3, None, (8, 2)), (100, 0.1, 0, 5, (5, 10)),
+    (3, 0.01, 0, None, (2, 1)),
+])
+def test_split_indices(n, fraction, seed, subset, sizes):
+    train, val = split_indices(n, fraction, seed, subset)
+    assert (len(train), len(val)) == sizes
+    assert not set(train.tolist()) & set(val.tolist())
+    assert torch.equal(val, split_indices(n, fraction, seed)[1])
+
+
+def test_split_leaving_nothing_to_train_is_refused():
+    with pytest.raises(ValueError, match="val_fraction is 0.9 but with 1 training examples"):
+        split_indices(1, 0.9, 0)
+
+
+def test_channel_stats_are_exact():
+    x = torch.randint(0, 256, (7, 3, 5, 6), dtype=torch.uint8)
+    mean, std = channel_stats(x)
+    ref = x.double().div(255).transpose(0, 1).reshape(3, -1)
+    assert mean == pytest.approx(ref.mean(1).tolist(), abs=1e-12)
+    assert std == pytest.approx(ref.std(1, unbiased=False).tolist(), abs=1e-12)
+
+
+# --- DeviceLoader -----------------------------------------------------------------------------
+
+MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+
+
+def loader(x, y=None, **kw) -> DeviceLoader:
+    y = torch.arange(len(x)) % 10 if y is None else y
+    args = dict(batch_size=4, device="cpu", policy=policy_at(0), mean=MEAN, std=STD,
+                num_classes=10)
+    return DeviceLoader(x, y, **{**args, **kw})
+
+
+def _normalized(x):
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    return (x.float() / 255 - mean) / std
+
+
+def test_strength_zero_eval_loader_is_plain_normalized_data_in_order():
+    x = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
+    plain = loader(x, shuffle=False, drop_last=False)
+    batches = list(plain.epoch(0))
+    assert len(plain) == len(batches) == 3 and [len(b[0]) for b in batches] == [4, 4, 2]
+    assert torch.allclose(torch.cat([b[0] for b in batches]), _normalized(x), atol=1e-5)
+    assert torch.equal(torch.cat([b[1] for b in batches]), torch.arange(10))
+
+
+def test_shuffled_epoch_is_a_permutation_and_drop_last_counts():
+    x = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 4, 4).contiguous()
+    shuffled = loader(x, shuffle=True, drop_last=True)
+    seen = torch.cat([b[1] for b in shuffled.epoch(0)])
+    assert len(shuffled) == 2 and len(seen) == 8 and len(set(seen.tolist())) == 8
+    assert seen.tolist() != sorted(seen.tolist())
+
+
+def test_augmentation_is_random_per_sample_within_a_batch():
+    one = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)
+    crops = loader(one.expand(32, -1, -1, -1).contiguous(), batch_size=32,
+                   policy=policy_at(0, crop_padding=4, flip_prob=0.5))
+    x, _ = next(crops.epoch(0))
+    assert len({b.numpy().tobytes() for b in x}) > 16
+
+
+@pytest.mark.parametrize("strength", [0.5, 1.0])
+def test_epochs_are_reproducible_from_seed_and_epoch_alone(strength):
+    x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    a = loader(x, policy=policy_at(strength), seed=3)
+    b = loader(x, policy=policy_at(strength), seed=3)
+    list(a.epoch(0)), list(a.epoch(1))  # a has run earlier epochs, b resumes at epoch 2
+    for (xa, ya), (xb, yb) in zip(a.epoch(2), b.epoch(2), strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    first = lambda ld, e: next(ld.epoch(e))[0]
+    assert not torch.equal(first(a, 2), first(a, 3))
+    assert not torch.equal(first(a, 2), first(loader(x, policy=policy_at(strength), seed=4), 2))
+
+
+def test_mixing_policy_yields_soft_targets_that_sum_to_one():
+    x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    for xb, yb in loader(x, policy=policy_at(1.0, cutmix_alpha=1.0)).epoch(0):
+        assert yb.shape == (4, 10) and yb.dtype == torch.float32
+        assert torch.allclose(yb.sum(1), torch.ones(4))
+
+
+@pytest.mark.parametrize("dtype,channels_last", [(torch.float32, False), (torch.bfloat16, True),
+                                                 (torch.float16, False)])
+def test_dtype_shape_layout_device(dtype, channels_last):
+    x = torch.randint(0, 256, (8, 3, 8, 8), dtype=torch.uint8)
+    ld = loader(x, policy=policy_at(1.0), dtype=dtype, channels_last=channels_last)
+    xb, yb = next(ld.epoch(0))
+    assert xb.dtype == dtype and xb.shape == (4, 3, 8, 8) and xb.device.type == "cpu"
+    assert xb.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert ld.x.device.type == "cpu" and ld.x.dtype == torch.uint8
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(x=torch.zeros(4, 3, 8, 8)), "must be uint8 (N, C, H, W)"),
+    (dict(y=torch.zeros(3, dtype=torch.long)), "one label per image"),
+    (dict(batch_size=0), "batch_size is 0 but must be an integer >= 1"),
+    (dict(batch_size=5), "batch_size is 5 but the data has only 4 examples"),
+    (dict(mean=(0.5,)), "mean has 1 values but the images have 3 channels"),
+    (dict(std=(0.1, 0.0, 0.1)), "every value must be > 0"),
+    (dict(num_classes=2), "labels must lie in [0, num_classes)"),
+])
+def test_bad_loader_arguments_are_clear_errors(change, message):
+    x = change.pop("x", torch.zeros(4, 3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError) as err:
+        loader(x, **{"y": torch.arange(4)} | change)
+    assert message in str(err.value)
+
+
+def test_negative_epoch_is_refused():
+    with pytest.raises(ValueError, match="epoch is -1"):
+        loader(torch.zeros(4, 3, 8, 8, dtype=torch.uint8)).epoch(-1)
+
