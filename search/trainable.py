@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +81,9 @@ def run_trial(config: dict, job: TrialJob) -> None:
     try:
         trainer = Trainer(cfg, cached_data(job.data))
         _resume(trainer)
+        started_at = time.time()  # when the first training step begins (overhead benchmark)
         for metrics in trainer.fit():
+            metrics["started_at"] = started_at
             if metrics["epoch"] == cfg.epochs:
                 metrics.update(trainer.test())  # reported, never used for selection
             _report(trainer, metrics)

@@ -128,7 +128,8 @@ def job_of(spec: Any) -> TrialJob:
                     mode=spec.objective.mode, fixed=dict(spec.fixed))
 
 
-def _new_tuner(spec: Any, job: TrialJob, storage: Path, uri: str, console: Any) -> tuple:
+def _new_tuner(spec: Any, job: TrialJob, storage: Path, uri: str, console: Any,
+               callbacks: tuple, reuse_actors: bool) -> tuple:
     scheduler = build_scheduler(spec.scheduler, spec.budget.max_epochs)
     stops = scheduler.stopped.__contains__
     parent = tracking.open_parent(
@@ -152,17 +153,19 @@ def _new_tuner(spec: Any, job: TrialJob, storage: Path, uri: str, console: Any) 
             num_samples=spec.budget.trials, max_concurrent_trials=spec.trial.max_concurrent,
             time_budget_s=spec.budget.time_limit_s,
             # Warm workers: the next trial reuses the process and its cached dataset.
-            reuse_actors=True,
+            reuse_actors=reuse_actors,
             trial_dirname_creator=lambda trial: trial.trial_id),
         run_config=tune.RunConfig(
-            name=spec.name, storage_path=str(storage), callbacks=[mirror, printer], verbose=0,
+            name=spec.name, storage_path=str(storage), callbacks=[mirror, printer, *callbacks],
+            verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.trial.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     return tuner, parent
 
 
 def launch(spec: Any, *, address: Optional[str] = None, resume: bool = True,
-           console: Any = None) -> LaunchReport:
+           console: Any = None, callbacks: tuple = (), reuse_actors: bool = True) -> LaunchReport:
+    """Run (or resume) the experiment. `callbacks` and `reuse_actors` exist for benchmarks."""
     storage = Path(os.path.expanduser(spec.storage_path)).resolve()
     experiment = storage / spec.name
     uri = tracking_uri(spec.tracking.mlflow_uri)
@@ -183,7 +186,7 @@ def launch(spec: Any, *, address: Optional[str] = None, resume: bool = True,
         parent = state["parent_run_id"]
         tuner = tune.Tuner.restore(str(experiment), _trainable(spec, job), resume_errored=True)
     else:
-        tuner, parent = _new_tuner(spec, job, storage, uri, console)
+        tuner, parent = _new_tuner(spec, job, storage, uri, console, callbacks, reuse_actors)
         experiment.mkdir(parents=True, exist_ok=True)
         (experiment / STATE_FILE).write_text(json.dumps(
             {"parent_run_id": parent, "spec_hash": spec.spec_hash(), "tracking_uri": uri}))
