@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,20 +28,28 @@ CHECKPOINT_FILE = "trainer.pt"
 
 @dataclass(frozen=True)
 class TrialJob:
-    """What all trials of one experiment share; sent to workers once via `tune.with_parameters`."""
+    """What all trials of one experiment share; sent to workers once via `tune.with_parameters`.
 
+    `data` is the spec's data config with its root made absolute on the driver (trials run in
+    their own directories, possibly on other machines)."""
+
+    spec: Any  # the validated search.spec.SearchSpec
     data: DataConfig
-    max_epochs: int
-    metric: str
-    mode: str
-    fixed: dict = field(default_factory=dict)
+
+    @property
+    def max_epochs(self) -> int:
+        return self.spec.budget.max_epochs
+
+    @property
+    def metric(self) -> str:
+        return self.spec.objective.metric
 
     def train_config(self, params: dict) -> TrainConfig:
-        return TrainConfig(**{**self.fixed, **params, "epochs": self.max_epochs})
+        return self.spec.train_config(params)
 
     def worst(self) -> float:
         """The objective's worst value: what a trial that produced no model scores."""
-        return -math.inf if self.mode == "max" else math.inf
+        return -math.inf if self.spec.objective.mode == "max" else math.inf
 
 
 # One dataset per worker process: with `reuse_actors` the next trial on this worker starts

@@ -161,3 +161,7 @@ def data_model() -> type[BaseModel]:
     fields = {f.name: _pydantic_field(DataConfig, f) for f in dataclasses.fields(DataConfig)}
     config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     return create_model("DataSpec", __config__=config, __doc__=DataConfig.__doc__, **fields)
+
+
+# A module attribute, so that pickle (Ray ships the spec to every worker) finds the class by name.
+DataSpec = data_model()

@@ -124,8 +124,7 @@ def _trainable(spec: Any, job: TrialJob) -> Any:
 def job_of(spec: Any) -> TrialJob:
     data = spec.data_config()
     data.root = str(Path(os.path.expanduser(data.root)).resolve())  # trials run in other dirs
-    return TrialJob(data=data, max_epochs=spec.budget.max_epochs, metric=spec.objective.metric,
-                    mode=spec.objective.mode, fixed=dict(spec.fixed))
+    return TrialJob(spec=spec, data=data)
 
 
 def _new_tuner(spec: Any, job: TrialJob, storage: Path, uri: str, console: Any,

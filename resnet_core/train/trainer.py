@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from resnet_core.config import TrainConfig, config_errors, resolved
 from resnet_core.data.augment import policy_at, policy_from_config
+from resnet_core.data.datasets import DataSplits
 from resnet_core.data.loader import DeviceLoader
 from resnet_core.models import build_model
 from resnet_core.models.dynamic_conv import annealed_temperature, set_temperature
@@ -26,8 +27,8 @@ from resnet_core.train.runtime import (default_device, peak_memory_mb, provenanc
 from resnet_core.train.schedules import build_scheduler
 from resnet_core.train.seeding import rng_state, seed_everything, set_rng_state
 
-# One host sync per this many steps bounds the work wasted after a NaN while keeping the GPU
-# queue full (a sync every step costs ~5-10% on small CUDA models).
+# One host sync per this many steps bounds the work wasted after a NaN while keeping the CUDA
+# queue full: a per-step .item() would make the CPU wait for every kernel before queueing more.
 DIVERGENCE_CHECK_EVERY = 32
 
 # Config fields that may differ between a checkpoint and the trainer resuming it: they change
@@ -41,7 +42,8 @@ METRIC_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
 class Trainer:
     """Trains `build_model(cfg)` on `data` (a DataSplits); see `fit`, `test`, `state_dict`."""
 
-    def __init__(self, cfg: TrainConfig, data, device: Union[str, torch.device, None] = None):
+    def __init__(self, cfg: TrainConfig, data: DataSplits,
+                 device: Union[str, torch.device, None] = None):
         problems = config_errors(cfg)
         if problems:
             raise ValueError("; ".join(problems))

@@ -1,0 +1,247 @@
+"""Overhead around trials: how much of a search's wall time the slots spend training.
+
+shared/PERFORMANCE.md target 3. A search of short trials (real digits, ResNet-20 at width 0.25,
+3 epochs, random sampler, FIFO, 1 CPU per trial) runs through the real product
+(`search.tuner.launch`: Ray Tune + Optuna + the MLflow mirror) twice per round:
+
+- ours: `reuse_actors=True` — a trial's worker process is reused by the next trial and keeps
+  its dataset cached (`search.trainable.cached_data`);
+- glue: `reuse_actors=False` — a fresh worker process per trial that re-imports torch and
+  re-loads the dataset, as the usual Tune + PyTorch tutorial pipeline does.
+
+Figures, from a driver-side callback (trial start / result / end clocks) and the `started_at`
+every result carries (the worker's clock just before its first training step):
+
+- efficiency = sum of `epoch_seconds` over all results / (span x slots), where span runs from the
+  first `on_trial_start` to the last trial end. This is the figure the target (>= 0.8) uses.
+  The same ratio over the wall time of the whole `launch()` call (Ray start, MLflow set-up and
+  shut-down included) is reported beside it.
+- delay = `started_at` - the trial's `on_trial_start`: median and max. The target (<= 1 s) is
+  for warm workers, so the headline median skips the first `slots` trials, which start cold in
+  both arms. Ray calls `on_trial_start` only once a trial's process is up, so the glue arm's
+  process start is not inside its delay; `handoff` (a slot freed by a trial's end -> the next
+  trial's first step) is, and is reported too.
+
+    bash .ci/env python bench/search_overhead.py            # ~4 min on a 2-core CPU
+    bash .ci/env python bench/search_overhead.py --rounds 1 --trials 6
+
+Writes bench/results/search_overhead_cpu.json and prints one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make `bench`, `search`, `resnet_core` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import ray
+from ray.tune import Callback
+from rich.console import Console
+
+from bench.common import provenance, write_result
+from search import provenance as search_provenance
+from search.spec import parse_spec
+from search.tuner import launch
+
+TARGET_EFFICIENCY = 0.8
+TARGET_DELAY_S = 1.0
+
+
+class EventLog(Callback):
+    """Driver-side clock of every trial event, appended to a JSON-lines file.
+
+    Tune pickles its callbacks with the experiment state, so the file, not this object, is the
+    record that outlives `launch()`."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = str(path)
+
+    def _write(self, event: str, trial: Any, **extra: Any) -> None:
+        row = {"t": time.time(), "event": event, "trial_id": trial.trial_id, **extra}
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write("start", trial)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        self._write("result", trial, **{k: result.get(k) for k in (
+            "epoch", "val_acc", "epoch_seconds", "started_at", "outcome")})
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write("end", trial, errored=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._write("end", trial, errored=True)
+
+
+def read_events(path: str | os.PathLike) -> list[dict]:
+    file = Path(path)
+    return [json.loads(line) for line in file.read_text().splitlines()] if file.exists() else []
+
+
+def results_of(events: list[dict]) -> list[dict]:
+    """One result per (trial, epoch) in arrival order (a repeated report is counted once)."""
+    seen, rows = set(), []
+    for row in events:
+        key = (row["trial_id"], row.get("epoch"))
+        if row["event"] == "result" and key not in seen:
+            seen.add(key)
+            rows.append(row)
+    return sorted(rows, key=lambda r: r["t"])
+
+
+def run_search(spec_dict: dict, *, reuse_actors: bool = True, verbose: bool = False) -> dict:
+    """Launch one search through the product, then shut Ray down. Returns the launch's wall
+    seconds, its driver-side events, the slots it ran on and its LaunchReport."""
+    spec = parse_spec(spec_dict)
+    log = Path(spec.storage_path) / f"{spec.name}.events.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    try:
+        report = launch(spec, resume=False, console=Console(stderr=True, quiet=not verbose),
+                        callbacks=(EventLog(log),), reuse_actors=reuse_actors)
+        seconds = time.perf_counter() - began
+        cpus = ray.cluster_resources().get("CPU", 1.0)
+    finally:
+        ray.shutdown()
+    slots = max(1, int(cpus // spec.trial.resources.cpu))
+    slots = min(slots, spec.budget.trials, spec.trial.max_concurrent or slots)
+    return {"launch_seconds": seconds, "events": read_events(log), "slots": slots,
+            "report": report}
+
+
+def overhead_figures(events: list[dict], slots: int, launch_seconds: float) -> dict:
+    """Efficiency, delay and handoff of one search from its event log (pure)."""
+    starts: dict[str, float] = {}
+    ends: dict[str, float] = {}
+    for row in events:
+        if row["event"] == "start":
+            starts.setdefault(row["trial_id"], row["t"])
+        elif row["event"] == "end":
+            ends[row["trial_id"]] = row["t"]
+    results = results_of(events)
+    first_step = {}
+    for row in results:
+        if row.get("started_at") is not None:
+            first_step.setdefault(row["trial_id"], row["started_at"])
+    if not starts or not ends or not results:
+        raise ValueError(f"events hold {len(starts)} starts, {len(ends)} ends and "
+                         f"{len(results)} results but each must be >= 1")
+    training = sum(r.get("epoch_seconds") or 0.0 for r in results)
+    span = max(ends.values()) - min(starts.values())
+    order = sorted(starts, key=starts.get)
+    delays = [first_step[t] - starts[t] for t in order if t in first_step]
+    warm = [first_step[t] - starts[t] for t in order[slots:] if t in first_step]
+    # The k-th trial to start (k >= slots) takes the slot that the (k - slots)-th end freed.
+    freed = sorted(ends.values())
+    handoffs = [first_step[t] - freed[k] for k, t in enumerate(order[slots:])
+                if t in first_step and k < len(freed)]
+    return {
+        "trials": len(starts), "results": len(results), "slots": slots,
+        "training_seconds": training, "span_seconds": span, "launch_seconds": launch_seconds,
+        "efficiency": training / (span * slots),
+        "efficiency_launch": training / (launch_seconds * slots),
+        "delay_median_s": statistics.median(warm or delays), "delay_max_s": max(warm or delays),
+        "delay_all_median_s": statistics.median(delays), "delay_all_max_s": max(delays),
+        "handoff_median_s": statistics.median(handoffs) if handoffs else None,
+        "handoff_max_s": max(handoffs) if handoffs else None,
+        "delays_s": delays,
+    }
+
+
+def overhead_spec(workdir: Path, name: str, *, trials: int, epochs: int, dataset: str) -> dict:
+    """Short trials of a small real model: the regime where overhead around trials dominates."""
+    return {
+        "name": name,
+        "data": {"dataset": dataset, "val_fraction": 0.2, "synthetic_size": 1024},
+        "objective": {"metric": "val_acc", "mode": "max"},
+        "budget": {"trials": trials, "max_epochs": epochs},
+        "trial": {"resources": {"cpu": 1, "gpu": 0}, "max_failures": 0},
+        "sampler": {"type": "random", "seed": 0},
+        "scheduler": {"type": "fifo"},
+        "fixed": {"depth": 20, "width": 0.25, "batch_size": 128, "optimizer": "nesterov",
+                  "schedule": "onecycle", "augment": 0.0},
+        "space": {"lr": {"float": [0.01, 0.5], "log": True}},
+        "tracking": {"mlflow_uri": f"sqlite:///{workdir / 'mlflow.db'}"},
+        "storage_path": str(workdir / "runs"),
+    }
+
+
+def median_of(runs: list[dict], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--dataset", default="digits", choices=["digits", "synthetic"])
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds of (ours, glue); the order flips every round (ABBA)")
+    parser.add_argument("--verbose", action="store_true", help="print trial progress")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        raise ValueError(f"rounds is {args.rounds} but must be >= 1")
+    load_before = os.getloadavg()
+    runs: dict[str, list[dict]] = {"ours": [], "glue": []}
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
+        for r in range(args.rounds):
+            arms = ["ours", "glue"] if r % 2 == 0 else ["glue", "ours"]
+            for arm in arms:
+                spec = overhead_spec(Path(tmp), f"overhead-{arm}-{r}", trials=args.trials,
+                                     epochs=args.epochs, dataset=args.dataset)
+                run = run_search(spec, reuse_actors=(arm == "ours"), verbose=args.verbose)
+                figures = overhead_figures(run["events"], run["slots"], run["launch_seconds"])
+                runs[arm].append({"round": r, **figures})
+                print(f"  round {r} {arm}: efficiency {figures['efficiency']:.3f} "
+                      f"(launch {figures['efficiency_launch']:.3f}), delay median "
+                      f"{figures['delay_median_s']:.3f} s, {figures['span_seconds']:.1f} s span",
+                      flush=True)
+    ours, glue = ({k: median_of(runs[a], k) for k in (
+        "efficiency", "efficiency_launch", "delay_median_s", "delay_max_s",
+        "delay_all_median_s", "handoff_median_s", "span_seconds", "launch_seconds",
+        "training_seconds")} for a in ("ours", "glue"))
+    ratio = ours["efficiency"] / glue["efficiency"]
+    met = ours["efficiency"] >= TARGET_EFFICIENCY and ours["delay_median_s"] <= TARGET_DELAY_S
+    payload = {
+        "summary": {"ours": ours, "glue": glue, "efficiency_ratio": ratio,
+                    "target": {"efficiency": TARGET_EFFICIENCY, "delay_s": TARGET_DELAY_S},
+                    "target_met": met},
+        "definitions": {
+            "efficiency": "sum(epoch_seconds of all results) / ((last trial end - first "
+                          "on_trial_start) x slots); the target uses this one",
+            "efficiency_launch": "the same sum / (wall seconds of the launch() call x slots)",
+            "delay": "started_at (worker, before the first training step) - on_trial_start "
+                     "(driver); headline median/max skip the first `slots` (cold) trials",
+            "handoff": "started_at of the k-th trial to start - the (k-slots)-th trial end: "
+                       "includes process start and dataset load for glue",
+            "medians": "each figure is the median over rounds of that arm",
+        },
+        "runs": runs,
+        "config": {**vars(args), "spec": overhead_spec(Path("<tmp>"), "overhead-<arm>-<round>",
+                                                       trials=args.trials, epochs=args.epochs,
+                                                       dataset=args.dataset)},
+        "load_average": {"before": load_before, "after": os.getloadavg()},
+        "provenance": {**provenance("cpu"), "packages": search_provenance.versions()},
+    }
+    write_result("search_overhead_cpu", payload)
+    print(f"search_overhead: ours efficiency {ours['efficiency']:.3f} (delay median "
+          f"{ours['delay_median_s']:.3f} s) vs glue {glue['efficiency']:.3f} "
+          f"({glue['delay_median_s']:.3f} s) -> ratio {ratio:.3g} (target >=0.8, <=1 s"
+          f"{'' if met else ': NOT met'})")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
