@@ -1,0 +1,38 @@
+"""What `launch` refuses before any training starts."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.ray
+
+
+def test_missing_cifar_files_fail_at_launch_naming_where_to_put_them(tmp_path, write_spec,
+                                                                     digits_spec, cli):
+    spec = digits_spec(data={"dataset": "cifar10", "root": str(tmp_path / "data"),
+                             "download": False})
+    result = cli("launch", str(write_spec(spec)), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "data.root" in result.stderr and "cifar-10-batches-py" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs" / "e2e-digits").exists()  # nothing was scheduled
+
+
+def test_gpu_trials_on_a_cluster_without_gpus_are_refused(tmp_path, write_spec, digits_spec,
+                                                          cli):
+    spec = digits_spec(trial={"resources": {"cpu": 1, "gpu": 0.5}})
+    result = cli("launch", str(write_spec(spec)), cwd=tmp_path, timeout=180)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "trial.resources.gpu" in result.stderr and "no GPUs" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("path", ["spaces/digits.yaml", "spaces/cifar.yaml",
+                                  "spaces/cifar100.yaml", "spaces/seed-tricks.yaml"])
+def test_every_shipped_space_validates(path, cli, tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = cli("validate", str(root / path), cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid (spec hash" in result.stdout
