@@ -11,7 +11,8 @@ from search.verdict import Outcome, outcome
 
 MARK = {Outcome.COMPLETED: "[green]done[/]", Outcome.STOPPED: "[yellow]stopped by ASHA[/]",
         Outcome.KILLED: "[magenta]killed[/]", Outcome.DIVERGED: "[red]diverged[/]",
-        Outcome.OOM: "[red]out of memory[/]", Outcome.FAILED: "[red]failed[/]"}
+        Outcome.OOM: "[red]out of memory[/]", Outcome.INVALID: "[red]invalid config[/]",
+        Outcome.FAILED: "[red]failed[/]"}
 
 
 def short(config: dict, limit: int = 6) -> str:
@@ -57,6 +58,6 @@ class ProgressPrinter(Callback):
                           stopped_by_scheduler=self.scheduler_stops(trial.trial_id))
         value = last.get(self.metric)
         shown = f"{self.metric}={value:.4f}" if isinstance(value, float) and verdict not in (
-            Outcome.DIVERGED, Outcome.OOM) else (last.get("reason") or "")
+            Outcome.DIVERGED, Outcome.OOM, Outcome.INVALID) else (last.get("reason") or "")
         self.console.print(f"[{self.ended}/{self.trials}] {trial.trial_id} {MARK[verdict]} "
                            f"after {epochs}/{self.max_epochs} epochs  {shown}")

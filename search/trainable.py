@@ -3,7 +3,8 @@
 Every epoch is reported with a checkpoint, so a lost worker or node costs at most the epoch in
 flight; a restarted trial resumes from `tune.get_checkpoint()` at checkpoint + 1. Divergence and
 out-of-memory are properties of the config, not of the infrastructure, so they end the trial
-normally with a recorded reason instead of raising into Ray's retry loop.
+normally with a recorded reason instead of raising into Ray's retry loop; so does a sampled
+combination the model rejects.
 """
 
 from __future__ import annotations
@@ -85,9 +86,10 @@ def _ended(job: TrialJob, epoch: int, why: Outcome, error: BaseException) -> dic
 
 def run_trial(config: dict, job: TrialJob) -> None:
     cfg = job.train_config(config)
+    data = cached_data(job.data)
     trainer = None
     try:
-        trainer = Trainer(cfg, cached_data(job.data))
+        trainer = Trainer(cfg, data)
         _resume(trainer)
         started_at = time.time()  # when the first training step begins (overhead benchmark)
         for metrics in trainer.fit():
@@ -95,8 +97,13 @@ def run_trial(config: dict, job: TrialJob) -> None:
             if metrics["epoch"] == cfg.epochs:
                 metrics.update(trainer.test())  # reported, never used for selection
             _report(trainer, metrics)
+    except ValueError as error:
+        if trainer is not None:
+            raise  # not a config problem: let Ray record it (and retry)
+        # A combination only the model can judge (a fixed zero scale on every branch, Nesterov
+        # without momentum): deterministic, so it is recorded instead of retried.
+        tune.report(_ended(job, 1, Outcome.INVALID, error))
     except DivergenceError as error:
         tune.report(_ended(job, error.epoch, Outcome.DIVERGED, error))
     except torch.OutOfMemoryError as error:
-        epoch = (trainer.epoch if trainer is not None else 0) + 1
-        tune.report(_ended(job, epoch, Outcome.OOM, error))
+        tune.report(_ended(job, (trainer.epoch if trainer else 0) + 1, Outcome.OOM, error))

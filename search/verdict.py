@@ -19,11 +19,12 @@ class Outcome(str, Enum):
     KILLED = "killed"  # ended early by the experiment (time limit, Ctrl+C), not by the scheduler
     DIVERGED = "diverged"  # the loss became NaN/inf: final for this config, not retried
     OOM = "oom"  # out of memory: final for this config on this hardware, not retried
+    INVALID = "invalid"  # the sampled combination breaks a cross-field rule of the model
     FAILED = "failed"  # raised, and exhausted its retries
 
 
 # What a trial reports in its last result when it ends itself (see search/trainable.py).
-SELF_REPORTED = {Outcome.DIVERGED.value: Outcome.DIVERGED, Outcome.OOM.value: Outcome.OOM}
+SELF_REPORTED = {o.value: o for o in (Outcome.DIVERGED, Outcome.OOM, Outcome.INVALID)}
 
 
 def outcome(*, epochs_done: int, max_epochs: int, errored: bool = False,
@@ -37,14 +38,16 @@ def outcome(*, epochs_done: int, max_epochs: int, errored: bool = False,
     return Outcome.STOPPED if stopped_by_scheduler else Outcome.KILLED
 
 
-# Diverged configs are bad configs: PRUNED keeps them on TPE's "bad" side. An OOM says nothing
-# about quality, and a failure nothing at all, so the sampler ignores both (FAIL).
+# Diverged and invalid configs are bad configs: PRUNED keeps them on TPE's "bad" side (an
+# invalid one has no intermediate values, which TPE ranks last). An OOM says nothing about
+# quality, and a failure nothing at all, so the sampler ignores both (FAIL).
 OPTUNA_STATE = {
     Outcome.COMPLETED: TrialState.COMPLETE,
     Outcome.STOPPED: TrialState.PRUNED,
     Outcome.KILLED: TrialState.PRUNED,
     Outcome.DIVERGED: TrialState.PRUNED,
     Outcome.OOM: TrialState.FAIL,
+    Outcome.INVALID: TrialState.PRUNED,
     Outcome.FAILED: TrialState.FAIL,
 }
 
@@ -54,5 +57,6 @@ MLFLOW_STATUS = {
     Outcome.KILLED: "KILLED",
     Outcome.DIVERGED: "FAILED",
     Outcome.OOM: "FAILED",
+    Outcome.INVALID: "FAILED",
     Outcome.FAILED: "FAILED",
 }

@@ -86,7 +86,16 @@ class Scaled(Merge):
         return f"target={self.target}, scale={float(self.scale.detach()):g} ({kind})"
 
 
-class Normalized(Merge):
+class _NormedMerge(Merge):
+    """A merge with a norm layer of its own."""
+
+    @classmethod
+    def factory(cls, *, scale: float, learnable: bool, target: str,
+                norm_layer: NormLayer) -> Callable[[int], "Merge"]:
+        return partial(cls, norm_layer=norm_layer)
+
+
+class Normalized(_NormedMerge):
     """identity + norm(branch): an extra normalization of the branch before the merge.
 
     Article 001 writes `out += residual_norm(out - identity)` with `out` the branch output,
@@ -95,11 +104,6 @@ class Normalized(Merge):
     cancelled) and stops being residual. The sound version, implemented here, normalizes the
     branch output only and adds the untouched identity.
     """
-
-    @classmethod
-    def factory(cls, *, scale: float, learnable: bool, target: str,
-                norm_layer: NormLayer) -> Callable[[int], "Merge"]:
-        return partial(cls, norm_layer=norm_layer)
 
     def __init__(self, channels: int, *, norm_layer: NormLayer = nn.BatchNorm2d) -> None:
         super().__init__()
@@ -114,16 +118,11 @@ class Normalized(Merge):
         return self.norm
 
 
-class Fusion(Merge):
+class Fusion(_NormedMerge):
     """Multi-scale feature fusion (article 001): identity + fuse(cat[branch, identity]),
     where fuse is a 1x1 conv from 2C back to C channels followed by a norm. The article adds
     the fusion to the branch (`out += fusion(cat[out, identity])`), dropping the plain skip
     path; adding it to the identity keeps the block residual."""
-
-    @classmethod
-    def factory(cls, *, scale: float, learnable: bool, target: str,
-                norm_layer: NormLayer) -> Callable[[int], "Merge"]:
-        return partial(cls, norm_layer=norm_layer)
 
     def __init__(self, channels: int, *, norm_layer: NormLayer = nn.BatchNorm2d) -> None:
         super().__init__()

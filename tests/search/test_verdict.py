@@ -13,6 +13,7 @@ CASES = [
     (2, False, None, False, Outcome.KILLED),
     (3, False, "diverged", False, Outcome.DIVERGED),
     (3, False, "oom", True, Outcome.OOM),
+    (1, False, "invalid", False, Outcome.INVALID),
     (3, True, None, False, Outcome.FAILED),
     (10, True, "diverged", False, Outcome.FAILED),  # an exception wins over anything reported
 ]
@@ -30,6 +31,7 @@ def test_outcome_table(epochs, errored, reported, stopped, expected):
     (Outcome.KILLED, TrialState.PRUNED, "KILLED"),
     (Outcome.DIVERGED, TrialState.PRUNED, "FAILED"),
     (Outcome.OOM, TrialState.FAIL, "FAILED"),
+    (Outcome.INVALID, TrialState.PRUNED, "FAILED"),
     (Outcome.FAILED, TrialState.FAIL, "FAILED"),
 ])
 def test_every_outcome_maps_to_optuna_and_mlflow(verdict, state, status):
