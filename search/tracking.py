@@ -13,6 +13,7 @@ import queue
 import threading
 from typing import Any, Callable, Optional
 
+import ray.cloudpickle
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
@@ -58,6 +59,19 @@ def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, str],
     for name, text in artifacts.items():
         client.log_text(run.info.run_id, text, name)
     return run.info.run_id
+
+
+def error_reason(trial: Any) -> str:
+    """The exception a trial died of. Ray has written it to the trial's local error file when
+    `on_trial_error` runs (its storage copy is not synced yet); that file is our own experiment
+    storage, as trusted as the state Ray unpickles on restore."""
+    try:
+        with open(trial.pickled_error_file, "rb") as handle:
+            error = ray.cloudpickle.load(handle)
+    except Exception:  # noqa: BLE001 - a missing reason must not break tracking
+        return "the trial raised; see error.txt in its Ray trial directory"
+    cause = getattr(error, "cause", None) or error  # Ray wraps the trial's own exception
+    return f"{type(cause).__name__}: {cause}"
 
 
 def _text(value: Any) -> str:
@@ -183,7 +197,7 @@ class MlflowMirror(Callback):
         if last.get("reason"):
             tags["reason"] = _text(last["reason"])
         if errored:
-            tags["reason"] = _text(getattr(trial, "error_msg", None) or "trial raised")
+            tags["reason"] = _text(error_reason(trial))
         self._tag(trial.trial_id, tags)
         trial_id = trial.trial_id
         self._submit(lambda client: client.set_terminated(self.runs[trial_id],
