@@ -105,9 +105,6 @@ def launch(spec_path: Path = SpecArg,
                "~/.ray/auth_token. Default: start a local Ray."),
            trials: Optional[int] = TrialsOpt, max_epochs: Optional[int] = EpochsOpt,
            seed: Optional[int] = SeedOpt, name: Optional[str] = NameOpt,
-           resume: bool = typer.Option(True, "--resume/--no-resume",
-                                       help="Continue the experiment of the same name if its "
-                                            "state exists (after a crash or Ctrl+C)."),
            top: int = typer.Option(10, "--top", help="Rows in the final table of best trials."),
            ) -> None:
     """Run the search: Optuna samples, Ray Tune schedules with ASHA, MLflow records every trial.
@@ -122,7 +119,7 @@ def launch(spec_path: Path = SpecArg,
     err.print(f"launching '{spec.name}': {spec.budget.trials} trials, sampler "
               f"{spec.sampler.type}, scheduler {spec.scheduler.type}", highlight=False)
     try:
-        report = run_launch(spec, address=address, resume=resume, console=err)
+        report = run_launch(spec, address=address, console=err)
     except SpecError as error:
         err.print(f"[bold red]cannot run this space here[/]:\n{error}", highlight=False)
         raise typer.Exit(EXIT_BAD_CONFIG) from None

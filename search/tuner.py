@@ -176,28 +176,30 @@ def _new_tuner(spec: Any, job: TrialJob, storage: Path, uri: str, console: Any,
     return tuner, parent
 
 
-def launch(spec: Any, *, address: Optional[str] = None, resume: bool = True,
-           console: Any = None, callbacks: tuple = (), reuse_actors: bool = True) -> LaunchReport:
-    """Run (or resume) the experiment. `callbacks` and `reuse_actors` exist for benchmarks."""
+def launch(spec: Any, *, address: Optional[str] = None, console: Any = None,
+           callbacks: tuple = (), reuse_actors: bool = True) -> LaunchReport:
+    """Run the experiment, or resume it when its state exists under `storage_path/name`.
+    `callbacks` and `reuse_actors` exist for benchmarks."""
     storage = Path(os.path.expanduser(spec.storage_path)).resolve()
     experiment = storage / spec.name
     uri = tracking_uri(spec.tracking.mlflow_uri)
     problem = tracking.probe(uri)
     if problem:
         raise LaunchError(f"MLflow tracking store {uri} is unusable: {problem}")
+    state = _state(experiment)
+    # No state, or state from before Tune's first snapshot: nothing was computed, start anew.
+    resumed = bool(state) and tune.Tuner.can_restore(str(experiment))
+    if resumed and state.get("spec_hash") != spec.spec_hash():
+        raise LaunchError(
+            f"{experiment} holds experiment '{spec.name}' run with a different spec "
+            f"(hash {state.get('spec_hash')} vs {spec.spec_hash()}); launch it under a new "
+            "name (--name NEW) to start a new experiment — the old one is kept")
     job = job_of(spec)
     if address is None:  # on a remote cluster the data lives where the workers run
         check_data(job)
     init_ray(address)
     check_resources(spec)
-    state = _state(experiment)
-    resumed = resume and bool(state) and tune.Tuner.can_restore(str(experiment))
     if resumed:
-        if state.get("spec_hash") != spec.spec_hash():
-            raise LaunchError(
-                f"{experiment} holds experiment '{spec.name}' run with a different spec "
-                f"(hash {state.get('spec_hash')} vs {spec.spec_hash()}); give the spec a new "
-                "name, or pass --fresh to start over there")
         parent = state["parent_run_id"]
         tuner = tune.Tuner.restore(str(experiment), _trainable(spec, job), resume_errored=True)
     else:
@@ -235,14 +237,14 @@ def summarise(grid: Any, spec: Any, experiment: Path, uri: str, parent: str, res
         values = [] if history is None or metric not in history else [
             v for v in history[metric].tolist() if isinstance(v, float) and math.isfinite(v)]
         last = result.metrics or {}
+        trial_id = Path(result.path).name  # trial_dirname_creator names it by the trial id
         verdict = outcome(epochs_done=int(last.get("epoch", 0)),
                           max_epochs=spec.budget.max_epochs, errored=result.error is not None,
-                          reported=last.get("outcome"),
-                          stopped_by_scheduler=stops(last.get("trial_id")))
+                          reported=last.get("outcome"), stopped_by_scheduler=stops(trial_id))
         report.trials.append(TrialSummary(
-            trial_id=last.get("trial_id", "?"),
+            trial_id=trial_id,
             best=(max(values, key=lambda v: sign * v) if values else sign * -math.inf),
             epochs=int(last.get("epoch", 0)), outcome=verdict.value, config=dict(result.config),
-            run_id=(mirror.runs.get(last.get("trial_id", ""), "") if mirror else "")))
+            run_id=(mirror.runs.get(trial_id, "") if mirror else "")))
     report.trials.sort(key=lambda t: -sign * t.best)
     return report

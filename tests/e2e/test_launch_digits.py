@@ -73,3 +73,12 @@ def test_launch_digits_end_to_end(tmp_path, write_spec, digits_spec, cli):
     for trial in trials:
         # Conditional parameter: residual_scale exists only when residual is scaled.
         assert ("residual_scale" in trial.params) == (trial.params["residual"] == "scaled")
+
+    # The same name with a changed spec is refused in seconds, before Ray starts; nothing is lost.
+    changed = {**spec, "budget": {"trials": 7, "max_epochs": 3}}
+    again = cli("launch", str(write_spec(changed, "changed.yaml")), cwd=tmp_path, timeout=120)
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "different spec" in again.stderr and "--name" in again.stderr
+    assert "Traceback" not in again.stderr
+    _, parents_after, children_after = runs_of(spec["tracking"]["mlflow_uri"], "e2e-digits")
+    assert len(parents_after) == 1 and len(children_after) == 6
