@@ -37,3 +37,4 @@ def test_outcome_table(epochs, errored, reported, stopped, expected):
 def test_every_outcome_maps_to_optuna_and_mlflow(verdict, state, status):
     assert OPTUNA_STATE[verdict] is state
     assert MLFLOW_STATUS[verdict] == status
+
