@@ -2,12 +2,13 @@
 
 shared/PERFORMANCE.md target 3. A search of short trials (real digits, ResNet-20 at width 0.25,
 3 epochs, random sampler, FIFO, 1 CPU per trial) runs through the real product
-(`search.tuner.launch`: Ray Tune + Optuna + the MLflow mirror) twice per round:
+(`search.tuner.launch`: Ray Tune + Optuna + the MLflow mirror) once per arm (rows of `ARMS`):
 
 - ours: `reuse_actors=True` — a trial's worker process is reused by the next trial and keeps
   its dataset cached (`search.trainable.cached_data`);
 - glue: `reuse_actors=False` — a fresh worker process per trial that re-imports torch and
-  re-loads the dataset, as the usual Tune + PyTorch tutorial pipeline does.
+  re-loads the dataset, as the usual Tune + PyTorch tutorial pipeline does;
+- ours_mc / glue_mc: the same with `trial.max_concurrent` set to the slot count (see `ARMS`).
 
 Figures, from a driver-side callback (trial start / result / end clocks) and the `started_at`
 every result carries (the worker's clock just before its first training step):
@@ -22,10 +23,11 @@ every result carries (the worker's clock just before its first training step):
   process start is not inside its delay; `handoff` (a slot freed by a trial's end -> the next
   trial's first step) is, and is reported too.
 
-    bash .ci/env python bench/search_overhead.py            # ~4 min on a 2-core CPU
-    bash .ci/env python bench/search_overhead.py --rounds 1 --trials 6
+    bash .ci/env python bench/search_overhead.py            # ~8 min on a 2-core CPU
+    bash .ci/env python bench/search_overhead.py --arms ours,glue --trials 6
 
-Writes bench/results/search_overhead_cpu.json and prints one line.
+Writes bench/results/search_overhead_cpu.json and prints the headline line (product
+defaults) after the max_concurrent=slots line.
 """
 
 from __future__ import annotations
@@ -105,11 +107,15 @@ def run_search(spec_dict: dict, *, reuse_actors: bool = True, verbose: bool = Fa
     """Launch one search through the product, then shut Ray down. Returns the launch's wall
     seconds, its driver-side events, the slots it ran on and its LaunchReport."""
     spec = parse_spec(spec_dict)
+    experiment = Path(spec.storage_path) / spec.name
+    if experiment.exists():  # launch() would resume it, and time a different thing
+        raise ValueError(f"experiment directory is {experiment} but must not exist yet: every "
+                         "benchmark launch starts a new experiment")
     log = Path(spec.storage_path) / f"{spec.name}.events.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     try:
-        report = launch(spec, resume=False, console=Console(stderr=True, quiet=not verbose),
+        report = launch(spec, console=Console(stderr=True, quiet=not verbose),
                         callbacks=(EventLog(log),), reuse_actors=reuse_actors)
         seconds = time.perf_counter() - began
         cpus = ray.cluster_resources().get("CPU", 1.0)
@@ -237,10 +243,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
-    slots = max(1, (os.cpu_count() or 1))  # 1 CPU per trial on a local Ray instance
-    load_before = os.getloadavg()
+DEFINITIONS = {
+    "efficiency": "sum(epoch_seconds of all results) / ((last trial end - first on_trial_start) "
+                  "x slots); the target uses this one",
+    "efficiency_launch": "the same sum / (wall seconds of the launch() call x slots): Ray "
+                         "start, MLflow set-up and shut-down included",
+    "delay": "started_at (worker, before the first training step) - on_trial_start (driver); "
+             "headline median/max skip the first `slots` (cold) trials",
+    "handoff": "started_at of the k-th trial to start - the (k-slots)-th trial end: includes "
+               "process start and dataset load for glue",
+    "summary": "each figure is the median over the rounds of that arm",
+}
+
+
+def run_arms(args: argparse.Namespace, slots: int) -> dict[str, list[dict]]:
+    """Every arm once per round, the order reversed every other round."""
     runs: dict[str, list[dict]] = {arm: [] for arm in args.arms}
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         for r in range(args.rounds):
@@ -259,30 +276,29 @@ def main(argv: list[str] | None = None) -> dict:
                       f"{figures['delay_median_s']:.3f} s, handoff median "
                       f"{figures['handoff_median_s'] or float('nan'):.3f} s, "
                       f"{figures['span_seconds']:.1f} s span", flush=True)
+    return runs
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    slots = max(1, (os.cpu_count() or 1))  # 1 CPU per trial on a local Ray instance
+    load_before = os.getloadavg()
+    runs = run_arms(args, slots)
     summary = {arm: summary_of(runs[arm]) for arm in args.arms}
-    lines = [line("search_overhead", summary["ours"], summary["glue"])]
+    ours, glue = summary["ours"], summary["glue"]
+    lines = [line("search_overhead", ours, glue)]
     if {"ours_mc", "glue_mc"} <= set(args.arms):
         lines.insert(0, line("search_overhead (max_concurrent=slots)", summary["ours_mc"],
                              summary["glue_mc"]))
     payload = {
         "summary": summary,
-        "efficiency_ratio": summary["ours"]["efficiency"] / summary["glue"]["efficiency"],
+        "efficiency_ratio": ours["efficiency"] / glue["efficiency"],
         "target": {"efficiency": TARGET_EFFICIENCY, "delay_s": TARGET_DELAY_S},
-        "target_met": (summary["ours"]["efficiency"] >= TARGET_EFFICIENCY
-                       and summary["ours"]["delay_median_s"] <= TARGET_DELAY_S),
+        "target_met": (ours["efficiency"] >= TARGET_EFFICIENCY
+                       and ours["delay_median_s"] <= TARGET_DELAY_S),
         "lines": lines,
         "arms": {arm: ARMS[arm] for arm in args.arms},
-        "definitions": {
-            "efficiency": "sum(epoch_seconds of all results) / ((last trial end - first "
-                          "on_trial_start) x slots); the target uses this one",
-            "efficiency_launch": "the same sum / (wall seconds of the launch() call x slots): "
-                                 "Ray start, MLflow set-up and shut-down included",
-            "delay": "started_at (worker, before the first training step) - on_trial_start "
-                     "(driver); headline median/max skip the first `slots` (cold) trials",
-            "handoff": "started_at of the k-th trial to start - the (k-slots)-th trial end: "
-                       "includes process start and dataset load for glue",
-            "summary": "each figure is the median over the rounds of that arm",
-        },
+        "definitions": DEFINITIONS,
         "runs": runs,
         "config": {**vars(args), "slots": slots, "spec": overhead_spec(
             Path("<tmp>"), "overhead-<arm>-<round>", trials=args.trials, epochs=args.epochs,

@@ -132,6 +132,9 @@ class TrainConfig:
     seed: int = knob(0, "seed for torch, numpy, python and the data order", ge=0)
     tta: bool = knob(True, "horizontal-flip test-time augmentation in the final test")
     eval_batch_size: int = knob(1024, "batch size for validation and test", ge=1, le=65536)
+    precise_bn: int = knob(2048, "training images (un-augmented) used to recompute BatchNorm "
+                                 "statistics before each evaluation; 0 keeps the running "
+                                 "averages", ge=0)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Iterator, Union
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import update_bn
 
 from resnet_core.config import TrainConfig, config_errors, resolved
 from resnet_core.data.augment import policy_at, policy_from_config
@@ -63,6 +64,10 @@ class Trainer:
                                        policy_at(0.0), train=False)
         self.test_loader = self._loader(data.test_x, data.test_y, cfg.eval_batch_size,
                                         policy_at(0.0), train=False)
+        n_bn = min(cfg.precise_bn, len(data.train_x))
+        self.bn_loader = self._loader(data.train_x[:n_bn], data.train_y[:n_bn],
+                                      cfg.eval_batch_size, policy_at(0.0),
+                                      train=False) if n_bn else None
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, len(self.train_loader))
         self.scaler = torch.amp.GradScaler("cuda") if self.runtime.grad_scaler else None
@@ -99,6 +104,7 @@ class Trainer:
             start = self._sync()
             train_loss, train_acc, seen, lr = self._train_epoch(epoch)
             trained = self._sync()
+            self._precise_bn()
             val_loss, val_acc = self._evaluate(self.val_loader, tta=False)
             end = self._sync()
             self.epoch = epoch
@@ -106,6 +112,14 @@ class Trainer:
                    "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
                    "epoch_seconds": end - start, "images_per_s": seen / (trained - start),
                    "peak_mem_mb": peak_memory_mb(self.device)}
+
+    def _precise_bn(self) -> None:
+        """Population BatchNorm statistics of the current weights (Wu & Johnson 2021, "Rethinking
+        'Batch' in BatchNorm"). While the lr is high the running averages lag the weights: on
+        digits, eval-mode accuracy read 0.13 where the weights scored 0.78, so ASHA's first
+        rungs compared noise. Training is unaffected (train mode uses batch statistics)."""
+        if self.bn_loader is not None:
+            update_bn((x for x, _ in self.bn_loader.epoch(0)), self.model)
 
     def _anneal(self, epoch: int) -> None:
         """Dynamic-conv attention temperature for `epoch` (a no-op for static blocks).
