@@ -12,7 +12,7 @@ import json
 import re
 import unicodedata
 from os import PathLike
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Literal, Optional, Union
 from urllib.parse import urlsplit
 
 from pydantic import (BaseModel, Field, PrivateAttr, ValidationError, ValidationInfo,
@@ -29,6 +29,18 @@ __all__ = ["SearchSpec", "Param", "FloatParam", "IntParam", "ChoiceParam", "load
 
 DataSpec = trial_schema.data_model()
 _NAME_CHARS = re.compile(r"[A-Za-z0-9._-]")
+
+
+def rule(problem: Callable[[Any], Optional[str]]) -> Callable[[Any, Any], Any]:
+    """A pydantic validator from a pure rule that returns why a value is invalid, or None."""
+
+    def check(cls: Any, value: Any) -> Any:
+        reason = problem(value)
+        if reason:
+            raise ValueError(reason)
+        return value
+
+    return classmethod(check)
 
 
 def experiment_name_problem(name: str) -> Optional[str]:
@@ -101,13 +113,7 @@ class Resources(BaseModel):
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
 
-    @field_validator("gpu")
-    @classmethod
-    def _packs_evenly(cls, gpu: float) -> float:
-        reason = gpu_problem(gpu)
-        if reason:
-            raise ValueError(reason)
-        return gpu
+    _packs_evenly = field_validator("gpu")(rule(gpu_problem))
 
 
 class TrialSpec(BaseModel):
@@ -202,13 +208,7 @@ class SearchSpec(BaseModel):
     storage_path: str = Field("runs", min_length=1)
     _source: str = PrivateAttr("<spec>")
 
-    @field_validator("name")
-    @classmethod
-    def _safe_name(cls, name: str) -> str:
-        reason = experiment_name_problem(name)
-        if reason:
-            raise ValueError(reason)
-        return name
+    _safe_name = field_validator("name")(rule(experiment_name_problem))
 
     @field_validator("scheduler")
     @classmethod
