@@ -30,22 +30,28 @@ METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_
 PARENT_TAG = "mlflow.parentRunId"
 
 
-def probe(uri: str, timeout_s: float = 10.0) -> Optional[str]:
-    """Why the tracking store cannot be used, or None. Runs before any training starts."""
+def within(timeout_s: float, call: Callable[[], Any]) -> Optional[str]:
+    """Run `call` with a deadline; return why it failed or timed out, or None. MLflow's HTTP
+    client retries with back-off for minutes, which must never hold up a launch or its end."""
     result: dict[str, Any] = {}
 
-    def call() -> None:
+    def run() -> None:
         try:
-            MlflowClient(uri).search_experiments(max_results=1)
-        except Exception as error:  # noqa: BLE001 - any failure means "unusable"
+            call()
+        except Exception as error:  # noqa: BLE001 - any failure is reported, none raised
             result["error"] = f"{type(error).__name__}: {error}"
 
-    worker = threading.Thread(target=call, daemon=True)
+    worker = threading.Thread(target=run, daemon=True)
     worker.start()
     worker.join(timeout_s)
     if worker.is_alive():
-        return f"no answer from {uri} within {timeout_s:.0f} s"
+        return f"no answer within {timeout_s:.0f} s"
     return result.get("error")
+
+
+def probe(uri: str, timeout_s: float = 10.0) -> Optional[str]:
+    """Why the tracking store cannot be used, or None. Runs before any training starts."""
+    return within(timeout_s, lambda: MlflowClient(uri).search_experiments(max_results=1))
 
 
 def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, str],
@@ -135,9 +141,11 @@ class MlflowMirror(Callback):
         return done.wait(timeout_s)
 
     # --- saved with Tune's experiment state, so a resumed launch keeps one run per trial ---
+    # Tune calls get_state at every experiment snapshot: it must never wait for MLflow. A trial
+    # whose run was not created yet is simply left out, and gets its run when it resumes.
     def get_state(self) -> dict:
-        self.flush(timeout_s=5.0)
-        return {"runs": dict(self.runs), "parent_run_id": self.parent_run_id}
+        return {"runs": {t: r for t, r in self.runs.items() if r},
+                "parent_run_id": self.parent_run_id}
 
     def set_state(self, state: dict) -> None:
         self.runs.update(state.get("runs", {}))
