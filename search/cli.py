@@ -90,7 +90,8 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
     out.print(table)
     b = spec.budget
     rungs = _asha_rungs(spec)
-    out.print(f"{b.trials} trials x up to {b.max_epochs} epochs = at most {b.trials * b.max_epochs} "
+    out.print(f"{b.trials} trials x up to {b.max_epochs} epochs = at most "
+              f"{b.trials * b.max_epochs} "
               f"trial-epochs; sampler {spec.sampler.type}, scheduler {spec.scheduler.type}"
               + (f" (ASHA rungs at epochs {rungs})" if rungs else "")
               + f"; objective {spec.objective.mode} {spec.objective.metric}.", highlight=False)

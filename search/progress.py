@@ -7,7 +7,7 @@ from typing import Any, Callable
 from ray.tune import Callback
 from rich.console import Console
 
-from search.verdict import Outcome, outcome
+from search.verdict import Outcome, outcome_of
 
 MARK = {Outcome.COMPLETED: "[green]done[/]", Outcome.STOPPED: "[yellow]stopped by ASHA[/]",
         Outcome.KILLED: "[magenta]killed[/]", Outcome.DIVERGED: "[red]diverged[/]",
@@ -53,9 +53,8 @@ class ProgressPrinter(Callback):
         self.ended += 1
         last = self.last.get(trial.trial_id, {})
         epochs = int(last.get("epoch", 0))
-        verdict = outcome(epochs_done=epochs, max_epochs=self.max_epochs, errored=errored,
-                          reported=last.get("outcome"),
-                          stopped_by_scheduler=self.scheduler_stops(trial.trial_id))
+        verdict = outcome_of(last, max_epochs=self.max_epochs, errored=errored,
+                             stopped_by_scheduler=self.scheduler_stops(trial.trial_id))
         value = last.get(self.metric)
         shown = f"{self.metric}={value:.4f}" if isinstance(value, float) and verdict not in (
             Outcome.DIVERGED, Outcome.OOM, Outcome.INVALID) else (last.get("reason") or "")

@@ -1,4 +1,4 @@
-"""Where a result came from: code version, package versions, hardware (logged on every parent run)."""
+"""Where a result came from: code version, package versions, hardware (on every parent run)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from search.verdict import OPTUNA_STATE, outcome
+from search.verdict import OPTUNA_STATE, outcome_of
 
 # Each entry turns a validated `sampler:` section into an Optuna sampler instance.
 SAMPLERS: dict[str, Callable[[Any], optuna.samplers.BaseSampler]] = {
@@ -38,12 +38,11 @@ class FidelityAwareOptunaSearch(OptunaSearch):
     `search.verdict` — PRUNED for a trial ASHA stopped early.
     """
 
-    def __init__(self, *args: Any, max_epochs: int, step_key: str = "epoch",
+    def __init__(self, *args: Any, max_epochs: int,
                  scheduler_stops: Callable[[str], bool] = lambda trial_id: True,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._max_epochs = max_epochs
-        self._step_key = step_key
         self._scheduler_stops = scheduler_stops
         self._last: dict[str, dict] = {}
 
@@ -52,17 +51,15 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         value = result.get(self.metric)
         if trial_id in self._completed_trials or value is None or not math.isfinite(value):
             return
-        self._ot_trials[trial_id].report(value, result.get(self._step_key, 0))
+        self._ot_trials[trial_id].report(value, result.get("epoch", 0))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         last = result or self._last.get(trial_id) or {}
-        verdict = outcome(epochs_done=int(last.get(self._step_key, 0)),
-                          max_epochs=self._max_epochs, errored=error,
-                          reported=last.get("outcome"),
-                          stopped_by_scheduler=self._scheduler_stops(trial_id))
+        verdict = outcome_of(last, max_epochs=self._max_epochs, errored=error,
+                             stopped_by_scheduler=self._scheduler_stops(trial_id))
         state = OPTUNA_STATE[verdict]
         value = last.get(self.metric) if state == optuna.trial.TrialState.COMPLETE else None
         self._ot_study.tell(self._ot_trials[trial_id], value, state=state)

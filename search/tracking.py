@@ -20,7 +20,7 @@ from ray.tune import Callback
 
 from resnet_core.config import resolved
 from search.trainable import TrialJob
-from search.verdict import MLFLOW_STATUS, Outcome, outcome
+from search.verdict import MLFLOW_STATUS, Outcome, outcome_of
 
 log = logging.getLogger("resnet_search.tracking")
 
@@ -195,9 +195,8 @@ class MlflowMirror(Callback):
     def _close(self, trial: Any, errored: bool) -> None:
         last = self.last.get(trial.trial_id) or trial.last_result or {}
         epochs = int(last.get("epoch", 0))
-        verdict = outcome(epochs_done=epochs, max_epochs=self.job.max_epochs, errored=errored,
-                          reported=last.get("outcome"),
-                          stopped_by_scheduler=self.scheduler_stops(trial.trial_id))
+        verdict = outcome_of(last, max_epochs=self.job.max_epochs, errored=errored,
+                             stopped_by_scheduler=self.scheduler_stops(trial.trial_id))
         tags = {"outcome": verdict.value, "epochs": str(epochs)}
         if verdict is Outcome.STOPPED:
             tags["stopped_by"] = "asha"

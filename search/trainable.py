@@ -80,8 +80,8 @@ def _report(trainer: Trainer, metrics: dict) -> None:
 
 
 def _ended(job: TrialJob, epoch: int, why: Outcome, error: BaseException) -> dict:
-    return {"epoch": epoch, "outcome": why.value, "reason": f"{type(error).__name__}: {error}"[:500],
-            job.metric: job.worst()}
+    reason = f"{type(error).__name__}: {error}"[:500]
+    return {"epoch": epoch, "outcome": why.value, "reason": reason, job.metric: job.worst()}
 
 
 def run_trial(config: dict, job: TrialJob) -> None:

@@ -28,7 +28,7 @@ from search.schedulers import build_scheduler
 from search.searcher import FidelityAwareOptunaSearch, build_sampler
 from search.space import define_by_run
 from search.trainable import TrialJob, run_trial
-from search.verdict import outcome
+from search.verdict import outcome_of
 
 STATE_FILE = "resnet_search.json"
 
@@ -238,8 +238,7 @@ def _parts(tuner: tune.Tuner) -> tuple[Optional[tracking.MlflowMirror], Any]:
     internal = tuner._local_tuner
     mirror = next((c for c in internal.get_run_config().callbacks or []
                    if isinstance(c, tracking.MlflowMirror)), None)
-    stopped = getattr(internal._tune_config.scheduler, "stopped", frozenset())
-    return mirror, stopped.__contains__
+    return mirror, internal._tune_config.scheduler.stopped.__contains__
 
 
 def summarise(grid: Any, spec: Any, experiment: Path, uri: str, parent: str, resumed: bool,
@@ -253,9 +252,9 @@ def summarise(grid: Any, spec: Any, experiment: Path, uri: str, parent: str, res
             v for v in history[metric].tolist() if isinstance(v, float) and math.isfinite(v)]
         last = result.metrics or {}
         trial_id = Path(result.path).name  # trial_dirname_creator names it by the trial id
-        verdict = outcome(epochs_done=int(last.get("epoch", 0)),
-                          max_epochs=spec.budget.max_epochs, errored=result.error is not None,
-                          reported=last.get("outcome"), stopped_by_scheduler=stops(trial_id))
+        verdict = outcome_of(last, max_epochs=spec.budget.max_epochs,
+                             errored=result.error is not None,
+                             stopped_by_scheduler=stops(trial_id))
         report.trials.append(TrialSummary(
             trial_id=trial_id,
             best=(max(values, key=lambda v: sign * v) if values else sign * -math.inf),

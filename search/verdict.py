@@ -38,6 +38,13 @@ def outcome(*, epochs_done: int, max_epochs: int, errored: bool = False,
     return Outcome.STOPPED if stopped_by_scheduler else Outcome.KILLED
 
 
+def outcome_of(last: dict, *, max_epochs: int, errored: bool = False,
+               stopped_by_scheduler: bool = False) -> Outcome:
+    """The outcome of a trial from its last reported result (see search/trainable.py)."""
+    return outcome(epochs_done=int(last.get("epoch", 0)), max_epochs=max_epochs, errored=errored,
+                   reported=last.get("outcome"), stopped_by_scheduler=stopped_by_scheduler)
+
+
 # Diverged and invalid configs are bad configs: PRUNED keeps them on TPE's "bad" side (an
 # invalid one has no intermediate values, which TPE ranks last). An OOM says nothing about
 # quality, and a failure nothing at all, so the sampler ignores both (FAIL).
