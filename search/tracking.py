@@ -100,7 +100,9 @@ class MlflowMirror(Callback):
         self.scheduler_stops = scheduler_stops
         self.runs: dict[str, str] = {}  # trial id -> child run id; pickled with the experiment
         self.last: dict[str, dict] = {}
+        self.closed: set[str] = set()  # trials whose run got its outcome
         self.failures = 0
+        self.resumed = False  # set by set_state: runs of an earlier driver may exist
         self._queue: Optional[queue.Queue] = None
 
     # --- the background worker; dropped on pickling (Tune pickles its callbacks) ---
@@ -145,10 +147,21 @@ class MlflowMirror(Callback):
     # whose run was not created yet is simply left out, and gets its run when it resumes.
     def get_state(self) -> dict:
         return {"runs": {t: r for t, r in self.runs.items() if r},
-                "parent_run_id": self.parent_run_id}
+                "closed": sorted(self.closed), "parent_run_id": self.parent_run_id}
 
     def set_state(self, state: dict) -> None:
         self.runs.update(state.get("runs", {}))
+        self.closed.update(state.get("closed", ()))
+        self.resumed = True
+
+    def _children(self, client: MlflowClient, trial_id: Optional[str] = None) -> list:
+        """The child runs of this experiment's parent run (of one trial, when given)."""
+        parent = client.get_run(self.parent_run_id)
+        query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'"
+        if trial_id:
+            query += f" and tags.trial_id = '{trial_id}'"
+        return list(client.search_runs([parent.info.experiment_id], query, max_results=10000,
+                                       order_by=["attributes.start_time ASC"]))
 
     # --- Tune events ---
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -158,11 +171,18 @@ class MlflowMirror(Callback):
         self.runs[trial.trial_id] = ""  # filled in by the worker once MLflow answers
 
         def create(client: MlflowClient) -> None:
-            parent = client.get_run(self.parent_run_id)
-            run = client.create_run(parent.info.experiment_id, run_name=str(trial), tags={
-                PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id,
-                "sampled": ",".join(sorted(trial.config))})
-            self.runs[trial.trial_id] = run.info.run_id
+            # After a driver crash a trial may already have a run that Tune's last snapshot
+            # did not record (the snapshot never waits for MLflow): adopt it, keeping one run
+            # per trial and the epochs it already logged.
+            earlier = self._children(client, trial.trial_id) if self.resumed else []
+            if earlier:
+                self.runs[trial.trial_id] = earlier[0].info.run_id
+            else:
+                parent = client.get_run(self.parent_run_id)
+                run = client.create_run(parent.info.experiment_id, run_name=str(trial), tags={
+                    PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id,
+                    "sampled": ",".join(sorted(trial.config))})
+                self.runs[trial.trial_id] = run.info.run_id
             client.log_batch(run.info.run_id,
                              params=[Param(k, _text(v)) for k, v in sorted(params.items())])
 
@@ -193,6 +213,7 @@ class MlflowMirror(Callback):
         self._close(trial, errored=True)
 
     def _close(self, trial: Any, errored: bool) -> None:
+        self.closed.add(trial.trial_id)
         last = self.last.get(trial.trial_id) or trial.last_result or {}
         epochs = int(last.get("epoch", 0))
         verdict = outcome_of(last, max_epochs=self.job.max_epochs, errored=errored,
@@ -217,12 +238,40 @@ class MlflowMirror(Callback):
         self._submit(write)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        # A search stopped as a whole (time limit, fail-fast) stops its running trials without
+        # Tune calling on_trial_complete for them: close their runs here, or they stay RUNNING.
+        for trial in trials:
+            if trial.trial_id in self.runs and trial.trial_id not in self.closed:
+                self._close(trial, errored=trial.status == "ERROR")
+        if self.resumed:
+            kept = {trial.trial_id for trial in trials}
+            self._submit(lambda client: self._close_orphans(client, kept))
         self.flush()
 
+    def _close_orphans(self, client: MlflowClient, kept: set[str]) -> None:
+        """A driver killed between starting a trial and Tune's next snapshot leaves an MLflow
+        run for a trial the restored experiment never had (the searcher suggested anew). Such
+        a run would stay RUNNING forever; close it as killed, saying why, rather than delete
+        what it logged."""
+        for run in self._children(client):
+            trial_id = run.data.tags.get("trial_id", "")
+            # Read on the worker: queued creates before this one have filled in self.runs.
+            if run.info.status != "RUNNING" or (
+                    trial_id in kept and self.runs.get(trial_id) == run.info.run_id):
+                continue
+            client.log_batch(run.info.run_id, tags=[
+                RunTag("outcome", Outcome.KILLED.value),
+                RunTag("reason", f"the driver died before Ray saved trial {trial_id}; the "
+                                 "resumed search did not continue it")])
+            client.set_terminated(run.info.run_id, MLFLOW_STATUS[Outcome.KILLED])
 
-def summarise_parent(uri: str, parent_run_id: str, best: Optional[dict], status: str) -> None:
+
+def summarise_parent(uri: str, parent_run_id: str, best: Optional[dict], status: str,
+                     aborted: Optional[str] = None) -> None:
     """Best trial on the parent run, then close it (synchronously, after the search)."""
     client = MlflowClient(uri)
+    if aborted:
+        client.set_tag(parent_run_id, "aborted", _text(aborted))
     if best:
         client.log_batch(parent_run_id, metrics=[
             Metric(f"best_{k}", float(v), 0, 0) for k, v in best["metrics"].items()
