@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -132,6 +133,12 @@ def launch(spec_path: Path = SpecArg,
                   "again to resume.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     _print_report(spec, report, top)
+    if report.aborted:
+        err.print(f"[bold red]search aborted[/]: {report.aborted}", highlight=False)
+        err.print("Fix the cause and launch again: the aborted experiment is kept aside and the "
+                  "search starts anew (set trial.abort_on_same_error: 0 to never abort).",
+                  highlight=False)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _print_report(spec: Any, report: Any, top: int) -> None:
@@ -146,7 +153,7 @@ def _print_report(spec: Any, report: Any, top: int) -> None:
         table.add_row(str(rank), trial.trial_id, f"{trial.best:.4f}", str(trial.epochs),
                       trial.outcome, params)
     out.print(table)
-    if report.trials:
+    if report.trials and math.isfinite(report.trials[0].best):
         out.print("best config: " + json.dumps(report.trials[0].config, default=str),
                   highlight=False, markup=False)
     if report.mirror_failures:

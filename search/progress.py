@@ -6,7 +6,9 @@ from typing import Any, Callable
 
 from ray.tune import Callback
 from rich.console import Console
+from rich.markup import escape
 
+from search.tracking import error_reason
 from search.verdict import Outcome, outcome_of
 
 MARK = {Outcome.COMPLETED: "[green]done[/]", Outcome.STOPPED: "[yellow]stopped by ASHA[/]",
@@ -49,6 +51,11 @@ class ProgressPrinter(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._ended(trial, errored=True)
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.console.print(f"[yellow]retry[/] {trial.trial_id} (failure {trial.num_failures}) "
+                           f"from its last checkpoint: {error_reason(trial)}",
+                           highlight=False, markup=False)
+
     def _ended(self, trial: Any, errored: bool) -> None:
         self.ended += 1
         last = self.last.get(trial.trial_id, {})
@@ -58,5 +65,8 @@ class ProgressPrinter(Callback):
         value = last.get(self.metric)
         shown = f"{self.metric}={value:.4f}" if isinstance(value, float) and verdict not in (
             Outcome.DIVERGED, Outcome.OOM, Outcome.INVALID) else (last.get("reason") or "")
+        if errored:  # Ray's traceback stays in the trial's error.txt, not on the terminal
+            shown = f"{error_reason(trial)} (traceback: {trial.path}/error.txt)"
         self.console.print(f"[{self.ended}/{self.trials}] {trial.trial_id} {MARK[verdict]} "
-                           f"after {epochs}/{self.max_epochs} epochs  {shown}")
+                           f"after {epochs}/{self.max_epochs} epochs  {escape(shown)}",
+                           highlight=False)

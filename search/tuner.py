@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -23,6 +24,7 @@ import search
 from resnet_core.data import DatasetMissingError, load_data
 from search import provenance, tracking
 from search.errors import Problem, SpecError
+from search.failfast import FailFast
 from search.progress import ProgressPrinter
 from search.schedulers import build_scheduler
 from search.searcher import FidelityAwareOptunaSearch, build_sampler
@@ -55,6 +57,7 @@ class LaunchReport:
     resumed: bool
     trials: list[TrialSummary] = field(default_factory=list)
     mirror_failures: int = 0
+    aborted: Optional[str] = None  # why the search was stopped early (search/failfast.py)
 
 
 def tracking_uri(uri: str) -> str:
@@ -76,6 +79,11 @@ def init_ray(address: Optional[str]) -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Our progress lines and final table replace Ray's status boxes (verbose=0 then is silent).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # A failed trial is one line with its reason (search/progress.py); Ray's traceback of it is
+    # kept in the trial's error.txt instead of flooding the terminal.
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+    # The same errors again when a stopped search drops the results of trials that had failed.
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     if address:
         # Workers of a remote cluster get our code shipped with the job.
         ray.init(address=address, runtime_env={"py_modules": [resnet_core, search]},
@@ -168,6 +176,7 @@ def _new_tuner(spec: Any, job: TrialJob, storage: Path, uri: str, console: Any,
     mirror = tracking.MlflowMirror(uri, parent, job, scheduler_stops=stops)
     printer = ProgressPrinter(spec.objective.metric, spec.budget.max_epochs, spec.budget.trials,
                               scheduler_stops=stops, console=console)
+    fail_fast = FailFast(spec.trial.abort_on_same_error, spec.budget.max_epochs)
     tuner = tune.Tuner(
         _trainable(spec, job),
         tune_config=tune.TuneConfig(
@@ -181,8 +190,8 @@ def _new_tuner(spec: Any, job: TrialJob, storage: Path, uri: str, console: Any,
             reuse_actors=reuse_actors,
             trial_dirname_creator=lambda trial: trial.trial_id),
         run_config=tune.RunConfig(
-            name=spec.name, storage_path=str(storage), callbacks=[mirror, printer, *callbacks],
-            verbose=0,
+            name=spec.name, storage_path=str(storage),
+            callbacks=[mirror, printer, fail_fast, *callbacks], stop=fail_fast, verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.trial.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     return tuner, parent
@@ -199,6 +208,15 @@ def launch(spec: Any, *, address: Optional[str] = None, console: Any = None,
     if problem:
         raise LaunchError(f"MLflow tracking store {uri} is unusable: {problem}")
     state = _state(experiment)
+    if state.get("aborted"):
+        # Its searcher was told to finish, so Ray cannot resume it: start anew, keep it aside.
+        kept = experiment.with_name(f"{experiment.name}.aborted-{time.strftime('%Y%m%d-%H%M%S')}")
+        experiment.rename(kept)
+        if console is not None:
+            console.print(f"the last launch of '{spec.name}' was aborted ({state['aborted']}); "
+                          f"starting it anew, the aborted experiment is kept in {kept}",
+                          highlight=False, markup=False)
+        state = {}
     # No state, or state from before Tune's first snapshot: nothing was computed, start anew.
     resumed = bool(state) and tune.Tuner.can_restore(str(experiment))
     if resumed and state.get("spec_hash") != spec.spec_hash():
@@ -219,26 +237,34 @@ def launch(spec: Any, *, address: Optional[str] = None, console: Any = None,
         experiment.mkdir(parents=True, exist_ok=True)
         (experiment / STATE_FILE).write_text(json.dumps(
             {"parent_run_id": parent, "spec_hash": spec.spec_hash(), "tracking_uri": uri}))
-    mirror, stops = _parts(tuner)
+    mirror, stops, fail_fast = _parts(tuner)
     grid = tuner.fit()
     report = summarise(grid, spec, experiment, uri, parent, resumed, mirror, stops)
+    report.aborted = fail_fast.tripped if fail_fast else None
+    if report.aborted:
+        state = _state(experiment)
+        (experiment / STATE_FILE).write_text(json.dumps({**state, "aborted": report.aborted}))
     best = report.trials[0] if report.trials else None
     failed = tracking.within(60, lambda: tracking.summarise_parent(uri, parent, best and {
         "trial_id": best.trial_id, "run_id": best.run_id, "config": best.config,
-        "metrics": {spec.objective.metric: best.best}}, status="FINISHED"))
+        "metrics": {spec.objective.metric: best.best}},
+        status="FAILED" if report.aborted else "FINISHED", aborted=report.aborted))
     if failed:  # the search is done and Ray's state has it all; say so, don't fail
         tracking.log.warning("could not summarise the parent MLflow run: %s", failed)
         report.mirror_failures += 1
     return report
 
 
-def _parts(tuner: tune.Tuner) -> tuple[Optional[tracking.MlflowMirror], Any]:
-    """Our mirror and the scheduler's stop record, also for a tuner Ray restored from its pickle
-    (Ray offers no public accessor; `_local_tuner` is the driver-side TunerInternal)."""
+def _parts(tuner: tune.Tuner) -> tuple[Optional[tracking.MlflowMirror], Any, Optional[FailFast]]:
+    """Our mirror, the scheduler's stop record and the fail-fast stopper, also for a tuner Ray
+    restored from its pickle (Ray offers no public accessor; `_local_tuner` is the driver-side
+    TunerInternal)."""
     internal = tuner._local_tuner
-    mirror = next((c for c in internal.get_run_config().callbacks or []
+    run_config = internal.get_run_config()
+    mirror = next((c for c in run_config.callbacks or []
                    if isinstance(c, tracking.MlflowMirror)), None)
-    return mirror, internal._tune_config.scheduler.stopped.__contains__
+    fail_fast = run_config.stop if isinstance(run_config.stop, FailFast) else None
+    return mirror, internal._tune_config.scheduler.stopped.__contains__, fail_fast
 
 
 def summarise(grid: Any, spec: Any, experiment: Path, uri: str, parent: str, resumed: bool,
@@ -258,7 +284,8 @@ def summarise(grid: Any, spec: Any, experiment: Path, uri: str, parent: str, res
         report.trials.append(TrialSummary(
             trial_id=trial_id,
             best=(max(values, key=lambda v: sign * v) if values else sign * -math.inf),
-            epochs=int(last.get("epoch", 0)), outcome=verdict.value, config=dict(result.config),
+            epochs=int(last.get("epoch", 0)), outcome=verdict.value,
+            config=dict(result.config or {}),  # None: the search stopped before it started
             run_id=(mirror.runs.get(trial_id, "") if mirror else "")))
     report.trials.sort(key=lambda t: -sign * t.best)
     return report

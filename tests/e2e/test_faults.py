@@ -120,6 +120,16 @@ def trial_dirs(experiment: Path) -> list[Path]:
     return sorted(p for p in experiment.iterdir() if (p / "params.json").exists())
 
 
+def saved_trials(experiment: Path) -> set[str]:
+    """The trial ids in Ray's newest experiment snapshot: exactly what a restore brings back.
+    A trial started after the last snapshot is not in it, whatever is on disk or in MLflow."""
+    files = sorted(experiment.glob("experiment_state-*.json"))  # named by the session's start
+    if not files:
+        return set()
+    state = json.loads(files[-1].read_text())
+    return {json.loads(trial)["trial_id"] for trial, _ in state["trial_data"]}
+
+
 def results(trial_dir: Path) -> list[dict]:
     """The results Ray's JSON logger wrote for a trial, one line per report, in order."""
     file = trial_dir / "result.json"
@@ -177,8 +187,12 @@ def test_a_trial_that_raises_is_recorded_with_its_reason_and_the_search_goes_on(
         tmp_path, write_spec, digits_spec, cli):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint")
+    # abort_on_same_error: 0 — this test is about how each outcome is recorded; whether three
+    # alike failures stop the search depends on which trials end first (tested on its own).
     spec = digits_spec(budget={"trials": 5, "max_epochs": 1}, data=SMALL_DATA,
                        scheduler={"type": "fifo"}, sampler={"type": "random", "seed": 1},
+                       trial={"resources": {"cpu": 1, "gpu": 0}, "max_failures": 0,
+                              "abort_on_same_error": 0},
                        space={"pretrained": {"choice": [None, MISSING, str(corrupt)]}})
     result = cli("launch", str(write_spec(spec)), cwd=tmp_path, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -200,6 +214,51 @@ def test_a_trial_that_raises_is_recorded_with_its_reason_and_the_search_goes_on(
             assert (tags["outcome"], run.info.status) == (tag, status), (value, tags)
             if reason is not None:
                 assert reason in tags.get("reason", ""), (value, tags.get("reason"))
+
+
+# --- 1b. every trial fails the same way: the search stops instead of burning its budget --------
+
+def test_the_same_error_in_the_first_trials_aborts_the_search_and_a_relaunch_starts_anew(
+        tmp_path, write_spec, digits_spec, cli):
+    import torch
+
+    from resnet_core import TrainConfig, build_model
+
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"not a checkpoint")  # a broken file every trial loads
+    spec = digits_spec(budget={"trials": 8, "max_epochs": 1}, data=SMALL_DATA,
+                       scheduler={"type": "fifo"},
+                       fixed={**digits_spec()["fixed"], "pretrained": str(weights)})
+    path = write_spec(spec)
+    result = cli("launch", str(path), cwd=tmp_path, timeout=240)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[result.stderr.find("Traceback"):]
+    assert "search aborted" in result.stderr and "first 3 trials" in result.stderr
+    assert "UnpicklingError" in result.stderr, result.stderr
+
+    client, parents, children = runs_of(spec["tracking"]["mlflow_uri"])
+    assert len(parents) == 1 and parents[0].info.status == "FAILED"
+    assert "UnpicklingError" in parents[0].data.tags["aborted"]
+    # Three failed alike; at most the two slots' worth beside them had started: not all 8.
+    failed = [c for c in children if c.data.tags.get("outcome") == "failed"]
+    assert len(failed) >= 3 and len(children) < 8, [c.data.tags for c in children]
+    assert all(c.info.status != "RUNNING" for c in children), [
+        (c.info.status, c.data.tags) for c in children]
+
+    # The file is fixed; the same command starts the search anew, the aborted one kept aside.
+    torch.save(build_model(TrainConfig(depth=20, width=0.25), num_classes=10).state_dict(),
+               weights)
+    result = cli("launch", str(path), cwd=tmp_path, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "was aborted" in result.stderr and "(resumed)" not in result.stdout
+    assert f"best trials of '{NAME}' (8 trials)" in result.stdout
+    kept = list(Path(spec["storage_path"]).glob(f"{NAME}.aborted-*"))
+    assert len(kept) == 1 and (kept[0] / "resnet_search.json").exists()
+    _, parents, children = runs_of(spec["tracking"]["mlflow_uri"])
+    assert sorted(p.info.status for p in parents) == ["FAILED", "FINISHED"]
+    new_parent = next(p for p in parents if p.info.status == "FINISHED")
+    mine = [c for c in children if c.data.tags[PARENT_TAG] == new_parent.info.run_id]
+    assert len(mine) == 8 and {c.data.tags["outcome"] for c in mine} == {"completed"}
 
 
 # --- 2. a diverging trial -----------------------------------------------------------------------
@@ -250,7 +309,8 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating_trials(
         driver.wait(timeout=30)
         # Ray puts each worker in its own process group: killpg leaves them training on.
         kill_ours(tmp_path)
-    before = {d.name: results(d) for d in trial_dirs(experiment)}
+    saved = saved_trials(experiment)
+    before = {t: results(experiment / t) for t in saved}
     finished = [t for t, r in before.items() if len(r) == 3]
     assert finished and sum(map(len, before.values())) < 4 * 3, before
 
@@ -259,8 +319,8 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating_trials(
     assert "(resumed)" in result.stdout
     assert f"best trials of '{NAME}' (4 trials)" in result.stdout
 
-    after = {d.name: results(d) for d in trial_dirs(experiment)}
-    assert len(after) == 4 and set(before) <= set(after)  # same trial ids, budget kept
+    after = {t: results(experiment / t) for t in saved_trials(experiment)}
+    assert len(after) == 4 and saved <= set(after)  # same trial ids, budget kept
     for trial, reports in after.items():
         # No epoch lost or trained twice; an unfinished trial went on from its checkpoint.
         assert [r["epoch"] for r in reports] == [1, 2, 3], (trial, reports)
@@ -269,12 +329,19 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating_trials(
 
     client, parents, children = runs_of(spec["tracking"]["mlflow_uri"])
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    trial_ids = [c.data.tags.get("trial_id") for c in children]
+    ours = [c for c in children if c.data.tags.get("trial_id") in after]
+    trial_ids = [c.data.tags["trial_id"] for c in ours]
     assert sorted(trial_ids) == sorted(after), trial_ids  # one run per trial, no duplicates
-    for child in children:
+    for child in ours:
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert steps(client, child) == [1, 2, 3], child.data.tags["trial_id"]
         assert child.data.tags["outcome"] == "completed"
+    # A trial the driver started after Ray's last snapshot is gone from the experiment (the
+    # resumed searcher suggested anew); its run must not stay RUNNING as if it were alive.
+    for orphan in (c for c in children if c.data.tags.get("trial_id") not in after):
+        assert orphan.info.status == "KILLED", orphan.data.tags
+        assert orphan.data.tags["outcome"] == "killed"
+        assert "driver died before Ray saved" in orphan.data.tags["reason"]
 
 
 # --- 4. the tracking server is unreachable at launch -------------------------------------------
