@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ray.tune import Callback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 # Epochs, not Tune iterations: after a restore Tune's iteration counter and our epoch can differ,
@@ -27,7 +28,25 @@ class RecordingASHA(ASHAScheduler):
 
 
 class RecordingFIFO(FIFOScheduler):
-    stopped: frozenset = frozenset()
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopped: set[str] = set()  # always empty: FIFO never stops a trial
+
+
+class KeepStopRecord(Callback):
+    """Saves the scheduler's stop record with every experiment snapshot. Tune snapshots the
+    searcher and the callbacks but not the scheduler, so after a driver crash the trials ASHA
+    had stopped would read as killed. Holds the scheduler's own set (both travel in one
+    tuner.pkl, so a restored tuner shares it too)."""
+
+    def __init__(self, stopped: set[str]) -> None:
+        self.stopped = stopped
+
+    def get_state(self) -> dict:
+        return {"stopped": sorted(self.stopped)}
+
+    def set_state(self, state: dict) -> None:
+        self.stopped.update(state.get("stopped", ()))
 
 
 SCHEDULERS: dict[str, Callable[[Any, int], TrialScheduler]] = {

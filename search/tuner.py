@@ -26,7 +26,7 @@ from search import provenance, tracking
 from search.errors import Problem, SpecError
 from search.failfast import FailFast
 from search.progress import ProgressPrinter
-from search.schedulers import build_scheduler
+from search.schedulers import KeepStopRecord, build_scheduler
 from search.searcher import FidelityAwareOptunaSearch, build_sampler
 from search.space import define_by_run
 from search.trainable import TrialJob, run_trial
@@ -191,7 +191,8 @@ def _new_tuner(spec: Any, job: TrialJob, storage: Path, uri: str, console: Any,
             trial_dirname_creator=lambda trial: trial.trial_id),
         run_config=tune.RunConfig(
             name=spec.name, storage_path=str(storage),
-            callbacks=[mirror, printer, fail_fast, *callbacks], stop=fail_fast, verbose=0,
+            callbacks=[mirror, printer, fail_fast, KeepStopRecord(scheduler.stopped),
+                       *callbacks], stop=fail_fast, verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.trial.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     return tuner, parent
