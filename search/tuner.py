@@ -22,7 +22,7 @@ from ray.tune.search.optuna import OptunaSearch
 import resnet_core
 import search
 from resnet_core.data import DatasetMissingError, load_data
-from search import provenance, tracking
+from search import cluster, provenance, tracking
 from search.errors import Problem, SpecError
 from search.failfast import FailFast
 from search.progress import ProgressPrinter
@@ -69,9 +69,9 @@ def tracking_uri(uri: str) -> str:
 
 
 def init_ray(address: Optional[str]) -> None:
-    """Local Ray by default; `address` joins an existing cluster. Token authentication stays on
-    (Ray's default): a local cluster creates ~/.ray/auth_token, a remote one needs RAY_AUTH_TOKEN,
-    RAY_AUTH_TOKEN_PATH or that file."""
+    """Local Ray by default; `address` joins an existing cluster (search/cluster.py). Token
+    authentication stays on (Ray's default): a local cluster creates ~/.ray/auth_token, a
+    remote one needs RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or that file."""
     if ray.is_initialized():
         return
     # A per-epoch checkpoint with num_to_keep forces a state snapshot each time; with short
@@ -86,8 +86,10 @@ def init_ray(address: Optional[str]) -> None:
     os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     if address:
         # Workers of a remote cluster get our code shipped with the job.
-        ray.init(address=address, runtime_env={"py_modules": [resnet_core, search]},
-                 log_to_driver=False)
+        try:
+            cluster.join(address, runtime_env={"py_modules": [resnet_core, search]})
+        except cluster.ClusterError as error:
+            raise LaunchError(str(error)) from None
     else:
         ray.init(include_dashboard=False, log_to_driver=False)
 

@@ -19,10 +19,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
-import ray  # noqa: F401  (first: it puts its bundled psutil on sys.path)
 from mlflow.tracking import MlflowClient
-
-import psutil  # noqa: E402  (ships inside Ray: ray/thirdparty_files)
+from processes import kill_ours, ours, psutil  # tests/e2e/processes.py (pytest's pythonpath)
 
 pytestmark = pytest.mark.ray
 
@@ -60,30 +58,6 @@ def start_launch(spec_path: Path, cwd: Path) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "search.cli", "launch", str(spec_path)],
                                 cwd=cwd, env=cli_env(cwd), start_new_session=True,
                                 stdout=log, stderr=subprocess.STDOUT)
-
-
-def ours(home: Path) -> list[psutil.Process]:
-    """Live processes whose HOME is this test's directory (its driver and Ray processes)."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.pid != os.getpid() and proc.environ().get("HOME") == str(home):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
-
-
-def kill_ours(home: Path) -> None:
-    """SIGKILL what is left of this test's processes. Not `ray stop --force`: that would stop
-    the Ray of every other test running on the machine."""
-    procs = ours(home)
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=20)
 
 
 @pytest.fixture

@@ -1,0 +1,88 @@
+"""`launch --address` against a real Ray head node on loopback, with token authentication on.
+
+The head is started the way a user starts one (`ray get-auth-token --generate`, then
+`RAY_AUTH_MODE=token ray start --head`) in a HOME of its own; the driver runs in another HOME,
+as on a laptop: it holds the cluster's token only when the test gives it one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from mlflow.tracking import MlflowClient
+from processes import kill_ours, ours
+
+pytestmark = pytest.mark.ray
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    home = tmp_path_factory.mktemp("head")
+    env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token"}
+    subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True,
+                   capture_output=True, timeout=60)
+    port = free_port()
+    started = subprocess.run(
+        [RAY, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+         "--node-ip-address=127.0.0.1", "--disable-usage-stats"],
+        env=env, capture_output=True, text=True, timeout=120)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield SimpleNamespace(address=f"127.0.0.1:{port}", home=home,
+                              token=(home / ".ray" / "auth_token").read_text().strip())
+    finally:
+        kill_ours(home)
+
+
+def launch(spec_path: Path, home: Path, address: str, **env: str) -> subprocess.CompletedProcess:
+    """The real CLI as a driver whose HOME (so ~/.ray/auth_token) is `home`."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    full.update(HOME=str(home), PYTHONUNBUFFERED="1", **env)
+    return subprocess.run([sys.executable, "-m", "search.cli", "launch", str(spec_path),
+                           "--address", address], cwd=home, env=full, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_driver_with_the_token_runs_the_search_on_the_cluster(
+        head, tmp_path, write_spec, digits_spec):
+    spec = digits_spec(budget={"trials": 3, "max_epochs": 1}, scheduler={"type": "fifo"},
+                       data={"dataset": "digits", "val_fraction": 0.2, "subset": 256})
+    result = launch(write_spec(spec), tmp_path, head.address, RAY_AUTH_TOKEN=head.token)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "best trials of 'e2e-digits' (3 trials)" in result.stdout
+    # It joined the head's Ray: the driver started no Ray of its own.
+    assert "Connecting to existing Ray cluster" in result.stderr
+    assert not (tmp_path / ".ray").exists() and not ours(tmp_path)
+    client = MlflowClient(spec["tracking"]["mlflow_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("e2e-digits").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 3 and {r.data.tags["outcome"] for r in children} == {"completed"}
+
+
+@pytest.mark.parametrize("token, said", [
+    (None, "no token was found"),
+    ("0" * 64, "the token from RAY_AUTH_TOKEN was refused"),
+])
+def test_a_driver_without_the_right_token_is_refused_with_a_clear_error(
+        head, tmp_path, write_spec, digits_spec, token, said):
+    spec = digits_spec(budget={"trials": 2, "max_epochs": 1})
+    extra = {"RAY_AUTH_TOKEN": token} if token else {}
+    result = launch(write_spec(spec), tmp_path, head.address, **extra)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "requires token authentication" in result.stderr and said in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing ran
