@@ -91,7 +91,9 @@ def init_ray(address: Optional[str]) -> None:
         except cluster.ClusterError as error:
             raise LaunchError(str(error)) from None
     else:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        # "local": always a Ray of our own. With no address, Ray joins a cluster that `ray start`
+        # left on this machine, and retries forever when that one has died since.
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
 
 
 def check_resources(spec: Any) -> None:

@@ -8,9 +8,11 @@ as on a laptop: it holds the cluster's token only when the test gives it one.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -33,12 +35,15 @@ def free_port() -> int:
 def head(tmp_path_factory):
     home = tmp_path_factory.mktemp("head")
     env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token"}
+    # Its own temp dir (short: Ray's socket paths must fit 107 bytes): `ray start` records the
+    # cluster in <temp>/ray_current_cluster, which must not outlive this test in /tmp/ray.
+    temp = tempfile.mkdtemp(prefix="rs-head-")
     subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True,
                    capture_output=True, timeout=60)
     port = free_port()
     started = subprocess.run(
         [RAY, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-         "--node-ip-address=127.0.0.1", "--disable-usage-stats"],
+         "--node-ip-address=127.0.0.1", "--disable-usage-stats", f"--temp-dir={temp}"],
         env=env, capture_output=True, text=True, timeout=120)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
@@ -46,6 +51,7 @@ def head(tmp_path_factory):
                               token=(home / ".ray" / "auth_token").read_text().strip())
     finally:
         kill_ours(home)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def launch(spec_path: Path, home: Path, address: str, **env: str) -> subprocess.CompletedProcess:
@@ -55,6 +61,29 @@ def launch(spec_path: Path, home: Path, address: str, **env: str) -> subprocess.
     return subprocess.run([sys.executable, "-m", "search.cli", "launch", str(spec_path),
                            "--address", address], cwd=home, env=full, capture_output=True,
                           text=True, timeout=300)
+
+
+def test_a_local_launch_ignores_a_dead_cluster_that_ray_start_left_behind(
+        tmp_path, write_spec, digits_spec):
+    """`ray start` records its cluster in <ray temp>/ray_current_cluster, and a plain ray.init()
+    joins it — or retries forever once it has died. A launch without --address must start its
+    own Ray whatever that file says."""
+    temp = Path(tempfile.mkdtemp(prefix="rs-tmp-"))  # short: Ray's socket paths are capped
+    try:
+        (temp / "ray").mkdir()
+        (temp / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{free_port()}")
+        spec = digits_spec(budget={"trials": 2, "max_epochs": 1}, scheduler={"type": "fifo"},
+                           data={"dataset": "digits", "val_fraction": 0.2, "subset": 256})
+        full = {**os.environ, "HOME": str(tmp_path), "TMPDIR": str(temp)}
+        result = subprocess.run([sys.executable, "-m", "search.cli", "launch",
+                                 str(write_spec(spec))], cwd=tmp_path, env=full,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Started a local Ray instance" in result.stderr
+        assert "best trials of 'e2e-digits' (2 trials)" in result.stdout
+    finally:
+        kill_ours(tmp_path)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_a_driver_with_the_token_runs_the_search_on_the_cluster(
