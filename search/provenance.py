@@ -34,9 +34,11 @@ def versions() -> dict[str, str]:
     return found
 
 
-def hardware(cluster_resources: dict | None = None) -> dict[str, str]:
+def hardware(cluster_resources: dict | None = None, nodes: int | None = None) -> dict[str, str]:
     info = {"python": platform.python_version(), "platform": platform.platform(),
             "driver_cpus": str(os.cpu_count())}
+    if nodes is not None:
+        info["cluster_nodes"] = str(nodes)
     for key in ("CPU", "GPU", "memory"):
         if cluster_resources and key in cluster_resources:
             info[f"cluster_{key.lower()}"] = str(cluster_resources[key])

@@ -22,7 +22,7 @@ from processes import kill_ours, ours
 
 pytestmark = pytest.mark.ray
 
-RAY = str(Path(sys.executable).with_name("ray"))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -33,25 +33,42 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
-    home = tmp_path_factory.mktemp("head")
-    env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token"}
-    # Its own temp dir (short: Ray's socket paths must fit 107 bytes): `ray start` records the
+    """Two nodes on loopback, started with the shipped recipe: cluster/start-head.sh (makes the
+    token) and cluster/join.sh (a second raylet holding the same token), 1 CPU each."""
+    homes = {name: tmp_path_factory.mktemp(name) for name in ("head", "worker")}
+    # Own temp dirs (short: Ray's socket paths must fit 107 bytes): `ray start` records the
     # cluster in <temp>/ray_current_cluster, which must not outlive this test in /tmp/ray.
-    temp = tempfile.mkdtemp(prefix="rs-head-")
-    subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True,
-                   capture_output=True, timeout=60)
+    temps = {name: tempfile.mkdtemp(prefix=f"rs-{name}-") for name in homes}
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # the venv's `ray`
+    env = {name: {**os.environ, "HOME": str(home), "PATH": path} for name, home in homes.items()}
     port = free_port()
-    started = subprocess.run(
-        [RAY, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-         "--node-ip-address=127.0.0.1", "--disable-usage-stats", f"--temp-dir={temp}"],
-        env=env, capture_output=True, text=True, timeout=120)
     try:
+        started = subprocess.run(
+            ["bash", str(ROOT / "cluster" / "start-head.sh"), f"--port={port}", "--num-cpus=1",
+             "--node-ip-address=127.0.0.1", f"--temp-dir={temps['head']}"],
+            env=env["head"], capture_output=True, text=True, timeout=120)
         assert started.returncode == 0, started.stdout + started.stderr
-        yield SimpleNamespace(address=f"127.0.0.1:{port}", home=home,
-                              token=(home / ".ray" / "auth_token").read_text().strip())
+        token = (homes["head"] / ".ray" / "auth_token").read_text().strip()
+        joined = subprocess.run(
+            ["bash", str(ROOT / "cluster" / "join.sh"), f"127.0.0.1:{port}", "--num-cpus=1",
+             "--node-ip-address=127.0.0.1", f"--temp-dir={temps['worker']}"],
+            env={**env["worker"], "RAY_AUTH_TOKEN": token}, capture_output=True, text=True,
+            timeout=120)
+        assert joined.returncode == 0, joined.stdout + joined.stderr
+        yield SimpleNamespace(address=f"127.0.0.1:{port}", token=token)
     finally:
-        kill_ours(home)
-        shutil.rmtree(temp, ignore_errors=True)
+        for name, home in homes.items():
+            kill_ours(home)
+            shutil.rmtree(temps[name], ignore_errors=True)
+
+
+def test_join_refuses_to_start_a_node_without_a_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    result = subprocess.run(["bash", str(ROOT / "cluster" / "join.sh"), "127.0.0.1:1"],
+                            env={**env, "HOME": str(tmp_path)}, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and "no Ray token here" in result.stderr
+    assert not ours(tmp_path)  # no raylet was started
 
 
 def launch(spec_path: Path, home: Path, address: str, **env: str) -> subprocess.CompletedProcess:
@@ -98,7 +115,11 @@ def test_a_driver_with_the_token_runs_the_search_on_the_cluster(
     assert not (tmp_path / ".ray").exists() and not ours(tmp_path)
     client = MlflowClient(spec["tracking"]["mlflow_uri"])
     runs = client.search_runs([client.get_experiment_by_name("e2e-digits").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    # Both nodes were in the cluster the search ran on (1 CPU each: a trial per node at once).
+    assert parents[0].data.tags["hardware.cluster_nodes"] == "2"
+    assert parents[0].data.tags["hardware.cluster_cpu"] == "2.0"
     assert len(children) == 3 and {r.data.tags["outcome"] for r in children} == {"completed"}
 
 
