@@ -217,6 +217,10 @@ CASES = [
     ("cpu-0", {"trial": {"resources": {"cpu": 0}}}, "trial.resources.cpu", ["0", "> 0"]),
     ("failures-negative", {"trial": {"max_failures": -1}}, "trial.max_failures", ["-1", ">= 0"]),
     ("concurrent-0", {"trial": {"max_concurrent": 0}}, "trial.max_concurrent", ["0", ">= 1"]),
+    ("abort-negative", {"trial": {"abort_on_same_error": -1}}, "trial.abort_on_same_error",
+     ["-1", ">= 0"]),
+    ("abort-typo", {"trial": {"abort_on_same_errors": 3}}, "trial.abort_on_same_errors",
+     ["did you mean 'abort_on_same_error'"]),
     # name and storage
     ("name-slash", {"name": "a/b"}, "name", ["'a/b'", "'/'"]),
     ("name-dots", {"name": "a..b"}, "name", ["'a..b'", "'..'"]),
