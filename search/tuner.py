@@ -121,6 +121,22 @@ def check_resources(spec: Any) -> None:
         raise SpecError(problems, source="cluster check")
 
 
+def check_storage(storage: Path, console: Any) -> None:
+    """On a cluster, storage_path must be one directory every node sees (checked with a marker
+    file read on each node, before any training)."""
+    nodes, missing = cluster.unshared_storage(storage)
+    if missing:
+        raise SpecError([Problem(
+            "storage_path", str(storage),
+            f"is {storage} but that directory is not visible from {len(missing)} of {nodes} "
+            f"nodes ({', '.join(missing)}); trials "
+            "checkpoint there and resume on any node, so on a cluster it must be a directory "
+            "every node mounts at the same path (e.g. NFS)")], source="cluster check")
+    if console is not None and nodes > 1:
+        console.print(f"storage_path {storage}: the same directory on all {nodes} nodes",
+                      highlight=False, markup=False)
+
+
 def slots(resources: Any, cluster: dict) -> int:
     """How many trials of this size the cluster runs at once. Used as the default
     `max_concurrent`: with a searcher, Tune otherwise keeps a single trial pending, so free
@@ -238,6 +254,8 @@ def launch(spec: Any, *, address: Optional[str] = None, console: Any = None,
         check_data(job)
     init_ray(address)
     check_resources(spec)
+    if address is not None:
+        check_storage(storage, console)
     if resumed:
         parent = state["parent_run_id"]
         tuner = tune.Tuner.restore(str(experiment), _trainable(spec, job), resume_errored=True)

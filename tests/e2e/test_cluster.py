@@ -7,7 +7,9 @@ as on a laptop: it holds the cluster's token only when the test gives it one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -15,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Optional
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -31,11 +34,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def head(tmp_path_factory):
+@contextlib.contextmanager
+def two_nodes(base: Path, hidden: Optional[Path] = None):
     """Two nodes on loopback, started with the shipped recipe: cluster/start-head.sh (makes the
-    token) and cluster/join.sh (a second raylet holding the same token), 1 CPU each."""
-    homes = {name: tmp_path_factory.mktemp(name) for name in ("head", "worker")}
+    token) and cluster/join.sh (a second raylet holding the same token), 1 CPU each. With
+    `hidden`, the worker runs in a mount namespace of its own where that directory is an empty
+    tmpfs: a node that does not share the driver's storage, as on a cluster without NFS."""
+    homes = {name: base / name for name in ("head", "worker")}
     # Own temp dirs (short: Ray's socket paths must fit 107 bytes): `ray start` records the
     # cluster in <temp>/ray_current_cluster, which must not outlive this test in /tmp/ray.
     temps = {name: tempfile.mkdtemp(prefix=f"rs-{name}-") for name in homes}
@@ -43,23 +48,34 @@ def head(tmp_path_factory):
     env = {name: {**os.environ, "HOME": str(home), "PATH": path} for name, home in homes.items()}
     port = free_port()
     try:
+        for home in homes.values():
+            home.mkdir(parents=True)
         started = subprocess.run(
             ["bash", str(ROOT / "cluster" / "start-head.sh"), f"--port={port}", "--num-cpus=1",
              "--node-ip-address=127.0.0.1", f"--temp-dir={temps['head']}"],
             env=env["head"], capture_output=True, text=True, timeout=120)
         assert started.returncode == 0, started.stdout + started.stderr
         token = (homes["head"] / ".ray" / "auth_token").read_text().strip()
-        joined = subprocess.run(
-            ["bash", str(ROOT / "cluster" / "join.sh"), f"127.0.0.1:{port}", "--num-cpus=1",
-             "--node-ip-address=127.0.0.1", f"--temp-dir={temps['worker']}"],
-            env={**env["worker"], "RAY_AUTH_TOKEN": token}, capture_output=True, text=True,
-            timeout=120)
+        join = ["bash", str(ROOT / "cluster" / "join.sh"), f"127.0.0.1:{port}", "--num-cpus=1",
+                "--node-ip-address=127.0.0.1", f"--temp-dir={temps['worker']}"]
+        if hidden is not None:
+            hidden.mkdir(parents=True, exist_ok=True)
+            join = ["unshare", "--mount", "--propagation", "private", "bash", "-c",
+                    f"mount -t tmpfs none {shlex.quote(str(hidden))} && exec {shlex.join(join)}"]
+        joined = subprocess.run(join, env={**env["worker"], "RAY_AUTH_TOKEN": token},
+                                capture_output=True, text=True, timeout=120)
         assert joined.returncode == 0, joined.stdout + joined.stderr
         yield SimpleNamespace(address=f"127.0.0.1:{port}", token=token)
     finally:
         for name, home in homes.items():
             kill_ours(home)
             shutil.rmtree(temps[name], ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    with two_nodes(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
 
 
 def test_join_refuses_to_start_a_node_without_a_token(tmp_path):
@@ -112,6 +128,7 @@ def test_a_driver_with_the_token_runs_the_search_on_the_cluster(
     assert "best trials of 'e2e-digits' (3 trials)" in result.stdout
     # It joined the head's Ray: the driver started no Ray of its own.
     assert "Connecting to existing Ray cluster" in result.stderr
+    assert "the same directory on all 2 nodes" in result.stderr  # storage_path was checked
     assert not (tmp_path / ".ray").exists() and not ours(tmp_path)
     client = MlflowClient(spec["tracking"]["mlflow_uri"])
     runs = client.search_runs([client.get_experiment_by_name("e2e-digits").experiment_id])
@@ -136,3 +153,20 @@ def test_a_driver_without_the_right_token_is_refused_with_a_clear_error(
     assert "requires token authentication" in result.stderr and said in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()  # nothing ran
+
+
+def test_a_storage_path_one_node_cannot_see_is_refused_before_training(
+        tmp_path, write_spec, digits_spec):
+    """RELIABILITY: 'multi-node with a local-only storage_path' is bad input. The worker node
+    sees an empty tmpfs where the driver's storage_path is (its own mount namespace)."""
+    spec = digits_spec(budget={"trials": 2, "max_epochs": 1})
+    storage = Path(spec["storage_path"])
+    with two_nodes(tmp_path / "cluster", hidden=storage) as cluster:
+        result = launch(write_spec(spec), tmp_path, cluster.address,
+                        RAY_AUTH_TOKEN=cluster.token)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "storage_path" in result.stderr and str(storage) in result.stderr
+    assert "is not visible from 1 of 2 nodes" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (storage / "e2e-digits").exists()  # nothing ran, no experiment was created
+    assert not list(storage.glob(".resnet-search-probe-*"))  # the probe cleaned up after itself
