@@ -104,12 +104,16 @@ def _sees(marker: str, token: str) -> bool:
         return False
 
 
-def nodes_missing(marker: Path, token: str, timeout_s: float = 60.0) -> list[str]:
-    """Addresses of the alive nodes that do not see `marker` (a zero-CPU task pinned to each)."""
+def alive_nodes() -> list[dict]:
+    return [node for node in ray.nodes() if node.get("Alive")]
+
+
+def nodes_missing(nodes: list[dict], marker: Path, token: str,
+                  timeout_s: float = 60.0) -> list[str]:
+    """Addresses of the `nodes` that do not see `marker` (a zero-CPU task pinned to each)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     probe_task = ray.remote(num_cpus=0, max_retries=0)(_sees)
-    nodes = [node for node in ray.nodes() if node.get("Alive")]
     pending = [probe_task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
         node["NodeID"], soft=False)).remote(str(marker), token) for node in nodes]
     seen = ray.get(pending, timeout=timeout_s)
@@ -121,14 +125,14 @@ def unshared_storage(storage: Path) -> tuple[int, list[str]]:
     """(number of nodes, the nodes that cannot see `storage`). Trials checkpoint into it and
     resume from it on whichever node Ray puts them: a directory only the driver's machine has
     loses every checkpoint written elsewhere."""
-    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-    if nodes < 2:
-        return nodes, []
+    nodes = alive_nodes()
+    if len(nodes) < 2:
+        return len(nodes), []
     storage.mkdir(parents=True, exist_ok=True)
     token = os.urandom(16).hex()
     marker = storage / f".resnet-search-probe-{token[:8]}"
     marker.write_text(token)
     try:
-        return nodes, nodes_missing(marker, token)
+        return len(nodes), nodes_missing(nodes, marker, token)
     finally:
         marker.unlink(missing_ok=True)

@@ -30,13 +30,13 @@ def signature(reason: str) -> str:
     return _VARYING.sub("#", reason.strip().splitlines()[0] if reason.strip() else "")
 
 
-def repeated_failure(ends: Sequence[Optional[str]], k: int) -> Optional[int]:
+def repeated_failure(ends: Sequence[Optional[str]], k: int) -> bool:
     """Given the error signatures of trials in the order they ended (None: no counted error),
-    the number of trials that failed alike when the first `k` all did, else None."""
+    whether the first `k` all failed alike."""
     if k <= 0 or len(ends) < k:
-        return None
+        return False
     first = ends[:k]
-    return k if first[0] is not None and all(end == first[0] for end in first) else None
+    return first[0] is not None and all(end == first[0] for end in first)
 
 
 class FailFast(Callback, Stopper):

@@ -96,14 +96,10 @@ def init_ray(address: Optional[str]) -> None:
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
 
 
-def alive_nodes() -> list[dict]:
-    return [node for node in ray.nodes() if node.get("Alive")]
-
-
 def check_resources(spec: Any) -> None:
     """Resources the trials ask for must exist on some node (checked before any training)."""
     wanted = spec.trial.resources
-    nodes = [n["Resources"] for n in alive_nodes()]
+    nodes = [n["Resources"] for n in cluster.alive_nodes()]
     problems = []
     most_gpu = max((n.get("GPU", 0) for n in nodes), default=0)
     most_cpu = max((n.get("CPU", 0) for n in nodes), default=0)
@@ -192,7 +188,7 @@ def _new_tuner(spec: Any, job: TrialJob, storage: Path, uri: str, console: Any,
         tags={"spec_hash": spec.spec_hash(), "code_version": provenance.code_version(),
               **{f"version.{k}": v for k, v in provenance.versions().items()},
               **{f"hardware.{k}": v for k, v in provenance.hardware(
-                  ray.cluster_resources(), nodes=len(alive_nodes())).items()}},
+                  ray.cluster_resources(), nodes=len(cluster.alive_nodes())).items()}},
         params={"trials": spec.budget.trials, "max_epochs": spec.budget.max_epochs,
                 "sampler": spec.sampler.type, "scheduler": spec.scheduler.type,
                 "metric": spec.objective.metric, "mode": spec.objective.mode},

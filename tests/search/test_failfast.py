@@ -8,17 +8,17 @@ A, B = "failed: UnpicklingError: invalid load key", "oom: OutOfMemoryError: CUDA
 
 
 @pytest.mark.parametrize("ends, k, expected", [
-    ([A, A, A], 3, 3),
-    ([A, A, A, None], 3, 3),  # decided at the third end; later ends change nothing
-    ([A, A], 3, None),  # not enough trials have ended yet
-    ([A, None, A], 3, None),  # one success: failures belong to configs
-    ([None, A, A, A], 3, None),  # only the first k count
-    ([A, B, A], 3, None),  # different errors
-    ([A, A, A], 0, None),  # 0 never aborts
-    ([A], 1, 1),
+    ([A, A, A], 3, True),
+    ([A, A, A, None], 3, True),  # decided at the third end; later ends change nothing
+    ([A, A], 3, False),  # not enough trials have ended yet
+    ([A, None, A], 3, False),  # one success: failures belong to configs
+    ([None, A, A, A], 3, False),  # only the first k count
+    ([A, B, A], 3, False),  # different errors
+    ([A, A, A], 0, False),  # 0 never aborts
+    ([A], 1, True),
 ])
 def test_repeated_failure(ends, k, expected):
-    assert repeated_failure(ends, k) == expected
+    assert repeated_failure(ends, k) is expected
 
 
 def test_signatures_ignore_sizes_and_addresses_but_not_the_error():
