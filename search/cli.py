@@ -111,8 +111,11 @@ def launch(spec_path: Path = SpecArg,
            ) -> None:
     """Run the search: Optuna samples, Ray Tune schedules with ASHA, MLflow records every trial.
 
-    Launching the same file again resumes it: finished trials are kept, unfinished ones continue
-    from their last checkpoint."""
+    Launching the same file again resumes it (finished trials kept, the others from checkpoint).
+
+    The search stops when its first trials all fail alike (trial.abort_on_same_error).
+
+    For a Ray cluster with token auth see cluster/README.md, then use --address."""
     spec = _load(spec_path, trials, max_epochs, seed, name)
     from search.tuner import LaunchError, launch as run_launch  # Ray imports are slow
 
