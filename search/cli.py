@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -50,9 +51,26 @@ def _load(path: Path, trials: Optional[int], max_epochs: Optional[int], seed: Op
         raise typer.Exit(EXIT_BAD_CONFIG) from None
 
 
+class OneLineErrors(logging.Filter):
+    """Keeps an engine's error message but drops its traceback. Ray logs a failed background
+    upload of its experiment state with a full traceback; it uploads again at the next snapshot
+    and at the end, so the user needs the line, not Ray's internals."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            first = (str(error).splitlines() or [""])[0]
+            record.msg = f"{record.getMessage()}{type(error).__name__}: {first}"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+# Loggers whose errors are Ray's own retried housekeeping, not the user's to debug.
+ONE_LINE_LOGGERS = ("ray.tune.execution.experiment_state",)
+
+
 def quiet_engines() -> None:
     """Our progress lines replace the engines' INFO chatter; their warnings still show."""
-    import logging
     import warnings
 
     import optuna
@@ -61,6 +79,8 @@ def quiet_engines() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ONE_LINE_LOGGERS:
+        logging.getLogger(name).addFilter(OneLineErrors())
 
 
 def _asha_rungs(spec: Any) -> list[int]:
