@@ -125,9 +125,9 @@ def check_storage(storage: Path, console: Any) -> None:
         raise SpecError([Problem(
             "storage_path", str(storage),
             f"is {storage} but that directory is not visible from {len(missing)} of {nodes} "
-            f"nodes ({', '.join(missing)}); trials "
-            "checkpoint there and resume on any node, so on a cluster it must be a directory "
-            "every node mounts at the same path (e.g. NFS)")], source="cluster check")
+            f"nodes ({', '.join(missing)}); trials checkpoint there and resume on any node, so "
+            "on a cluster it must be a directory every node mounts at the same path (e.g. NFS)")],
+            source="cluster check")
     if console is not None and nodes > 1:
         console.print(f"storage_path {storage}: the same directory on all {nodes} nodes",
                       highlight=False, markup=False)
