@@ -4,7 +4,7 @@ shared/PERFORMANCE.md target 4. On real data (scikit-learn's digits; ResNet-20 a
 batch 32, Nesterov, one-cycle; a space of lr, weight decay, augmentation strength, block and
 residual merge with a conditional scale), for each seed, three methods search the SAME space
 with the same number of trials and max_epochs E through the real product
-(`search.tuner.launch`):
+(`search.run.launch.launch`):
 
 - default: TPE + ASHA, `stopped_trials: pruned` (a trial ASHA stopped is PRUNED in Optuna);
 - stock:   TPE + ASHA, `stopped_trials: complete` (Ray's stock OptunaSearch: partial-budget
@@ -46,7 +46,7 @@ if __package__ in (None, ""):  # run as a file: make `bench`, `search`, `resnet_
 
 from bench.common import provenance, write_result
 from bench.search_overhead import results_of, run_search
-from search import provenance as search_provenance
+from search.run import provenance as search_provenance
 
 TARGET_RATIO = 0.2
 METRIC = "val_acc"

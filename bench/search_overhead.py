@@ -2,10 +2,10 @@
 
 shared/PERFORMANCE.md target 3. A search of short trials (real digits, ResNet-20 at width 0.25,
 3 epochs, random sampler, FIFO, 1 CPU per trial) runs through the real product
-(`search.tuner.launch`: Ray Tune + Optuna + the MLflow mirror) once per arm (rows of `ARMS`):
+(`search.run.launch.launch`: Ray Tune + Optuna + the MLflow mirror) once per arm (rows of `ARMS`):
 
 - ours: `reuse_actors=True` — a trial's worker process is reused by the next trial and keeps
-  its dataset cached (`search.trainable.cached_data`);
+  its dataset cached (`search.run.trainable.cached_data`);
 - glue: `reuse_actors=False` — a fresh worker process per trial that re-imports torch and
   re-loads the dataset, as the usual Tune + PyTorch tutorial pipeline does;
 - ours_mc / glue_mc: the same with `trial.max_concurrent` set to the slot count (see `ARMS`).
@@ -50,9 +50,9 @@ from ray.tune import Callback
 from rich.console import Console
 
 from bench.common import provenance, write_result
-from search import provenance as search_provenance
-from search.spec import parse_spec
-from search.tuner import launch
+from search.run import provenance as search_provenance
+from search.spec.model import parse_spec
+from search.run.launch import launch
 
 TARGET_EFFICIENCY = 0.8
 TARGET_DELAY_S = 1.0

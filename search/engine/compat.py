@@ -1,0 +1,93 @@
+"""Every private attribute of Ray or Optuna this product reaches, gathered in one module.
+
+Ray and Optuna offer no public accessor for these; when an upgrade renames one, the test
+`tests/search/engine/test_compat.py` fails on the name in `PRIVATE` instead of a search failing
+at run time. Nothing else in `search/` may touch an underscore attribute of an engine object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# (where, attribute) pairs reached below; the compatibility test checks each on a real object.
+PRIVATE = {
+    "OptunaSearch": ("_ot_trials", "_ot_study", "_completed_trials"),
+    "AsyncHyperBandScheduler": ("_brackets", "_trial_info", "_max_t", "_num_stopped"),
+    "_Bracket": ("_rungs",),
+    "Tuner": ("_local_tuner",),
+    "TunerInternal": ("_tune_config", "get_run_config"),
+    "ray._private": ("authentication.authentication_token_setup."
+                     "maybe_enable_token_auth_if_token_available",
+                     "worker._global_node"),
+}
+
+
+# --- Ray's OptunaSearch: the live Optuna trial of each Tune trial, and which were told ----------
+
+def optuna_trials(searcher: Any) -> dict:
+    return searcher._ot_trials
+
+
+def optuna_study(searcher: Any) -> Any:
+    return searcher._ot_study
+
+
+def told_trials(searcher: Any) -> set:
+    return searcher._completed_trials
+
+
+# --- Ray's ASHA: its brackets' rungs (milestone, {trial id: score}) and trial -> bracket -------
+
+def asha_brackets(scheduler: Any) -> list:
+    return scheduler._brackets
+
+
+def bracket_rungs(bracket: Any) -> list:
+    return bracket._rungs
+
+
+def asha_assignment(scheduler: Any) -> dict:
+    return scheduler._trial_info
+
+
+def asha_max_t(scheduler: Any) -> float:
+    return scheduler._max_t
+
+
+def asha_num_stopped(scheduler: Any) -> int:
+    return scheduler._num_stopped
+
+
+def set_asha_num_stopped(scheduler: Any, count: int) -> None:
+    scheduler._num_stopped = count
+
+
+# --- Ray's Tuner: the run config and scheduler of a tuner, also one restored from its pickle ----
+
+def tuner_run_config(tuner: Any) -> Any:
+    return tuner._local_tuner.get_run_config()
+
+
+def tuner_scheduler(tuner: Any) -> Any:
+    return tuner._local_tuner._tune_config.scheduler
+
+
+# --- Ray's runtime --------------------------------------------------------------------------------
+
+def enable_token_auth() -> None:
+    """What Ray does itself for a cluster it finds automatically: token mode on, for this process
+    and its children. Setting RAY_AUTH_MODE alone is not enough once `ray` is imported (its
+    config is cached), hence Ray's own helper."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available)
+    except ImportError:  # a Ray without token auth: nothing to enable
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+def session_dir() -> str:
+    """The session directory of the Ray this driver started or joined (after ray.init)."""
+    import ray._private.worker
+
+    return ray._private.worker._global_node.get_session_dir_path()

@@ -1,0 +1,83 @@
+"""Optuna inside Ray Tune: the sampler registry and the fidelity-aware `OptunaSearch`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from search.engine import compat
+from search.experiment.outcome import Outcome, outcome_of
+
+# Each entry turns a validated `sampler:` section into an Optuna sampler instance.
+SAMPLERS: dict[str, Callable[[Any], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda s: optuna.samplers.TPESampler(
+        seed=s.seed, n_startup_trials=s.n_startup_trials, multivariate=s.multivariate,
+        # `group` lets multivariate TPE model conditional parameters jointly per sub-space.
+        group=s.multivariate, constant_liar=s.constant_liar),
+    "gp": lambda s: optuna.samplers.GPSampler(seed=s.seed, n_startup_trials=s.n_startup_trials),
+    "cmaes": lambda s: optuna.samplers.CmaEsSampler(
+        seed=s.seed, n_startup_trials=s.n_startup_trials, sigma0=s.sigma0,
+        warn_independent_sampling=False),
+    "random": lambda s: optuna.samplers.RandomSampler(seed=s.seed),
+    "qmc": lambda s: optuna.samplers.QMCSampler(
+        seed=s.seed, qmc_type=s.qmc_type, scramble=s.scramble, warn_independent_sampling=False),
+}
+
+
+# Diverged and invalid configs are bad configs: PRUNED keeps them on TPE's "bad" side (an
+# invalid one has no intermediate values, which TPE ranks last). An OOM says nothing about
+# quality, and a failure nothing at all, so the sampler ignores both (FAIL).
+OPTUNA_STATE = {
+    Outcome.COMPLETED: optuna.trial.TrialState.COMPLETE,
+    Outcome.STOPPED: optuna.trial.TrialState.PRUNED,
+    Outcome.KILLED: optuna.trial.TrialState.PRUNED,
+    Outcome.DIVERGED: optuna.trial.TrialState.PRUNED,
+    Outcome.OOM: optuna.trial.TrialState.FAIL,
+    Outcome.INVALID: optuna.trial.TrialState.PRUNED,
+    Outcome.FAILED: optuna.trial.TrialState.FAIL,
+}
+
+
+def build_sampler(sampler_spec: Any) -> optuna.samplers.BaseSampler:
+    return SAMPLERS[sampler_spec.type](sampler_spec)
+
+
+class FidelityAwareOptunaSearch(OptunaSearch):
+    """`OptunaSearch` that tells Optuna the truth about trials that did not run their budget.
+
+    Intermediate values are reported per *epoch* (not per Tune iteration, which restarts count
+    differently), non-finite values are kept out of the study, and the final state comes from
+    `search.experiment.outcome` — PRUNED for a trial ASHA stopped early.
+    """
+
+    def __init__(self, *args: Any, max_epochs: int,
+                 scheduler_stops: Callable[[str], bool] = lambda trial_id: True,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_epochs = max_epochs
+        self._scheduler_stops = scheduler_stops
+        self._last: dict[str, dict] = {}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._last[trial_id] = result
+        value = result.get(self.metric)
+        if trial_id in compat.told_trials(self) or value is None or not math.isfinite(value):
+            return
+        compat.optuna_trials(self)[trial_id].report(value, result.get("epoch", 0))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        told, live = compat.told_trials(self), compat.optuna_trials(self)
+        if trial_id in told or trial_id not in live:
+            return
+        last = result or self._last.get(trial_id) or {}
+        verdict = outcome_of(last, max_epochs=self._max_epochs, errored=error,
+                             stopped_by_scheduler=self._scheduler_stops(trial_id))
+        state = OPTUNA_STATE[verdict]
+        value = last.get(self.metric) if state == optuna.trial.TrialState.COMPLETE else None
+        compat.optuna_study(self).tell(live[trial_id], value, state=state)
+        told.add(trial_id)
+        self._last.pop(trial_id, None)

@@ -1,0 +1,20 @@
+"""What a failed Ray trial died of, read from the error file Ray wrote for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray.cloudpickle
+
+
+def error_reason(trial: Any) -> str:
+    """The exception a trial died of. Ray has written it to the trial's local error file when
+    `on_trial_error` runs (its storage copy is not synced yet); that file is our own experiment
+    storage, as trusted as the state Ray unpickles on restore."""
+    try:
+        with open(trial.pickled_error_file, "rb") as handle:
+            error = ray.cloudpickle.load(handle)
+    except Exception:  # noqa: BLE001 - a missing reason must not break tracking
+        return "the trial raised; see error.txt in its Ray trial directory"
+    cause = getattr(error, "cause", None) or error  # Ray wraps the trial's own exception
+    return f"{type(cause).__name__}: {cause}"

@@ -1,0 +1,72 @@
+"""Live progress for `launch`: one line per trial event instead of Ray's periodic tables."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ray.tune import Callback
+from rich.console import Console
+from rich.markup import escape
+
+from search.engine.trial_errors import error_reason
+from search.experiment.outcome import Outcome, outcome_of
+
+MARK = {Outcome.COMPLETED: "[green]done[/]", Outcome.STOPPED: "[yellow]stopped by ASHA[/]",
+        Outcome.KILLED: "[magenta]killed[/]", Outcome.DIVERGED: "[red]diverged[/]",
+        Outcome.OOM: "[red]out of memory[/]", Outcome.INVALID: "[red]invalid config[/]",
+        Outcome.FAILED: "[red]failed[/]"}
+
+
+def short(config: dict, limit: int = 6) -> str:
+    items = [f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items()]
+    return " ".join(items[:limit]) + (" …" if len(items) > limit else "")
+
+
+class ProgressPrinter(Callback):
+    def __init__(self, metric: str, max_epochs: int, trials: int,
+                 scheduler_stops: Callable[[str], bool], console: Console | None = None) -> None:
+        self.metric, self.max_epochs, self.trials = metric, max_epochs, trials
+        self.scheduler_stops = scheduler_stops
+        self.console = console or Console(stderr=True)
+        self.ended = 0
+        self.last: dict[str, dict] = {}
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "console"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.console = Console(stderr=True)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.console.print(f"[dim]start[/] {trial.trial_id}  {short(trial.config)}")
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        self.last[trial.trial_id] = result
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ended(trial, errored=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ended(trial, errored=True)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.console.print(f"[yellow]retry[/] {trial.trial_id} (failure {trial.num_failures}) "
+                           f"from its last checkpoint: {error_reason(trial)}",
+                           highlight=False, markup=False)
+
+    def _ended(self, trial: Any, errored: bool) -> None:
+        self.ended += 1
+        last = self.last.get(trial.trial_id, {})
+        epochs = int(last.get("epoch", 0))
+        verdict = outcome_of(last, max_epochs=self.max_epochs, errored=errored,
+                             stopped_by_scheduler=self.scheduler_stops(trial.trial_id))
+        value = last.get(self.metric)
+        shown = f"{self.metric}={value:.4f}" if isinstance(value, float) and verdict not in (
+            Outcome.DIVERGED, Outcome.OOM, Outcome.INVALID) else (last.get("reason") or "")
+        if errored:  # Ray's traceback stays in the trial's error.txt, not on the terminal
+            shown = f"{error_reason(trial)} (traceback: {trial.path}/error.txt)"
+        self.console.print(f"[{self.ended}/{self.trials}] {trial.trial_id} {MARK[verdict]} "
+                           f"after {epochs}/{self.max_epochs} epochs  {escape(shown)}",
+                           highlight=False)

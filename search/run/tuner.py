@@ -1,0 +1,77 @@
+"""Ray Tune assembly: a validated spec becomes a `tune.Tuner` (searcher, scheduler, trainable,
+callbacks, storage), new or restored from the experiment's storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from ray import tune
+from ray.tune.search.optuna import OptunaSearch
+
+from search.engine import compat
+from search.engine.samplers import FidelityAwareOptunaSearch, build_sampler
+from search.engine.schedulers import KeepStopRecord, build_scheduler
+from search.engine.space import define_by_run
+from search.run.checks import cluster_totals, slots
+from search.run.failfast import FailFast
+from search.run.progress import ProgressPrinter
+from search.run.trainable import run_trial
+from search.spec.job import TrialJob
+from search.spec.model import SearchSpec
+from search.tracking.mirror import MlflowMirror
+
+
+def searcher(spec: SearchSpec, stops: Any) -> OptunaSearch:
+    common = dict(space=define_by_run(spec.space), metric=spec.objective.metric,
+                  mode=spec.objective.mode, sampler=build_sampler(spec.sampler))
+    if spec.sampler.stopped_trials == "complete":
+        return OptunaSearch(**common)  # stock Ray behaviour, kept for comparison
+    return FidelityAwareOptunaSearch(**common, max_epochs=spec.budget.max_epochs,
+                                     scheduler_stops=stops)
+
+
+def trainable(spec: SearchSpec, job: TrialJob) -> Any:
+    resources = {"cpu": spec.trial.resources.cpu, "gpu": spec.trial.resources.gpu}
+    return tune.with_resources(tune.with_parameters(run_trial, job=job), resources)
+
+
+def new_tuner(spec: SearchSpec, job: TrialJob, storage: Path, uri: str, parent: str,
+              console: Any, callbacks: tuple, reuse_actors: bool) -> tune.Tuner:
+    scheduler = build_scheduler(spec.scheduler, spec.budget.max_epochs)
+    stops = scheduler.stopped.__contains__
+    mirror = MlflowMirror(uri, parent, job, scheduler_stops=stops)
+    printer = ProgressPrinter(spec.objective.metric, spec.budget.max_epochs, spec.budget.trials,
+                              scheduler_stops=stops, console=console)
+    fail_fast = FailFast(spec.trial.abort_on_same_error, spec.budget.max_epochs)
+    return tune.Tuner(
+        trainable(spec, job),
+        tune_config=tune.TuneConfig(
+            metric=spec.objective.metric, mode=spec.objective.mode,
+            search_alg=searcher(spec, stops), scheduler=scheduler,
+            num_samples=spec.budget.trials,
+            max_concurrent_trials=spec.trial.max_concurrent or slots(
+                spec.trial.resources, cluster_totals()),
+            time_budget_s=spec.budget.time_limit_s,
+            # Warm workers: the next trial reuses the process and its cached dataset.
+            reuse_actors=reuse_actors,
+            trial_dirname_creator=lambda trial: trial.trial_id),
+        run_config=tune.RunConfig(
+            name=spec.name, storage_path=str(storage),
+            callbacks=[mirror, printer, fail_fast, KeepStopRecord(scheduler.stopped),
+                       *callbacks], stop=fail_fast, verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.trial.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+
+
+def restored_tuner(spec: SearchSpec, job: TrialJob, experiment: Path) -> tune.Tuner:
+    return tune.Tuner.restore(str(experiment), trainable(spec, job), resume_errored=True)
+
+
+def parts(tuner: tune.Tuner) -> tuple[Optional[MlflowMirror], Any, Optional[FailFast]]:
+    """Our mirror, the scheduler's stop record and the fail-fast stopper, also for a tuner Ray
+    restored from its pickle."""
+    run_config = compat.tuner_run_config(tuner)
+    mirror = next((c for c in run_config.callbacks or [] if isinstance(c, MlflowMirror)), None)
+    fail_fast = run_config.stop if isinstance(run_config.stop, FailFast) else None
+    return mirror, compat.tuner_scheduler(tuner).stopped.__contains__, fail_fast

@@ -1,0 +1,366 @@
+"""A search spec: the validated YAML that says what a search may vary and how it runs.
+
+Pydantic v2 models with `extra="forbid"` and strict types at every level (lax mode would take
+"yes" as True and 2.0 as 2). Every rejection becomes a `SpecError` listing all problems of the
+file at once, each with its dotted path, value and rule, so a typo never costs a GPU-hour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import re
+import os
+import unicodedata
+from os import PathLike
+from pathlib import Path
+from typing import Annotated, Any, Callable, Literal, Optional, Union
+from urllib.parse import urlsplit
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
+                      ValidationInfo, create_model, field_validator, model_validator)
+
+from resnet_core.config import DataConfig, knob_of
+from search.spec import objective, schema as trial_schema
+from search.spec.job import TrialJob
+from search.spec.params import STRICT, ChoiceParam, FloatParam, IntParam, Param, parse_space
+from search.spec.problems import Problem, Problems, SpecError, problems_from, show
+from search.spec.yaml_io import load_yaml
+
+__all__ = ["SearchSpec", "Param", "FloatParam", "IntParam", "ChoiceParam", "load_spec",
+           "parse_spec", "SpecError"]
+
+
+def _data_field(f: dataclasses.Field) -> tuple[Any, Any]:
+    knob = knob_of(f)
+    base, optional = trial_schema.field_type(DataConfig, f.name)
+    annotation: Any = Optional[base] if optional else base
+    if knob.choices is not None:
+        # Choices stay lazy: the registries import torch, and are read only when validating.
+        annotation = Annotated[annotation, AfterValidator(functools.partial(_must_be_valid,
+                                                                             f.name))]
+    return annotation, Field(f.default, description=knob.doc,
+                             **trial_schema.bounds(f.name, DataConfig))
+
+
+def _must_be_valid(name: str, value: Any) -> Any:
+    reason = trial_schema.check_value(name, value, DataConfig)
+    if reason:
+        raise ValueError(reason)
+    return value
+
+
+# The `data` section: DataConfig's fields, types, bounds, choices and defaults. A module
+# attribute, so that pickle finds the class by name.
+DataSpec = create_model(
+    "DataSpec", __config__=ConfigDict(extra="forbid", strict=True, allow_inf_nan=False),
+    __doc__=DataConfig.__doc__,
+    **{f.name: _data_field(f) for f in dataclasses.fields(DataConfig)})
+_NAME_CHARS = re.compile(r"[A-Za-z0-9._-]")
+
+
+def rule(problem: Callable[[Any], Optional[str]]) -> Callable[[Any, Any], Any]:
+    """A pydantic validator from a pure rule that returns why a value is invalid, or None."""
+
+    def check(cls: Any, value: Any) -> Any:
+        reason = problem(value)
+        if reason:
+            raise ValueError(reason)
+        return value
+
+    return classmethod(check)
+
+
+def experiment_name_problem(name: str) -> Optional[str]:
+    """The name becomes a directory under storage_path and an MLflow experiment."""
+    control = [c for c in name if unicodedata.category(c) == "Cc"]
+    if control:
+        return f"name is {name!r} but must not contain control characters (found {control[0]!r})"
+    if "/" in name or "\\" in name:
+        return f"name is {name!r} but must not contain '/' or '\\' (it names a directory)"
+    if ".." in name:
+        return f"name is {name!r} but must not contain '..' (it names a directory)"
+    if not 1 <= len(name) <= 100:
+        return f"name is {show(name)} ({len(name)} characters) but must be 1 to 100 characters"
+    bad = sorted({c for c in name if not _NAME_CHARS.fullmatch(c)})
+    if bad:
+        return (f"name is {name!r} but may only use letters, digits, '.', '_' and '-' "
+                f"(found {''.join(bad)!r})")
+    if not name[0].isalnum():
+        return f"name is {name!r} but must start with a letter or digit"
+    return None
+
+
+def gpu_problem(gpu: float) -> Optional[str]:
+    """Fractions must pack whole trials onto a card: 0.3 leaves 10% idle, 0.34 fits only 2."""
+    share = round(1 / gpu) if 0 < gpu < 1 else 0
+    if gpu == int(gpu) or (share and 0.99 <= share * gpu <= 1.0):
+        return None
+    return (f"gpu is {gpu!r} but must be 0, a whole number or 1/k (e.g. 0.5, 0.25)")
+
+
+def uri_credentials_problem(uri: str) -> Optional[tuple[str, str]]:
+    """(redacted uri, message) when the URI carries user info such as user:pass@host."""
+    netloc = urlsplit(uri).netloc
+    if "@" not in netloc:
+        return None
+    redacted = uri.replace(netloc, "***@" + netloc.rsplit("@", 1)[1], 1)
+    return redacted, (f"mlflow_uri is {redacted!r} but must not hold credentials (user:pass@); "
+                      "use MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD env vars")
+
+
+class Objective(BaseModel):
+    model_config = STRICT
+    metric: Literal["val_acc", "val_loss", "train_acc", "train_loss"] = "val_acc"
+    mode: Literal["max", "min"] = "max"
+
+    @property
+    def sign(self) -> int:
+        """+1 when larger is better (see search.spec.objective)."""
+        return objective.sign(self.mode)
+
+    @model_validator(mode="after")
+    def _direction_fits_metric(self) -> Objective:
+        # Maximising a loss is never intended and would spend the whole budget on the worst nets.
+        wanted = "min" if self.metric.endswith("_loss") else "max"
+        if self.mode != wanted:
+            raise Problems([Problem("mode", self.mode, f"mode is {self.mode!r} but "
+                                    f"{self.metric} must be {wanted}imised; write mode: {wanted}")])
+        return self
+
+
+class Budget(BaseModel):
+    model_config = STRICT
+    trials: int = Field(ge=1)
+    max_epochs: int = Field(**trial_schema.bounds("epochs"))
+    time_limit_s: Optional[float] = Field(None, gt=0)
+
+
+class Resources(BaseModel):
+    model_config = STRICT
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+    _packs_evenly = field_validator("gpu")(rule(gpu_problem))
+
+
+class TrialSpec(BaseModel):
+    model_config = STRICT
+    resources: Resources = Field(default_factory=Resources)
+    max_concurrent: Optional[int] = Field(None, ge=1)
+    max_failures: int = Field(2, ge=0)
+    # The search stops when the first N trials to end all failed with the same error (a broken
+    # file or environment fails every trial alike); 0 never stops. See search/failfast.py.
+    abort_on_same_error: int = Field(3, ge=0)
+
+
+class _Sampler(BaseModel):
+    model_config = STRICT
+    seed: Optional[int] = Field(0, ge=0, lt=2**32)  # numpy's seed range
+    # How trials that ASHA stopped early reach Optuna: "pruned" keeps TPE from mixing partial
+    # and full-budget results; "complete" is stock Ray behaviour.
+    stopped_trials: Literal["pruned", "complete"] = "pruned"
+
+
+class TPE(_Sampler):
+    type: Literal["tpe"] = "tpe"
+    n_startup_trials: int = Field(10, ge=0)
+    multivariate: bool = True
+    constant_liar: bool = True
+
+
+class GP(_Sampler):
+    type: Literal["gp"] = "gp"
+    n_startup_trials: int = Field(10, ge=0)
+
+
+class CmaEs(_Sampler):
+    type: Literal["cmaes"] = "cmaes"
+    n_startup_trials: int = Field(1, ge=0)
+    sigma0: Optional[float] = Field(None, gt=0)
+
+
+class RandomSampler(_Sampler):
+    type: Literal["random"] = "random"
+
+
+class QMC(_Sampler):
+    type: Literal["qmc"] = "qmc"
+    qmc_type: Literal["sobol", "halton"] = "sobol"
+    scramble: bool = True
+
+
+Sampler = Annotated[Union[TPE, GP, CmaEs, RandomSampler, QMC], Field(discriminator="type")]
+
+
+class ASHA(BaseModel):
+    model_config = STRICT
+    type: Literal["asha"] = "asha"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(3.0, ge=2)
+    brackets: int = Field(1, ge=1)
+
+
+class FIFO(BaseModel):
+    model_config = STRICT
+    type: Literal["fifo"] = "fifo"
+
+
+Scheduler = Annotated[Union[ASHA, FIFO], Field(discriminator="type")]
+
+
+class Tracking(BaseModel):
+    model_config = STRICT
+    mlflow_uri: str = Field("sqlite:///mlflow.db", min_length=1)
+    experiment: Optional[str] = Field(None, min_length=1)  # None -> the spec's name
+
+    @field_validator("mlflow_uri")
+    @classmethod
+    def _no_credentials(cls, uri: str) -> str:
+        found = uri_credentials_problem(uri)
+        if found:
+            redacted, reason = found  # the secret must not reach logs through the error
+            raise Problems([Problem("", redacted, reason)])
+        return uri
+
+
+class SearchSpec(BaseModel):
+    model_config = STRICT
+    name: str
+    data: DataSpec  # type: ignore[valid-type]
+    objective: Objective = Field(default_factory=Objective)
+    budget: Budget
+    trial: TrialSpec = Field(default_factory=TrialSpec)
+    sampler: Sampler = Field(default_factory=TPE)
+    scheduler: Scheduler = Field(default_factory=ASHA)
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, Param] = Field(default_factory=dict)
+    tracking: Tracking = Field(default_factory=Tracking)
+    storage_path: str = Field("runs", min_length=1)
+    _source: str = PrivateAttr("<spec>")
+    _base_dir: str = PrivateAttr("")
+
+    _safe_name = field_validator("name")(rule(experiment_name_problem))
+
+    @field_validator("scheduler")
+    @classmethod
+    def _grace_within_budget(cls, scheduler: Any, info: ValidationInfo) -> Any:
+        budget = info.data.get("budget")
+        if isinstance(scheduler, ASHA) and budget and scheduler.grace_period > budget.max_epochs:
+            raise Problems([Problem("grace_period", scheduler.grace_period, "grace_period is "
+                                    f"{scheduler.grace_period} but must be <= budget.max_epochs "
+                                    f"({budget.max_epochs}); no trial could be stopped early")])
+        return scheduler
+
+    @field_validator("fixed", mode="before")
+    @classmethod
+    def _fixed_fields(cls, fixed: Any) -> Any:
+        if fixed is None:  # an empty `fixed:` section
+            return {}
+        if not isinstance(fixed, dict):
+            return fixed
+        problems = [Problem(str(k), k, trial_schema.unknown_field(k)) for k in fixed
+                    if not isinstance(k, str) or k not in trial_schema.searchable()]
+        problems += [Problem(k, v, reason) for k, v in fixed.items()
+                     if k in trial_schema.searchable()
+                     and (reason := trial_schema.check_value(k, v)) is not None]
+        if problems:
+            raise Problems(problems)
+        return {k: _plain(trial_schema.coerce(k, v)) for k, v in fixed.items()}
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _space_params(cls, space: Any, info: ValidationInfo) -> Any:
+        return {} if space is None else parse_space(space, info.data.get("fixed") or {})
+
+    def job(self, data: Optional[DataConfig] = None) -> TrialJob:
+        """What every trial of this search shares, as plain data (workers need no Pydantic).
+        `data` replaces the spec's data config (the launch passes one with its root located)."""
+        return TrialJob(fixed=dict(self.fixed), max_epochs=self.budget.max_epochs,
+                        metric=self.objective.metric, mode=self.objective.mode,
+                        data=data or self.data_config())
+
+    def data_config(self) -> DataConfig:
+        return DataConfig(**self.data.model_dump())
+
+    def with_overrides(self, *, trials: Optional[int] = None, max_epochs: Optional[int] = None,
+                       seed: Optional[int] = None) -> SearchSpec:
+        """A re-validated copy; `seed` sets the sampler's seed and the trials' seed."""
+        raw = self.model_dump(by_alias=True)
+        return parse_spec(apply_overrides(raw, trials, max_epochs, seed), self._source,
+                          base_dir=self.base_dir)
+
+    def renamed(self, name: str) -> SearchSpec:
+        """A re-validated copy under another experiment name (`--name`)."""
+        return parse_spec({**self.resolved(), "name": name}, f"{self._source} (--name)",
+                          base_dir=self.base_dir)
+
+    def resolved(self) -> dict:
+        """The full spec with defaults filled, JSON-safe (for MLflow and printing)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def spec_hash(self) -> str:
+        canonical = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """What relative paths in the spec (storage_path, a SQLite tracking file, data.root) are
+        relative to: the spec file's own directory, so that an experiment is the same whichever
+        directory it is launched from (a spec built in code: the directory it was parsed in)."""
+        return Path(self._base_dir or os.getcwd())
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def apply_overrides(raw: dict, trials: Optional[int], max_epochs: Optional[int],
+                    seed: Optional[int]) -> dict:
+    """Command-line overrides written into a raw spec mapping (validated afterwards)."""
+    raw = dict(raw)
+
+    def section(key: str, default: dict) -> dict:
+        value = raw.get(key)
+        if value is None or isinstance(value, dict):
+            value = dict(default if value is None else value)
+        raw[key] = value
+        return value if isinstance(value, dict) else {}
+
+    if trials is not None:
+        section("budget", {})["trials"] = trials
+    if max_epochs is not None:
+        section("budget", {})["max_epochs"] = max_epochs
+    if seed is not None:
+        section("sampler", {"type": "tpe"})["seed"] = seed
+        section("fixed", {})["seed"] = seed
+    return raw
+
+
+def parse_spec(mapping: Any, source: str = "<spec>",
+               base_dir: Optional[str | PathLike] = None) -> SearchSpec:
+    """Validate a parsed mapping; raises SpecError with every problem found. Relative paths in
+    it will be resolved against `base_dir` (default: the current directory, now)."""
+    if not isinstance(mapping, dict):
+        raise SpecError.one("", mapping, f"the spec is {show(mapping)} but must be a mapping of "
+                            "sections (name, data, budget, ...)", source)
+    try:
+        spec = SearchSpec.model_validate(mapping)
+    except ValidationError as err:
+        raise SpecError(problems_from(err, SearchSpec), source) from None
+    spec._source = source
+    spec._base_dir = str(Path(base_dir if base_dir is not None else os.getcwd()).resolve())
+    return spec
+
+
+def load_spec(path: str | PathLike, *, trials: Optional[int] = None,
+              max_epochs: Optional[int] = None, seed: Optional[int] = None) -> SearchSpec:
+    """Read, strictly parse and validate a spec file, with command-line overrides applied."""
+    raw = apply_overrides(load_yaml(path), trials, max_epochs, seed)
+    return parse_spec(raw, str(path), base_dir=Path(path).resolve().parent)

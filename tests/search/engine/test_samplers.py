@@ -1,0 +1,87 @@
+"""Fidelity-aware OptunaSearch against real Optuna (no Ray runtime needed)."""
+
+import math
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from search.engine.samplers import OPTUNA_STATE, SAMPLERS, FidelityAwareOptunaSearch
+from search.experiment.outcome import Outcome
+
+
+def space(trial):
+    trial.suggest_float("x", 0.0, 1.0)
+
+
+def make(stops=lambda trial_id: True, max_epochs=5):
+    return FidelityAwareOptunaSearch(space=space, metric="val_acc", mode="max", max_epochs=max_epochs,
+                                     sampler=optuna.samplers.RandomSampler(seed=0),
+                                     scheduler_stops=stops)
+
+
+def run(searcher, trial_id, values, **complete):
+    assert "x" in searcher.suggest(trial_id)
+    for epoch, value in enumerate(values, 1):
+        searcher.on_trial_result(trial_id, {"epoch": epoch, "val_acc": value,
+                                            "training_iteration": epoch})
+    last = {"epoch": len(values), "val_acc": values[-1], **complete.pop("extra", {})}
+    searcher.on_trial_complete(trial_id, last, **complete)
+    return searcher._ot_study.trials[-1]
+
+
+def test_trial_stopped_early_is_pruned_with_its_intermediate_values():
+    trial = run(make(), "a", [0.3, 0.5])
+    assert trial.state is TrialState.PRUNED
+    assert trial.intermediate_values == {1: 0.3, 2: 0.5}
+    # Optuna's own convention: a pruned trial carries its last intermediate value, and TPE
+    # ranks pruned trials by the step they reached before that value.
+    assert trial.value == 0.5
+
+
+def test_stock_optuna_search_reports_the_same_trial_as_complete():
+    stock = OptunaSearch(space=space, metric="val_acc", mode="max",
+                         sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = run(stock, "a", [0.3, 0.5])
+    assert trial.state is TrialState.COMPLETE and trial.value == 0.5
+
+
+def test_full_budget_trial_is_complete_with_its_last_value():
+    trial = run(make(), "a", [0.3, 0.5, 0.6, 0.7, 0.8])
+    assert trial.state is TrialState.COMPLETE and trial.value == 0.8
+
+
+def test_diverged_trial_is_pruned_and_its_non_finite_value_never_reaches_optuna():
+    trial = run(make(), "a", [0.3, -math.inf], extra={"outcome": "diverged"})
+    assert trial.state is TrialState.PRUNED
+    assert trial.intermediate_values == {1: 0.3}
+
+
+@pytest.mark.parametrize("complete", [{"error": True}, {"extra": {"outcome": "oom"}}])
+def test_errors_and_out_of_memory_are_failures(complete):
+    assert run(make(), "a", [0.3], **complete).state is TrialState.FAIL
+
+
+def test_unknown_trial_completion_is_ignored():
+    searcher = make()
+    searcher.on_trial_complete("never-suggested", {"epoch": 1, "val_acc": 0.1})
+    assert searcher._ot_study is None or len(searcher._ot_study.trials) == 0
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLERS))
+def test_every_registered_sampler_builds(kind):
+    from types import SimpleNamespace
+    spec = SimpleNamespace(type=kind, seed=0, n_startup_trials=2, multivariate=True,
+                           constant_liar=True, sigma0=None, qmc_type="sobol", scramble=True)
+    assert isinstance(SAMPLERS[kind](spec), optuna.samplers.BaseSampler)
+
+
+@pytest.mark.parametrize("verdict, state", [
+    (Outcome.COMPLETED, TrialState.COMPLETE), (Outcome.STOPPED, TrialState.PRUNED),
+    (Outcome.KILLED, TrialState.PRUNED), (Outcome.DIVERGED, TrialState.PRUNED),
+    (Outcome.OOM, TrialState.FAIL), (Outcome.INVALID, TrialState.PRUNED),
+    (Outcome.FAILED, TrialState.FAIL),
+])
+def test_every_outcome_maps_to_an_optuna_state(verdict, state):
+    assert OPTUNA_STATE[verdict] is state
