@@ -157,8 +157,8 @@ def run_seed(seed: int, args: argparse.Namespace, slots: int) -> dict:
             run = run_search(spec, verbose=args.verbose)
             histories[method] = results_of(run["events"])
             outcomes: dict[str, int] = {}
-            for trial in run["report"].trials:
-                outcomes[trial.outcome] = outcomes.get(trial.outcome, 0) + 1
+            for trial in run["report"].results.trials:
+                outcomes[trial.outcome.value] = outcomes.get(trial.outcome.value, 0) + 1
             per_method[method] = {"launch_seconds": time.perf_counter() - began,
                                   "outcomes": outcomes, "load": os.getloadavg()}
     budget = args.trials * args.epochs

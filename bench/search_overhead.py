@@ -107,7 +107,7 @@ def run_search(spec_dict: dict, *, reuse_actors: bool = True, verbose: bool = Fa
     """Launch one search through the product, then shut Ray down. Returns the launch's wall
     seconds, its driver-side events, the slots it ran on and its LaunchReport."""
     spec = parse_spec(spec_dict)
-    experiment = Path(spec.storage_path) / spec.name
+    experiment = Path(spec.storage_path) / spec.name  # the spec holds an absolute path
     if experiment.exists():  # launch() would resume it, and time a different thing
         raise ValueError(f"experiment directory is {experiment} but must not exist yet: every "
                          "benchmark launch starts a new experiment")

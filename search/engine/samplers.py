@@ -61,6 +61,14 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         self._scheduler_stops = scheduler_stops
         self._last: dict[str, dict] = {}
 
+    def restore(self, checkpoint_path: str) -> None:
+        # Ray restores a searcher by updating its __dict__ from the snapshot's pickle, which
+        # carries a copy of the scheduler's stop record taken at snapshot time; keep the live
+        # one (the restored scheduler's own set), or stops after a resume would go unseen.
+        stops = self._scheduler_stops
+        super().restore(checkpoint_path)
+        self._scheduler_stops = stops
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._last[trial_id] = result
         value = result.get(self.metric)

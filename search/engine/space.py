@@ -60,18 +60,3 @@ class DefineByRun:
 
 
 define_by_run = DefineByRun
-
-
-def describe(param: Any) -> str:
-    """One line per parameter for `resnet-search validate`."""
-    if param.kind == "choice":
-        text = "choice " + ", ".join(map(str, param.choices))
-    else:
-        text = f"{param.kind} [{param.low}, {param.high}]"
-        text += " log" if param.log else ""
-        text += f" step {param.step}" if param.step not in (None, 1) else ""
-    if param.when:
-        cond = " and ".join(f"{k} in {v}" if len(v) > 1 else f"{k} = {v[0]}"
-                            for k, v in param.when.items())
-        text += f"  (only when {cond})"
-    return text

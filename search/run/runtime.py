@@ -1,19 +1,20 @@
-"""The Ray runtime a launch runs on: a local Ray of its own, or an existing cluster."""
+"""The Ray runtime a launch runs on (a local Ray of its own, or an existing cluster), and what
+the engines may say on the terminal while it runs."""
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from typing import Optional
 
+import optuna
 import ray
 
 import resnet_core
 import search
 from search.remote import cluster
-
-
-class LaunchError(RuntimeError):
-    """The experiment cannot start or continue; the message says why and what to do."""
+from search.run.errors import LaunchError
 
 
 def init_ray(address: Optional[str]) -> None:
@@ -42,3 +43,52 @@ def init_ray(address: Optional[str]) -> None:
         # "local": always a Ray of our own. With no address, Ray joins a cluster that `ray start`
         # left on this machine, and retries forever when that one has died since.
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
+
+
+class OneLineErrors(logging.Filter):
+    """Keeps an engine's error message but drops its traceback. Ray logs a failed background
+    upload of its experiment state with a full traceback; it uploads again at the next snapshot
+    and at the end, so the user needs the line, not Ray's internals."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            first = (str(error).splitlines() or [""])[0]
+            record.msg = f"{record.getMessage()}{type(error).__name__}: {first}"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+class DropMessages(logging.Filter):
+    """Drops an engine's lines that our own output replaces: Ray Tune's interruption notices
+    end in "Resume experiment with: Tuner.restore(path=..., trainable=...)", which is not how a
+    user of this CLI resumes (the same command again), and its end-of-run bookkeeping."""
+
+    def __init__(self, *starts: str) -> None:
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.starts)
+
+
+# Loggers whose errors are Ray's own retried housekeeping, not the user's to debug.
+ONE_LINE_LOGGERS = ("ray.tune.execution.experiment_state",)
+REPLACED = {
+    "ray.tune.tune": ("Stop signal received", "Experiment has been interrupted",
+                      "Trials did not complete", "Wrote the latest version", "Total run time"),
+    # A search stopped before some trials reported has no metrics for them: our table says so.
+    "ray.tune.analysis.experiment_analysis": ("Failed to fetch metrics",),
+}
+
+
+def quiet_engines() -> None:
+    """Our progress lines replace the engines' INFO chatter; their warnings still show."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ONE_LINE_LOGGERS:
+        logging.getLogger(name).addFilter(OneLineErrors())
+    for name, starts in REPLACED.items():
+        logging.getLogger(name).addFilter(DropMessages(*starts))

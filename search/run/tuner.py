@@ -3,15 +3,16 @@ callbacks, storage), new or restored from the experiment's storage."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from search.engine import compat
 from search.engine.samplers import FidelityAwareOptunaSearch, build_sampler
-from search.engine.schedulers import KeepStopRecord, build_scheduler
+from search.engine.schedulers import SchedulerRecord, build_scheduler
 from search.engine.space import define_by_run
 from search.run.checks import cluster_totals, slots
 from search.run.failfast import FailFast
@@ -58,8 +59,8 @@ def new_tuner(spec: SearchSpec, job: TrialJob, storage: Path, uri: str, parent: 
             trial_dirname_creator=lambda trial: trial.trial_id),
         run_config=tune.RunConfig(
             name=spec.name, storage_path=str(storage),
-            callbacks=[mirror, printer, fail_fast, KeepStopRecord(scheduler.stopped),
-                       *callbacks], stop=fail_fast, verbose=0,
+            callbacks=[mirror, printer, fail_fast, SchedulerRecord(scheduler), *callbacks],
+            stop=fail_fast, verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.trial.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
 
@@ -68,10 +69,25 @@ def restored_tuner(spec: SearchSpec, job: TrialJob, experiment: Path) -> tune.Tu
     return tune.Tuner.restore(str(experiment), trainable(spec, job), resume_errored=True)
 
 
-def parts(tuner: tune.Tuner) -> tuple[Optional[MlflowMirror], Any, Optional[FailFast]]:
-    """Our mirror, the scheduler's stop record and the fail-fast stopper, also for a tuner Ray
-    restored from its pickle."""
+@dataclass(frozen=True)
+class Parts:
+    """Our pieces of a tuner, also of one Ray restored from its pickle."""
+
+    mirror: MlflowMirror
+    scheduler: Any  # search.engine.schedulers.RecordingASHA / RecordingFIFO
+    scheduler_record: SchedulerRecord
+    fail_fast: FailFast
+
+
+def parts(tuner: tune.Tuner) -> Parts:
     run_config = compat.tuner_run_config(tuner)
-    mirror = next((c for c in run_config.callbacks or [] if isinstance(c, MlflowMirror)), None)
-    fail_fast = run_config.stop if isinstance(run_config.stop, FailFast) else None
-    return mirror, compat.tuner_scheduler(tuner).stopped.__contains__, fail_fast
+    callbacks = run_config.callbacks or []
+
+    def one(kind: type) -> Any:
+        found = [c for c in callbacks if isinstance(c, kind)]
+        if len(found) != 1:
+            raise RuntimeError(f"the tuner has {len(found)} {kind.__name__} callbacks, not one")
+        return found[0]
+
+    return Parts(mirror=one(MlflowMirror), scheduler=compat.tuner_scheduler(tuner),
+                 scheduler_record=one(SchedulerRecord), fail_fast=one(FailFast))

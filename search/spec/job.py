@@ -21,14 +21,16 @@ class TrialJob:
     mode: str
     data: DataConfig = field(default_factory=DataConfig)  # its root made absolute by the launch
 
-    def train_config(self, params: dict) -> TrainConfig:
+    def train_config(self, params: dict, registries: bool = True) -> TrainConfig:
         """One trial's config: fixed, then sampled params, then epochs from the budget. A value
-        no distribution of a valid spec produces raises ValueError naming field and rule."""
+        no distribution of a valid spec produces raises ValueError naming field and rule.
+        `registries=False` trusts registry names (block, optimizer...) without importing
+        torch to check them: for reading back what a worker already ran."""
         merged = {**self.fixed, **params, "epochs": self.max_epochs}
         known = set(schema.fields_of(TrainConfig))
         reasons = [schema.unknown_field(k) for k in merged if k not in known]
         reasons += [r for k, v in merged.items() if k in known and (
-            r := schema.check_value(k, v)) is not None]
+            r := schema.check_value(k, v, registries=registries)) is not None]
         if reasons:
             raise ValueError("; ".join(reasons))
         return TrainConfig(**{k: schema.coerce(k, v) for k, v in merged.items()})

@@ -203,6 +203,15 @@ class ASHA(BaseModel):
     brackets: int = Field(1, ge=1)
 
 
+    def rungs(self, max_epochs: int) -> list[int]:
+        """The epochs at which ASHA compares trials (its rungs in the first bracket)."""
+        found, epoch = [], self.grace_period
+        while epoch < max_epochs:
+            found.append(int(epoch))
+            epoch *= self.reduction_factor
+        return found
+
+
 class FIFO(BaseModel):
     model_config = STRICT
     type: Literal["fifo"] = "fifo"
@@ -309,6 +318,12 @@ class SearchSpec(BaseModel):
     def source(self) -> str:
         return self._source
 
+    def located(self, source: str, base_dir: Path) -> SearchSpec:
+        """This spec, noting where it came from (messages) and what its paths are relative to."""
+        self._source = source
+        self._base_dir = str(base_dir.resolve())
+        return self
+
     @property
     def base_dir(self) -> Path:
         """What relative paths in the spec (storage_path, a SQLite tracking file, data.root) are
@@ -354,9 +369,7 @@ def parse_spec(mapping: Any, source: str = "<spec>",
         spec = SearchSpec.model_validate(mapping)
     except ValidationError as err:
         raise SpecError(problems_from(err, SearchSpec), source) from None
-    spec._source = source
-    spec._base_dir = str(Path(base_dir if base_dir is not None else os.getcwd()).resolve())
-    return spec
+    return spec.located(source, Path(base_dir if base_dir is not None else os.getcwd()))
 
 
 def load_spec(path: str | PathLike, *, trials: Optional[int] = None,

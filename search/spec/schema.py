@@ -17,7 +17,7 @@ import types
 import typing
 from typing import Any, Optional
 
-from resnet_core.config import DataConfig, TrainConfig, knob_of
+from resnet_core.config import TrainConfig, knob_of
 from search.spec.problems import BOOL_HINT, show, suggest
 
 SET_BY_BUDGET = "epochs"  # the search sets it from budget.max_epochs
@@ -51,8 +51,11 @@ def type_word(cls: type, name: str) -> str:
     return _TYPE_WORDS.get(base, base.__name__) + (" or null" if optional else "")
 
 
-def check_value(name: str, value: Any, cls: type = TrainConfig) -> Optional[str]:
-    """Why `value` is not valid for field `name` of `cls` (type, then knob), or None."""
+def check_value(name: str, value: Any, cls: type = TrainConfig,
+                registries: bool = True) -> Optional[str]:
+    """Why `value` is not valid for field `name` of `cls` (type, then knob), or None.
+    `registries=False` skips the choices read from resnet_core's registries (they import
+    torch): for reading back configs that a worker already accepted."""
     base, optional = field_type(cls, name)
     if value is None:
         return None if optional else f"{name} is None but must be {type_word(cls, name)}"
@@ -60,6 +63,8 @@ def check_value(name: str, value: Any, cls: type = TrainConfig) -> Optional[str]
     if wrong:
         return wrong
     knob = knob_of(fields_of(cls)[name])
+    if not registries:
+        knob = dataclasses.replace(knob, choices=None)
     reason = knob.check(name, value)
     if reason and isinstance(value, str) and knob.choices is not None:
         hint = suggest(value, knob.allowed())

@@ -1,29 +1,36 @@
 """MLflow as a mirror of the search: one parent run per experiment, one nested run per trial.
 
 Ray's experiment storage is the source of truth; MLflow is a view of it. Every MLflow call runs
-on one background thread fed by a queue, so a slow or dead tracking server can neither fail nor
-stall training — failures are logged loudly and counted, and the search goes on.
+on one background thread fed by a queue (`Writer`), so a slow or dead tracking server can neither
+fail nor stall training: a failing call is retried until its deadline, then dropped, counted and
+logged, and `reconcile` back-fills what was dropped from Ray's results.
+
+Because any call may be dropped, no action relies on an earlier one having succeeded: each
+per-trial action finds its trial's run through `_run_id`, which creates the run when its creation
+was dropped.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 from typing import Any, Callable, Optional
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from resnet_core.config import resolved
+from search.engine.trial_errors import error_reason
 from search.experiment.outcome import Outcome, outcome_of
 from search.spec.job import TrialJob
-from search.engine.trial_errors import error_reason
+from search.tracking.backfill import backfill
+from search.tracking.points import METRICS, points
 from search.tracking.store import PARENT_TAG, text
 from search.tracking.writer import Action, Writer
 
-# Per-epoch values worth a chart; everything else a trial reports is Ray bookkeeping.
-METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
-           "epoch_seconds", "images_per_s", "peak_mem_mb")
+__all__ = ["METRICS", "MLFLOW_STATUS", "INTERRUPTED", "MlflowMirror"]
+
+log = logging.getLogger("resnet_search.tracking")
 
 MLFLOW_STATUS = {
     Outcome.COMPLETED: "FINISHED",
@@ -35,30 +42,46 @@ MLFLOW_STATUS = {
     Outcome.FAILED: "FAILED",
 }
 
+INTERRUPTED = "interrupted"  # `end_reason` the launch sets on Ctrl+C / SIGTERM
 
-def _finite(result: dict) -> list[tuple[str, float]]:
-    return [(k, float(result[k])) for k in METRICS
-            if isinstance(result.get(k), (int, float)) and math.isfinite(result[k])]
+# The tags that say how a run ended: a reopened run drops them until it ends again.
+VERDICT_TAGS = ("outcome", "reason", "stopped_by", "stopped_at_epoch")
 
 
 class MlflowMirror(Callback):
     """Ray Tune callback that mirrors trials into MLflow without ever blocking Tune."""
 
     def __init__(self, uri: str, parent_run_id: str, job: TrialJob,
-                 scheduler_stops: Callable[[str], bool]) -> None:
+                 scheduler_stops: Callable[[str], bool], deadline_s: float = 120.0) -> None:
         self.uri = uri
         self.parent_run_id = parent_run_id
         self.job = job
         self.scheduler_stops = scheduler_stops
-        self.runs: dict[str, str] = {}  # trial id -> child run id; pickled with the experiment
+        self.runs: dict[str, str] = {}  # trial id -> child run id ("" until MLflow answers)
+        self.configs: dict[str, dict] = {}  # trial id -> sampled params, to create its run
+        self.names: dict[str, str] = {}  # trial id -> Ray's name for it: the run's name
         self.last: dict[str, dict] = {}
-        self.closed: set[str] = set()  # trials whose run got its outcome
+        self.closed: set[str] = set()  # trials whose run got its true outcome
+        # trial id -> (tags, status) its run was last closed with: redone by reconcile when the
+        # close was dropped, forgotten when the trial starts again.
+        self.verdicts: dict[str, tuple[dict[str, str], str]] = {}
         self.resumed = False  # set by set_state: runs of an earlier driver may exist
-        self.writer = Writer(uri)
+        self.end_reason: Optional[str] = None  # INTERRUPTED: the launch is being stopped
+        self.backfilled = 0  # metric points reconcile wrote
+        # Touched by the writer's thread only:
+        self._ended: set[str] = set()  # trials whose close reached MLflow
+        self._unparamed: set[str] = set()  # runs created whose params are not logged yet
+        self._experiment_id: Optional[str] = None
+        self.writer = Writer(uri, deadline_s)
 
     @property
     def failures(self) -> int:
+        """MLflow actions dropped after their deadline (reconcile repairs their metrics)."""
         return self.writer.failures
+
+    @property
+    def retries(self) -> int:
+        return self.writer.retries
 
     def _submit(self, action: Action) -> None:
         self.writer.submit(action)
@@ -68,67 +91,123 @@ class MlflowMirror(Callback):
 
     # --- saved with Tune's experiment state, so a resumed launch keeps one run per trial ---
     # Tune calls get_state at every experiment snapshot: it must never wait for MLflow. A trial
-    # whose run was not created yet is simply left out, and gets its run when it resumes.
+    # whose run was not created yet is simply left out, and gets its run when it resumes. The
+    # copies are taken in one C call each: the writer's thread may add entries meanwhile.
     def get_state(self) -> dict:
-        return {"runs": {t: r for t, r in self.runs.items() if r},
-                "closed": sorted(self.closed), "parent_run_id": self.parent_run_id}
+        return {"runs": {t: r for t, r in dict(self.runs).items() if r},
+                "configs": dict(self.configs), "closed": sorted(self.closed),
+                "parent_run_id": self.parent_run_id}
 
     def set_state(self, state: dict) -> None:
         self.runs.update(state.get("runs", {}))
+        self.configs.update(state.get("configs", {}))
         self.closed.update(state.get("closed", ()))
         self.resumed = True
 
+    # --- the writer's side: finding, creating, reopening and closing a trial's run ---
+    def _experiment(self, client: MlflowClient) -> str:
+        if self._experiment_id is None:
+            self._experiment_id = client.get_run(self.parent_run_id).info.experiment_id
+        return self._experiment_id
+
     def _children(self, client: MlflowClient, trial_id: Optional[str] = None) -> list:
         """The child runs of this experiment's parent run (of one trial, when given)."""
-        parent = client.get_run(self.parent_run_id)
         query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'"
         if trial_id:
             query += f" and tags.trial_id = '{trial_id}'"
-        return list(client.search_runs([parent.info.experiment_id], query, max_results=10000,
+        return list(client.search_runs([self._experiment(client)], query, max_results=10000,
                                        order_by=["attributes.start_time ASC"]))
 
-    # --- Tune events ---
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if trial.trial_id in self.runs:
-            return  # a restored or restarted trial keeps its run
-        params = resolved(self.job.train_config(trial.config))
-        self.runs[trial.trial_id] = ""  # filled in by the worker once MLflow answers
-
-        def create(client: MlflowClient) -> None:
+    def _run_id(self, client: MlflowClient, trial_id: str, adopt: bool = False) -> str:
+        """The trial's run, created now when its creation was dropped (or never queued)."""
+        run_id = self.runs.get(trial_id)
+        if not run_id:
             # After a driver crash a trial may already have a run that Tune's last snapshot
             # did not record (the snapshot never waits for MLflow): adopt it, keeping one run
-            # per trial and the epochs it already logged.
-            earlier = self._children(client, trial.trial_id) if self.resumed else []
-            if earlier:  # its params were logged when it was created
-                self.runs[trial.trial_id] = earlier[0].info.run_id
-                return
-            parent = client.get_run(self.parent_run_id)
-            run = client.create_run(parent.info.experiment_id, run_name=str(trial), tags={
-                PARENT_TAG: self.parent_run_id, "trial_id": trial.trial_id,
-                "sampled": ",".join(sorted(trial.config))})
-            self.runs[trial.trial_id] = run.info.run_id
-            client.log_batch(run.info.run_id,
-                             params=[Param(k, text(v)) for k, v in sorted(params.items())])
+            # per trial and the epochs it already logged. Its params were logged by whoever
+            # created it (re-logging them could clash with values from older code).
+            earlier = self._children(client, trial_id) if adopt or self.resumed else []
+            run_id = earlier[0].info.run_id if earlier else self._create(client, trial_id)
+            self.runs[trial_id] = run_id
+        if trial_id in self._unparamed:  # the run exists; its params failed to log
+            client.log_batch(run_id, params=self._params(trial_id))
+            self._unparamed.discard(trial_id)
+        return run_id
 
-        self._submit(create)
+    def _create(self, client: MlflowClient, trial_id: str) -> str:
+        sampled = self.configs.get(trial_id, {})
+        run = client.create_run(self._experiment(client),
+                                run_name=self.names.get(trial_id) or trial_id, tags={
+                                    PARENT_TAG: self.parent_run_id, "trial_id": trial_id,
+                                    "sampled": ",".join(sorted(sampled))})
+        # Params go in a second call: if it fails, the retry must not create a second run.
+        self._unparamed.add(trial_id)
+        return run.info.run_id
+
+    def _params(self, trial_id: str) -> list[Param]:
+        """The trial's full resolved config as params (what a rerun of it needs)."""
+        sampled = self.configs.get(trial_id)
+        if sampled is None:
+            log.warning("MLflow run of trial %s created without params: its sampled config is "
+                        "unknown to this driver", trial_id)
+            return []
+        try:
+            values = resolved(self.job.train_config(sampled))
+        except ValueError:  # a config the trial itself rejects: its sampled values still say
+            values = sampled  # what was tried, and the run's outcome says why it failed
+        return [Param(k, text(v)) for k, v in sorted(values.items())]
+
+    def _reopen(self, client: MlflowClient, trial_id: str, adopt: bool = False) -> None:
+        """A trial that starts again: its run is RUNNING and without a verdict until it ends."""
+        run_id = self._run_id(client, trial_id, adopt)
+        run = client.get_run(run_id)
+        if run.info.status != "RUNNING":
+            client.update_run(run_id, status="RUNNING")
+        for key in VERDICT_TAGS:
+            if key in run.data.tags:
+                client.delete_tag(run_id, key)
+        self._ended.discard(trial_id)
+
+    def _finish(self, client: MlflowClient, trial_id: str, tags: dict[str, str],
+                status: str) -> None:
+        run_id = self._run_id(client, trial_id)
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        client.set_terminated(run_id, status)
+        self._ended.add(trial_id)
+
+    # --- Tune events (Tune's thread: they only queue work) ---
+    def _know(self, trial: Any) -> str:
+        """Record what creating the trial's run needs; every trial heard of gets a run."""
+        self.configs.setdefault(trial.trial_id, dict(trial.config or {}))
+        self.names[trial.trial_id] = str(trial)
+        self.runs.setdefault(trial.trial_id, "")
+        return trial.trial_id
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        started_before = trial.trial_id in self.verdicts
+        trial_id = self._know(trial)
+        # It ends (again) later, and must be closed then: as interrupted by the last launch it
+        # was not closed for real (and Tune's snapshot may or may not list it as closed).
+        self.closed.discard(trial_id)
+        self.verdicts.pop(trial_id, None)
+        if self.resumed or started_before:
+            # Its run may have been closed: as interrupted by the last launch, or as errored
+            # before Tune resumed it. A restored or restarted trial keeps its run.
+            self._submit(lambda client: self._reopen(client, trial_id))
+        else:
+            self._submit(lambda client: self._run_id(client, trial_id))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._tag(trial.trial_id, {"restarts": str(trial.num_failures)})
+        self._tag(self._know(trial), {"restarts": str(trial.num_failures)})
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        self.last[trial.trial_id] = result
-        step = int(result.get("epoch", result.get("training_iteration", 0)))
-        values = _finite(result)
-        trial_id = trial.trial_id
-
-        def write(client: MlflowClient) -> None:
-            ts = int(result.get("timestamp", 0) * 1000)
-            client.log_batch(self.runs[trial_id],
-                             metrics=[Metric(k, v, ts, step) for k, v in values])
-
+        trial_id = self._know(trial)
+        self.last[trial_id] = result
+        values = points(result)
         if values:
-            self._submit(write)
+            self._submit(lambda client: client.log_batch(self._run_id(client, trial_id),
+                                                         metrics=values))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._close(trial, errored=False)
@@ -137,11 +216,12 @@ class MlflowMirror(Callback):
         self._close(trial, errored=True)
 
     def _close(self, trial: Any, errored: bool) -> None:
-        self.closed.add(trial.trial_id)
-        last = self.last.get(trial.trial_id) or trial.last_result or {}
+        trial_id = self._know(trial)
+        self.closed.add(trial_id)
+        last = self.last.get(trial_id) or trial.last_result or {}
         epochs = int(last.get("epoch", 0))
         verdict = outcome_of(last, max_epochs=self.job.max_epochs, errored=errored,
-                             stopped_by_scheduler=self.scheduler_stops(trial.trial_id))
+                             stopped_by_scheduler=self.scheduler_stops(trial_id))
         tags = {"outcome": verdict.value, "epochs": str(epochs)}
         if verdict is Outcome.STOPPED:
             tags["stopped_by"] = "asha"
@@ -150,22 +230,42 @@ class MlflowMirror(Callback):
             tags["reason"] = text(last["reason"])
         if errored:
             tags["reason"] = text(error_reason(trial))
-        self._tag(trial.trial_id, tags)
-        trial_id = trial.trial_id
-        self._submit(lambda client: client.set_terminated(self.runs[trial_id],
-                                                          MLFLOW_STATUS[verdict]))
+        self._end(trial_id, tags, MLFLOW_STATUS[verdict])
+
+    def _interrupt(self, trial: Any) -> None:
+        """Close the run of a trial the launch's interruption stops. Not marked closed: when a
+        resumed launch continues the trial, its run is reopened and ends with its true
+        outcome."""
+        trial_id = self._know(trial)
+        last = self.last.get(trial_id) or trial.last_result or {}
+        self._end(trial_id, {"outcome": Outcome.KILLED.value, "reason": INTERRUPTED,
+                             "epochs": str(int(last.get("epoch", 0)))},
+                  MLFLOW_STATUS[Outcome.KILLED])
+
+    def _end(self, trial_id: str, tags: dict[str, str], status: str) -> None:
+        self.verdicts[trial_id] = (tags, status)
+        self._submit(lambda client: self._finish(client, trial_id, tags, status))
 
     def _tag(self, trial_id: str, tags: dict[str, str]) -> None:
         def write(client: MlflowClient) -> None:
-            client.log_batch(self.runs[trial_id], tags=[RunTag(k, v) for k, v in tags.items()])
+            client.log_batch(self._run_id(client, trial_id),
+                             tags=[RunTag(k, v) for k, v in tags.items()])
 
         self._submit(write)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        # A search stopped as a whole (time limit, fail-fast) stops its running trials without
-        # Tune calling on_trial_complete for them: close their runs here, or they stay RUNNING.
+        # A search stopped as a whole (time limit, fail-fast, Ctrl+C) stops its running trials
+        # without Tune calling on_trial_complete for them: close their runs here, or they stay
+        # RUNNING.
+        interrupted = self.end_reason == INTERRUPTED
         for trial in trials:
-            if trial.trial_id in self.runs and trial.trial_id not in self.closed:
+            if trial.trial_id not in self.runs or trial.trial_id in self.closed:
+                continue
+            # Tune has already marked the trials it stopped TERMINATED by now; on Ctrl+C every
+            # trial not closed through on_trial_complete/error was cut short and will resume.
+            if interrupted:
+                self._interrupt(trial)
+            else:
                 self._close(trial, errored=trial.status == "ERROR")
         if self.resumed:
             kept = {trial.trial_id for trial in trials}
@@ -189,4 +289,34 @@ class MlflowMirror(Callback):
                                  "resumed search did not continue it")])
             client.set_terminated(run.info.run_id, MLFLOW_STATUS[Outcome.KILLED])
 
+    # --- repair from Ray's results (the launch: at the end of a search, after a resume) ---
+    def reconcile(self, results: dict[str, list[dict]],
+                  configs: Optional[dict[str, dict]] = None) -> None:
+        """Queue the repair of what the writer dropped: each trial of `results` (trial id ->
+        its per-epoch results from Ray) gets its run and every epoch MLflow lacks, and closes
+        that were dropped are redone. `configs` gives the sampled params of trials this mirror
+        never saw start, for their runs' params. Runs after everything queued so far; returns
+        at once (`flush` waits for it)."""
+        for trial_id, sampled in (configs or {}).items():
+            self.configs.setdefault(trial_id, dict(sampled))
+        for trial_id, rows in results.items():
+            # Ray puts a trial's config in each of its results: the fallback for its params.
+            config = next((row["config"] for row in reversed(rows)
+                           if isinstance(row.get("config"), dict)), None)
+            if config is not None:
+                self.configs.setdefault(trial_id, dict(config))
+            self.runs.setdefault(trial_id, "")
+            # One action per trial: a trial MLflow cannot take does not hold up the others.
+            self._submit(lambda client, trial_id=trial_id, rows=list(rows):
+                         self._backfill(client, trial_id, rows))
+        self._submit(self._redo_ends)
 
+    def _backfill(self, client: MlflowClient, trial_id: str, rows: list[dict]) -> None:
+        # Adopt: reconcile may run before Tune has handed this mirror its saved runs.
+        run_id = self._run_id(client, trial_id, adopt=True)
+        self.backfilled += backfill(client, {trial_id: run_id}, {trial_id: rows})
+
+    def _redo_ends(self, client: MlflowClient) -> None:
+        for trial_id, (tags, status) in dict(self.verdicts).items():
+            if trial_id not in self._ended:
+                self._finish(client, trial_id, tags, status)

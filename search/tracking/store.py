@@ -1,16 +1,23 @@
-"""The MLflow tracking store: probed before a launch, the experiment's parent run opened and,
-at the end, summarised. Synchronous calls, each under a deadline (`within`)."""
+"""The MLflow tracking store: probed before a launch, the experiment's parent run opened, reopened
+by a resumed launch and summarised at the end of each. Synchronous calls; the launch puts each
+under a deadline (`within`)."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import math
 import threading
+import time
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 PARENT_TAG = "mlflow.parentRunId"
+NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI
 
 
 def within(timeout_s: float, call: Callable[[], Any]) -> Optional[str]:
@@ -32,9 +39,42 @@ def within(timeout_s: float, call: Callable[[], Any]) -> Optional[str]:
     return result.get("error")
 
 
+def sqlite_file(uri: str) -> Optional[Path]:
+    """The database file of a `sqlite:///` URI (relative to the working directory, as SQLAlchemy
+    reads it), or None for any other store."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    path = uri[len(prefix):].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
 def probe(uri: str, timeout_s: float = 10.0) -> Optional[str]:
     """Why the tracking store cannot be used, or None. Runs before any training starts."""
-    return within(timeout_s, lambda: MlflowClient(uri).search_experiments(max_results=1))
+    return within(timeout_s, lambda: _first_contact(uri))
+
+
+def _first_contact(uri: str) -> None:
+    db = sqlite_file(uri)
+    if db is None:
+        MlflowClient(uri).search_experiments(max_results=1)
+        return
+    # The first client of a new SQLite file creates and migrates its schema; two launches doing
+    # that at the same instant collide and one dies. A lock file next to the database serialises
+    # them: the second finds the schema made and only checks it. (flock is released when the
+    # file closes, and by the kernel if this process dies.) MLflow makes a missing directory of
+    # the database; so do we, for the lock file.
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        MlflowClient(uri).search_experiments(max_results=1)
+
+
+def artifact_location(uri: str) -> Optional[str]:
+    """Where a new experiment of a SQLite store keeps its artifacts: `mlruns` next to the
+    database, not MLflow's default `./mlruns` in whatever directory the launch ran from."""
+    db = sqlite_file(uri)
+    return (db.resolve().parent / "mlruns").as_uri() if db else None
 
 
 def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, str],
@@ -42,8 +82,19 @@ def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, str],
     """Create the experiment's parent run and return its id (synchronously: done at launch)."""
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    if found:
+        experiment_id = found.experiment_id
+    else:
+        try:
+            experiment_id = client.create_experiment(experiment,
+                                                     artifact_location=artifact_location(uri))
+        except MlflowException:
+            # Another launch created it since we looked: use theirs.
+            found = client.get_experiment_by_name(experiment)
+            if not found:
+                raise
+            experiment_id = found.experiment_id
+    run = client.create_run(experiment_id, run_name=run_name, tags={**tags, "state": "running"})
     client.log_batch(run.info.run_id, params=[Param(k, text(v)) for k, v in params.items()])
     for name, body in artifacts.items():
         client.log_text(run.info.run_id, body, name)
@@ -55,18 +106,60 @@ def text(value: Any) -> str:
     return str(value)[:6000]
 
 
-def summarise_parent(uri: str, parent_run_id: str, best: Optional[dict], status: str,
-                     aborted: Optional[str] = None) -> None:
-    """Best trial on the parent run, then close it (synchronously, after the search)."""
+def reopen_parent(uri: str, parent_run_id: str) -> None:
+    """A resumed launch: the parent run is running again (its summary is redone at the end)."""
     client = MlflowClient(uri)
-    if aborted:
-        client.set_tag(parent_run_id, "aborted", text(aborted))
-    if best:
-        client.log_batch(parent_run_id, metrics=[
-            Metric(f"best_{k}", float(v), 0, 0) for k, v in best["metrics"].items()
-            if isinstance(v, (int, float)) and math.isfinite(v)],
-            tags=[RunTag("best_trial_id", best["trial_id"]),
-                  RunTag("best_run_id", best.get("run_id") or "")],
-            params=[Param(f"best.{k}", text(v)) for k, v in sorted(best["config"].items())])
-    client.set_terminated(parent_run_id, status)
+    client.update_run(parent_run_id, status="RUNNING")
+    client.set_tag(parent_run_id, "state", "running")
+    if "reason" in client.get_run(parent_run_id).data.tags:  # why the last launch ended
+        client.delete_tag(parent_run_id, "reason")
 
+
+def note(metric: str, best: dict, state: str) -> str:
+    """The parent run's description: which trial won, with what."""
+    sampled = ", ".join(f"{k}={v}" for k, v in sorted(best["params"].items()))
+    value = best["value"]
+    shown = f"{value:.6g}" if isinstance(value, (int, float)) else str(value)
+    return (f"Search {state}. Best trial: {best['trial_id']} (run {best.get('run_id') or '-'}) "
+            f"with {metric} = {shown}.\n\nSampled: {sampled or '-'}")
+
+
+def summarise_parent(uri: str, parent_run_id: str, *, metric: str, best: Optional[dict],
+                     state: str, status: str, reason: Optional[str] = None) -> None:
+    """The search's summary on the parent run, then close it (synchronously, after a launch).
+
+    Called again after every resume, so it writes only what can change: tags, and the best value
+    as a metric at a growing step (MLflow params can never change once logged). `best` holds
+    trial_id, run_id, value, params (sampled) and config (resolved), or is None."""
+    client = MlflowClient(uri)
+    old = client.get_run(parent_run_id).data.tags
+    tags = {"state": state}
+    if reason:
+        tags["reason"] = text(reason)
+    stale = {"reason"} if not reason else set()
+    metrics = []
+    if best:
+        params = {f"best.{k}": text(v) for k, v in sorted(best["params"].items())}
+        tags.update(best_trial_id=best["trial_id"], best_run_id=best.get("run_id") or "",
+                    **params, **{NOTE_TAG: note(metric, best, state)})
+        # A conditional param (present only for some choices) of an earlier best must not
+        # linger beside the new best's params.
+        stale |= {k for k in old if k.startswith("best.") and k not in params}
+        value = best["value"]
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            key = f"best_{metric}"
+            # The UI shows the value at the highest step: each summary's step beats the last.
+            last = max((p.step for p in client.get_metric_history(parent_run_id, key)),
+                       default=-1)
+            metrics.append(Metric(key, float(value), int(time.time() * 1000),
+                                  max(int(time.time()), last + 1)))
+    client.log_batch(parent_run_id, metrics=metrics,
+                     tags=[RunTag(k, v) for k, v in tags.items()])
+    for key in sorted(stale & set(old)):
+        client.delete_tag(parent_run_id, key)
+    client.set_terminated(parent_run_id, status)
+    # Last: an artifact store that fails (it may differ from the tracking store) must not leave
+    # the run unclosed. The winner's full config, ready to train it again.
+    if best and best.get("config"):
+        client.log_text(parent_run_id, json.dumps(best["config"], indent=2, sort_keys=True,
+                                                  default=str), "best_config.json")

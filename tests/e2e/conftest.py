@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from processes import kill_ours
 
 
 def run_cli(*args: str, cwd: Path, timeout: int = 480) -> subprocess.CompletedProcess:
@@ -62,3 +63,10 @@ def tiny_digits_spec(tmp_path: Path, **changes) -> dict:
     for key, value in changes.items():
         spec[key] = value
     return spec
+
+
+@pytest.fixture
+def reaper(tmp_path: Path):
+    """Tests that SIGKILL a driver or a worker leave no Ray process behind, pass or fail."""
+    yield
+    kill_ours(tmp_path)

@@ -9,23 +9,18 @@ cleans up are found by that HOME, so tests running beside it keep their Ray.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import pytest
-from mlflow.tracking import MlflowClient
-from processes import kill_ours, ours, psutil  # tests/e2e/processes.py (pytest's pythonpath)
+from driving import (NAME, PARENT_TAG, by_param, driver_log, epochs_of, results, runs_of,
+                     saved_trials, start_launch, steps, trial_dirs, wait_for)
+from processes import kill_ours, ours, psutil  # tests/e2e/*.py (pytest's pythonpath)
 
 pytestmark = pytest.mark.ray
-
-PARENT_TAG = "mlflow.parentRunId"
-NAME = "e2e-digits"  # the experiment name of conftest's tiny digits spec
 
 # A recipe that reliably reaches a NaN loss within epoch 1 on digits on the CPU when lr=10
 # (checked over seeds 0-7 with resnet_core alone: DivergenceError at epoch 1, step 8), and
@@ -40,107 +35,6 @@ STABLE_LR, DIVERGING_LR = 0.05, 10.0
 
 # Fewer, smaller batches: these tests are about bookkeeping, not accuracy.
 SMALL_DATA = {"dataset": "digits", "val_fraction": 0.2, "subset": 384}
-
-
-# --- processes ---------------------------------------------------------------------------------
-
-def cli_env(home: Path) -> dict:
-    """What `conftest.run_cli` gives the CLI: HOME is the test's own directory, so every process
-    Ray starts from this driver inherits it and is recognisable as this test's."""
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0", "HOME": str(home)}
-
-
-def start_launch(spec_path: Path, cwd: Path) -> subprocess.Popen:
-    """`resnet-search launch` as the leader of a new session (its output in cwd/driver.log).
-    Killing that process group kills the driver, raylet and GCS, but not the Ray workers: each
-    leads a process group of its own (measured), so `kill_ours` sweeps them up."""
-    with open(cwd / "driver.log", "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "search.cli", "launch", str(spec_path)],
-                                cwd=cwd, env=cli_env(cwd), start_new_session=True,
-                                stdout=log, stderr=subprocess.STDOUT)
-
-
-@pytest.fixture
-def reaper(tmp_path: Path):
-    """Tests that SIGKILL a driver or a worker leave no Ray process behind, pass or fail."""
-    yield
-    kill_ours(tmp_path)
-
-
-def driver_log(proc: subprocess.Popen) -> str:
-    log = Path(proc.args[-1]).parent / "driver.log"  # the spec and the log share tmp_path
-    return log.read_text()[-3000:] if log.exists() else ""
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float, what: str,
-             proc: Optional[subprocess.Popen] = None) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the driver exited ({proc.returncode}) before {what}:\n"
-                                 + driver_log(proc))
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-# --- what Ray stored: storage_path/NAME/<trial_id>/ (search/tuner.py names dirs by trial id) ----
-
-def trial_dirs(experiment: Path) -> list[Path]:
-    if not experiment.is_dir():
-        return []
-    return sorted(p for p in experiment.iterdir() if (p / "params.json").exists())
-
-
-def saved_trials(experiment: Path) -> set[str]:
-    """The trial ids in Ray's newest experiment snapshot: exactly what a restore brings back.
-    A trial started after the last snapshot is not in it, whatever is on disk or in MLflow."""
-    files = sorted(experiment.glob("experiment_state-*.json"))  # named by the session's start
-    if not files:
-        return set()
-    state = json.loads(files[-1].read_text())
-    return {json.loads(trial)["trial_id"] for trial, _ in state["trial_data"]}
-
-
-def results(trial_dir: Path) -> list[dict]:
-    """The results Ray's JSON logger wrote for a trial, one line per report, in order."""
-    file = trial_dir / "result.json"
-    out = []
-    for line in (file.read_text().splitlines() if file.exists() else []):
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # the line being written right now
-            break
-    return out
-
-
-def epochs_of(trial_dir: Path) -> list[int]:
-    return [r["epoch"] for r in results(trial_dir)]
-
-
-# --- what MLflow recorded ------------------------------------------------------------------------
-
-def runs_of(uri: str) -> tuple[MlflowClient, list, list]:
-    """(client, parent runs, child runs) of the experiment's MLflow experiment."""
-    client = MlflowClient(uri)
-    found = client.get_experiment_by_name(NAME)
-    assert found is not None, f"no MLflow experiment {NAME}"
-    runs = client.search_runs([found.experiment_id], max_results=1000)
-    return (client, [r for r in runs if PARENT_TAG not in r.data.tags],
-            [r for r in runs if PARENT_TAG in r.data.tags])
-
-
-def steps(client: MlflowClient, run: object, metric: str = "val_acc") -> list[int]:
-    return sorted(m.step for m in client.get_metric_history(run.info.run_id, metric))
-
-
-def by_param(children: list, name: str) -> dict[str, list]:
-    groups: dict[str, list] = {}
-    for child in children:
-        groups.setdefault(child.data.params[name], []).append(child)
-    return groups
 
 
 # --- 1. a trial that raises ---------------------------------------------------------------------
@@ -212,7 +106,8 @@ def test_the_same_error_in_the_first_trials_aborts_the_search_and_a_relaunch_sta
 
     client, parents, children = runs_of(spec["tracking"]["mlflow_uri"])
     assert len(parents) == 1 and parents[0].info.status == "FAILED"
-    assert "UnpicklingError" in parents[0].data.tags["aborted"]
+    assert parents[0].data.tags["state"] == "aborted"
+    assert "UnpicklingError" in parents[0].data.tags["reason"]
     # Three failed alike; at most the two slots' worth beside them had started: not all 8.
     failed = [c for c in children if c.data.tags.get("outcome") == "failed"]
     assert len(failed) >= 3 and len(children) < 8, [c.data.tags for c in children]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pickle
 import subprocess
@@ -13,7 +14,7 @@ import torch
 import torchvision
 from PIL import Image
 
-from resnet_core.config import DataConfig
+from resnet_core.config import DataConfig, config_errors, knob_of
 from resnet_core.data import (DATASETS, DatasetMissingError, DeviceLoader, load_data, policy_at)
 from resnet_core.data.datasets import channel_stats, split_indices
 
@@ -194,10 +195,70 @@ def test_synthetic_is_seeded_and_cifar_shaped():
     assert torch.equal(a.train_x, b.train_x) and a.num_classes == 10
 
 
+def _dataset_knob():
+    return knob_of(next(f for f in dataclasses.fields(DataConfig) if f.name == "dataset"))
+
+
 @pytest.mark.parametrize("name", list(DATASETS))
-def test_every_registered_dataset_is_a_valid_config_choice(name):
-    assert callable(DATASETS[name])
-    assert DataConfig(dataset=name).dataset in DATASETS
+def test_every_registered_dataset_is_a_choice_of_the_schema(name):
+    # the schema's choices are read from the registry: a hard-coded list would miss new entries
+    assert _dataset_knob().check("dataset", name) is None
+    assert config_errors(DataConfig(dataset=name)) == []
+
+
+def test_an_unregistered_dataset_is_refused_by_the_schema_naming_the_valid_ones():
+    assert _dataset_knob().check("dataset", "cifar") == (
+        f"dataset is 'cifar' but must be one of {list(DATASETS)}")
+
+
+# Each registered loader, offline: the tiny real-format files of the tests above.
+def _tiny_cifar(write, cls):
+    def setup(tmp_path, monkeypatch, request):
+        trust_tiny_files(monkeypatch, cls, write(tmp_path)["md5"])
+        return load_data(DataConfig(dataset=cls.__name__.lower(), root=str(tmp_path),
+                                    val_fraction=0.25))
+    return setup
+
+
+def _tiny_imagefolder(tmp_path, monkeypatch, request):
+    for i in range(4):
+        _png(tmp_path / "train/a" / f"{i}.png", (10, 12), (200, 10, 10))
+        _png(tmp_path / "train/b" / f"{i}.png", (12, 10), (10, 10, 200))
+    _png(tmp_path / "test/b/0.png", (9, 9), (10, 10, 200))
+    return load_data(DataConfig(dataset="imagefolder", root=str(tmp_path), image_size=8,
+                                val_fraction=0.25))
+
+
+OFFLINE = {
+    "cifar10": _tiny_cifar(write_cifar10, torchvision.datasets.CIFAR10),
+    "cifar100": _tiny_cifar(write_cifar100, torchvision.datasets.CIFAR100),
+    "imagefolder": _tiny_imagefolder,
+    "digits": lambda tmp_path, monkeypatch, request: request.getfixturevalue("digits"),
+    "synthetic": lambda tmp_path, monkeypatch, request: load_data(
+        DataConfig(dataset="synthetic", synthetic_size=40)),
+}
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_every_registered_loader_loads_splits_the_device_loader_takes(name, tmp_path,
+                                                                      monkeypatch, request):
+    assert name in OFFLINE, f"dataset {name!r} is registered but no test loads it: add it here"
+    data = OFFLINE[name](tmp_path, monkeypatch, request)
+    assert data.name == name
+    splits = [(data.train_x, data.train_y), (data.val_x, data.val_y), (data.test_x, data.test_y)]
+    channels, height, width = data.train_x.shape[1:]
+    for x, y in splits:
+        assert x.dtype == torch.uint8 and x.is_contiguous() and x.shape[1:] == (
+            channels, height, width)
+        assert y.dtype == torch.int64 and y.shape == (len(x),) and len(x) > 0
+        assert 0 <= y.min() and y.max() < data.num_classes
+    assert len(data.mean) == len(data.std) == channels and min(data.std) > 0
+    xb, yb = next(DeviceLoader(data.val_x, data.val_y, batch_size=len(data.val_x), device="cpu",
+                               policy=policy_at(0), mean=data.mean, std=data.std,
+                               num_classes=data.num_classes, shuffle=False,
+                               drop_last=False).epoch(0))
+    assert xb.shape == data.val_x.shape and torch.isfinite(xb).all()
+    assert torch.equal(yb, data.val_y)
 
 
 def test_bad_data_config_is_a_clear_error():

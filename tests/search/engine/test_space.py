@@ -3,7 +3,8 @@
 import optuna
 import pytest
 
-from search.engine.space import DefineByRun, active, describe, order, sample
+from search.engine.space import DefineByRun, active, order, sample
+from search.spec.params import describe
 from search.spec.model import parse_spec
 
 BASE = {"name": "space-test", "data": {"dataset": "digits"},

@@ -1,4 +1,7 @@
-"""The MLflow mirror's guards: nothing it does may hold up or fail a search."""
+"""The MLflow mirror against a real SQLite store: one run per trial across crashes, resumes and
+interruptions; nothing it does may hold up or fail a search."""
+
+from __future__ import annotations
 
 import threading
 import time
@@ -39,6 +42,8 @@ def test_probe_of_a_dead_server_answers_in_seconds(monkeypatch):
 
 def test_sqlite_store_probes_clean(tmp_path):
     assert probe(f"sqlite:///{tmp_path / 'm.db'}") is None
+    assert (tmp_path / "m.db.lock").exists()
+    assert probe(f"sqlite:///{tmp_path / 'new' / 'dir' / 'm.db'}") is None  # made, as MLflow does
 
 
 def test_error_reason_without_an_error_file_points_to_ray():
@@ -48,63 +53,32 @@ def test_error_reason_without_an_error_file_points_to_ray():
     assert "error.txt" in error_reason(Trial())
 
 
-# --- a resumed mirror against a real MLflow sqlite store ---------------------------------------
-
-class _Trial:
-    """What the mirror reads of a Ray Trial on start/complete (Ray builds real ones only inside a
-    running Tuner; the e2e fault tests drive those)."""
-
-    def __init__(self, trial_id: str, lr: float) -> None:
-        self.trial_id, self.config, self.last_result = trial_id, {"lr": lr}, {}
-        self.status = "RUNNING"
-
-    def __str__(self) -> str:
-        return f"run_trial_{self.trial_id}"
-
-
-def _mirror(uri: str, parent: str):
-    from search.spec.model import load_spec
-    from search.tracking.mirror import MlflowMirror
-
-    job = load_spec("spaces/digits.yaml").job()
-    return MlflowMirror(uri, parent, job, scheduler_stops=lambda trial_id: False)
-
-
-def test_a_resumed_mirror_adopts_unsnapshotted_runs_and_closes_orphans(tmp_path):
+def test_a_resumed_mirror_adopts_unsnapshotted_runs_and_closes_orphans(store, make_mirror,
+                                                                       make_trial):
     """Driver 1 starts trials a and b and dies before Tune's snapshot records b's run; the
     snapshot never reaches trial c at all. Driver 2 restores a and b: b must reuse its run (not
     get a second one), and c's run must end KILLED with the reason, not stay RUNNING."""
-    from mlflow.tracking import MlflowClient
-
-    from search.tracking.store import open_parent
-
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
-    parent = open_parent(uri, "exp", "exp", tags={}, params={}, artifacts={})
-    first = _mirror(uri, parent)
-    for trial in (_Trial("a", 0.1), _Trial("b", 0.2), _Trial("c", 0.3)):
+    first = make_mirror()
+    for trial in (make_trial("a", 0.1), make_trial("b", 0.2), make_trial("c", 0.3)):
         first.on_trial_start(0, [], trial)
     assert first.flush(30)
     snapshot = first.get_state()
     snapshot["runs"].pop("b")  # b's run id had not come back from MLflow at snapshot time
 
-    second = _mirror(uri, parent)
+    second = make_mirror()
     second.set_state(snapshot)
-    restored = [_Trial("a", 0.1), _Trial("b", 0.2), _Trial("d", 0.4)]  # d: suggested anew
+    restored = [make_trial("a", 0.1), make_trial("b", 0.2), make_trial("d", 0.4)]  # d: anew
     for trial in restored:
         second.on_trial_start(0, restored, trial)
         second.on_trial_result(0, restored, trial, {"epoch": 1, "val_acc": 0.5})
     second.on_experiment_end(restored)
 
-    client = MlflowClient(uri)
-    runs = client.search_runs([client.get_run(parent).info.experiment_id],
-                              f"tags.`mlflow.parentRunId` = '{parent}'")
-    by_trial = {}
-    for run in runs:
-        by_trial.setdefault(run.data.tags["trial_id"], []).append(run)
+    by_trial = store.children()
     assert sorted(by_trial) == ["a", "b", "c", "d"]
     assert all(len(found) == 1 for found in by_trial.values()), by_trial
     assert by_trial["b"][0].info.run_id == first.runs["b"] == second.runs["b"]
     assert by_trial["b"][0].data.metrics["val_acc"] == 0.5
+    assert by_trial["d"][0].data.params["depth"] == "20"  # the full resolved config
     orphan = by_trial["c"][0]
     assert orphan.info.status == "KILLED"
     assert orphan.data.tags["outcome"] == "killed"
@@ -113,6 +87,126 @@ def test_a_resumed_mirror_adopts_unsnapshotted_runs_and_closes_orphans(tmp_path)
         run = by_trial[trial_id][0]
         assert (run.info.status, run.data.tags["outcome"]) == ("KILLED", "killed")
         assert "reason" not in run.data.tags and run.data.tags["epochs"] == "1"
+    assert first.failures == 0
+    assert second.failures == 0
+
+
+def test_an_interrupted_search_closes_its_runs_and_a_resume_reopens_them(
+        store, make_mirror, make_trial, make_epoch):
+    """Ctrl+C: running trials' runs end KILLED, reason interrupted. The resumed launch continues
+    those trials: their runs are RUNNING again, without that verdict, and end with their true
+    outcome. A trial that ended before the interruption keeps its run as it was."""
+    stops = lambda trial_id: trial_id == "c"  # noqa: E731 - ASHA stopped c
+    first = make_mirror(stops=stops)
+    a, b, c = make_trial("a", 0.1), make_trial("b", 0.2), make_trial("c", 0.3)
+    for trial in (a, b, c):
+        first.on_trial_start(0, [a, b, c], trial)
+        for n in (1, 2):
+            first.on_trial_result(0, [a, b, c], trial, make_epoch(n))
+    c.status = "TERMINATED"
+    first.on_trial_complete(0, [a, b, c], c)
+    snapshot = first.get_state()  # Tune's last snapshot comes before the interrupted close
+    first.end_reason = "interrupted"
+    first.on_experiment_end([a, b, c])
+
+    runs = {t: found[0] for t, found in store.children().items()}
+    for trial_id in "ab":
+        run = runs[trial_id]
+        assert run.info.status == "KILLED"
+        assert (run.data.tags["outcome"], run.data.tags["reason"]) == ("killed", "interrupted")
+        assert run.data.tags["epochs"] == "2"
+    assert (runs["c"].info.status, runs["c"].data.tags["outcome"]) == ("FINISHED", "stopped")
+    assert first.failures == 0
+
+    second = make_mirror(stops=stops)
+    second.set_state(snapshot)
+    a, b, c = make_trial("a", 0.1), make_trial("b", 0.2), make_trial("c", 0.3)
+    c.status = "TERMINATED"
+    for trial in (a, b):
+        second.on_trial_start(0, [a, b, c], trial)
+    assert second.flush(30)
+    for trial_id in "ab":
+        run = store.client.get_run(second.runs[trial_id])
+        assert run.info.status == "RUNNING"
+        assert not {"outcome", "reason"} & set(run.data.tags)
+
+    for n in range(3, 7):  # a runs to the end of its budget (6 epochs)
+        second.on_trial_result(0, [a, b, c], a, make_epoch(n))
+    second.on_trial_result(0, [a, b, c], b, make_epoch(3))
+    a.status = "TERMINATED"
+    second.on_trial_complete(0, [a, b, c], a)
+    second.on_experiment_end([a, b, c])  # the time limit: b is killed, not interrupted
+
+    children = store.children()
+    assert all(len(found) == 1 for found in children.values()), children
+    runs = {t: found[0] for t, found in children.items()}
+    assert (runs["a"].info.status, runs["a"].data.tags["outcome"]) == ("FINISHED", "completed")
+    assert (runs["b"].info.status, runs["b"].data.tags["outcome"]) == ("KILLED", "killed")
+    assert "reason" not in runs["a"].data.tags and "reason" not in runs["b"].data.tags
+    assert (runs["a"].data.tags["epochs"], runs["b"].data.tags["epochs"]) == ("6", "3")
+    assert (runs["c"].info.status, runs["c"].data.tags["outcome"]) == ("FINISHED", "stopped")
+    assert store.steps(runs["a"].info.run_id, "val_acc") == [1, 2, 3, 4, 5, 6]
+    assert second.failures == 0
+
+
+def test_reconcile_gives_unseen_trials_runs_and_adopts_existing_ones(
+        store, make_mirror, make_trial, make_epoch):
+    """After a resume the launch may reconcile before Tune has handed the mirror its saved runs:
+    a trial's existing run is found, not duplicated. A trial no mirror saw start gets a run with
+    its full resolved params (from `configs`, or from the config Ray puts in its results)."""
+    first = make_mirror()
+    a = make_trial("a", 0.1)
+    first.on_trial_start(0, [a], a)
+    first.on_trial_result(0, [a], a, make_epoch(1))
+    assert first.flush(30)
+
+    second = make_mirror()
+    results = {"a": [make_epoch(1), make_epoch(2)], "z": [make_epoch(1)],
+               "y": [{**make_epoch(1), "config": {"lr": 0.4}}]}
+    second.reconcile(results, configs={"z": {"lr": 0.3}})
+    assert second.flush(30)
+    store.assert_complete(results)
+    runs = {t: found[0] for t, found in store.children().items()}
+    assert runs["a"].info.run_id == first.runs["a"] == second.runs["a"]
+    assert (runs["z"].data.params["lr"], runs["z"].data.params["depth"]) == ("0.3", "20")
+    assert runs["y"].data.params["lr"] == "0.4" and runs["y"].data.tags["sampled"] == "lr"
+    assert second.backfilled == 3 + 3 + 3  # a's epoch 2, z's and y's epoch 1
+    second.set_state(first.get_state())  # Tune's restore comes later: same run
+    assert second.runs["a"] == first.runs["a"]
+    assert (first.failures, second.failures) == (0, 0)
+
+
+def test_writes_the_store_refused_are_repaired_by_reconcile(store, make_mirror, make_trial,
+                                                            make_epoch):
+    """The store refuses every write for a while (here: the experiment is deleted, so MLflow
+    rejects them at once): run creations, epochs and a close are all dropped after their
+    deadline. Once it accepts writes again, reconcile creates the runs, with their params,
+    back-fills every epoch and redoes the close."""
+    mirror = make_mirror(deadline_s=0.2, stops=lambda trial_id: trial_id == "a")
+    experiment = store.client.get_run(store.parent).info.experiment_id
+    store.client.delete_experiment(experiment)
+    trials = [make_trial("a", 0.1), make_trial("b", 0.2)]
+    results = {t.trial_id: [make_epoch(n) for n in (1, 2, 3)] for t in trials}
+    for trial in trials:
+        mirror.on_trial_start(0, trials, trial)
+        for row in results[trial.trial_id]:
+            mirror.on_trial_result(0, trials, trial, row)
+    trials[0].status = "TERMINATED"
+    mirror.on_trial_complete(0, trials, trials[0])
+    assert mirror.flush(60)
+    assert mirror.failures == 2 * (1 + 3) + 1  # every start, epoch and the close
+    assert not store.children()
+
+    store.client.restore_experiment(experiment)
+    mirror.reconcile(results)
+    assert mirror.flush(60)
+    store.assert_complete(results)
+    runs = {t: found[0] for t, found in store.children().items()}
+    assert runs["a"].data.params["lr"] == "0.1" and runs["b"].data.params["depth"] == "20"
+    assert (runs["a"].info.status, runs["a"].data.tags["outcome"]) == ("FINISHED", "stopped")
+    assert runs["b"].info.status == "RUNNING"  # still training
+    assert mirror.backfilled == 2 * 3 * 3
+    assert mirror.failures == 9  # reconcile itself dropped nothing
 
 
 @pytest.mark.parametrize("verdict, status", [

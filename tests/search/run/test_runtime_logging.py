@@ -3,7 +3,7 @@
 import io
 import logging
 
-from search.cli import OneLineErrors
+from search.run.runtime import OneLineErrors
 
 
 def test_an_engine_error_keeps_its_message_and_loses_its_traceback():

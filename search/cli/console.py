@@ -1,0 +1,53 @@
+"""What every command shares: the two consoles, exit codes, and loading a spec file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+# Wide enough for the trials table when the output is a file or a CI log.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True)
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the search could not start, was refused, or was aborted
+EXIT_BAD_CONFIG = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; a SIGTERM ends with 143
+
+SpecArg = typer.Argument(..., help="Search-space YAML file (see spaces/).", show_default=False)
+TrialsOpt = typer.Option(None, "--trials", help="Override budget.trials.")
+EpochsOpt = typer.Option(None, "--max-epochs", help="Override budget.max_epochs.")
+SeedOpt = typer.Option(None, "--seed", help="Override the sampler seed and the training seed.")
+NameOpt = typer.Option(None, "--name", help="Override the experiment name (a new name starts a "
+                                            "new experiment instead of resuming).")
+
+
+def load(path: Path, trials: Optional[int], max_epochs: Optional[int], seed: Optional[int],
+         name: Optional[str] = None) -> Any:
+    """The validated spec, or exit 2 with one line per problem (field, value, rule)."""
+    from search.spec.model import load_spec
+    from search.spec.problems import SpecError
+
+    try:
+        spec = load_spec(path, trials=trials, max_epochs=max_epochs, seed=seed)
+        return spec.renamed(name) if name is not None else spec
+    except SpecError as error:
+        bad_config(error, "invalid search space")
+
+
+def bad_config(error: Exception, title: str) -> None:
+    problems = getattr(error, "problems", [])
+    err.print(f"[bold red]{title}[/] ({len(problems)} problem"
+              f"{'s' if len(problems) != 1 else ''}):", highlight=False)
+    err.print(str(error), markup=False, highlight=False)
+    raise typer.Exit(EXIT_BAD_CONFIG)
+
+
+def fail(title: str, message: str, code: int = EXIT_FAILED) -> None:
+    err.print(f"[bold red]{title}[/]: ", end="", highlight=False)
+    err.print(message, markup=False, highlight=False)
+    raise typer.Exit(code)

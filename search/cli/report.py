@@ -1,0 +1,50 @@
+"""The end of a launch on the terminal: the best trials, the best config, where things are."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.table import Table
+
+from search.cli.console import err, out
+
+
+def params_text(params: dict) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in sorted(params.items()))
+
+
+def print_ending(ending: Any, top: int) -> None:
+    results = ending.results
+    table = Table(title=f"best trials of '{ending.location.directory.name}' "
+                        f"({len(results.trials)} trials)", title_justify="left")
+    for column in ("#", "trial", f"best {results.metric}", "epochs", "outcome", "parameters"):
+        table.add_column(column)
+    for rank, trial in enumerate(results.trials[:top], 1):
+        best = "-" if trial.best is None else f"{trial.best:.4f}"
+        table.add_row(str(rank), trial.trial_id, best, str(trial.epochs), trial.outcome.value,
+                      params_text(trial.params))
+    out.print(table)
+    if results.best is not None:
+        out.print("best config: " + json.dumps(results.best.params, default=str),
+                  highlight=False, markup=False)
+        if results.best.checkpoint is not None:
+            out.print(f"best checkpoint: {results.best.checkpoint}", highlight=False,
+                      markup=False)
+    if ending.mirror_failures:
+        err.print(f"warning: {ending.mirror_failures} MLflow writes failed after retries; the "
+                  "per-epoch metrics were back-filled from Ray's results where the store "
+                  f"allowed, and Ray's experiment state in {ending.location.directory} is "
+                  "complete.",
+                  highlight=False, markup=False)
+    uri = ending.location.tracking_uri
+    ui = f"mlflow ui --backend-store-uri {uri}" if not uri.startswith("http") else f"open {uri}"
+    resumed = " (resumed)" if ending.resumed else ""
+    out.print(f"experiment state: {ending.location.directory}{resumed}", highlight=False,
+              markup=False)
+    out.print(f"compare the trials in MLflow:  {ui}", highlight=False, markup=False)
+    if ending.already_finished:
+        err.print(f"this experiment finished earlier (read from its record; Ray was not "
+                  f"started); to run it again, launch under a new name: --name "
+                  f"{ending.location.directory.name}-2", highlight=False, markup=False)

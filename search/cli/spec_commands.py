@@ -1,0 +1,43 @@
+"""Commands about a spec file alone: `validate` (no engine is imported)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+from rich.table import Table
+
+from search.cli.console import EpochsOpt, SeedOpt, SpecArg, TrialsOpt, load, out
+
+
+def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
+             max_epochs: Optional[int] = EpochsOpt, seed: Optional[int] = SeedOpt) -> None:
+    """Check a search space and print it resolved, with a summary of what it explores.
+
+    Exits 0 when valid and 2 with one line per problem (field, value, rule) when not."""
+    from search.spec.params import describe
+
+    spec = load(spec_path, trials, max_epochs, seed)
+    out.print(yaml.safe_dump(spec.resolved(), sort_keys=False), highlight=False, markup=False)
+    table = Table(title=f"space of '{spec.name}'", title_justify="left")
+    table.add_column("parameter")
+    table.add_column("values")
+    for name, param in spec.space.items():
+        table.add_row(name, describe(param))
+    for name, value in spec.fixed.items():
+        table.add_row(name, f"fixed {value}")
+    out.print(table)
+    b = spec.budget
+    rungs = spec.scheduler.rungs(b.max_epochs) if spec.scheduler.type == "asha" else []
+    out.print(f"{b.trials} trials x up to {b.max_epochs} epochs = at most "
+              f"{b.trials * b.max_epochs} "
+              f"trial-epochs; sampler {spec.sampler.type}, scheduler {spec.scheduler.type}"
+              + (f" (ASHA rungs at epochs {rungs})" if rungs else "")
+              + f"; objective {spec.objective.mode} {spec.objective.metric}.", highlight=False)
+    out.print(f"[green]valid[/] (spec hash {spec.spec_hash()})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)

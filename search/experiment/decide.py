@@ -1,0 +1,109 @@
+"""What a launch does with the experiment directory it finds: one pure rule.
+
+The launch reads the record (state, saved spec) and whether Ray has saved anything, and this
+rule alone says new / resume / finished / refuse / restart, so every case is one table row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+from search.experiment.state import State, Status
+from search.spec.problems import join_loc, show
+
+RAY_TUNER_FILE = "tuner.pkl"
+RAY_STATE_GLOB = "experiment_state-*.json"
+_ABSENT = object()
+
+
+class Action(str, Enum):
+    NEW = "new"  # start a Ray experiment (reusing `parent_run_id` when it is set)
+    RESUME = "resume"  # Tuner.restore: unfinished trials continue from their checkpoints
+    FINISHED = "finished"  # nothing left to run: report the results
+    REFUSE = "refuse"  # the directory holds something this launch must not touch
+    RESTART = "restart"  # move the old experiment aside, then start anew
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str  # one sentence a user reads
+    changes: tuple[str, ...] = ()  # for REFUSE: "budget.trials: 6 -> 8"
+    parent_run_id: str = ""  # for RESUME/FINISHED, and NEW when a parent run can be reused
+
+
+def ray_saved(directory: Path) -> bool:
+    """Whether Ray saved the experiment so that `Tuner.restore` can continue it. Ray's own
+    `can_restore` looks only for tuner.pkl, which is written before the first trial starts;
+    without an experiment_state snapshot beside it there is nothing to restore."""
+    directory = Path(directory)
+    return (directory / RAY_TUNER_FILE).is_file() and any(directory.glob(RAY_STATE_GLOB))
+
+
+def _leaves(value: Any, path: str, out: dict[str, Any]) -> None:
+    # Lists are leaves: "choices: [a, b] -> [a, c]" reads better than per-index paths.
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            _leaves(item, join_loc(path, str(key)), out)
+    else:
+        out[path] = value
+
+
+def spec_changes(old: dict, new: dict) -> list[str]:
+    """Every leaf that differs, by dotted path, sorted: "path: old -> new"."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    _leaves(old, "", before)
+    _leaves(new, "", after)
+
+    def shown(value: Any) -> str:
+        return "(absent)" if value is _ABSENT else show(value)
+
+    changes = []
+    for path in sorted(set(before) | set(after)):
+        a, b = before.get(path, _ABSENT), after.get(path, _ABSENT)
+        # 1 == 1.0 == True in Python; a changed type is a changed spec (it hashes differently).
+        if a is _ABSENT or b is _ABSENT or type(a) is not type(b) or a != b:
+            changes.append(f"{path or '(spec)'}: {shown(a)} -> {shown(b)}")
+    return changes
+
+
+def decide(state: Optional[State], saved_spec: Optional[dict], spec: dict, spec_hash: str,
+           ray_saved: bool) -> Decision:
+    """New / resume / finished / refuse / restart for a launch of `spec` (resolved, with
+    `spec_hash`) onto a directory holding `state`, `saved_spec` and, if `ray_saved`, Ray's
+    snapshot."""
+    if state is None:
+        if ray_saved:
+            return Decision(Action.REFUSE, (
+                "the directory holds a Ray Tune experiment without a resnet-search record "
+                "(resnet_search.json), so it cannot be resumed safely; launch under a new name "
+                "(--name NEW), or move the directory away to start anew"))
+        return Decision(Action.NEW, "no experiment of this name exists yet: starting it")
+    if state.status is Status.ABORTED:
+        # Fail-fast told its searcher to finish, so Ray would only replay the end.
+        why = f" ({state.reason})" if state.reason else ""
+        return Decision(Action.RESTART, (
+            f"the last launch of '{state.name}' was aborted{why}, so Ray cannot resume it: it is "
+            "moved aside and the experiment starts anew"))
+    if state.spec_hash != spec_hash:
+        changes = tuple(spec_changes(saved_spec, spec)) if saved_spec is not None else ()
+        return Decision(Action.REFUSE, (
+            f"experiment '{state.name}' was run with a different spec (hash {state.spec_hash}, "
+            f"now {spec_hash}); launch it under a new name (--name NEW) to start a new "
+            "experiment; the old one is kept"), changes=changes)
+    parent = state.parent_run_id
+    if state.status is Status.FINISHED:
+        return Decision(Action.FINISHED, f"experiment '{state.name}' has finished: every trial "
+                                         "has run", parent_run_id=parent)
+    if ray_saved:
+        return Decision(Action.RESUME, f"resuming experiment '{state.name}' ({state.status.value})"
+                                       " from Ray's last snapshot", parent_run_id=parent)
+    # The driver died before Ray's first snapshot: nothing was computed, but the MLflow parent
+    # run exists already; reuse it rather than leave an empty twin behind.
+    return Decision(Action.NEW, (
+        f"experiment '{state.name}' stopped before Ray saved anything: starting it anew in its "
+        "MLflow parent run"), parent_run_id=parent)

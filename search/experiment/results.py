@@ -1,0 +1,226 @@
+"""An experiment's results read from Ray Tune's files on disk, without importing Ray.
+
+Status commands and reports run where Ray may be slow to import or absent, and must never
+restore (and so never unpickle) an experiment to look at it. What Ray writes:
+
+    experiment_state-<time>.json  trial list and status; the newest file is the truth
+    <trial_id>/params.json        sampled params
+    <trial_id>/result.json        one JSON object per report (the last line may be cut short)
+    <trial_id>/checkpoint_NNNNNN/ the newest checkpoint
+    <trial_id>/error.txt          one "Failure # n" block per failed attempt
+    scheduler.json                ours: {"stopped": [trial ids ASHA stopped early]}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from resnet_core.config import resolved
+from search.experiment.decide import RAY_STATE_GLOB
+from search.experiment.outcome import Outcome, outcome_of
+from search.experiment.state import read_json
+from search.spec import objective
+from search.spec.job import TrialJob
+
+SCHEDULER_FILE = "scheduler.json"
+UNKNOWN = "UNKNOWN"  # no experiment_state file: the status is not known
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    params: dict  # the sampled params
+    config: dict  # the full resolved training config ({} when config_error is set)
+    results: list[dict]  # one per epoch (the last report of an epoch), ordered by epoch
+    status: str  # Ray's status (PENDING/RUNNING/PAUSED/TERMINATED/ERROR) or UNKNOWN
+    error: Optional[str]  # the exception it died of (first line), when it failed
+    checkpoint: Optional[Path]  # the newest checkpoint directory
+    outcome: Outcome
+    best: Optional[float]  # best finite value of the objective over its epochs
+    epochs: int  # the last epoch reported (0 if none)
+    metric: str = ""  # the objective: what `curve()` plots by default
+    config_error: Optional[str] = None  # why the params make no valid config for the job
+
+    def curve(self, metric: Optional[str] = None) -> list[tuple[int, float]]:
+        """(epoch, value) of every epoch with a finite value of `metric` (the objective)."""
+        name = metric or self.metric
+        return [(int(r["epoch"]), float(r[name])) for r in self.results
+                if objective.finite(r.get(name))]
+
+
+@dataclass
+class Results:
+    metric: str
+    mode: str
+    trials: list[TrialRecord] = field(default_factory=list)  # best first
+    orphans: list[str] = field(default_factory=list)  # trial dirs Ray never saved
+
+    @property
+    def best(self) -> Optional[TrialRecord]:
+        return next((t for t in self.trials if objective.finite(t.best)), None)
+
+    @property
+    def epochs_used(self) -> int:
+        return sum(len(t.results) for t in self.trials)
+
+
+# ---- the pure parts: one file's text in, plain data out ----
+
+def per_epoch(lines: list[str]) -> list[dict]:
+    """result.json's reports, one per epoch, ordered by epoch. A retried attempt reports an
+    epoch again: its report wins. A line that does not parse (a driver killed mid-write) is
+    skipped."""
+    by_epoch: dict[int, dict] = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            report = json.loads(line)
+        except ValueError:
+            continue
+        epoch = report.get("epoch") if isinstance(report, dict) else None
+        if isinstance(epoch, (int, float)) and not isinstance(epoch, bool):
+            by_epoch[int(epoch)] = report
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def last_exception(text: str) -> Optional[str]:
+    """The first line of the exception of the last failure in an error.txt: the first
+    unindented line after the last traceback frame."""
+    blocks = re.split(r"^Failure # \d+.*$", _ANSI.sub("", text), flags=re.MULTILINE)
+    lines = [line for line in blocks[-1].splitlines() if line.strip()]
+    if not lines:
+        return None
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    after = lines[frames[-1] + 1:] if frames else []
+    found = next((line for line in after if not line[:1].isspace()), None)
+    return (found or lines[-1]).strip()
+
+
+def trial_config(job: TrialJob, params: dict) -> dict:
+    """The full config a trial trained with, as the worker built it (without importing torch:
+    the worker already checked the registry names)."""
+    return resolved(job.train_config(params, registries=False))
+
+
+# ---- reading the files ----
+
+@dataclass(frozen=True)
+class _Listed:
+    status: str
+    config: dict
+    logdir: str
+    order: tuple[float, int]  # Ray's trial counter (from the experiment tag), position in file
+
+
+def _ray_trials(directory: Path) -> Optional[dict[str, _Listed]]:
+    """Trials of the newest readable experiment_state file, or None when there is none. A file
+    Ray was writing when its driver died is skipped for the one before it."""
+    for path in sorted(directory.glob(RAY_STATE_GLOB), reverse=True):
+        try:
+            data = json.loads(path.read_text())
+            entries = data["trial_data"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        listed: dict[str, _Listed] = {}
+        for position, entry in enumerate(entries):
+            try:
+                trial = json.loads(entry[0])
+                trial_id = str(trial["trial_id"])
+            except (ValueError, KeyError, TypeError, IndexError):
+                continue
+            counter = str(trial.get("experiment_tag") or "").split("_", 1)[0]
+            listed[trial_id] = _Listed(
+                status=str(trial.get("status") or UNKNOWN),
+                config=trial.get("config") if isinstance(trial.get("config"), dict) else {},
+                logdir=str(trial.get("relative_logdir") or trial_id),
+                order=(int(counter) if counter.isdigit() else math.inf, position))
+        return listed
+    return None
+
+
+def _trial_dirs(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.is_dir() and (
+        (p / "params.json").exists() or (p / "result.json").exists()))
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def _params(trial_dir: Path, fallback: dict) -> dict:
+    try:
+        params = json.loads((trial_dir / "params.json").read_text())
+    except (OSError, ValueError):
+        return dict(fallback)
+    return params if isinstance(params, dict) else dict(fallback)
+
+
+def _checkpoint(trial_dir: Path) -> Optional[Path]:
+    # checkpoint_NNNNNN: the zero-padded index sorts by name.
+    found = sorted(p for p in trial_dir.glob("checkpoint_*") if p.is_dir())
+    return found[-1] if found else None
+
+
+def _error(trial_dir: Path) -> Optional[str]:
+    try:
+        return last_exception((trial_dir / "error.txt").read_text(errors="replace"))
+    except FileNotFoundError:
+        return None
+
+
+def _stopped(directory: Path) -> set[str]:
+    path = directory / SCHEDULER_FILE
+    data = read_json(path) or {}
+    stopped = data.get("stopped", []) if isinstance(data, dict) else []
+    return {str(t) for t in stopped} if isinstance(stopped, list) else set()
+
+
+def _record(trial_id: str, trial_dir: Path, status: str, fallback_params: dict,
+            job: TrialJob, stopped: set[str]) -> TrialRecord:
+    params = _params(trial_dir, fallback_params)
+    try:
+        config, config_error = trial_config(job, params), None
+    except ValueError as problem:
+        config, config_error = {}, str(problem)
+    results = per_epoch(_read_lines(trial_dir / "result.json"))
+    # A finished trial with an error.txt failed once and recovered: not its end.
+    error = _error(trial_dir) if status != "TERMINATED" else None
+    return TrialRecord(
+        trial_id=trial_id, params=params, config=config, results=results, status=status,
+        error=error, checkpoint=_checkpoint(trial_dir),
+        outcome=outcome_of(results[-1] if results else {}, max_epochs=job.max_epochs,
+                           errored=status == "ERROR",
+                           stopped_by_scheduler=trial_id in stopped),
+        best=objective.best((r.get(job.metric) for r in results), job.mode),
+        epochs=int(results[-1]["epoch"]) if results else 0,
+        metric=job.metric, config_error=config_error)
+
+
+def read_results(directory: Path, job: TrialJob) -> Results:
+    """Every trial of the experiment in `directory`, best first."""
+    directory = Path(directory)
+    stopped = _stopped(directory)
+    dirs = _trial_dirs(directory) if directory.is_dir() else []
+    listed = _ray_trials(directory) if directory.is_dir() else None
+    results = Results(metric=job.metric, mode=job.mode)
+    if listed is None:
+        trials = [_record(t, directory / t, UNKNOWN, {}, job, stopped) for t in dirs]
+    else:
+        in_order = sorted(listed.items(), key=lambda item: item[1].order)
+        trials = [_record(t, directory / info.logdir, info.status, info.config, job, stopped)
+                  for t, info in in_order]
+        known = {info.logdir for info in listed.values()} | set(listed)
+        results.orphans = [d for d in dirs if d not in known]
+    # sorted() is stable: equal values keep the trials' creation order.
+    results.trials = sorted(trials, key=lambda t: objective.rank_key(t.best, job.mode))
+    return results

@@ -1,0 +1,132 @@
+"""The search on Ray: the driver side of a new or resumed experiment, from the tracking probe to
+an honest ending (finished, aborted by fail-fast, or interrupted by a signal)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Optional
+
+from search.experiment.decide import Action, Decision
+from search.experiment.record import Experiment
+from search.experiment.state import State, Status
+from search.remote import cluster
+from search.run import provenance, reaper
+from search.run.checks import check_data, check_resources, check_storage, cluster_totals
+from search.run.errors import LaunchError
+from search.run.interrupt import Interruption
+from search.run.launch import Ending
+from search.run.runtime import init_ray, quiet_engines
+from search.run.tuner import new_tuner, parts, restored_tuner
+from search.spec.job import TrialJob
+from search.spec.model import SearchSpec
+from search.tracking import store
+
+log = logging.getLogger("resnet_search.launch")
+
+# MLflow calls made at the start and the end of a search never hold it up longer than this.
+TRACKING_DEADLINE_S = 60.0
+
+
+def drive(spec: SearchSpec, record: Experiment, job: TrialJob, decision: Decision, *,
+          address: Optional[str], console: Any, callbacks: tuple, reuse_actors: bool) -> Ending:
+    quiet_engines()
+    uri = record.location.tracking_uri
+    problem = store.probe(uri)
+    if problem:
+        raise LaunchError(f"MLflow tracking store {uri} is unusable: {problem}")
+    if address is None:  # on a remote cluster the data lives where the workers run
+        check_data(job)
+        # Nothing of this driver's local Ray may outlive it, even if it is SIGKILLed.
+        reaper.start_guardian(reaper.mark_session())
+    init_ray(address)
+    check_resources(spec)
+    if address is not None:
+        check_storage(record.location.storage, console)
+
+    resumed = decision.action is Action.RESUME
+    if resumed:
+        parent = decision.parent_run_id
+        _tracked("reopen the parent run", lambda: store.reopen_parent(uri, parent))
+        tuner = restored_tuner(spec, job, record.directory)
+    else:
+        parent = decision.parent_run_id or _open_parent(spec, uri)
+        if decision.parent_run_id:  # the last driver died before computing anything
+            _tracked("reopen the parent run", lambda: store.reopen_parent(uri, parent))
+        record.save_spec(spec.resolved())
+        now = time.time()
+        record.save_state(State(name=spec.name, spec_hash=spec.spec_hash(),
+                                parent_run_id=parent, tracking_uri=uri,
+                                status=Status.RUNNING, created_at=now, updated_at=now))
+        tuner = new_tuner(spec, job, record.location.storage, uri, parent, console, callbacks,
+                          reuse_actors)
+    ours = parts(tuner)
+    if resumed:
+        ours.scheduler.load_state(record.scheduler_state())
+        record.mark(Status.RUNNING)
+        # What an earlier driver could not write to MLflow (a dead store, a crash) first.
+        ours.mirror.reconcile(_per_epoch(record, job))
+    ours.scheduler_record.save = record.save_scheduler_state
+
+    with Interruption() as interruption:
+        interruption.hooks.append(lambda: setattr(ours.mirror, "end_reason", "interrupted"))
+        tuner.fit()
+
+    if interruption.signal:
+        status, reason = Status.INTERRUPTED, interruption.name
+    elif ours.fail_fast.tripped:
+        status, reason = Status.ABORTED, ours.fail_fast.tripped
+    else:
+        status, reason = Status.FINISHED, None
+    record.mark(status, reason)
+    results = record.results(job)
+    ours.mirror.reconcile({t.trial_id: t.results for t in results.trials})
+    if not ours.mirror.flush(TRACKING_DEADLINE_S):
+        log.warning("MLflow did not take every write within %.0f s; Ray's experiment state in "
+                    "%s is complete", TRACKING_DEADLINE_S, record.directory)
+    failures = ours.mirror.failures
+    failures += _tracked("summarise the parent run", lambda: store.summarise_parent(
+        uri, parent, metric=spec.objective.metric, best=_best(results, ours.mirror.runs),
+        state=status.value, reason=reason, status=PARENT_STATUS[status]))
+    return Ending(status, record.location, results, parent, resumed=resumed,
+                  mirror_failures=failures, reason=reason, signal=interruption.signal)
+
+
+# An interrupted search stays resumable: its parent run is KILLED until the next launch reopens it.
+PARENT_STATUS = {Status.FINISHED: "FINISHED", Status.ABORTED: "FAILED",
+                 Status.INTERRUPTED: "KILLED"}
+
+
+def _per_epoch(record: Experiment, job: TrialJob) -> dict[str, list[dict]]:
+    return {t.trial_id: t.results for t in record.results(job).trials}
+
+
+def _best(results: Any, runs: dict[str, str]) -> Optional[dict]:
+    best = results.best
+    if best is None:
+        return None
+    return {"trial_id": best.trial_id, "run_id": runs.get(best.trial_id, ""),
+            "value": best.best, "params": best.params, "config": best.config}
+
+
+def _tracked(what: str, call: Any) -> int:
+    """Run one synchronous MLflow call under the deadline; a failure is logged and counted,
+    never raised: Ray's state has everything."""
+    failed = store.within(TRACKING_DEADLINE_S, call)
+    if failed:
+        log.warning("could not %s in MLflow: %s", what, failed)
+    return 1 if failed else 0
+
+
+def _open_parent(spec: SearchSpec, uri: str) -> str:
+    return store.open_parent(
+        uri, spec.tracking.experiment or spec.name, run_name=spec.name,
+        tags={"spec_hash": spec.spec_hash(), "code_version": provenance.code_version(),
+              **{f"version.{k}": v for k, v in provenance.versions().items()},
+              **{f"hardware.{k}": v for k, v in provenance.hardware(
+                  cluster_totals(), nodes=len(cluster.alive_nodes())).items()}},
+        params={"trials": spec.budget.trials, "max_epochs": spec.budget.max_epochs,
+                "sampler": spec.sampler.type, "scheduler": spec.scheduler.type,
+                "metric": spec.objective.metric, "mode": spec.objective.mode},
+        artifacts={"spec.json": json.dumps(spec.resolved(), indent=2, default=str)})

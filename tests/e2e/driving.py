@@ -1,0 +1,111 @@
+"""Driving the real CLI in e2e tests: start a launch, wait for what Ray writes, read what Ray
+stored and what MLflow recorded. Shared by the fault and lifecycle tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from mlflow.tracking import MlflowClient
+
+PARENT_TAG = "mlflow.parentRunId"
+NAME = "e2e-digits"  # the experiment name of conftest's tiny digits spec
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+def cli_env(home: Path) -> dict:
+    """What `conftest.run_cli` gives the CLI: HOME is the test's own directory, so every process
+    Ray starts from this driver inherits it and is recognisable as this test's."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0", "HOME": str(home)}
+
+
+def start_launch(spec_path: Path, cwd: Path, *args: str) -> subprocess.Popen:
+    """`resnet-search launch` as the leader of a new session (its output in cwd/driver.log).
+    Killing that process group kills the driver, raylet and GCS, but not the Ray workers: each
+    leads a process group of its own (measured), so `kill_ours` sweeps them up."""
+    with open(cwd / "driver.log", "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "search.cli", "launch", str(spec_path), *args],
+                                cwd=cwd, env=cli_env(cwd), start_new_session=True,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def driver_log(proc: subprocess.Popen) -> str:
+    log = Path(proc.args[4]).parent / "driver.log"  # the spec and the log share tmp_path
+    return log.read_text()[-3000:] if log.exists() else ""
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float, what: str,
+             proc: Optional[subprocess.Popen] = None) -> object:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the driver exited ({proc.returncode}) before {what}:\n"
+                                 + driver_log(proc))
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+# --- what Ray stored: storage_path/NAME/<trial_id>/ (search/tuner.py names dirs by trial id) ----
+
+def trial_dirs(experiment: Path) -> list[Path]:
+    if not experiment.is_dir():
+        return []
+    return sorted(p for p in experiment.iterdir() if (p / "params.json").exists())
+
+
+def saved_trials(experiment: Path) -> set[str]:
+    """The trial ids in Ray's newest experiment snapshot: exactly what a restore brings back.
+    A trial started after the last snapshot is not in it, whatever is on disk or in MLflow."""
+    files = sorted(experiment.glob("experiment_state-*.json"))  # named by the session's start
+    if not files:
+        return set()
+    state = json.loads(files[-1].read_text())
+    return {json.loads(trial)["trial_id"] for trial, _ in state["trial_data"]}
+
+
+def results(trial_dir: Path) -> list[dict]:
+    """The results Ray's JSON logger wrote for a trial, one line per report, in order."""
+    file = trial_dir / "result.json"
+    out = []
+    for line in (file.read_text().splitlines() if file.exists() else []):
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:  # the line being written right now
+            break
+    return out
+
+
+def epochs_of(trial_dir: Path) -> list[int]:
+    return [r["epoch"] for r in results(trial_dir)]
+
+
+# --- what MLflow recorded ------------------------------------------------------------------------
+
+def runs_of(uri: str, name: str = NAME) -> tuple[MlflowClient, list, list]:
+    """(client, parent runs, child runs) of the experiment's MLflow experiment."""
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(name)
+    assert found is not None, f"no MLflow experiment {name}"
+    runs = client.search_runs([found.experiment_id], max_results=1000)
+    return (client, [r for r in runs if PARENT_TAG not in r.data.tags],
+            [r for r in runs if PARENT_TAG in r.data.tags])
+
+
+def steps(client: MlflowClient, run: object, metric: str = "val_acc") -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run.info.run_id, metric))
+
+
+def by_param(children: list, name: str) -> dict[str, list]:
+    groups: dict[str, list] = {}
+    for child in children:
+        groups.setdefault(child.data.params[name], []).append(child)
+    return groups

@@ -1,0 +1,227 @@
+"""Every private Ray/Optuna attribute the product reaches is named in `compat.PRIVATE`, exists on
+a real object of the installed versions, and is reached nowhere but in `compat`."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any, Callable
+
+import optuna
+import pytest
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+import search
+from search.engine import compat
+
+SEARCH = Path(search.__file__).resolve().parent
+COMPAT = Path(compat.__file__).resolve()
+
+
+# --- real objects of the installed Ray and Optuna, one factory per owner in PRIVATE -------------
+
+def _searcher(tmp: Path) -> OptunaSearch:
+    return OptunaSearch(space={"x": optuna.distributions.FloatDistribution(0.0, 1.0)},
+                        metric="x", mode="max", seed=0)
+
+
+def _asha(tmp: Path) -> ASHAScheduler:
+    return ASHAScheduler(time_attr="epoch", metric="x", mode="max", max_t=9)
+
+
+def _trainable(config: dict) -> dict:
+    return {"x": 1.0}
+
+
+def _tuner(tmp: Path, scheduler: Any = None) -> tune.Tuner:
+    # Building a Tuner starts no Ray runtime (ray.init happens in fit()).
+    return tune.Tuner(_trainable, tune_config=tune.TuneConfig(scheduler=scheduler),
+                      run_config=tune.RunConfig(name="compat", storage_path=str(tmp)))
+
+
+FACTORIES: dict[str, Callable[[Path], Any]] = {
+    "OptunaSearch": _searcher,
+    "AsyncHyperBandScheduler": _asha,
+    "_Bracket": lambda tmp: compat.asha_brackets(_asha(tmp))[0],
+    "Tuner": _tuner,
+    "TunerInternal": lambda tmp: _tuner(tmp)._local_tuner,
+    "ray._private": lambda tmp: importlib.import_module("ray._private"),
+}
+
+
+def _resolve(obj: Any, dotted: str) -> Any:
+    """`obj.a.b.c` step by step; a step that is a submodule not yet imported is imported."""
+    for step in dotted.split("."):
+        if hasattr(obj, step):
+            obj = getattr(obj, step)
+        elif isinstance(obj, ModuleType):
+            try:
+                obj = importlib.import_module(f"{obj.__name__}.{step}")
+            except ModuleNotFoundError:
+                raise AttributeError(f"{obj.__name__} has no attribute or submodule {step!r}")
+        else:
+            raise AttributeError(f"{type(obj).__name__} has no attribute {step!r}")
+    return obj
+
+
+def test_every_owner_in_private_has_a_factory():
+    # A new entry in PRIVATE must come with a real object to check it on.
+    unknown = sorted(set(compat.PRIVATE) - set(FACTORIES))
+    assert not unknown, (f"compat.PRIVATE names {unknown}, which FACTORIES in this test cannot "
+                         f"build: add a factory of a real object for each")
+
+
+@pytest.mark.parametrize("owner", sorted(compat.PRIVATE))
+def test_every_private_attribute_exists_on_a_real_object(owner, tmp_path):
+    assert owner in FACTORIES, f"no factory for {owner!r}: add one to FACTORIES"
+    obj = FACTORIES[owner](tmp_path)
+    made = obj.__name__ if isinstance(obj, ModuleType) else type(obj).__name__
+    assert made == owner, f"the factory for {owner!r} built a {made}"
+    missing = []
+    for attribute in compat.PRIVATE[owner]:
+        try:
+            _resolve(obj, attribute)
+        except AttributeError as err:
+            missing.append(f"{attribute}: {err}")
+    assert not missing, f"{owner} of the installed version lacks: {missing}"
+
+
+# --- the accessors mean what the product takes them to mean ---------------------------------------
+
+def test_searcher_accessors_hold_the_live_trials_and_the_told_set(tmp_path):
+    searcher = _searcher(tmp_path)
+    config = searcher.suggest("t1")
+    live = compat.optuna_trials(searcher)["t1"]
+    assert isinstance(live, optuna.Trial) and config == {"x": live.params["x"]}
+    study = compat.optuna_study(searcher)
+    assert isinstance(study, optuna.Study) and "t1" not in compat.told_trials(searcher)
+    searcher.on_trial_complete("t1", {"x": 0.5})
+    assert "t1" in compat.told_trials(searcher)
+    assert [t.value for t in study.trials] == [0.5]
+
+
+def test_asha_accessors_hold_rungs_assignment_and_counters(tmp_path):
+    asha = _asha(tmp_path)
+    trial = SimpleNamespace(trial_id="t1")
+    asha.on_trial_add(None, trial)
+    brackets = compat.asha_brackets(asha)
+    assert compat.asha_assignment(asha)["t1"] in brackets
+    asha.on_trial_result(None, trial, {"epoch": 1, "x": 0.5})
+    rungs = compat.bracket_rungs(compat.asha_assignment(asha)["t1"])
+    assert all(isinstance(recorded, dict) for _, recorded in rungs)
+    assert {milestone: recorded for milestone, recorded in rungs}[1] == {"t1": 0.5}
+    assert compat.asha_max_t(asha) == 9 and compat.asha_num_stopped(asha) == 0
+    compat.set_asha_num_stopped(asha, 3)
+    assert compat.asha_num_stopped(asha) == 3
+
+
+def test_tuner_accessors_give_its_run_config_and_scheduler(tmp_path):
+    asha = _asha(tmp_path)
+    tuner = _tuner(tmp_path, scheduler=asha)
+    assert compat.tuner_scheduler(tuner) is asha
+    run_config = compat.tuner_run_config(tuner)
+    assert run_config.name == "compat" and run_config.storage_path == str(tmp_path)
+
+
+# --- compat reaches only what PRIVATE lists; nothing else reaches private attributes ------------
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_compat_reads_only_private_attributes_listed_in_private():
+    listed = {step for owner, attributes in compat.PRIVATE.items()
+              for dotted in (*attributes, *([owner] if "." in owner else []))
+              for step in dotted.split(".")}
+    unlisted = []
+    for node in ast.walk(ast.parse(COMPAT.read_text())):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            names = [node.attr]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = node.module.split(".") + [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [step for alias in node.names for step in alias.name.split(".")]
+        else:
+            continue
+        unlisted += [f"compat.py:{node.lineno}: {name}" for name in names
+                     if _private(name) and name not in listed]
+    assert not unlisted, "private names reached in compat but not listed in PRIVATE: " + \
+        ", ".join(unlisted)
+
+
+def _module_level_names(tree: ast.Module) -> set[str]:
+    """Names the file itself defines at module level (assignments, functions, classes; not
+    imports: `ray._private` is exactly what must not be reached outside compat)."""
+    names: set[str] = set()
+
+    def visit(stmts: list[ast.stmt]) -> None:
+        for stmt in stmts:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(stmt.name)
+            elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                for target in targets:
+                    names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+            elif isinstance(stmt, (ast.If, ast.Try, ast.With)):
+                visit(stmt.body)
+                visit(getattr(stmt, "orelse", []))
+                visit(getattr(stmt, "finalbody", []))
+                for handler in getattr(stmt, "handlers", []):
+                    visit(handler.body)
+
+    visit(tree.body)
+    return names
+
+
+def private_reaches(root: Path, skip: Path) -> list[str]:
+    """Every `x._name` (and getattr/setattr/hasattr/delattr(x, "_name")) under `root` but `skip`
+    whose `x` is not `self`, `cls` or a name the same file defines at module level."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.resolve() == skip or "__pycache__" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        own = {"self", "cls"} | _module_level_names(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and _private(node.attr):
+                obj = node.value
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                  and node.func.id in ("getattr", "setattr", "hasattr", "delattr")
+                  and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
+                  and isinstance(node.args[1].value, str) and _private(node.args[1].value)):
+                obj = node.args[0]
+            else:
+                continue
+            if not (isinstance(obj, ast.Name) and obj.id in own):
+                found.append((path.relative_to(root.parent).as_posix(), node.lineno,
+                              node.col_offset, ast.unparse(node)))
+    return [f"{file}:{line}: {code}" for file, line, _, code in sorted(found)]
+
+
+def test_no_private_attribute_is_reached_outside_compat():
+    found = private_reaches(SEARCH, skip=COMPAT)
+    assert not found, ("private attributes reached outside search/engine/compat.py (add an "
+                       "accessor there and its name to PRIVATE):\n" + "\n".join(found))
+
+
+def test_the_private_reach_check_finds_what_it_must(tmp_path):
+    root = tmp_path / "search"
+    root.mkdir()
+    (root / "compat.py").write_text("def f(s):\n    return s._brackets\n")
+    (root / "a.py").write_text(
+        "import ray\n_CACHE = {}\nclass K:\n    _n = 0\n"
+        "    def m(self, other):\n"
+        "        self._x, cls_ = 1, K._n\n"  # own names: fine
+        "        _CACHE._clear = 1\n"  # module-level name of this file: fine
+        "        other._ot_trials\n"  # an engine object's private attribute
+        "        self._sched._brackets\n"  # through self: still another object's
+        "        ray._private.worker\n"  # an imported module
+        "        getattr(other, '_rungs')\n"
+        "        other.__class__, other.public\n")  # dunder and public: fine
+    assert private_reaches(root, skip=(root / "compat.py").resolve()) == [
+        "search/a.py:8: other._ot_trials", "search/a.py:9: self._sched._brackets",
+        "search/a.py:10: ray._private", "search/a.py:11: getattr(other, '_rungs')"]

@@ -1,0 +1,114 @@
+"""The facade later commands use: one object for everything in the experiment's directory."""
+
+import json
+import os
+import re
+import time
+
+import pytest
+from search.experiment.decide import Action
+from search.experiment.lease import LEASE_FILE, LeaseHeld
+from search.experiment.location import locate
+from search.experiment.record import Experiment
+from search.experiment.state import DamagedRecord, State, Status
+from search.spec.job import TrialJob
+
+SPEC = {"name": "exp", "budget": {"trials": 6}}
+
+
+@pytest.fixture
+def experiment(tmp_path) -> Experiment:
+    return Experiment(locate("exp", "runs", "sqlite:///m.db", "data", tmp_path))
+
+
+def started(experiment: Experiment, spec_hash="h1") -> State:
+    state = State(name="exp", spec_hash=spec_hash, parent_run_id="p1",
+                  tracking_uri=experiment.location.tracking_uri, status=Status.RUNNING,
+                  created_at=time.time(), updated_at=time.time())
+    experiment.save_state(state)
+    experiment.save_spec(SPEC)
+    return state
+
+
+def test_names(experiment, tmp_path):
+    assert experiment.name == "exp" and experiment.directory == tmp_path / "runs" / "exp"
+
+
+def test_state_round_trip_and_mark(experiment):
+    assert experiment.state() is None
+    state = started(experiment)
+    assert experiment.state() == state
+    marked = experiment.mark(Status.INTERRUPTED, "SIGINT")
+    assert experiment.state() == marked
+    assert (marked.status, marked.reason) == (Status.INTERRUPTED, "SIGINT")
+    assert marked.updated_at >= state.updated_at and marked.created_at == state.created_at
+    assert experiment.mark(Status.RUNNING).reason is None  # a resume clears the old reason
+
+
+def test_mark_without_state(experiment):
+    with pytest.raises(DamagedRecord, match="resnet_search.json is missing"):
+        experiment.mark(Status.FINISHED)
+
+
+def test_spec_and_scheduler_state(experiment):
+    assert experiment.saved_spec() is None and experiment.scheduler_state() == {}
+    experiment.save_spec(SPEC)
+    experiment.save_scheduler_state({"stopped": ["a1"], "rungs": {"1": [0.5]}})
+    assert experiment.saved_spec() == SPEC
+    assert experiment.scheduler_state() == {"stopped": ["a1"], "rungs": {"1": [0.5]}}
+    (experiment.directory / "spec.json").write_text("[1, 2]")
+    with pytest.raises(DamagedRecord, match="spec.json is damaged.*not an object"):
+        experiment.saved_spec()
+
+
+def test_decide(experiment):
+    assert experiment.decide(SPEC, "h1").action is Action.NEW
+    started(experiment)
+    assert experiment.decide(SPEC, "h1").action is Action.NEW  # nothing saved by Ray yet
+    (experiment.directory / "tuner.pkl").write_bytes(b"")
+    (experiment.directory / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
+    assert experiment.ray_saved()
+    resume = experiment.decide(SPEC, "h1")
+    assert (resume.action, resume.parent_run_id) == (Action.RESUME, "p1")
+    refuse = experiment.decide({"name": "exp", "budget": {"trials": 8}}, "h2")
+    assert refuse.action is Action.REFUSE and refuse.changes == ("budget.trials: 6 -> 8",)
+
+
+def test_a_damaged_saved_spec_does_not_block_a_resume(experiment):
+    started(experiment)
+    (experiment.directory / "spec.json").write_text("{")
+    assert experiment.decide(SPEC, "h1").action is Action.NEW
+    with pytest.raises(DamagedRecord, match="spec.json"):
+        experiment.decide(SPEC, "h2")  # explaining a refusal needs it
+
+
+def test_lease_and_holder(experiment):
+    assert experiment.holder() is None
+    with experiment.lease(heartbeat_s=5) as lease:
+        assert experiment.holder().token == lease.holder.token
+        with pytest.raises(LeaseHeld):
+            experiment.lease()
+    assert experiment.holder() is None
+
+
+def test_move_aside_keeps_the_lease(experiment):
+    started(experiment)
+    (experiment.directory / "trial1").mkdir()
+    (experiment.directory / "trial1" / "result.json").write_text("{}")
+    with experiment.lease() as lease:
+        kept = experiment.move_aside()
+        again = experiment.move_aside("restarted")  # twice within a second: two names
+        assert re.fullmatch(r"exp\.aborted-\d{8}-\d{6}", kept.name)
+        assert kept.parent == experiment.directory.parent
+        assert sorted(os.listdir(kept)) == ["resnet_search.json", "spec.json", "trial1"]
+        assert os.listdir(experiment.directory) == [LEASE_FILE]
+        assert experiment.holder().token == lease.holder.token
+        assert again.name.startswith("exp.restarted-") and os.listdir(again) == []
+        assert experiment.state() is None and experiment.decide(SPEC, "h1").action is Action.NEW
+    assert experiment.move_aside().name != kept.name  # same second, same label: a new name
+    assert json.loads((kept / "spec.json").read_text()) == SPEC
+
+
+def test_results(experiment):
+    results = experiment.results(TrialJob(fixed={}, max_epochs=2, metric="val_acc", mode="max"))
+    assert results.trials == [] and results.metric == "val_acc"

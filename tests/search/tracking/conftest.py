@@ -1,0 +1,100 @@
+"""A real MLflow SQLite store with an open parent run, mirrors on it, and stand-ins for Ray
+trials (Ray builds real `Trial`s only inside a running Tuner; the e2e tests drive those)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from search.tracking.points import METRICS, step_of
+
+
+class FakeTrial:
+    """What the mirror reads of a Ray Trial."""
+
+    def __init__(self, trial_id: str, lr: float = 0.1) -> None:
+        self.trial_id, self.config, self.last_result = trial_id, {"lr": lr}, {}
+        self.status = "RUNNING"
+        self.num_failures = 0
+        self.pickled_error_file = None
+        self.path = None
+
+    def __str__(self) -> str:
+        return f"run_trial_{self.trial_id}"
+
+
+def epoch(n: int, **values: float) -> dict:
+    """One per-epoch result as a trial reports it (Ray adds the timestamp)."""
+    return {"epoch": n, "training_iteration": n, "timestamp": 1_700_000_000 + n,
+            "val_acc": 0.5 + n / 100, "train_loss": 2.0 / n, "lr": 0.1, **values}
+
+
+@pytest.fixture
+def make_trial():
+    return FakeTrial
+
+
+@pytest.fixture
+def make_epoch():
+    return epoch
+
+
+@dataclass
+class Store:
+    db: Path
+    uri: str
+    parent: str
+    client: MlflowClient
+
+    def children(self) -> dict[str, list]:
+        """trial id -> its child runs of the parent run."""
+        experiment = self.client.get_run(self.parent).info.experiment_id
+        found: dict[str, list] = {}
+        for run in self.client.search_runs([experiment],
+                                           f"tags.`mlflow.parentRunId` = '{self.parent}'"):
+            found.setdefault(run.data.tags["trial_id"], []).append(run)
+        return found
+
+    def steps(self, run_id: str, key: str) -> list[int]:
+        return sorted(p.step for p in self.client.get_metric_history(run_id, key))
+
+    def assert_complete(self, results: dict[str, list[dict]]) -> None:
+        """Every trial has one run whose history holds every finite epoch of every metric of
+        its results exactly once."""
+        children = self.children()
+        assert sorted(children) == sorted(results)
+        for trial_id, rows in results.items():
+            assert len(children[trial_id]) == 1, children[trial_id]
+            run_id = children[trial_id][0].info.run_id
+            for key in METRICS:
+                expected = sorted(step_of(r) for r in rows if isinstance(r.get(key), float)
+                                  and math.isfinite(r[key]))
+                assert self.steps(run_id, key) == expected, (trial_id, key)
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    from search.tracking.store import open_parent
+
+    db = tmp_path / "m.db"
+    uri = f"sqlite:///{db}"
+    parent = open_parent(uri, "exp", "exp", tags={}, params={}, artifacts={})
+    return Store(db, uri, parent, MlflowClient(uri))
+
+
+@pytest.fixture
+def make_mirror(store):
+    from search.spec.model import load_spec
+    from search.tracking.mirror import MlflowMirror
+
+    job = load_spec("spaces/digits.yaml").job()  # max_epochs 6
+
+    def make(deadline_s: float = 120.0, stops=lambda trial_id: False) -> MlflowMirror:
+        return MlflowMirror(store.uri, store.parent, job, scheduler_stops=stops,
+                            deadline_s=deadline_s)
+
+    return make

@@ -1,0 +1,121 @@
+"""The store's synchronous calls: the parent run's summary (redone after every resume), the
+artifact location of a new SQLite experiment, and launches racing to create one SQLite store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from search.tracking.store import (NOTE_TAG, artifact_location, open_parent, probe,
+                                   reopen_parent, sqlite_file, summarise_parent)
+
+
+def _best(value: float, **params) -> dict:
+    return {"trial_id": "t1", "run_id": "r1", "value": value, "params": params,
+            "config": {"depth": 20, **params}}
+
+
+def test_the_summary_is_redone_after_a_resume(store):
+    client = store.client
+    summarise_parent(store.uri, store.parent, metric="val_acc", state="interrupted",
+                     status="KILLED", reason="interrupted",
+                     best=_best(0.8, lr=0.1, residual="scaled", residual_scale=0.5))
+    run = client.get_run(store.parent)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["state"] == "interrupted" and run.data.tags["reason"] == "interrupted"
+    assert run.data.tags["best.residual_scale"] == "0.5"
+    assert run.data.metrics["best_val_acc"] == 0.8
+
+    reopen_parent(store.uri, store.parent)  # the resumed launch
+    run = client.get_run(store.parent)
+    assert (run.info.status, run.data.tags["state"]) == ("RUNNING", "running")
+    assert "reason" not in run.data.tags
+
+    best = _best(0.9, lr=0.2, residual="add")
+    best["trial_id"], best["run_id"] = "t2", "r2"
+    summarise_parent(store.uri, store.parent, metric="val_acc", state="finished",
+                     status="FINISHED", best=best)
+    run = client.get_run(store.parent)
+    tags = run.data.tags
+    assert run.info.status == "FINISHED"
+    assert (tags["state"], tags["best_trial_id"], tags["best_run_id"]) == ("finished", "t2", "r2")
+    assert {k: v for k, v in tags.items() if k.startswith("best.")} == {
+        "best.lr": "0.2", "best.residual": "add"}  # the earlier best's residual_scale is gone
+    assert "reason" not in tags
+    assert "t2" in tags[NOTE_TAG] and "0.9" in tags[NOTE_TAG]
+    assert run.data.metrics["best_val_acc"] == 0.9  # what the UI shows: the latest
+    steps = [p.step for p in client.get_metric_history(store.parent, "best_val_acc")]
+    assert len(steps) == 2 and steps[1] > steps[0]
+    config = client.download_artifacts(store.parent, "best_config.json")
+    assert '"residual": "add"' in Path(config).read_text()
+
+
+def test_a_summary_without_a_best_trial_only_closes(store):
+    summarise_parent(store.uri, store.parent, metric="val_acc", best=None, state="aborted",
+                     status="FAILED", reason="5 trials failed in a row")
+    run = store.client.get_run(store.parent)
+    assert run.info.status == "FAILED"
+    assert (run.data.tags["state"], run.data.tags["reason"]) == ("aborted",
+                                                                 "5 trials failed in a row")
+    assert "best_trial_id" not in run.data.tags and not run.data.metrics
+
+
+def test_sqlite_file_of_each_uri_form(tmp_path):
+    assert sqlite_file(f"sqlite:///{tmp_path}/m.db") == tmp_path / "m.db"
+    assert sqlite_file("sqlite:///m.db") == Path("m.db")  # relative to the working directory
+    assert sqlite_file("sqlite:///m.db?timeout=5") == Path("m.db")
+    assert sqlite_file("sqlite:///:memory:") is None
+    assert sqlite_file("http://127.0.0.1:5000") is None
+    assert artifact_location("http://127.0.0.1:5000") is None
+
+
+def test_a_new_sqlite_experiment_keeps_artifacts_next_to_its_database(tmp_path, monkeypatch):
+    elsewhere = tmp_path / "launched-from"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    uri = f"sqlite:///{tmp_path / 'store' / 'm.db'}"
+    (tmp_path / "store").mkdir()
+    parent = open_parent(uri, "exp", "exp", tags={}, params={"trials": 3},
+                         artifacts={"spec.json": "{}"})
+    assert (tmp_path / "store" / "mlruns" / "").is_dir()
+    assert list((tmp_path / "store" / "mlruns").rglob("spec.json"))
+    assert not (elsewhere / "mlruns").exists()
+    run = MlflowClient(uri).get_run(parent)
+    assert run.data.params["trials"] == "3" and run.data.tags["state"] == "running"
+    # A second launch of the experiment reuses it.
+    again = open_parent(uri, "exp", "exp", tags={}, params={}, artifacts={})
+    assert MlflowClient(uri).get_run(again).info.experiment_id == run.info.experiment_id
+
+
+# A launch in a fresh interpreter: import, say ready, wait for the start signal, probe.
+PROBE = """
+import sys, time
+from pathlib import Path
+from search.tracking.store import probe
+here, uri = Path(sys.argv[1]), sys.argv[2]
+(here / f"ready-{sys.argv[3]}").touch()
+while not (here / "go").exists():
+    time.sleep(0.005)
+print(repr(probe(uri, timeout_s=120)))
+"""
+
+
+def test_launches_creating_one_sqlite_store_at_once_all_succeed(tmp_path):
+    """Without the lock file, MLflow's schema migration run by 4 processes at once fails in
+    most of them (duplicate column, alembic version row mismatch)."""
+    uri = f"sqlite:///{tmp_path / 'new.db'}"
+    launches = [subprocess.Popen([sys.executable, "-c", PROBE, str(tmp_path), uri, str(i)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for i in range(4)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (tmp_path / "go").touch()  # the start barrier: all four probe at the same instant
+    outputs = [launch.communicate(timeout=180) for launch in launches]
+    assert [launch.returncode for launch in launches] == [0] * 4, outputs
+    assert [out.strip().splitlines()[-1] for out, _ in outputs] == ["None"] * 4, outputs
+    assert probe(uri) is None
