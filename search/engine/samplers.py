@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from search.engine import compat
 from search.experiment.outcome import Outcome, outcome_of
+
+if TYPE_CHECKING:
+    from search.spec.model import Sampler
 
 # Each entry turns a validated `sampler:` section into an Optuna sampler instance.
 SAMPLERS: dict[str, Callable[[Any], optuna.samplers.BaseSampler]] = {
@@ -41,7 +44,7 @@ OPTUNA_STATE = {
 }
 
 
-def build_sampler(sampler_spec: Any) -> optuna.samplers.BaseSampler:
+def build_sampler(sampler_spec: Sampler) -> optuna.samplers.BaseSampler:
     return SAMPLERS[sampler_spec.type](sampler_spec)
 
 

@@ -11,12 +11,15 @@ every experiment snapshot (`SchedulerRecord`) and loaded back into the restored 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ray.tune import Callback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.engine import compat
+
+if TYPE_CHECKING:
+    from search.spec.model import Scheduler
 
 # Epochs, not Tune iterations: after a restore Tune's iteration counter and our epoch can differ,
 # and the rungs must be in the unit the budget is written in.
@@ -119,5 +122,5 @@ SCHEDULERS: dict[str, Callable[[Any, int], TrialScheduler]] = {
 }
 
 
-def build_scheduler(scheduler_spec: Any, max_epochs: int) -> TrialScheduler:
+def build_scheduler(scheduler_spec: Scheduler, max_epochs: int) -> TrialScheduler:
     return SCHEDULERS[scheduler_spec.type](scheduler_spec, max_epochs)

@@ -16,7 +16,7 @@ from search.run import provenance, reaper
 from search.run.checks import check_data, check_resources, check_storage, cluster_totals
 from search.run.errors import LaunchError
 from search.run.interrupt import Interruption
-from search.run.launch import Ending
+from search.run.ending import Ending
 from search.run.runtime import init_ray, quiet_engines
 from search.run.tuner import new_tuner, parts, restored_tuner
 from search.spec.job import TrialJob

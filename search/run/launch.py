@@ -14,34 +14,17 @@ starting (or importing) Ray.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Optional
 
 from search.experiment.decide import Action
-from search.experiment.lease import Holder
 from search.experiment.location import Location, locate
 from search.experiment.record import Experiment
-from search.experiment.results import Results
 from search.experiment.state import Status
+from search.run.ending import Ending
 from search.run.errors import LaunchError
 from search.spec.job import TrialJob
 from search.spec.model import SearchSpec
-
-
-@dataclass
-class Ending:
-    """How a launch ended, with the experiment's results as the record reads them."""
-
-    status: Status  # finished | interrupted | aborted
-    location: Location
-    results: Results
-    parent_run_id: str
-    resumed: bool = False
-    already_finished: bool = False  # a relaunch of a finished experiment: nothing was run
-    mirror_failures: int = 0  # MLflow writes that failed for good (after retries and back-fill)
-    reason: Optional[str] = None  # why it was aborted or interrupted
-    signal: Optional[int] = None  # the signal that interrupted it
-    took_over: Optional[Holder] = None  # the crashed driver whose lease this launch took over
 
 
 def locate_spec(spec: SearchSpec) -> Location:
@@ -68,6 +51,7 @@ def launch(spec: SearchSpec, *, address: Optional[str] = None, console: Any = No
     location = locate_spec(spec)
     record = Experiment(location)
     job = job_of(spec, location)
+    made = [d for d in (location.directory, location.storage) if not d.exists()]
     try:
         with record.lease() as lease:
             if lease.taken_over is not None:
@@ -76,9 +60,11 @@ def launch(spec: SearchSpec, *, address: Optional[str] = None, console: Any = No
             ending = _decided(spec, record, job, address, console, callbacks, reuse_actors)
             return replace(ending, took_over=lease.taken_over)
     finally:
-        # A launch that stopped before computing anything leaves no directory behind.
-        with contextlib.suppress(OSError):
-            location.directory.rmdir()
+        # A launch that stopped before computing anything leaves no directory behind (the
+        # lease made them; rmdir removes only an empty one).
+        for directory in made:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
 
 
 def _decided(spec: SearchSpec, record: Experiment, job: TrialJob, address: Optional[str],

@@ -124,7 +124,7 @@ class Objective(BaseModel):
     @model_validator(mode="after")
     def _direction_fits_metric(self) -> Objective:
         # Maximising a loss is never intended and would spend the whole budget on the worst nets.
-        wanted = "min" if self.metric.endswith("_loss") else "max"
+        wanted = objective.natural_mode(self.metric)
         if self.mode != wanted:
             raise Problems([Problem("mode", self.mode, f"mode is {self.mode!r} but "
                                     f"{self.metric} must be {wanted}imised; write mode: {wanted}")])

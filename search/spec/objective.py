@@ -19,6 +19,11 @@ def sign(mode: str) -> int:
     return 1 if mode == "max" else -1
 
 
+def natural_mode(metric: str) -> str:
+    """The direction a metric is optimised in: a loss down, an accuracy up."""
+    return "min" if metric.endswith("_loss") else "max"
+
+
 def worst(mode: str) -> float:
     """The value of a trial that produced no model: below (or above) every real value."""
     return -sign(mode) * math.inf

@@ -16,6 +16,17 @@ from mlflow.tracking import MlflowClient
 PARENT_TAG = "mlflow.parentRunId"
 NAME = "e2e-digits"  # the experiment name of conftest's tiny digits spec
 
+# Fewer, smaller batches: the bookkeeping tests are about bookkeeping, not accuracy.
+SMALL_DATA = {"dataset": "digits", "val_fraction": 0.2, "subset": 384}
+
+
+def small_search(digits_spec: Callable, write_spec: Callable) -> tuple[dict, Path, Path]:
+    """4 trials x 3 epochs in FIFO order on a small digits subset: (spec, its file, the
+    experiment directory)."""
+    spec = digits_spec(budget={"trials": 4, "max_epochs": 3}, scheduler={"type": "fifo"},
+                       data=SMALL_DATA)
+    return spec, write_spec(spec), Path(spec["storage_path"]) / spec["name"]
+
 
 # --- processes ---------------------------------------------------------------------------------
 

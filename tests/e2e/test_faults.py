@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from driving import (NAME, PARENT_TAG, by_param, driver_log, epochs_of, results, runs_of,
-                     saved_trials, start_launch, steps, trial_dirs, wait_for)
+from driving import (NAME, PARENT_TAG, SMALL_DATA, by_param, driver_log, epochs_of, results,
+                     runs_of, saved_trials, small_search, start_launch, steps, trial_dirs,
+                     wait_for)
 from processes import kill_ours, ours, psutil  # tests/e2e/*.py (pytest's pythonpath)
 
 pytestmark = pytest.mark.ray
@@ -32,9 +33,6 @@ DIVERGING_RECIPE = {"depth": 20, "width": 0.25, "batch_size": 128, "augment": 0.
                     "zero_init_residual": False, "schedule": "constant", "residual": "scaled",
                     "residual_learnable": True, "residual_scale": 1.0}
 STABLE_LR, DIVERGING_LR = 0.05, 10.0
-
-# Fewer, smaller batches: these tests are about bookkeeping, not accuracy.
-SMALL_DATA = {"dataset": "digits", "val_fraction": 0.2, "subset": 384}
 
 
 # --- 1. a trial that raises ---------------------------------------------------------------------
@@ -164,10 +162,7 @@ def test_a_diverging_trial_is_recorded_as_diverged_and_never_retried(
 
 def test_a_killed_driver_resumes_without_losing_or_duplicating_trials(
         tmp_path, write_spec, digits_spec, cli, reaper):
-    spec = digits_spec(budget={"trials": 4, "max_epochs": 3}, scheduler={"type": "fifo"},
-                       data=SMALL_DATA)
-    path = write_spec(spec)
-    experiment = Path(spec["storage_path"]) / NAME
+    spec, path, experiment = small_search(digits_spec, write_spec)
     driver = start_launch(path, tmp_path)
     try:
         # Killed once a trial has finished and others have not: both kinds must survive.

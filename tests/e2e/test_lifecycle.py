@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from driving import (NAME, PARENT_TAG, driver_log, results, runs_of, saved_trials, start_launch,
-                     steps, trial_dirs, wait_for)
+from driving import (NAME, PARENT_TAG, SMALL_DATA, driver_log, results, runs_of, saved_trials,
+                     small_search, start_launch, steps, trial_dirs, wait_for)
 from processes import kill_ours, ours
 
 from search.experiment.location import locate
@@ -25,9 +25,6 @@ from search.experiment.record import Experiment
 from search.spec.model import load_spec
 
 pytestmark = pytest.mark.ray
-
-SMALL_DATA = {"dataset": "digits", "val_fraction": 0.2, "subset": 384}
-
 
 def record_of(spec_path: Path) -> tuple[Experiment, object]:
     """The experiment record of a spec file, and its trial job, read as later commands do."""
@@ -47,10 +44,7 @@ def first_result(experiment: Path) -> bool:
 
 def test_a_second_launch_is_refused_while_the_first_runs_and_takes_over_after_a_crash(
         tmp_path, write_spec, digits_spec, cli, reaper):
-    spec = digits_spec(budget={"trials": 4, "max_epochs": 3}, scheduler={"type": "fifo"},
-                       data=SMALL_DATA)
-    path = write_spec(spec)
-    experiment = Path(spec["storage_path"]) / NAME
+    spec, path, experiment = small_search(digits_spec, write_spec)
     first = start_launch(path, tmp_path)
     try:
         wait_for(lambda: first_result(experiment), 180, "the first result", proc=first)
@@ -78,10 +72,7 @@ def test_a_second_launch_is_refused_while_the_first_runs_and_takes_over_after_a_
 
 def test_ctrl_c_saves_the_search_exits_130_and_the_same_command_resumes_it(
         tmp_path, write_spec, digits_spec, cli, reaper):
-    spec = digits_spec(budget={"trials": 4, "max_epochs": 3}, scheduler={"type": "fifo"},
-                       data=SMALL_DATA)
-    path = write_spec(spec)
-    experiment = Path(spec["storage_path"]) / NAME
+    spec, path, experiment = small_search(digits_spec, write_spec)
     driver = start_launch(path, tmp_path)
     try:
         wait_for(lambda: any(len(results(d)) == 3 for d in trial_dirs(experiment)), 180,
@@ -227,10 +218,8 @@ def test_a_finished_experiment_is_read_from_its_record_from_any_directory(
 
 def test_no_process_of_a_sigkilled_drivers_ray_is_left_behind(
         tmp_path, write_spec, digits_spec, reaper):
-    spec = digits_spec(budget={"trials": 4, "max_epochs": 3}, scheduler={"type": "fifo"},
-                       data=SMALL_DATA)
-    experiment = Path(spec["storage_path"]) / NAME
-    driver = start_launch(write_spec(spec), tmp_path)
+    _, path, experiment = small_search(digits_spec, write_spec)
+    driver = start_launch(path, tmp_path)
     try:
         wait_for(lambda: first_result(experiment), 180, "the first result", proc=driver)
         assert len(ours(tmp_path)) > 3  # the driver and its Ray: GCS, raylet, agents, workers
