@@ -152,7 +152,7 @@ class TrialSpec(BaseModel):
     max_concurrent: Optional[int] = Field(None, ge=1)
     max_failures: int = Field(2, ge=0)
     # The search stops when the first N trials to end all failed with the same error (a broken
-    # file or environment fails every trial alike); 0 never stops. See search/failfast.py.
+    # file or environment fails every trial alike); 0 never stops. See search/run/failfast.py.
     abort_on_same_error: int = Field(3, ge=0)
 
 

@@ -41,9 +41,9 @@ def start_launch(spec_path: Path, cwd: Path, *args: str) -> subprocess.Popen:
     Killing that process group kills the driver, raylet and GCS, but not the Ray workers: each
     leads a process group of its own (measured), so `kill_ours` sweeps them up."""
     with open(cwd / "driver.log", "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "search.cli", "launch", str(spec_path), *args],
-                                cwd=cwd, env=cli_env(cwd), start_new_session=True,
-                                stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "search.cli", "launch", str(spec_path), *args], cwd=cwd,
+            env=cli_env(cwd), start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
 
 
 def driver_log(proc: subprocess.Popen) -> str:
@@ -65,7 +65,7 @@ def wait_for(condition: Callable[[], object], timeout_s: float, what: str,
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-# --- what Ray stored: storage_path/NAME/<trial_id>/ (search/tuner.py names dirs by trial id) ----
+# --- what Ray stored: storage_path/NAME/<trial_id>/ (search/run/tuner.py names dirs by id) ----
 
 def trial_dirs(experiment: Path) -> list[Path]:
     if not experiment.is_dir():

@@ -1,4 +1,4 @@
-"""Rules for joining an existing cluster (search/cluster.py) that need no cluster."""
+"""Rules for joining an existing cluster (search/remote/cluster.py) that need no cluster."""
 
 import socket
 

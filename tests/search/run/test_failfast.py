@@ -1,4 +1,4 @@
-"""The rule that stops a search whose first trials all fail alike (search/failfast.py)."""
+"""The rule that stops a search whose first trials all fail alike (search/run/failfast.py)."""
 
 import pytest
 

@@ -1,0 +1,59 @@
+"""Ctrl+C and SIGTERM handed to Tune's graceful stop, in a real process receiving real signals."""
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from search.run.interrupt import exit_code
+
+# A stand-in for a driver inside Tuner.fit: Tune listens on SIGUSR1 for its graceful stop (as
+# ray.tune.tune._setup_signal_catching installs it). The process signals itself.
+DRIVER = """
+import os, signal, sys, time
+from search.run.interrupt import Interruption
+
+stopped = []
+with Interruption() as interruption:
+    interruption.hooks.append(lambda: print("hook", flush=True))
+    if sys.argv[2] == "in-fit":
+        signal.signal(signal.SIGUSR1, lambda *a: stopped.append(True))
+    try:
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+        time.sleep(0.5)
+        print("tune stopped" if stopped else "no stop", interruption.name, flush=True)
+        if sys.argv[3] == "twice":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt", interruption.name, flush=True)
+print("restored", signal.getsignal(signal.SIGINT) is signal.default_int_handler, flush=True)
+"""
+
+
+def run(sig: str, phase: str, times: str = "once") -> list[str]:
+    done = subprocess.run([sys.executable, "-c", DRIVER, sig, phase, times], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_the_search_runs_the_hooks_and_asks_tune_to_stop(sig):
+    assert run(sig, "in-fit") == ["hook", f"tune stopped {sig}", "restored True"]
+
+
+def test_a_second_signal_stops_at_once():
+    assert run("SIGTERM", "in-fit", "twice") == ["hook", "tune stopped SIGTERM",
+                                                 "KeyboardInterrupt SIGTERM", "restored True"]
+
+
+def test_a_signal_before_tune_listens_stops_at_once():
+    # SIGUSR1's default action would kill the driver without saving anything.
+    assert run("SIGINT", "before-fit") == ["KeyboardInterrupt SIGINT", "restored True"]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_exit_codes_follow_the_shell(sig, code):
+    assert exit_code(sig) == code
