@@ -117,6 +117,30 @@ class _Listed:
     config: dict
     logdir: str
     order: tuple[float, int]  # Ray's trial counter (from the experiment tag), position in file
+    saved_epoch: Optional[int]  # the epoch of its last result in this snapshot (None: none)
+
+
+# Ray keeps a trial that was still running at the snapshot as resumable from there.
+ENDED = ("TERMINATED", "ERROR")
+
+
+def saved_epoch(run_metadata: str) -> Optional[int]:
+    """The epoch of the last result Ray's snapshot holds for a trial, from the trial's run
+    metadata (a JSON object whose `last_result` is the result dict)."""
+    try:
+        epoch = json.loads(run_metadata).get("last_result", {}).get("epoch")
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return int(epoch) if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) else None
+
+
+def kept(results: list[dict], status: str, saved: Optional[int]) -> list[dict]:
+    """The results a resume keeps. An unfinished trial restarts from the snapshot: a report
+    that arrived after it (Ray still takes results while it stops the trials after its last
+    snapshot on Ctrl+C) will be trained again, so it is not part of the experiment yet."""
+    if status in ENDED or status == UNKNOWN:
+        return results
+    return [r for r in results if saved is not None and r["epoch"] <= saved]
 
 
 def _ray_trials(directory: Path) -> Optional[dict[str, _Listed]]:
@@ -140,7 +164,8 @@ def _ray_trials(directory: Path) -> Optional[dict[str, _Listed]]:
                 status=str(trial.get("status") or UNKNOWN),
                 config=trial.get("config") if isinstance(trial.get("config"), dict) else {},
                 logdir=str(trial.get("relative_logdir") or trial_id),
-                order=(int(counter) if counter.isdigit() else math.inf, position))
+                order=(int(counter) if counter.isdigit() else math.inf, position),
+                saved_epoch=saved_epoch(entry[1]) if len(entry) > 1 else None)
         return listed
     return None
 
@@ -186,13 +211,13 @@ def _stopped(directory: Path) -> set[str]:
 
 
 def _record(trial_id: str, trial_dir: Path, status: str, fallback_params: dict,
-            job: TrialJob, stopped: set[str]) -> TrialRecord:
+            job: TrialJob, stopped: set[str], saved: Optional[int] = None) -> TrialRecord:
     params = _params(trial_dir, fallback_params)
     try:
         config, config_error = trial_config(job, params), None
     except ValueError as problem:
         config, config_error = {}, str(problem)
-    results = per_epoch(_read_lines(trial_dir / "result.json"))
+    results = kept(per_epoch(_read_lines(trial_dir / "result.json")), status, saved)
     # A finished trial with an error.txt failed once and recovered: not its end.
     error = _error(trial_dir) if status != "TERMINATED" else None
     return TrialRecord(
@@ -217,8 +242,8 @@ def read_results(directory: Path, job: TrialJob) -> Results:
         trials = [_record(t, directory / t, UNKNOWN, {}, job, stopped) for t in dirs]
     else:
         in_order = sorted(listed.items(), key=lambda item: item[1].order)
-        trials = [_record(t, directory / info.logdir, info.status, info.config, job, stopped)
-                  for t, info in in_order]
+        trials = [_record(t, directory / info.logdir, info.status, info.config, job, stopped,
+                          info.saved_epoch) for t, info in in_order]
         known = {info.logdir for info in listed.values()} | set(listed)
         results.orphans = [d for d in dirs if d not in known]
     # sorted() is stable: equal values keep the trials' creation order.

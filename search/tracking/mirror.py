@@ -202,6 +202,11 @@ class MlflowMirror(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
+        if self.end_reason is not None:
+            # Ray has taken its last snapshot of an interrupted search and still hands over
+            # results while it stops the trials: a resume trains those epochs again, from the
+            # snapshot, and they reach MLflow then (once).
+            return
         trial_id = self._know(trial)
         self.last[trial_id] = result
         values = points(result)

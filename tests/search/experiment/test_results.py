@@ -11,7 +11,7 @@ import pytest
 from resnet_core.config import resolved
 from search.experiment.outcome import Outcome
 from search.experiment.results import (
-    last_exception, per_epoch, read_results, trial_config)
+    kept, last_exception, per_epoch, read_results, saved_epoch, trial_config)
 from search.experiment.state import DamagedRecord
 from search.spec.job import TrialJob
 
@@ -297,3 +297,28 @@ def test_trial_config_matches_the_job():
     params = {"lr": 0.05, "milestones": [0.3, 0.6], "width": 2, "block": "bottleneck"}
     expected = resolved(job(depth=50, momentum=0.8).train_config(params))
     assert trial_config(job(depth=50, momentum=0.8), params) == expected
+
+
+EPOCHS_1_TO_3 = [{"epoch": 1}, {"epoch": 2}, {"epoch": 3}]
+
+
+@pytest.mark.parametrize("status, saved, epochs", [
+    ("TERMINATED", 2, [1, 2, 3]),  # ended: everything it reported is the experiment's
+    ("ERROR", None, [1, 2, 3]),
+    ("RUNNING", 2, [1, 2]),  # epoch 3 arrived after the snapshot: a resume trains it again
+    ("PAUSED", 3, [1, 2, 3]),
+    ("PENDING", None, []),  # nothing of it in the snapshot: it starts over
+    ("UNKNOWN", None, [1, 2, 3]),  # no snapshot at all: what is on disk
+])
+def test_an_unfinished_trial_keeps_what_the_snapshot_holds(status, saved, epochs):
+    assert [r["epoch"] for r in kept(EPOCHS_1_TO_3, status, saved)] == epochs
+
+
+@pytest.mark.parametrize("metadata, epoch", [
+    (json.dumps({"last_result": {"epoch": 4, "val_acc": 0.5}}), 4),
+    (json.dumps({"last_result": {}}), None),
+    (json.dumps({"last_result": {"epoch": True}}), None),
+    ("not json", None),
+])
+def test_saved_epoch_reads_the_snapshots_last_result(metadata, epoch):
+    assert saved_epoch(metadata) == epoch

@@ -107,6 +107,9 @@ def test_an_interrupted_search_closes_its_runs_and_a_resume_reopens_them(
     first.on_trial_complete(0, [a, b, c], c)
     snapshot = first.get_state()  # Tune's last snapshot comes before the interrupted close
     first.end_reason = "interrupted"
+    # Ray still hands over a result while it stops the trials after that snapshot: the resume
+    # trains epoch 3 of a again, so this one must not reach MLflow (it would be there twice).
+    first.on_trial_result(0, [a, b, c], a, make_epoch(3))
     first.on_experiment_end([a, b, c])
 
     runs = {t: found[0] for t, found in store.children().items()}
