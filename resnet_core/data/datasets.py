@@ -9,10 +9,11 @@ from typing import Callable
 import torch
 
 from ..config import DataConfig, config_errors
-from .sources import DatasetMissingError, Raw, cifar10, cifar100, digits, imagefolder, synthetic
+from .sources import (DatasetMissingError, DatasetUnreadableError, Raw, cifar10, cifar100, digits,
+                      imagefolder, synthetic)
 
-__all__ = ["DATASETS", "DataSplits", "DatasetMissingError", "load_data", "split_indices",
-           "channel_stats"]
+__all__ = ["DATASETS", "DataSplits", "DatasetMissingError", "DatasetUnreadableError", "load_data",
+           "split_indices", "channel_stats"]
 
 DATASETS: dict[str, Callable[[DataConfig], Raw]] = {
     "cifar10": cifar10,

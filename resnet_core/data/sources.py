@@ -26,6 +26,10 @@ class DatasetMissingError(FileNotFoundError):
     """The dataset's files are not where the config says and cannot be downloaded."""
 
 
+class DatasetUnreadableError(ValueError):
+    """A file of the dataset is there but cannot be read; the message names it."""
+
+
 @dataclass
 class Raw:
     train_x: torch.Tensor
@@ -84,11 +88,11 @@ def imagefolder(cfg: DataConfig) -> Raw:
             f"imagefolder expects images at {root}/train/<class name>/<image file> (and "
             f"optionally {root}/test/<class name>/<image file>), but {root}/train is not a folder")
     resize = v2.Compose([v2.PILToTensor(), v2.Resize((size, size), antialias=True)])
-    train = torchvision.datasets.ImageFolder(os.path.join(root, "train"), transform=resize)
+    train = _image_folder(os.path.join(root, "train"), resize)
     x, y = _decode(train)
     if not os.path.isdir(os.path.join(root, "test")):
         return _held_out(x, y, len(train.classes))
-    test = torchvision.datasets.ImageFolder(os.path.join(root, "test"), transform=resize)
+    test = _image_folder(os.path.join(root, "test"), resize)
     unknown = sorted(set(test.classes) - set(train.classes))
     if unknown:
         raise ValueError(f"imagefolder test classes {unknown} are not among the train classes "
@@ -99,8 +103,24 @@ def imagefolder(cfg: DataConfig) -> Raw:
     return Raw(x, y, tx, remap[ty], len(train.classes))
 
 
+def _image_folder(folder: str, transform) -> torchvision.datasets.ImageFolder:
+    try:
+        return torchvision.datasets.ImageFolder(folder, transform=transform)
+    except FileNotFoundError as err:  # no class folder, or class folders without images
+        raise DatasetMissingError(
+            f"imagefolder found no images in {folder}: it expects {folder}/<class name>/<image "
+            f"file> with at least one image per class (torchvision said: {err})") from None
+
+
 def _decode(ds) -> tuple[torch.Tensor, torch.Tensor]:
-    images = [ds[i][0] for i in range(len(ds))]
+    images = []
+    for path, _ in ds.samples:
+        try:
+            images.append(ds.transform(ds.loader(path)))
+        except Exception as err:  # noqa: BLE001 - PIL raises many kinds; all mean "unreadable"
+            raise DatasetUnreadableError(
+                f"{path} cannot be read as an image ({type(err).__name__}: {err}); remove or "
+                "replace it") from None
     return torch.stack(images).contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64)
 
 

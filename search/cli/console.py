@@ -40,14 +40,18 @@ def load(path: Path, trials: Optional[int], max_epochs: Optional[int], seed: Opt
 
 
 def bad_config(error: Exception, title: str) -> None:
+    from search.spec.redact import redact
+
     problems = getattr(error, "problems", [])
     err.print(f"[bold red]{title}[/] ({len(problems)} problem"
               f"{'s' if len(problems) != 1 else ''}):", highlight=False)
-    err.print(str(error), markup=False, highlight=False)
+    err.print(redact(str(error)), markup=False, highlight=False)
     raise typer.Exit(EXIT_BAD_CONFIG)
 
 
 def fail(title: str, message: str, code: int = EXIT_FAILED) -> None:
+    from search.spec.redact import redact
+
     err.print(f"[bold red]{title}[/]: ", end="", highlight=False)
-    err.print(message, markup=False, highlight=False)
+    err.print(redact(message), markup=False, highlight=False)
     raise typer.Exit(code)

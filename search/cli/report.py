@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from search.cli.console import err, out
+from search.spec.redact import redact
 
 
 def params_text(params: dict) -> str:
@@ -38,7 +39,7 @@ def print_ending(ending: Any, top: int) -> None:
                   f"allowed, and Ray's experiment state in {ending.location.directory} is "
                   "complete.",
                   highlight=False, markup=False)
-    uri = ending.location.tracking_uri
+    uri = redact(ending.location.tracking_uri)
     ui = f"mlflow ui --backend-store-uri {uri}" if not uri.startswith("http") else f"open {uri}"
     resumed = " (resumed)" if ending.resumed else ""
     out.print(f"experiment state: {ending.location.directory}{resumed}", highlight=False,

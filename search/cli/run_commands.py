@@ -39,10 +39,11 @@ def launch(spec_path: Path = SpecArg,
     from search.run.interrupt import exit_code
     from search.run.launch import launch as run_launch, locate_spec
     from search.spec.problems import SpecError
+    from search.spec.redact import redact
 
     location = locate_spec(spec)
     err.print(f"experiment '{spec.name}': {location.directory}", highlight=False, markup=False)
-    err.print(f"tracking: {location.tracking_uri}; {spec.budget.trials} trials, sampler "
+    err.print(f"tracking: {redact(location.tracking_uri)}; {spec.budget.trials} trials, sampler "
               f"{spec.sampler.type}, scheduler {spec.scheduler.type}", highlight=False,
               markup=False)
     try:

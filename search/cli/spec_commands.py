@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 import yaml
 from rich.table import Table
 
-from search.cli.console import EpochsOpt, SeedOpt, SpecArg, TrialsOpt, load, out
+from search.cli.console import (EpochsOpt, SeedOpt, SpecArg, TrialsOpt, bad_config, fail, load,
+                                out)
+from search.spec.problems import SpecError
+from search.spec.redact import redact
 
 
 def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
-             max_epochs: Optional[int] = EpochsOpt, seed: Optional[int] = SeedOpt) -> None:
+             max_epochs: Optional[int] = EpochsOpt, seed: Optional[int] = SeedOpt,
+             preflight: bool = typer.Option(
+                 False, "--preflight", help="Also run the checks launch makes before Ray starts: "
+                 "storage_path writable, the data readable with two classes and a batch, every "
+                 "sampled value accepted by the trainer, the MLflow store reachable.")) -> None:
     """Check a search space and print it resolved, with a summary of what it explores.
 
-    Exits 0 when valid and 2 with one line per problem (field, value, rule) when not."""
+    Exits 0 when valid and 2 with one line per problem (field, value, rule) when not; with --preflight, 1 when only the MLflow store cannot be reached."""
     from search.spec.params import describe
 
     spec = load(spec_path, trials, max_epochs, seed)
-    out.print(yaml.safe_dump(spec.resolved(), sort_keys=False), highlight=False, markup=False)
+    out.print(redact(yaml.safe_dump(spec.resolved(), sort_keys=False)), highlight=False,
+              markup=False)
     table = Table(title=f"space of '{spec.name}'", title_justify="left")
     table.add_column("parameter")
     table.add_column("values")
@@ -36,7 +44,25 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
               f"trial-epochs; sampler {spec.sampler.type}, scheduler {spec.scheduler.type}"
               + (f" (ASHA rungs at epochs {rungs})" if rungs else "")
               + f"; objective {spec.objective.mode} {spec.objective.metric}.", highlight=False)
-    out.print(f"[green]valid[/] (spec hash {spec.spec_hash()})")
+    if preflight:
+        _preflight(spec)
+    out.print(f"[green]valid[/] (spec hash {spec.spec_hash()})"
+              + (", pre-flight passed" if preflight else ""))
+
+
+def _preflight(spec: Any) -> None:
+    from search.run import preflight
+    from search.run.errors import LaunchError
+    from search.run.launch import job_of, locate_spec
+
+    location = locate_spec(spec)
+    problems = preflight.problems(spec, location, job_of(spec, location))
+    if problems:
+        bad_config(SpecError(problems, source=preflight.SOURCE), "pre-flight failed")
+    try:
+        preflight.tracking(location.tracking_uri)
+    except LaunchError as error:
+        fail("pre-flight failed", str(error))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,23 +7,11 @@ under a cosine schedule, say).
 
 from __future__ import annotations
 
-from graphlib import TopologicalSorter
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import optuna
 
-SCALARS = (type(None), bool, int, float, str)
-
-
-def order(space: Mapping[str, Any]) -> list[str]:
-    """Parameter names with every `when:` parent before its children (the spec forbids cycles)."""
-    graph = {name: set(param.when) & set(space) for name, param in space.items()}
-    return list(TopologicalSorter(graph).static_order())
-
-
-def active(when: Mapping[str, list], params: Mapping[str, Any]) -> bool:
-    """A conditional parameter exists only when every parent took one of the listed values."""
-    return all(parent in params and params[parent] in values for parent, values in when.items())
+from search.spec.points import active, by_position, order
 
 
 def suggest(trial: optuna.Trial, name: str, param: Any) -> Any:
@@ -33,7 +21,7 @@ def suggest(trial: optuna.Trial, name: str, param: Any) -> Any:
         step = 1 if param.log else param.step  # Optuna forbids log with step != 1
         return trial.suggest_int(name, param.low, param.high, step=step, log=param.log)
     choices = list(param.choices)
-    if all(isinstance(c, SCALARS) for c in choices):
+    if not by_position(param):
         return trial.suggest_categorical(name, choices)
     # Optuna stores only scalars; a list-valued choice (milestones) is sampled by position.
     return choices[trial.suggest_categorical(name, list(range(len(choices))))]
@@ -55,8 +43,19 @@ class DefineByRun:
     def __init__(self, space: Mapping[str, Any]) -> None:
         self.space = dict(space)
 
-    def __call__(self, trial: optuna.Trial) -> None:
-        sample(self.space, trial)
+    def __call__(self, trial: optuna.Trial) -> Optional[dict[str, Any]]:
+        params = sample(self.space, trial)
+        # Ray builds the trial's config from what Optuna stored, which for a list-valued choice
+        # is its position; values returned here replace those (OptunaSearch puts them last).
+        coded = {k: v for k, v in params.items() if by_position(self.space[k])}
+        return coded or None
 
 
 define_by_run = DefineByRun
+
+
+def optuna_params(space: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
+    """A point of decoded values as Optuna stores it (a list-valued choice by its position):
+    what `optuna.trial.FixedTrial` takes to replay it."""
+    return {k: space[k].choices.index(v) if by_position(space[k]) else v
+            for k, v in point.items()}

@@ -6,6 +6,8 @@ from typing import Any
 
 import ray.cloudpickle
 
+from search.spec.problems import strip_ansi
+
 
 def error_reason(trial: Any) -> str:
     """The exception a trial died of. Ray has written it to the trial's local error file when
@@ -17,4 +19,4 @@ def error_reason(trial: Any) -> str:
     except Exception:  # noqa: BLE001 - a missing reason must not break tracking
         return "the trial raised; see error.txt in its Ray trial directory"
     cause = getattr(error, "cause", None) or error  # Ray wraps the trial's own exception
-    return f"{type(cause).__name__}: {cause}"
+    return strip_ansi(f"{type(cause).__name__}: {cause}")

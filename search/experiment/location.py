@@ -8,8 +8,11 @@ and Ray workers and `mlflow ui` run in other directories altogether.
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 _SQLITE = "sqlite:///"
 
@@ -47,3 +50,30 @@ def locate(name: str, storage_path: str, mlflow_uri: str, data_root: str,
     return Location(storage=storage, directory=storage / name,
                     tracking_uri=resolve_tracking_uri(mlflow_uri, base_dir),
                     data_root=str(absolute(data_root, base_dir)))
+
+
+# "s3://bucket/runs", "gs://...", "file:///...": Ray could write there, but this product's
+# record, lease and results reader work on a mounted directory only (for now).
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def storage_problem(storage_path: str, storage: Path) -> Optional[str]:
+    """Why the experiments cannot live under `storage` (the spec's `storage_path`, resolved),
+    or None. Checked before anything is created: the directory, or the nearest existing
+    directory above it, must take a new entry from this process."""
+    if _SCHEME.match(storage_path):
+        return (f"storage_path is {storage_path!r} but only a directory is supported (a local "
+                "one, or on a cluster one every node mounts at the same path, e.g. NFS); "
+                "object stores such as s3:// are not supported yet")
+    existing = storage
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return (f"storage_path is {storage_path!r} but {existing} is a file, not a directory")
+    try:
+        Path(tempfile.mkdtemp(prefix=".resnet-search-writable-", dir=existing)).rmdir()
+    except OSError as error:
+        where = storage if existing == storage else f"{storage} (under {existing})"
+        return (f"storage_path is {storage_path!r} but no directory can be written at {where}: "
+                f"{error.strerror or error}")
+    return None

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -101,9 +102,26 @@ class Experiment:
             except FileExistsError:  # moved aside twice within one second
                 n += 1
                 kept = self.directory.with_name(f"{self.name}.{label}-{stamp}-{n}")
-        for entry in sorted(os.listdir(self.directory)):
-            # The lease and its temp files stay: the caller holds it, its heartbeat writes here.
-            if entry == LEASE_FILE or entry.startswith(f".{LEASE_FILE}."):
-                continue
+        for entry in self._entries():
             os.rename(self.directory / entry, kept / entry)
         return kept
+
+    def forget(self) -> None:
+        """Delete everything but the lease: for a launch that failed before Ray saved anything,
+        so that nothing is left that looks like an experiment to resume."""
+        if self.ray_saved():
+            raise RuntimeError(f"{self.directory} holds a saved Ray experiment: not forgotten")
+        for entry in self._entries():
+            path = self.directory / entry
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+    def _entries(self) -> list[str]:
+        """What is in the directory, less the lease and its temp files (the caller holds it,
+        its heartbeat writes there)."""
+        if not self.directory.is_dir():
+            return []
+        return [entry for entry in sorted(os.listdir(self.directory))
+                if entry != LEASE_FILE and not entry.startswith(f".{LEASE_FILE}.")]

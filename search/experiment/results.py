@@ -26,10 +26,10 @@ from search.experiment.outcome import Outcome, outcome_of
 from search.experiment.state import read_json
 from search.spec import objective
 from search.spec.job import TrialJob
+from search.spec.problems import strip_ansi
 
 SCHEDULER_FILE = "scheduler.json"
 UNKNOWN = "UNKNOWN"  # no experiment_state file: the status is not known
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -93,7 +93,7 @@ def per_epoch(lines: list[str]) -> list[dict]:
 def last_exception(text: str) -> Optional[str]:
     """The first line of the exception of the last failure in an error.txt: the first
     unindented line after the last traceback frame."""
-    blocks = re.split(r"^Failure # \d+.*$", _ANSI.sub("", text), flags=re.MULTILINE)
+    blocks = re.split(r"^Failure # \d+.*$", strip_ansi(text), flags=re.MULTILINE)
     lines = [line for line in blocks[-1].splitlines() if line.strip()]
     if not lines:
         return None

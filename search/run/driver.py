@@ -3,6 +3,7 @@ an honest ending (finished, aborted by fail-fast, or interrupted by a signal).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -10,17 +11,17 @@ from typing import Any, Optional
 
 from search.experiment.decide import Action, Decision
 from search.experiment.record import Experiment
-from search.experiment.state import State, Status
+from search.experiment.state import DamagedRecord, State, Status
 from search.remote import cluster
 from search.run import provenance, reaper
-from search.run.checks import check_data, check_resources, check_storage, cluster_totals
-from search.run.errors import LaunchError
+from search.run.checks import check_resources, check_storage, cluster_totals
 from search.run.interrupt import Interruption
 from search.run.ending import Ending
 from search.run.runtime import init_ray, quiet_engines
 from search.run.tuner import new_tuner, parts, restored_tuner
 from search.spec.job import TrialJob
 from search.spec.model import SearchSpec
+from search.spec.redact import redact
 from search.tracking import store
 
 log = logging.getLogger("resnet_search.launch")
@@ -31,13 +32,12 @@ TRACKING_DEADLINE_S = 60.0
 
 def drive(spec: SearchSpec, record: Experiment, job: TrialJob, decision: Decision, *,
           address: Optional[str], console: Any, callbacks: tuple, reuse_actors: bool) -> Ending:
+    """Run the search on Ray (the pre-flight has passed). Whatever fails after the parent run
+    was opened closes it, saying why; a new experiment that computed nothing leaves no record
+    that would look resumable."""
     quiet_engines()
     uri = record.location.tracking_uri
-    problem = store.probe(uri)
-    if problem:
-        raise LaunchError(f"MLflow tracking store {uri} is unusable: {problem}")
-    if address is None:  # on a remote cluster the data lives where the workers run
-        check_data(job)
+    if address is None:
         # Nothing of this driver's local Ray may outlive it, even if it is SIGKILLed.
         reaper.start_guardian(reaper.mark_session())
     init_ray(address)
@@ -46,13 +46,39 @@ def drive(spec: SearchSpec, record: Experiment, job: TrialJob, decision: Decisio
         check_storage(record.location.storage, console)
 
     resumed = decision.action is Action.RESUME
+    parent = decision.parent_run_id or _open_parent(spec, uri)
+    try:
+        return _search(spec, record, job, parent, resumed, bool(decision.parent_run_id),
+                       console, callbacks, reuse_actors)
+    except BaseException as error:
+        _failed(record, uri, parent, error)
+        raise
+
+
+def _failed(record: Experiment, uri: str, parent: str, error: BaseException) -> None:
+    """Close what the launch opened when it fails (a signal before Tune took over included)."""
+    first = (str(error).splitlines() or [""])[0]
+    why = "interrupted" if isinstance(error, KeyboardInterrupt) else (
+        f"{type(error).__name__}: {first}")
+    if record.ray_saved():  # something was computed: it stays resumable
+        with contextlib.suppress(DamagedRecord):
+            record.mark(Status.INTERRUPTED, why)
+        state, status = Status.INTERRUPTED.value, "KILLED"
+    else:  # nothing was computed: nothing may look resumable
+        record.forget()
+        state, status = "failed", "FAILED"
+    _tracked("close the parent run", lambda: store.summarise_parent(
+        uri, parent, metric="", best=None, state=state, reason=why, status=status))
+
+
+def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, resumed: bool,
+            reopened: bool, console: Any, callbacks: tuple, reuse_actors: bool) -> Ending:
+    uri = record.location.tracking_uri
     if resumed:
-        parent = decision.parent_run_id
         _tracked("reopen the parent run", lambda: store.reopen_parent(uri, parent))
         tuner = restored_tuner(spec, job, record.directory)
     else:
-        parent = decision.parent_run_id or _open_parent(spec, uri)
-        if decision.parent_run_id:  # the last driver died before computing anything
+        if reopened:  # the last driver died before computing anything
             _tracked("reopen the parent run", lambda: store.reopen_parent(uri, parent))
         record.save_spec(spec.resolved())
         now = time.time()
@@ -129,4 +155,4 @@ def _open_parent(spec: SearchSpec, uri: str) -> str:
         params={"trials": spec.budget.trials, "max_epochs": spec.budget.max_epochs,
                 "sampler": spec.sampler.type, "scheduler": spec.scheduler.type,
                 "metric": spec.objective.metric, "mode": spec.objective.mode},
-        artifacts={"spec.json": json.dumps(spec.resolved(), indent=2, default=str)})
+        artifacts={"spec.json": redact(json.dumps(spec.resolved(), indent=2, default=str))})

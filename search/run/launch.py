@@ -3,7 +3,8 @@
     lease -> decide -> finished: the results from the record, Ray never started
                     -> refuse:   a different spec under the same name (the changed fields named)
                     -> restart:  an aborted experiment is moved aside, then new
-                    -> new / resume: search.run.driver runs the search on Ray
+                    -> new / resume: the pre-flight checks (search/run/preflight.py), then
+                                 search.run.driver runs the search on Ray
 
 The lease is taken before anything is created or restored, so a second launch of the same
 experiment (another shell, another node on shared storage) is refused in seconds, naming the
@@ -18,7 +19,7 @@ from dataclasses import replace
 from typing import Any, Optional
 
 from search.experiment.decide import Action
-from search.experiment.location import Location, locate
+from search.experiment.location import Location, locate, storage_problem
 from search.experiment.record import Experiment
 from search.experiment.state import Status
 from search.run.ending import Ending
@@ -51,6 +52,11 @@ def launch(spec: SearchSpec, *, address: Optional[str] = None, console: Any = No
     location = locate_spec(spec)
     record = Experiment(location)
     job = job_of(spec, location)
+    if storage_problem(spec.storage_path, location.storage):
+        # Not even the lease can be taken there: report it with every other problem now.
+        from search.run import preflight
+
+        preflight.check(spec, location, job, preflight.without_data(address))
     made = [d for d in (location.directory, location.storage) if not d.exists()]
     try:
         with record.lease() as lease:
@@ -80,7 +86,11 @@ def _decided(spec: SearchSpec, record: Experiment, job: TrialJob, address: Optio
         kept = record.move_aside("aborted")
         say(console, f"{decision.reason}; starting it anew, the aborted experiment is kept in "
                      f"{kept}")
-    from search.run.driver import drive  # Ray and the engines load only now
+    from search.run import preflight  # the engines load only now (Ray with the driver)
+    from search.run.driver import drive
+
+    preflight.check(spec, record.location, job, preflight.without_data(address))
+    preflight.tracking(record.location.tracking_uri)
 
     return drive(spec, record, job, decision, address=address, console=console,
                  callbacks=callbacks, reuse_actors=reuse_actors)

@@ -6,15 +6,17 @@ from typing import Any, Callable
 
 from ray.tune import Callback
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from search.engine.trial_errors import error_reason
 from search.experiment.outcome import Outcome, outcome_of
 
-MARK = {Outcome.COMPLETED: "[green]done[/]", Outcome.STOPPED: "[yellow]stopped by ASHA[/]",
-        Outcome.KILLED: "[magenta]killed[/]", Outcome.DIVERGED: "[red]diverged[/]",
-        Outcome.OOM: "[red]out of memory[/]", Outcome.INVALID: "[red]invalid config[/]",
-        Outcome.FAILED: "[red]failed[/]"}
+# Lines are built from plain text and styles, never markup: a config (milestones=[0.5, 0.75])
+# or an error message may hold brackets. Styles render in a terminal and vanish in a pipe.
+MARK = {Outcome.COMPLETED: ("done", "green"), Outcome.STOPPED: ("stopped by ASHA", "yellow"),
+        Outcome.KILLED: ("killed", "magenta"), Outcome.DIVERGED: ("diverged", "red"),
+        Outcome.OOM: ("out of memory", "red"), Outcome.INVALID: ("invalid config", "red"),
+        Outcome.FAILED: ("failed", "red")}
 
 
 def short(config: dict, limit: int = 6) -> str:
@@ -39,7 +41,7 @@ class ProgressPrinter(Callback):
         self.console = Console(stderr=True)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.console.print(f"[dim]start[/] {trial.trial_id}  {short(trial.config)}")
+        self._say(("start", "dim"), f" {trial.trial_id}  {short(trial.config)}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
@@ -52,9 +54,8 @@ class ProgressPrinter(Callback):
         self._ended(trial, errored=True)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.console.print(f"[yellow]retry[/] {trial.trial_id} (failure {trial.num_failures}) "
-                           f"from its last checkpoint: {error_reason(trial)}",
-                           highlight=False, markup=False)
+        self._say(("retry", "yellow"), f" {trial.trial_id} (failure {trial.num_failures}) from "
+                  f"its last checkpoint: {error_reason(trial)}")
 
     def _ended(self, trial: Any, errored: bool) -> None:
         self.ended += 1
@@ -67,6 +68,8 @@ class ProgressPrinter(Callback):
             Outcome.DIVERGED, Outcome.OOM, Outcome.INVALID) else (last.get("reason") or "")
         if errored:  # Ray's traceback stays in the trial's error.txt, not on the terminal
             shown = f"{error_reason(trial)} (traceback: {trial.path}/error.txt)"
-        self.console.print(f"[{self.ended}/{self.trials}] {trial.trial_id} {MARK[verdict]} "
-                           f"after {epochs}/{self.max_epochs} epochs  {escape(shown)}",
-                           highlight=False)
+        self._say(f"[{self.ended}/{self.trials}] {trial.trial_id} ", MARK[verdict],
+                  f" after {epochs}/{self.max_epochs} epochs  {shown}")
+
+    def _say(self, *parts: Any) -> None:
+        self.console.print(Text.assemble(*parts), highlight=False)

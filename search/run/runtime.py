@@ -15,6 +15,7 @@ import resnet_core
 import search
 from search.remote import cluster
 from search.run.errors import LaunchError
+from search.spec.redact import RedactSecrets
 
 
 def init_ray(address: Optional[str]) -> None:
@@ -92,3 +93,10 @@ def quiet_engines() -> None:
         logging.getLogger(name).addFilter(OneLineErrors())
     for name, starts in REPLACED.items():
         logging.getLogger(name).addFilter(DropMessages(*starts))
+    # A tracking URI's token never reaches a log line: ours, the engines' (MLflow quotes the
+    # URL it failed on), through whichever handler prints them.
+    for name in ("", "ray", "mlflow", "resnet_search"):
+        logger = logging.getLogger(name)
+        logger.addFilter(RedactSecrets())
+        for handler in logger.handlers:
+            handler.addFilter(RedactSecrets())

@@ -23,7 +23,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
                       ValidationInfo, create_model, field_validator, model_validator)
 
 from resnet_core.config import DataConfig, knob_of
-from search.spec import objective, schema as trial_schema
+from search.spec import objective, points, schema as trial_schema
 from search.spec.job import TrialJob
 from search.spec.params import STRICT, ChoiceParam, FloatParam, IntParam, Param, parse_space
 from search.spec.problems import Problem, Problems, SpecError, problems_from, show
@@ -101,6 +101,18 @@ def gpu_problem(gpu: float) -> Optional[str]:
     return (f"gpu is {gpu!r} but must be 0, a whole number or 1/k (e.g. 0.5, 0.25)")
 
 
+def room_problem(trials: int, points: Optional[int], repeat: bool) -> Optional[str]:
+    """Why `trials` cannot all differ in a space of `points` distinct configurations (None:
+    continuous), or None. Without it, a missing or single-point space would train the same
+    configuration `trials` times and call it a search."""
+    if repeat or points is None or points >= trials:
+        return None
+    what = ("no parameter of the space varies, so every trial would train the same config"
+            if points == 1 else f"the space has only {points} distinct configurations")
+    return (f"budget.trials is {trials} but {what}; lower budget.trials to {points}, widen the "
+            "space, or set budget.repeat: true for a repeat study")
+
+
 def uri_credentials_problem(uri: str) -> Optional[tuple[str, str]]:
     """(redacted uri, message) when the URI carries user info such as user:pass@host."""
     netloc = urlsplit(uri).netloc
@@ -136,6 +148,9 @@ class Budget(BaseModel):
     trials: int = Field(ge=1)
     max_epochs: int = Field(**trial_schema.bounds("epochs"))
     time_limit_s: Optional[float] = Field(None, gt=0)
+    # A repeat study trains the same configuration(s) more than once on purpose; otherwise a
+    # space with fewer distinct points than trials is refused (see `room_problem`).
+    repeat: bool = False
 
 
 class Resources(BaseModel):
@@ -283,6 +298,14 @@ class SearchSpec(BaseModel):
     @classmethod
     def _space_params(cls, space: Any, info: ValidationInfo) -> Any:
         return {} if space is None else parse_space(space, info.data.get("fixed") or {})
+
+    @model_validator(mode="after")
+    def _room_for_the_trials(self) -> SearchSpec:
+        reason = room_problem(self.budget.trials, points.distinct_points(self.space),
+                              self.budget.repeat)
+        if reason:
+            raise Problems([Problem("budget.trials", self.budget.trials, reason)])
+        return self
 
     def job(self, data: Optional[DataConfig] = None) -> TrialJob:
         """What every trial of this search shares, as plain data (workers need no Pydantic).

@@ -22,6 +22,15 @@ _REPR.maxlevel = 3
 _REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
 
 
+# Terminal colour codes: Ray colours the exceptions it wraps; they are noise in a pipe, a log or
+# an MLflow tag.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
 def show(value: Any) -> str:
     """repr() of a value, cut short for messages."""
     return _REPR.repr(value)

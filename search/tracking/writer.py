@@ -24,6 +24,8 @@ from typing import Callable, Optional
 
 from mlflow.tracking import MlflowClient
 
+from search.spec.redact import redact
+
 log = logging.getLogger("resnet_search.tracking")
 
 Action = Callable[[MlflowClient], None]
@@ -45,7 +47,7 @@ _QUIET = _OnWriterThread()
 
 def one_line(error: BaseException, limit: int = 300) -> str:
     """An exception as one short log line: MLflow's SQL errors carry the whole statement."""
-    lines = str(error).strip().splitlines()
+    lines = redact(str(error)).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:limit]
 
 

@@ -55,7 +55,8 @@ def test_a_trial_that_raises_is_recorded_with_its_reason_and_the_search_goes_on(
     corrupt.write_bytes(b"not a checkpoint")
     # abort_on_same_error: 0 — this test is about how each outcome is recorded; whether three
     # alike failures stop the search depends on which trials end first (tested on its own).
-    spec = digits_spec(budget={"trials": 5, "max_epochs": 1}, data=SMALL_DATA,
+    # 5 trials over 3 choices: a repeat study, on purpose (each outcome more than once).
+    spec = digits_spec(budget={"trials": 5, "max_epochs": 1, "repeat": True}, data=SMALL_DATA,
                        scheduler={"type": "fifo"}, sampler={"type": "random", "seed": 1},
                        trial={"resources": {"cpu": 1, "gpu": 0}, "max_failures": 0,
                               "abort_on_same_error": 0},
@@ -132,7 +133,8 @@ def test_the_same_error_in_the_first_trials_aborts_the_search_and_a_relaunch_sta
 
 def test_a_diverging_trial_is_recorded_as_diverged_and_never_retried(
         tmp_path, write_spec, digits_spec, cli):
-    spec = digits_spec(budget={"trials": 4, "max_epochs": 2}, scheduler={"type": "fifo"},
+    spec = digits_spec(budget={"trials": 4, "max_epochs": 2, "repeat": True},
+                       scheduler={"type": "fifo"},
                        trial={"resources": {"cpu": 1, "gpu": 0}, "max_failures": 2},
                        sampler={"type": "random", "seed": 0}, fixed=DIVERGING_RECIPE,
                        space={"lr": {"choice": [STABLE_LR, DIVERGING_LR]}})

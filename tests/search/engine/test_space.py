@@ -3,7 +3,8 @@
 import optuna
 import pytest
 
-from search.engine.space import DefineByRun, active, order, sample
+from search.engine.space import DefineByRun, sample
+from search.spec.points import active, order
 from search.spec.params import describe
 from search.spec.model import parse_spec
 

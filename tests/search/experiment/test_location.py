@@ -60,3 +60,33 @@ def test_relative_base_dir_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     where = locate("exp", "runs", "http://x", "d", Path("spaces"))
     assert where.storage == tmp_path / "spaces" / "runs"
+
+
+# --- where experiments may live: checked before anything is created ------------------------------
+
+def storage_cases(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    return {
+        "/proc/nope": "no directory can be written",
+        "/sys": "no directory can be written",
+        str(a_file): "is a file, not a directory",
+        str(a_file / "below"): "is a file, not a directory",
+        "s3://bucket/runs": "object stores such as s3:// are not supported",
+        "gs://bucket/runs": "only a directory is supported",
+        str(tmp_path / "new" / "deeper"): None,  # created by the launch, parents included
+        str(tmp_path): None,
+    }
+
+
+def test_storage_problem(tmp_path):
+    from search.experiment.location import absolute, storage_problem
+
+    for raw, fragment in storage_cases(tmp_path).items():
+        reason = storage_problem(raw, absolute(raw, tmp_path))
+        if fragment is None:
+            assert reason is None, (raw, reason)
+        else:
+            assert reason is not None and fragment in reason and repr(raw) in reason, (raw, reason)
+    assert not (tmp_path / "new").exists()  # checking created nothing
+    assert not list(tmp_path.glob(".resnet-search-writable-*"))

@@ -35,7 +35,7 @@ FULL = textwrap.dedent("""\
       crop_padding:   {int: [0, 8], step: 2}
     tracking: {mlflow_uri: sqlite:///mlflow.db}
 """)
-MINIMAL = {"name": "m", "data": {"dataset": "synthetic"}, "budget": {"trials": 3, "max_epochs": 5}}
+MINIMAL = {"name": "m", "data": {"dataset": "synthetic"}, "budget": {"trials": 1, "max_epochs": 5}}
 
 
 @pytest.fixture
