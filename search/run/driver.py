@@ -92,7 +92,7 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
         ours.scheduler.load_state(record.scheduler_state())
         record.mark(Status.RUNNING)
         # What an earlier driver could not write to MLflow (a dead store, a crash) first.
-        ours.mirror.reconcile(_per_epoch(record, job))
+        ours.mirror.reconcile(*_reported(record.results(job)))
     ours.scheduler_record.save = record.save_scheduler_state
 
     with Interruption() as interruption:
@@ -107,7 +107,7 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
         status, reason = Status.FINISHED, None
     record.mark(status, reason)
     results = record.results(job)
-    ours.mirror.reconcile({t.trial_id: t.results for t in results.trials})
+    ours.mirror.reconcile(*_reported(results))
     if not ours.mirror.flush(TRACKING_DEADLINE_S):
         log.warning("MLflow did not take every write within %.0f s; Ray's experiment state in "
                     "%s is complete", TRACKING_DEADLINE_S, record.directory)
@@ -124,8 +124,12 @@ PARENT_STATUS = {Status.FINISHED: "FINISHED", Status.ABORTED: "FAILED",
                  Status.INTERRUPTED: "KILLED"}
 
 
-def _per_epoch(record: Experiment, job: TrialJob) -> dict[str, list[dict]]:
-    return {t.trial_id: t.results for t in record.results(job).trials}
+def _reported(results: Any) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """(per-epoch results, sampled params) of the trials that reported: what the back-fill
+    writes. A trial that never started (pending when fail-fast or a time limit stopped the
+    search) gets no MLflow run."""
+    reported = [t for t in results.trials if t.results]
+    return ({t.trial_id: t.results for t in reported}, {t.trial_id: t.params for t in reported})
 
 
 def _best(results: Any, runs: dict[str, str]) -> Optional[dict]:
