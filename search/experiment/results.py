@@ -117,30 +117,37 @@ class _Listed:
     config: dict
     logdir: str
     order: tuple[float, int]  # Ray's trial counter (from the experiment tag), position in file
-    saved_epoch: Optional[int]  # the epoch of its last result in this snapshot (None: none)
+    checkpoint: Optional[str]  # the checkpoint this snapshot resumes it from (None: none)
 
 
 # Ray keeps a trial that was still running at the snapshot as resumable from there.
 ENDED = ("TERMINATED", "ERROR")
 
 
-def saved_epoch(run_metadata: str) -> Optional[int]:
-    """The epoch of the last result Ray's snapshot holds for a trial, from the trial's run
-    metadata (a JSON object whose `last_result` is the result dict)."""
+_CHECKPOINT_NAME = re.compile(rb"checkpoint_\d{6}")
+
+
+def saved_checkpoint(run_metadata: str) -> Optional[str]:
+    """The newest checkpoint Ray's snapshot holds for a trial, by directory name. Ray pickles its
+    checkpoint manager into the trial's run metadata; the names are read from those bytes as
+    text, never unpickled (reading results must not run code, nor need Ray)."""
     try:
-        epoch = json.loads(run_metadata).get("last_result", {}).get("epoch")
-    except (ValueError, TypeError, AttributeError):
+        blob = json.loads(run_metadata)["checkpoint_manager"]["value"]
+        names = _CHECKPOINT_NAME.findall(bytes.fromhex(blob))
+    except (ValueError, TypeError, KeyError):
         return None
-    return int(epoch) if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) else None
+    return max(names).decode() if names else None
 
 
-def kept(results: list[dict], status: str, saved: Optional[int]) -> list[dict]:
-    """The results a resume keeps. An unfinished trial restarts from the snapshot: a report
-    that arrived after it (Ray still takes results while it stops the trials after its last
-    snapshot on Ctrl+C) will be trained again, so it is not part of the experiment yet."""
+def kept(results: list[dict], status: str, checkpoint: Optional[str]) -> list[dict]:
+    """The results a resume keeps. An unfinished trial restarts from the checkpoint the snapshot
+    holds; a report after it (Ray takes a trial's result, then its checkpoint in a second step,
+    and on Ctrl+C it may snapshot in between) will be trained again, so it is not part of the
+    experiment yet."""
     if status in ENDED or status == UNKNOWN:
         return results
-    return [r for r in results if saved is not None and r["epoch"] <= saved]
+    at = [r["epoch"] for r in results if checkpoint and r.get("checkpoint_dir_name") == checkpoint]
+    return [r for r in results if at and r["epoch"] <= at[-1]]
 
 
 def _ray_trials(directory: Path) -> Optional[dict[str, _Listed]]:
@@ -165,7 +172,7 @@ def _ray_trials(directory: Path) -> Optional[dict[str, _Listed]]:
                 config=trial.get("config") if isinstance(trial.get("config"), dict) else {},
                 logdir=str(trial.get("relative_logdir") or trial_id),
                 order=(int(counter) if counter.isdigit() else math.inf, position),
-                saved_epoch=saved_epoch(entry[1]) if len(entry) > 1 else None)
+                checkpoint=saved_checkpoint(entry[1]) if len(entry) > 1 else None)
         return listed
     return None
 
@@ -211,7 +218,7 @@ def _stopped(directory: Path) -> set[str]:
 
 
 def _record(trial_id: str, trial_dir: Path, status: str, fallback_params: dict,
-            job: TrialJob, stopped: set[str], saved: Optional[int] = None) -> TrialRecord:
+            job: TrialJob, stopped: set[str], saved: Optional[str] = None) -> TrialRecord:
     params = _params(trial_dir, fallback_params)
     try:
         config, config_error = trial_config(job, params), None
@@ -243,7 +250,7 @@ def read_results(directory: Path, job: TrialJob) -> Results:
     else:
         in_order = sorted(listed.items(), key=lambda item: item[1].order)
         trials = [_record(t, directory / info.logdir, info.status, info.config, job, stopped,
-                          info.saved_epoch) for t, info in in_order]
+                          info.checkpoint) for t, info in in_order]
         known = {info.logdir for info in listed.values()} | set(listed)
         results.orphans = [d for d in dirs if d not in known]
     # sorted() is stable: equal values keep the trials' creation order.

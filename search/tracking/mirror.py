@@ -61,6 +61,7 @@ class MlflowMirror(Callback):
         self.configs: dict[str, dict] = {}  # trial id -> sampled params, to create its run
         self.names: dict[str, str] = {}  # trial id -> Ray's name for it: the run's name
         self.last: dict[str, dict] = {}
+        self.unsaved: dict[str, list] = {}  # metrics of results whose checkpoint is not Ray's yet
         self.closed: set[str] = set()  # trials whose run got its true outcome
         # trial id -> (tags, status) its run was last closed with: redone by reconcile when the
         # close was dropped, forgotten when the trial starts again.
@@ -198,6 +199,7 @@ class MlflowMirror(Callback):
             self._submit(lambda client: self._run_id(client, trial_id))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.unsaved.pop(trial.trial_id, None)  # retried from its last checkpoint: trained again
         self._tag(self._know(trial), {"restarts": str(trial.num_failures)})
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
@@ -210,9 +212,25 @@ class MlflowMirror(Callback):
         trial_id = self._know(trial)
         self.last[trial_id] = result
         values = points(result)
+        if not values:
+            return
+        if result.get("should_checkpoint"):
+            # Ray takes a result, then its checkpoint in a second step. Until the checkpoint is
+            # Ray's, a stop (Ctrl+C between the two) resumes the trial from the checkpoint
+            # before and trains this epoch again: it is logged when its checkpoint is saved.
+            self.unsaved.setdefault(trial_id, []).extend(values)
+        else:
+            self._log(trial_id, values)
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
+                      **info: Any) -> None:
+        values = self.unsaved.pop(trial.trial_id, None)
         if values:
-            self._submit(lambda client: client.log_batch(self._run_id(client, trial_id),
-                                                         metrics=values))
+            self._log(trial.trial_id, values)
+
+    def _log(self, trial_id: str, values: list) -> None:
+        self._submit(lambda client: client.log_batch(self._run_id(client, trial_id),
+                                                     metrics=values))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._close(trial, errored=False)
@@ -223,6 +241,9 @@ class MlflowMirror(Callback):
     def _close(self, trial: Any, errored: bool) -> None:
         trial_id = self._know(trial)
         self.closed.add(trial_id)
+        unsaved = self.unsaved.pop(trial_id, None)
+        if unsaved:  # it ended: nothing of it will be trained again
+            self._log(trial_id, unsaved)
         last = self.last.get(trial_id) or trial.last_result or {}
         epochs = int(last.get("epoch", 0))
         verdict = outcome_of(last, max_epochs=self.job.max_epochs, errored=errored,

@@ -11,7 +11,7 @@ import pytest
 from resnet_core.config import resolved
 from search.experiment.outcome import Outcome
 from search.experiment.results import (
-    kept, last_exception, per_epoch, read_results, saved_epoch, trial_config)
+    kept, last_exception, per_epoch, read_results, saved_checkpoint, trial_config)
 from search.experiment.state import DamagedRecord
 from search.spec.job import TrialJob
 
@@ -299,26 +299,38 @@ def test_trial_config_matches_the_job():
     assert trial_config(job(depth=50, momentum=0.8), params) == expected
 
 
-EPOCHS_1_TO_3 = [{"epoch": 1}, {"epoch": 2}, {"epoch": 3}]
+EPOCHS_1_TO_3 = [{"epoch": e, "checkpoint_dir_name": f"checkpoint_{e - 1:06d}"} for e in (1, 2, 3)]
 
 
-@pytest.mark.parametrize("status, saved, epochs", [
-    ("TERMINATED", 2, [1, 2, 3]),  # ended: everything it reported is the experiment's
+@pytest.mark.parametrize("status, checkpoint, epochs", [
+    ("TERMINATED", "checkpoint_000001", [1, 2, 3]),  # ended: everything it reported is kept
     ("ERROR", None, [1, 2, 3]),
-    ("RUNNING", 2, [1, 2]),  # epoch 3 arrived after the snapshot: a resume trains it again
-    ("PAUSED", 3, [1, 2, 3]),
-    ("PENDING", None, []),  # nothing of it in the snapshot: it starts over
+    # Epoch 3 was taken, its checkpoint not yet: a resume trains epoch 3 again from epoch 2's.
+    ("RUNNING", "checkpoint_000001", [1, 2]),
+    ("PAUSED", "checkpoint_000002", [1, 2, 3]),
+    ("PENDING", None, []),  # no checkpoint in the snapshot: it starts over
+    ("RUNNING", "checkpoint_000007", []),  # a checkpoint no result names: nothing certain
     ("UNKNOWN", None, [1, 2, 3]),  # no snapshot at all: what is on disk
 ])
-def test_an_unfinished_trial_keeps_what_the_snapshot_holds(status, saved, epochs):
-    assert [r["epoch"] for r in kept(EPOCHS_1_TO_3, status, saved)] == epochs
+def test_an_unfinished_trial_keeps_what_its_checkpoint_holds(status, checkpoint, epochs):
+    assert [r["epoch"] for r in kept(EPOCHS_1_TO_3, status, checkpoint)] == epochs
 
 
-@pytest.mark.parametrize("metadata, epoch", [
-    (json.dumps({"last_result": {"epoch": 4, "val_acc": 0.5}}), 4),
-    (json.dumps({"last_result": {}}), None),
-    (json.dumps({"last_result": {"epoch": True}}), None),
+def manager(*names: str) -> str:
+    """Run metadata whose checkpoint manager Ray pickled holding these checkpoint paths."""
+    import pickle
+
+    blob = pickle.dumps({"_checkpoints": [f"/runs/x/t/{n}" for n in names]})
+    return json.dumps({"checkpoint_manager": {"_type": "CLOUDPICKLE_FALLBACK",
+                                              "value": blob.hex()}})
+
+
+@pytest.mark.parametrize("metadata, checkpoint", [
+    (manager("checkpoint_000002"), "checkpoint_000002"),
+    (manager("checkpoint_000001", "checkpoint_000004"), "checkpoint_000004"),
+    (manager(), None),
+    (json.dumps({}), None),
     ("not json", None),
 ])
-def test_saved_epoch_reads_the_snapshots_last_result(metadata, epoch):
-    assert saved_epoch(metadata) == epoch
+def test_the_snapshots_checkpoint_is_read_without_unpickling(metadata, checkpoint):
+    assert saved_checkpoint(metadata) == checkpoint

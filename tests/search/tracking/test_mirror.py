@@ -219,3 +219,22 @@ def test_writes_the_store_refused_are_repaired_by_reconcile(store, make_mirror, 
 ])
 def test_every_outcome_maps_to_an_mlflow_status(verdict, status):
     assert MLFLOW_STATUS[verdict] == status
+
+
+def test_an_epoch_reaches_mlflow_once_its_checkpoint_is_rays(store, make_mirror, make_trial,
+                                                              make_epoch):
+    """Ray takes a result, then its checkpoint in a second step; Ctrl+C between the two
+    resumes the trial from the checkpoint before, which trains that epoch again. Logged at
+    once, the epoch would be in MLflow twice."""
+    mirror = make_mirror()
+    a = make_trial("a", 0.1)
+    mirror.on_trial_start(0, [a], a)
+    mirror.on_trial_result(0, [a], a, make_epoch(1, should_checkpoint=True))
+    assert mirror.flush(30) and store.steps(mirror.runs["a"], "val_acc") == []
+    mirror.on_checkpoint(0, [a], a, checkpoint=None)
+    mirror.on_trial_result(0, [a], a, make_epoch(2, should_checkpoint=True))
+    mirror.end_reason = "interrupted"  # before Ray took epoch 2's checkpoint
+    mirror.on_experiment_end([a])
+    assert mirror.flush(30)
+    assert store.steps(mirror.runs["a"], "val_acc") == [1]
+    assert mirror.failures == 0
