@@ -8,12 +8,28 @@ from __future__ import annotations
 
 import typer
 
-from search.cli import run_commands, spec_commands
+from search.cli import lifecycle_commands, run_commands, spec_commands
 
 app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode="rich")
 spec_commands.register(app)
 run_commands.register(app)
+lifecycle_commands.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"resnet-search {version('resnet-search')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True,
+        help="Print the version and exit.")) -> None:
+    """resnet-search: validate a search space, launch it on Ray, compare the trials in MLflow."""
 
 
 def main() -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from search.cli.console import (EXIT_FAILED, EXIT_INTERRUPTED, EpochsOpt, NameOpt, SeedOpt,
-                                SpecArg, TrialsOpt, bad_config, err, fail, load)
+from search.cli.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EpochsOpt, NameOpt,
+                                SeedOpt, SpecArg, TrialsOpt, bad_config, err, fail, load, out)
 from search.cli.report import print_ending
 
 
@@ -20,6 +22,9 @@ def launch(spec_path: Path = SpecArg,
            trials: Optional[int] = TrialsOpt, max_epochs: Optional[int] = EpochsOpt,
            seed: Optional[int] = SeedOpt, name: Optional[str] = NameOpt,
            top: int = typer.Option(10, "--top", help="Rows in the final table of best trials."),
+           relative_to: Optional[Path] = typer.Option(
+               None, "--relative-to", hidden=True, help="Resolve the spec's relative paths "
+               "against this directory instead of the spec file's (a submitted job's copy)."),
            ) -> None:
     """Run the search: Optuna samples, Ray Tune schedules with ASHA, MLflow records every trial.
 
@@ -31,8 +36,14 @@ def launch(spec_path: Path = SpecArg,
 
     The search stops when its first trials all fail alike (trial.abort_on_same_error).
 
-    For a Ray cluster with token auth see cluster/README.md, then use --address."""
-    spec = load(spec_path, trials, max_epochs, seed, name)
+    For a Ray cluster with token auth see cluster/README.md, then use --address (or submit). Inside a Ray job (RAY_ADDRESS set) it joins the cluster the job runs on."""
+    spec = load(spec_path, trials, max_epochs, seed, name, relative_to)
+    if address is None and os.environ.get("RAY_ADDRESS"):
+        # Ray's own convention (a Ray job's driver gets it): without it a job's search would
+        # start a Ray of its own on the head and ignore the cluster.
+        address = os.environ["RAY_ADDRESS"]
+        err.print(f"joining the Ray cluster at {address} (RAY_ADDRESS)", highlight=False,
+                  markup=False)
     from search.experiment.lease import LeaseError
     from search.experiment.state import DamagedRecord, Status
     from search.run.errors import LaunchError
@@ -64,7 +75,7 @@ def launch(spec_path: Path = SpecArg,
     if ending.status is Status.INTERRUPTED:
         err.print(f"interrupted ({ending.reason}): the search is saved; run the same command "
                   "again to resume it.", highlight=False, markup=False)
-        raise typer.Exit(exit_code(ending.signal))
+        raise typer.Exit(exit_code(ending.signal) if ending.signal else EXIT_INTERRUPTED)
     if ending.status is Status.ABORTED:
         err.print("[bold red]search aborted[/]: ", end="", highlight=False)
         err.print(str(ending.reason), highlight=False, markup=False)
@@ -74,5 +85,84 @@ def launch(spec_path: Path = SpecArg,
         raise typer.Exit(EXIT_FAILED)
 
 
+JOBS_API = "http://127.0.0.1:8265"  # a head started by cluster/start-head.sh, or a tunnel to one
+AddressOpt = typer.Option(JOBS_API, "--address", help="The cluster's Jobs API (the dashboard "
+                          "address). The token comes from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                          "~/.ray/auth_token, never from the spec.")
+
+
+def submit(spec_path: Path = SpecArg, address: str = AddressOpt,
+           no_wait: bool = typer.Option(False, "--no-wait", help="Print the job id and return "
+                                        "instead of following the job to its end."),
+           trials: Optional[int] = TrialsOpt, max_epochs: Optional[int] = EpochsOpt,
+           seed: Optional[int] = SeedOpt, name: Optional[str] = NameOpt) -> None:
+    """Run the search on a Ray cluster as a Ray job: its driver is `launch` on the cluster.
+
+    The spec is validated here first: a bad file exits 2 and never reaches the cluster. Paths in the spec are paths on the cluster (relative ones resolve against the spec file's directory, as for launch): storage_path must be a directory every node sees.
+
+    Prints the job id (stdout) and the commands to follow it; without --no-wait it streams the job's output and exits with the search's exit code. Submitting the same spec again resumes it, like launch."""
+    spec = load(spec_path, trials, max_epochs, seed, name)
+    import yaml
+
+    from search.remote.jobs import Jobs, JobsError
+    from search.run.launch import locate_spec
+
+    location = locate_spec(spec)
+    try:
+        jobs = Jobs(address)
+        live = [job for job in jobs.of_experiment(spec.name) if not job.ended]
+        if live:
+            fail("already running", f"experiment '{spec.name}' runs as job {live[0].job_id} "
+                 f"({live[0].status}) on {address}; follow it with `resnet-search logs "
+                 f"{live[0].job_id} --address {address} --follow`")
+        job_id = jobs.submit(
+            yaml.safe_dump(spec.resolved(), sort_keys=False), name=spec.name,
+            metadata={"experiment": spec.name, "experiment_dir": str(location.directory),
+                      "spec_hash": spec.spec_hash()},
+            options=("--relative-to", str(spec.base_dir)))
+    except JobsError as error:
+        fail("cannot submit", str(error))
+    out.print(job_id, highlight=False, markup=False)
+    follow = f"--address {address}" if address != JOBS_API else ""
+    err.print(f"submitted experiment '{spec.name}' as job {job_id}; follow it with:\n"
+              f"  resnet-search status {job_id} {follow}\n"
+              f"  resnet-search logs {job_id} {follow} --follow\n"
+              f"  resnet-search stop {job_id} {follow}", highlight=False, markup=False)
+    if no_wait:
+        return
+    raise typer.Exit(followed(jobs, job_id, address))
+
+
+def followed(jobs: Any, job_id: str, address: str) -> int:
+    """Stream a job's output to its end: the exit code of its search (130 if only the
+    following was interrupted: the job keeps running)."""
+    from search.remote.jobs import JobsError
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    try:
+        job = jobs.follow(job_id, write)
+    except KeyboardInterrupt:
+        err.print(f"stopped following; job {job_id} keeps running (stop it with `resnet-search "
+                  f"stop {job_id} --address {address}`)", highlight=False, markup=False)
+        return EXIT_INTERRUPTED
+    except JobsError as error:
+        fail("lost the job", str(error))
+    err.print(f"job {job_id}: {job.status}" + (f" ({job.message})" if job.message else ""),
+              highlight=False, markup=False)
+    return job_exit_code(job.status, job.exit_code)
+
+
+def job_exit_code(status: str, driver_code: Optional[int]) -> int:
+    """The search's exit code as the CLI reports a job's end: the driver's own when Ray has it;
+    a stopped job was interrupted (SIGTERM: 143); any other failure is 1."""
+    if driver_code is not None:
+        return driver_code
+    return {"SUCCEEDED": EXIT_OK, "STOPPED": 143}.get(status, EXIT_FAILED)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(launch)
+    app.command()(submit)

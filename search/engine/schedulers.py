@@ -113,6 +113,11 @@ class SchedulerRecord(Callback):
             self.save(self.scheduler.state())
         return None  # nothing for Tune's pickle: the record holds it, as plain JSON
 
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        # Tune's last snapshot can come before the scheduler's last decisions: without this
+        # the record would not know that the search's final trials were stopped by it.
+        self.get_state()
+
 
 SCHEDULERS: dict[str, Callable[[Any, int], TrialScheduler]] = {
     "asha": lambda s, max_epochs: RecordingASHA(

@@ -157,6 +157,14 @@ def read_holder(directory: Path) -> Optional[Holder]:
     return found[1] if found else None
 
 
+def live_holder(directory: Path, ttl_s: float = TTL_S) -> Optional[Holder]:
+    """The driver holding the experiment's lease now, or None (no lease, or its holder gone)."""
+    holder = read_holder(directory)
+    if holder is None or _stale(holder, socket.gethostname(), ttl_s):
+        return None
+    return holder
+
+
 def _encode(holder: Holder) -> dict:
     data = asdict(holder)
     del data["damaged"]

@@ -15,15 +15,21 @@ from typing import Any, Optional
 
 from search.experiment import decide as rule
 from search.experiment.decide import Decision
-from search.experiment.lease import LEASE_FILE, Holder, Lease, read_holder
+from search.experiment import stop
+from search.experiment.lease import LEASE_FILE, Holder, Lease, live_holder, read_holder
 from search.experiment.location import Location
 from search.experiment.results import SCHEDULER_FILE, Results, read_results
 from search.experiment.state import (
     STATE_FILE, DamagedRecord, State, Status, damaged, read_json, read_state, write_json_atomic,
     write_state)
+from search.experiment.summary import Summary, job_of_saved, summarize
 from search.spec.job import TrialJob
 
 SPEC_FILE = "spec.json"
+
+
+class NoExperiment(Exception):
+    """No experiment record where one was looked for. The message says where and what to do."""
 
 
 class Experiment:
@@ -31,6 +37,18 @@ class Experiment:
         self.location = location
         self.directory = location.directory
         self.name = location.directory.name
+
+    @classmethod
+    def open(cls, directory: Path) -> "Experiment":
+        """The experiment recorded in `directory` (`status`, `stop`, `logs` by path): its
+        tracking store comes from the record, not from a spec."""
+        directory = Path(directory).absolute()
+        state = read_state(directory)
+        if state is None:
+            raise NoExperiment(f"{directory} holds no experiment record ({STATE_FILE}); give a "
+                               "spec file or an experiment directory under its storage_path")
+        return cls(Location(storage=directory.parent, directory=directory,
+                            tracking_uri=state.tracking_uri, data_root=""))
 
     # ---- state ----
     def state(self) -> Optional[State]:
@@ -87,6 +105,35 @@ class Experiment:
     def holder(self) -> Optional[Holder]:
         return read_holder(self.directory)
 
+    def driver(self) -> Optional[Holder]:
+        """The driver running the search now (a live lease), or None."""
+        return live_holder(self.directory)
+
+    # ---- stop requests (`resnet-search stop`) ----
+    def request_stop(self, by: Optional[str] = None) -> Path:
+        return stop.request_stop(self.directory, by)
+
+    def stop_requested(self) -> Optional[str]:
+        return stop.stop_request(self.directory)
+
+    def clear_stop(self) -> None:
+        stop.clear_stop(self.directory)
+
+    # ---- what status and list show ----
+    def summary(self, now: Optional[float] = None) -> Summary:
+        state = self.state()
+        spec = self.saved_spec()
+        if state is None or spec is None:
+            missing = STATE_FILE if state is None else SPEC_FILE
+            raise NoExperiment(f"{self.directory} holds no experiment record ({missing} is "
+                               "missing): it was never launched, or its launch failed before "
+                               "computing anything")
+        driver = self.driver()
+        return summarize(self.name, str(self.directory), state,
+                         self.results(job_of_saved(spec)), spec,
+                         driver.describe() if driver else None,
+                         self.stop_requested() is not None, now=now)
+
     def results(self, job: TrialJob) -> Results:
         return read_results(self.directory, job)
 
@@ -125,3 +172,11 @@ class Experiment:
             return []
         return [entry for entry in sorted(os.listdir(self.directory))
                 if entry != LEASE_FILE and not entry.startswith(f".{LEASE_FILE}.")]
+
+
+def experiments_in(storage: Path) -> list[Path]:
+    """The experiment directories directly under a storage directory, by name."""
+    storage = Path(storage)
+    if not storage.is_dir():
+        return []
+    return sorted(p for p in storage.iterdir() if p.is_dir() and (p / STATE_FILE).is_file())

@@ -15,7 +15,8 @@ from search.experiment.state import DamagedRecord, State, Status
 from search.remote import cluster
 from search.run import provenance, reaper
 from search.run.checks import check_resources, check_storage, cluster_totals
-from search.run.interrupt import Interruption
+from search.run.driverlog import teed_stderr
+from search.run.interrupt import Interruption, StopWatch
 from search.run.ending import Ending
 from search.run.runtime import init_ray, quiet_engines
 from search.run.tuner import new_tuner, parts, restored_tuner
@@ -48,11 +49,14 @@ def drive(spec: SearchSpec, record: Experiment, job: TrialJob, decision: Decisio
     resumed = decision.action is Action.RESUME
     parent = decision.parent_run_id or _open_parent(spec, uri)
     try:
-        return _search(spec, record, job, parent, resumed, bool(decision.parent_run_id),
-                       console, callbacks, reuse_actors)
+        with teed_stderr(record.directory):
+            return _search(spec, record, job, parent, resumed, bool(decision.parent_run_id),
+                           console, callbacks, reuse_actors)
     except BaseException as error:
         _failed(record, uri, parent, error)
         raise
+    finally:
+        record.clear_stop()  # obeyed (or moot): it must not stop the next launch
 
 
 def _failed(record: Experiment, uri: str, parent: str, error: BaseException) -> None:
@@ -95,11 +99,11 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
         ours.mirror.reconcile(*_reported(record.results(job)))
     ours.scheduler_record.save = record.save_scheduler_state
 
-    with Interruption() as interruption:
+    with Interruption() as interruption, StopWatch(record.stop_requested, interruption):
         interruption.hooks.append(lambda: setattr(ours.mirror, "end_reason", "interrupted"))
         tuner.fit()
 
-    if interruption.signal:
+    if interruption.interrupted:
         status, reason = Status.INTERRUPTED, interruption.name
     elif ours.fail_fast.tripped:
         status, reason = Status.ABORTED, ours.fail_fast.tripped

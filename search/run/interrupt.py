@@ -7,12 +7,17 @@ SIGINT handler is turned off (TUNE_DISABLE_SIGINT_HANDLER) and ours takes both s
 which one came, runs the launch's hooks (the MLflow mirror learns why its runs end) and hands over
 to the graceful stop Tune keeps on SIGUSR1. Before Tune has installed that (start-up), and at a
 second signal, it raises KeyboardInterrupt: Tune snapshots at every epoch, so nothing is lost.
+
+`resnet-search stop` ends a search the same way from anywhere that sees its storage: it writes a
+request file (search/experiment/stop.py) that a watcher thread of the driver polls; the request
+takes the same path as a signal once Tune listens.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 from typing import Any, Callable, Optional
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -23,15 +28,43 @@ def exit_code(signum: int) -> int:
     return 128 + signum
 
 
+def tune_listens() -> bool:
+    """Whether Tune's graceful-stop handler is installed (it is only while `Tuner.fit` runs):
+    SIGUSR1 before that would kill the process."""
+    return signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+
+
 class Interruption:
     def __init__(self) -> None:
         self.signal: Optional[int] = None
+        self.requested: Optional[str] = None  # why a stop was requested (`resnet-search stop`)
         self.hooks: list[Callable[[], None]] = []
         self._previous: dict[int, Any] = {}
+        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
-        return signal.Signals(self.signal).name if self.signal else ""
+        if self.signal:
+            return signal.Signals(self.signal).name
+        return self.requested or ""
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.signal or self.requested)
+
+    def request(self, reason: str) -> bool:
+        """End the search as a signal would, for a stop asked from outside. False while Tune
+        is not listening yet (ask again later); True once handed over (or already ending)."""
+        with self._lock:
+            if self.interrupted:
+                return True
+            if not tune_listens():
+                return False
+            self.requested = reason
+        for hook in self.hooks:
+            hook()
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune: snapshot, stop the trials, return
+        return True
 
     def __enter__(self) -> Interruption:
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
@@ -43,12 +76,35 @@ class Interruption:
             signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        first = self.signal is None
+        first = not self.interrupted
         self.signal = self.signal or signum
-        tune_listens = signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN,
-                                                                None)
-        if not first or not tune_listens:
+        if not first or not tune_listens():
             raise KeyboardInterrupt
         for hook in self.hooks:
             hook()
         os.kill(os.getpid(), signal.SIGUSR1)  # Tune: snapshot, stop the trials, return
+
+
+class StopWatch:
+    """A daemon thread that hands a stop request (a file the driver can see) to `interruption`
+    within `every_s` seconds of it being written."""
+
+    def __init__(self, requested: Callable[[], Optional[str]], interruption: Interruption,
+                 every_s: float = 1.0) -> None:
+        self.requested, self.interruption, self.every_s = requested, interruption, every_s
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="stop-watch", daemon=True)
+
+    def __enter__(self) -> StopWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.every_s):
+            by = self.requested()
+            if by is not None and self.interruption.request(f"stop requested by {by}"):
+                return

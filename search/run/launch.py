@@ -60,6 +60,8 @@ def launch(spec: SearchSpec, *, address: Optional[str] = None, console: Any = No
     made = [d for d in (location.directory, location.storage) if not d.exists()]
     try:
         with record.lease() as lease:
+            # A request left from an earlier driver is moot: `stop` asks only a live one.
+            record.clear_stop()
             if lease.taken_over is not None:
                 say(console, f"took over the lease of a driver that is gone "
                              f"({lease.taken_over.describe()})")

@@ -396,7 +396,11 @@ def parse_spec(mapping: Any, source: str = "<spec>",
 
 
 def load_spec(path: str | PathLike, *, trials: Optional[int] = None,
-              max_epochs: Optional[int] = None, seed: Optional[int] = None) -> SearchSpec:
-    """Read, strictly parse and validate a spec file, with command-line overrides applied."""
+              max_epochs: Optional[int] = None, seed: Optional[int] = None,
+              relative_to: Optional[str | PathLike] = None) -> SearchSpec:
+    """Read, strictly parse and validate a spec file, with command-line overrides applied.
+    Its relative paths are relative to its own directory, or to `relative_to` (a submitted
+    job's copy of a spec keeps meaning what the original meant)."""
     raw = apply_overrides(load_yaml(path), trials, max_epochs, seed)
-    return parse_spec(raw, str(path), base_dir=Path(path).resolve().parent)
+    base = Path(relative_to) if relative_to is not None else Path(path).resolve().parent
+    return parse_spec(raw, str(path), base_dir=base)

@@ -121,3 +121,19 @@ def test_the_record_saves_at_every_snapshot_and_travels_with_its_scheduler():
     restored = pickle.loads(ray.cloudpickle.dumps({"scheduler": live, "record": record}))
     assert restored["record"].scheduler is restored["scheduler"]
     assert restored["record"].save is None  # set again by the launch after a restore
+
+
+def test_the_record_saves_the_last_decisions_when_the_experiment_ends():
+    """Tune's last snapshot may precede the scheduler's last stops: the record saves again at
+    the experiment's end, so `status` and the report know every trial ASHA stopped."""
+    live = scheduler()
+    record = SchedulerRecord(live)
+    saved = []
+    record.save = saved.append
+    events = script(n_trials=6)
+    run(live, events[:3], [])
+    record.get_state()  # a snapshot mid-search
+    run(live, events[3:], [])  # more stops, and no snapshot after them
+    record.on_experiment_end(trials=[])
+    assert saved[-1] == live.state() and saved[-1] != saved[0]
+    assert len(saved[-1]["stopped"]) > len(saved[0]["stopped"])

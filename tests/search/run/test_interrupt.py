@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from search.run.interrupt import exit_code
+from search.run.interrupt import Interruption, exit_code
 
 # A stand-in for a driver inside Tuner.fit: Tune listens on SIGUSR1 for its graceful stop (as
 # ray.tune.tune._setup_signal_catching installs it). The process signals itself.
@@ -57,3 +57,41 @@ def test_a_signal_before_tune_listens_stops_at_once():
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_exit_codes_follow_the_shell(sig, code):
     assert exit_code(sig) == code
+
+
+# `resnet-search stop`: a request file a watcher thread hands to the same graceful stop.
+WATCHED = """
+import os, signal, sys, time
+from pathlib import Path
+from search.experiment.stop import request_stop, stop_request
+from search.run.interrupt import Interruption, StopWatch
+
+directory = Path(sys.argv[1])
+stopped = []
+with Interruption() as interruption, StopWatch(lambda: stop_request(directory), interruption,
+                                               every_s=0.05):
+    interruption.hooks.append(lambda: print("hook", flush=True))
+    request_stop(directory, by="alice@laptop")
+    time.sleep(0.5)  # Tune is not listening yet: the request must wait, not kill the process
+    print("alive before tune", interruption.interrupted, flush=True)
+    signal.signal(signal.SIGUSR1, lambda *a: stopped.append(True))  # Tune starts listening
+    deadline = time.time() + 10
+    while not stopped and time.time() < deadline:
+        time.sleep(0.05)
+    print("tune stopped" if stopped else "no stop", interruption.name, flush=True)
+"""
+
+
+def test_a_stop_request_waits_for_tune_then_takes_the_signal_path(tmp_path):
+    done = subprocess.run([sys.executable, "-c", WATCHED, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["alive before tune False", "hook",
+                                        "tune stopped stop requested by alice@laptop"]
+
+
+def test_a_request_after_a_signal_changes_nothing():
+    interruption = Interruption()
+    interruption.signal = signal.SIGINT
+    assert interruption.request("stop requested by bob") is True
+    assert interruption.name == "SIGINT" and interruption.requested is None

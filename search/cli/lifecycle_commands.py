@@ -1,0 +1,353 @@
+"""Commands about a search that runs or ran: `status`, `logs`, `stop`, `list`.
+
+Each works on a local experiment (a spec file, or an experiment directory: read from its record,
+no Ray started) and, with --address, on a Ray job (Ray's Jobs API). `--json` prints what the
+table shows, for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from search.cli.console import EXIT_BAD_CONFIG, EXIT_FAILED, err, fail, load, out
+
+TargetArg = typer.Argument(..., help="A spec file or an experiment directory; with --address, "
+                                     "a job id or a spec file (its newest job).",
+                           show_default=False)
+JobsAddressOpt = typer.Option(None, "--address", help="A cluster's Jobs API (e.g. "
+                              "http://127.0.0.1:8265): look at Ray jobs instead of local "
+                              "experiments.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON (for scripts) instead of tables.")
+
+
+# ---- finding what the user means ----
+
+def experiment_of(target: str) -> Any:
+    """The local experiment a target names: a spec file (where its experiment lives) or an
+    experiment directory."""
+    from search.experiment.record import Experiment, NoExperiment
+    from search.run.launch import locate_spec
+
+    path = Path(target)
+    if path.is_file():
+        return Experiment(locate_spec(load(path, None, None, None)))
+    if path.is_dir():
+        try:
+            return Experiment.open(path)
+        except NoExperiment as error:
+            fail("no experiment", str(error))
+    fail("no such experiment", f"{target} is neither a spec file nor an experiment directory",
+         EXIT_BAD_CONFIG)
+
+
+def jobs_at(address: str) -> Any:
+    from search.remote.jobs import Jobs, JobsError
+
+    try:
+        return Jobs(address)
+    except JobsError as error:
+        fail("cannot reach the cluster", str(error))
+
+
+def job_of(jobs: Any, target: str) -> Any:
+    """The job a target names: a job id, or a spec file (the newest job of its experiment)."""
+    from search.remote.jobs import JobsError
+
+    try:
+        path = Path(target)
+        if path.is_file():
+            name = load(path, None, None, None).name
+            found = jobs.of_experiment(name)
+            if not found:
+                fail("no job", f"no job of experiment '{name}' on {jobs.address}")
+            return found[0]
+        return jobs.get(target)
+    except JobsError as error:
+        fail("no such job", str(error))
+
+
+def summary_of(experiment: Any) -> Optional[Any]:
+    from search.experiment.record import NoExperiment
+    from search.experiment.state import DamagedRecord
+
+    try:
+        return experiment.summary()
+    except NoExperiment as error:
+        fail("no experiment", str(error))
+    except DamagedRecord as error:
+        fail("damaged experiment record", str(error))
+
+
+def visible_summary(job: Any) -> Optional[Any]:
+    """A job's experiment read from its record when its directory is visible from here (the
+    head itself, or shared storage); None otherwise."""
+    from search.experiment.record import Experiment, NoExperiment
+    from search.experiment.state import DamagedRecord
+
+    if not job.experiment_dir or not Path(job.experiment_dir).is_dir():
+        return None
+    try:
+        return Experiment.open(Path(job.experiment_dir)).summary()
+    except (NoExperiment, DamagedRecord):
+        return None
+
+
+# ---- how it reads ----
+
+def duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m{secs:02d}s" if minutes
+                                                    else f"{secs}s")
+
+
+def best_text(summary: Any) -> str:
+    best = summary.best
+    if not best:
+        return "-"
+    params = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                      for k, v in best["params"].items())
+    return (f"{summary.metric} {best['value']:.4f} (trial {best['trial_id']}, "
+            f"{best['epochs']} epochs) {params}").rstrip()
+
+
+def print_summary(summary: Any) -> None:
+    who = f" ({summary.driver})" if summary.driver else ""
+    why = f" ({summary.reason})" if summary.reason and summary.status != "running" else ""
+    out.print(f"experiment '{summary.name}': {summary.status}{who}{why}", highlight=False,
+              markup=False)
+    counts = " · ".join(f"{n} {kind}" for kind, n in summary.trials.items())
+    used = summary.epochs_used
+    share = f" ({100 * used / summary.epochs_budget:.0f}%)" if summary.epochs_budget else ""
+    rows = [("directory", summary.directory),
+            ("trials", f"{counts} (of {summary.trials_budget})"),
+            ("best", best_text(summary)),
+            ("budget", f"{used} of {summary.epochs_budget} trial-epochs used{share}"),
+            ("elapsed", duration(summary.elapsed_s) + (
+                f" · ETA {duration(summary.eta_s)}" if summary.eta_s is not None else "")),
+            ("tracking", f"{summary.tracking_uri} (parent run {summary.parent_run_id})")]
+    if summary.status == "crashed":
+        rows.append(("resume", "its driver is gone: launch (or submit) the same spec again"))
+    for label, text in rows:
+        out.print(f"  {label:<10} {_redacted(text)}", highlight=False, markup=False)
+
+
+def _redacted(text: str) -> str:
+    from search.spec.redact import redact
+
+    return redact(text)
+
+
+def print_job(job: Any) -> None:
+    ran = (job.end_time or time.time()) - job.start_time if job.start_time else None
+    code = f", exit code {job.exit_code}" if job.exit_code is not None else ""
+    out.print(f"job {job.job_id}: {job.status} (experiment '{job.experiment}', "
+              f"{duration(ran)}{code})", highlight=False, markup=False)
+    if job.message and job.ended:
+        out.print(f"  {job.message}", highlight=False, markup=False)
+
+
+def dump(obj: Any) -> None:
+    out.print_json(json.dumps(obj, default=str))
+
+
+# ---- the commands ----
+
+def status(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
+           as_json: bool = JsonOpt) -> None:
+    """How a search stands: trials running/pending/finished/stopped/failed, the best so far with its trial, trial-epochs used of the budget, elapsed time and an ETA.
+
+    Reads the experiment's record (no Ray started); for a job, Ray's Jobs API too."""
+    if address is None:
+        summary = summary_of(experiment_of(target))
+        if as_json:
+            dump({"experiment": summary.as_json(), "job": None})
+        else:
+            print_summary(summary)
+        return
+    job = job_of(jobs_at(address), target)
+    summary = visible_summary(job)
+    if as_json:
+        dump({"experiment": summary.as_json() if summary else None, "job": job.as_json()})
+        return
+    print_job(job)
+    if summary is not None:
+        print_summary(summary)
+    else:
+        out.print(f"  its experiment directory ({job.experiment_dir}) is not visible here; "
+                  f"`resnet-search logs {job.job_id} --address {address}` shows its progress",
+                  highlight=False, markup=False)
+
+
+def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
+         follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines "
+                                     "until the search's driver ends.")) -> None:
+    """The search's output: its driver's log (<experiment>/launch.log), or a job's output."""
+    if address is not None:
+        jobs = jobs_at(address)
+        job = job_of(jobs, target)
+        if follow:
+            from search.cli.run_commands import followed
+
+            followed(jobs, job.job_id, address)
+            return
+        from search.remote.jobs import JobsError
+
+        try:
+            out.file.write(jobs.logs(job.job_id))
+        except JobsError as error:
+            fail("cannot read the job's logs", str(error))
+        return
+    from search.run.driverlog import LOG_FILE
+
+    experiment = experiment_of(target)
+    path = experiment.directory / LOG_FILE
+    if not path.is_file():
+        fail("no log", f"{path} does not exist: the experiment has not been launched yet")
+    with open(path, encoding="utf-8", errors="replace") as log:
+        while True:
+            chunk = log.read()
+            if chunk:
+                out.file.write(chunk)
+                out.file.flush()
+            if not follow:
+                return
+            if experiment.driver() is None:  # the driver is gone: what is left was read
+                rest = log.read()
+                if rest:
+                    out.file.write(rest)
+                return
+            time.sleep(0.5)
+
+
+def stop(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
+         wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the search has "
+                                   "saved and its driver ended."),
+         timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait.")) -> None:
+    """Stop a running search: it saves and ends as `interrupted`; launching (or submitting) the same spec resumes it.
+
+    Works from any shell or machine that sees the experiment's storage (a request file its driver obeys within seconds), or for a Ray job through the Jobs API."""
+    if address is not None:
+        _stop_job(target, address, wait, timeout)
+        return
+    experiment = experiment_of(target)
+    driver = experiment.driver()
+    if driver is None:
+        state = experiment.state()
+        fail("not running", f"experiment '{experiment.name}' has no running driver "
+                            f"(its record says {state.status.value if state else 'nothing'})")
+    experiment.request_stop()
+    err.print(f"asked the driver of '{experiment.name}' ({driver.describe()}) to stop",
+              highlight=False, markup=False)
+    if not wait:
+        return
+    deadline = time.monotonic() + timeout
+    while experiment.driver() is not None:
+        if time.monotonic() > deadline:
+            fail("still running", f"the driver has not ended within {timeout:.0f} s; it obeys "
+                                  "once Tune runs (a launch still starting Ray takes longer)")
+        time.sleep(0.5)
+    print_summary(summary_of(experiment))
+
+
+def _stop_job(target: str, address: str, wait: bool, timeout: float) -> None:
+    from search.remote.jobs import JobsError
+
+    jobs = jobs_at(address)
+    job = job_of(jobs, target)
+    if job.ended:
+        fail("not running", f"job {job.job_id} has already ended: {job.status}")
+    try:
+        jobs.stop(job.job_id)
+        err.print(f"asked job {job.job_id} to stop (its search saves first)", highlight=False,
+                  markup=False)
+        if wait:
+            job = jobs.wait(job.job_id, timeout)
+    except JobsError as error:
+        fail("cannot stop the job", str(error))
+    print_job(job)
+    if wait and not job.ended:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def list_(paths: Optional[list[Path]] = typer.Argument(
+              None, help="Storage directories, experiment directories or spec files (default: "
+                         "./runs).", show_default=False),
+          address: Optional[str] = JobsAddressOpt, as_json: bool = JsonOpt) -> None:
+    """Experiments (under storage directories) and, with --address, the cluster's search jobs, with their status."""
+    from search.experiment.record import Experiment, experiments_in
+    from search.run.launch import locate_spec
+
+    directories: list[Path] = []
+    for path in paths or ([] if address else [Path("runs")]):
+        if path.is_file():
+            directories.append(locate_spec(load(path, None, None, None)).directory)
+        elif (path / "resnet_search.json").is_file():
+            directories.append(path)
+        else:
+            directories.extend(experiments_in(path))
+    summaries = [s for s in (_quiet_summary(Experiment, d) for d in dict.fromkeys(directories))
+                 if s is not None]
+    found_jobs = []
+    if address is not None:
+        from search.remote.jobs import JobsError
+
+        try:
+            found_jobs = jobs_at(address).ours()
+        except JobsError as error:
+            fail("cannot list the jobs", str(error))
+    if as_json:
+        dump({"experiments": [s.as_json() for s in summaries],
+              "jobs": [j.as_json() for j in found_jobs]})
+        return
+    if summaries or not address:
+        table = Table(title="experiments", title_justify="left")
+        for column in ("name", "status", "trials ended", "best", "trial-epochs", "elapsed",
+                       "directory"):
+            table.add_column(column)
+        for s in summaries:
+            ended = sum(n for k, n in s.trials.items() if k not in ("running", "pending",
+                                                                     "to start"))
+            best = f"{s.best['value']:.4f}" if s.best else "-"
+            table.add_row(s.name, s.status, f"{ended}/{s.trials_budget}", best,
+                          f"{s.epochs_used}/{s.epochs_budget}", duration(s.elapsed_s),
+                          s.directory)
+        out.print(table)
+    if address is not None:
+        table = Table(title=f"jobs on {address}", title_justify="left")
+        for column in ("job", "status", "experiment", "started", "ran"):
+            table.add_column(column)
+        for job in found_jobs:
+            started = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.start_time)) if (
+                job.start_time) else "-"
+            ran = (job.end_time or time.time()) - job.start_time if job.start_time else None
+            table.add_row(job.job_id, job.status, job.experiment, started, duration(ran))
+        out.print(table)
+
+
+def _quiet_summary(experiment_class: Any, directory: Path) -> Optional[Any]:
+    """A listed experiment that cannot be read is shown by `status`, not a reason to fail."""
+    from search.experiment.record import NoExperiment
+    from search.experiment.state import DamagedRecord
+
+    try:
+        return experiment_class.open(directory).summary()
+    except (NoExperiment, DamagedRecord) as error:
+        err.print(f"skipped {directory}: {error}", highlight=False, markup=False)
+        return None
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(status)
+    app.command()(logs)
+    app.command()(stop)
+    app.command(name="list")(list_)

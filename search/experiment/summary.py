@@ -1,0 +1,119 @@
+"""What `resnet-search status` and `list` say about an experiment, read from its record alone.
+
+    summary = summarize(experiment)      # no Ray, no MLflow: the files on disk
+    summary.as_json()                    # what `--json` prints
+
+The status is the record's, corrected by what the files show: a record saying `running` whose
+driver is gone (no live lease) is `crashed` — launch it again to resume; one whose driver was
+asked to stop and still runs is `stopping`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+from resnet_core.config import DataConfig
+from search.experiment.outcome import Outcome
+from search.experiment.results import Results, TrialRecord
+from search.experiment.state import State, Status
+from search.spec.job import TrialJob
+
+# The trial counts status shows, in this order.
+KINDS = ("running", "pending", "completed", "stopped", "killed", "failed")
+
+
+def kind_of(trial: TrialRecord, live: bool = True) -> str:
+    """Which count a trial goes into: Ray's status while it lives, its outcome once it ended.
+    A trial Ray saved as RUNNING in a search no driver runs waits to resume: pending."""
+    if trial.status == "RUNNING" and live:
+        return "running"
+    if trial.status in ("PENDING", "PAUSED", "RUNNING"):
+        return "pending"
+    if trial.status == "ERROR":
+        return "failed"
+    return {Outcome.COMPLETED: "completed", Outcome.STOPPED: "stopped",
+            Outcome.KILLED: "killed"}.get(trial.outcome, "failed")
+
+
+@dataclass(frozen=True)
+class Summary:
+    name: str
+    directory: str
+    status: str  # a Status value, or "crashed" / "stopping"
+    reason: Optional[str]
+    driver: Optional[str]  # 'pid 1 on host, since ...' while a driver holds the lease
+    metric: str
+    mode: str
+    trials: dict[str, int]  # KINDS -> count; "to start": trials the searcher has not made yet
+    trials_budget: int
+    epochs_used: int
+    epochs_budget: int  # every trial to its last epoch: what a search without early stopping
+    elapsed_s: float  # wall time since the experiment was created (until its last update
+    eta_s: Optional[float]  # once ended); a rough ETA from the epoch rate so far, while running
+    best: Optional[dict] = None  # trial_id, value, epochs, params
+    parent_run_id: str = ""
+    tracking_uri: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def job_of_saved(spec: dict) -> TrialJob:
+    """The TrialJob of a saved resolved spec (the record's spec.json): no Pydantic needed."""
+    return TrialJob(fixed=dict(spec.get("fixed") or {}),
+                    max_epochs=int(spec["budget"]["max_epochs"]),
+                    metric=str(spec["objective"]["metric"]), mode=str(spec["objective"]["mode"]),
+                    data=DataConfig(**(spec.get("data") or {})))
+
+
+def status_of(state: State, driver: Optional[str], stop_requested: bool) -> str:
+    if state.status is not Status.RUNNING:
+        return state.status.value
+    if driver is None:
+        return "crashed"
+    return "stopping" if stop_requested else Status.RUNNING.value
+
+
+def eta(used: int, elapsed_s: float, ended: list[TrialRecord], running: list[TrialRecord],
+        not_ended: int) -> Optional[float]:
+    """Seconds left at the epoch rate so far, assuming the trials still to end spend what the
+    ended ones spent on average (ASHA stops most early). None until a trial has ended."""
+    if not ended or used <= 0 or elapsed_s <= 0:
+        return None
+    per_trial = sum(t.epochs for t in ended) / len(ended)
+    left = max(0.0, per_trial * not_ended - sum(t.epochs for t in running))
+    return left / (used / elapsed_s)
+
+
+def summarize(name: str, directory: str, state: State, results: Results, spec: dict,
+              driver: Optional[str], stop_requested: bool,
+              now: Optional[float] = None) -> Summary:
+    """The pure rule: the record's pieces in, a Summary out."""
+    now = time.time() if now is None else now
+    status = status_of(state, driver, stop_requested)
+    trials_budget = int(spec["budget"]["trials"])
+    max_epochs = int(spec["budget"]["max_epochs"])
+    live = status in ("running", "stopping")
+    kinds = {t.trial_id: kind_of(t, live) for t in results.trials}
+    counts = dict.fromkeys(KINDS, 0)
+    for kind in kinds.values():
+        counts[kind] += 1
+    counts["to start"] = max(0, trials_budget - len(results.trials)) if status in (
+        "running", "stopping", "crashed", Status.INTERRUPTED.value) else 0
+    ended = [t for t in results.trials if kinds[t.trial_id] not in ("running", "pending")]
+    running = [t for t in results.trials if kinds[t.trial_id] == "running"]
+    elapsed = (now if live else state.updated_at) - state.created_at
+    best = results.best
+    return Summary(
+        name=name, directory=directory, status=status, reason=state.reason, driver=driver,
+        metric=results.metric, mode=results.mode, trials=counts, trials_budget=trials_budget,
+        epochs_used=results.epochs_used, epochs_budget=trials_budget * max_epochs,
+        elapsed_s=round(max(0.0, elapsed), 1),
+        eta_s=None if not live else eta(results.epochs_used, elapsed, ended, running,
+                                        trials_budget - len(ended)),
+        best=None if best is None else {"trial_id": best.trial_id, "value": best.best,
+                                        "epochs": best.epochs, "params": best.params},
+        parent_run_id=state.parent_run_id, tracking_uri=state.tracking_uri)

@@ -1,0 +1,166 @@
+"""A search as a Ray Job: submitted, followed, stopped and listed through Ray's Jobs API.
+
+    jobs = Jobs("http://127.0.0.1:8265")          # token auth on whenever a token is at hand
+    job_id = jobs.submit(spec_yaml, name, meta)     # the job's driver runs `resnet-search launch`
+    jobs.follow(job_id, print)                      # its output until it ends
+    jobs.stop(job_id)                               # SIGTERM: the search saves, ends interrupted
+
+The job's driver is the same `launch` as on a laptop: inside a job Ray sets RAY_ADDRESS, and
+`launch` joins the cluster it runs on. The project's code travels as `py_modules`, the spec as
+the job's working directory. Ray's stop is SIGTERM then, after RAY_JOB_STOP_WAIT_TIME_S
+(3 s by default), SIGKILL: the job gets long enough to save like a Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import ray
+from ray.job_submission import JobStatus, JobSubmissionClient
+
+import resnet_core
+import search
+from search.engine import compat
+from search.remote.cluster import TOKEN_HELP, token_source
+
+# Job metadata (strings only, Ray's rule) that marks a job as one of ours and names its search.
+MARK = "resnet_search"
+SPEC_FILE = "spec.yaml"  # the spec's name in the job's working directory
+STOP_WAIT_S = 120  # SIGTERM -> SIGKILL: a graceful stop waits for the running epochs' snapshot
+ENDED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+
+
+class JobsError(RuntimeError):
+    """The Jobs API cannot be used as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    status: str  # PENDING / RUNNING / STOPPED / SUCCEEDED / FAILED
+    experiment: str
+    experiment_dir: str
+    entrypoint: str
+    message: str
+    start_time: Optional[float]  # seconds since the epoch
+    end_time: Optional[float]
+    exit_code: Optional[int]  # the driver's, once it ended
+
+    @property
+    def ended(self) -> bool:
+        return JobStatus(self.status) in ENDED
+
+    def as_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _job(info: Any) -> Job:
+    meta = info.metadata or {}
+    return Job(job_id=info.submission_id or info.job_id, status=str(info.status.value),
+               experiment=meta.get("experiment", ""),
+               experiment_dir=meta.get("experiment_dir", ""), entrypoint=info.entrypoint,
+               message=info.message or "",
+               start_time=info.start_time / 1000 if info.start_time else None,
+               end_time=info.end_time / 1000 if info.end_time else None,
+               exit_code=getattr(info, "driver_exit_code", None))
+
+
+def new_job_id(name: str) -> str:
+    """Readable and unique: 'rs-digits-20260101-120000-a1b2'."""
+    return f"rs-{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+class Jobs:
+    def __init__(self, address: str):
+        # The SDK logs each closed log stream at INFO: noise between the job's output and ours.
+        logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
+        self.address = address
+        self.source = token_source()
+        if self.source and "RAY_AUTH_MODE" not in os.environ:
+            # The SDK sends the token only in token mode; Ray turns it on by itself only for a
+            # cluster it started. Never from the YAML: the environment or Ray's token file.
+            compat.enable_token_auth()
+        self.client = self._call(lambda: JobSubmissionClient(address))
+
+    def _call(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except ray.exceptions.AuthenticationError:
+            using = f"the token from {self.source} was refused" if self.source else (
+                "no token was found")
+            raise JobsError(f"the Ray cluster at {self.address} requires token authentication "
+                            f"and {using}; {TOKEN_HELP}") from None
+        except ConnectionError as error:
+            raise JobsError(f"no Ray Jobs API answers at {self.address} "
+                            f"({str(error).splitlines()[0][:200]}); start the head with "
+                            "cluster/start-head.sh (Jobs API on 127.0.0.1:8265), or reach a "
+                            "remote one through an SSH tunnel: ssh -L 8265:127.0.0.1:8265 HEAD"
+                            ) from None
+        except RuntimeError as error:  # the SDK's HTTP errors: a 404 for an unknown job, ...
+            raise JobsError(str(error).splitlines()[0]) from None
+
+    # ---- submit ----
+    def submit(self, spec_yaml: str, *, name: str, metadata: dict[str, str],
+               options: tuple[str, ...] = ()) -> str:
+        """Submit `launch` of the spec text as a job; returns its id."""
+        job_id = new_job_id(name)
+        folder = Path(tempfile.mkdtemp(prefix="resnet-search-job-"))
+        (folder / SPEC_FILE).write_text(spec_yaml)
+        entrypoint = " ".join(["python", "-m", "search.cli", "launch", SPEC_FILE, *options])
+        # Paths, not modules: the SDK uploads local directories to the cluster.
+        modules = [str(Path(m.__file__).parent) for m in (resnet_core, search)]
+        runtime_env = {"working_dir": str(folder), "py_modules": modules,
+                       "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)}}
+        return self._call(lambda: self.client.submit_job(
+            entrypoint=entrypoint, submission_id=job_id, runtime_env=runtime_env,
+            metadata={MARK: "1", **metadata}))
+
+    # ---- look ----
+    def get(self, job_id: str) -> Job:
+        return _job(self._call(lambda: self.client.get_job_info(job_id)))
+
+    def ours(self) -> list[Job]:
+        """Every job of this product on the cluster, newest first."""
+        infos = self._call(self.client.list_jobs)
+        found = [_job(i) for i in infos if (i.metadata or {}).get(MARK)]
+        return sorted(found, key=lambda j: j.start_time or 0, reverse=True)
+
+    def of_experiment(self, name: str) -> list[Job]:
+        return [j for j in self.ours() if j.experiment == name]
+
+    def logs(self, job_id: str) -> str:
+        return self._call(lambda: self.client.get_job_logs(job_id))
+
+    def follow(self, job_id: str, write: Callable[[str], None]) -> Job:
+        """Write the job's output as it comes until the job ends; its final info."""
+        async def tail() -> None:
+            async for chunk in self.client.tail_job_logs(job_id):
+                write(chunk)
+
+        self._call(lambda: asyncio.run(tail()))
+        job = self.get(job_id)
+        while not job.ended:  # the log stream can close a moment before the status is final
+            time.sleep(0.5)
+            job = self.get(job_id)
+        return job
+
+    # ---- stop ----
+    def stop(self, job_id: str) -> bool:
+        """Ask the job to stop (SIGTERM to its driver); False when it had already ended."""
+        return bool(self._call(lambda: self.client.stop_job(job_id)))
+
+    def wait(self, job_id: str, timeout_s: float) -> Job:
+        deadline = time.monotonic() + timeout_s
+        job = self.get(job_id)
+        while not job.ended and time.monotonic() < deadline:
+            time.sleep(0.5)
+            job = self.get(job_id)
+        return job

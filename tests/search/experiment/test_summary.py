@@ -1,0 +1,118 @@
+"""What `status` and `list` say: the pure rules as tables, then a real Ray experiment's record."""
+
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from search.experiment.location import Location
+from search.experiment.outcome import Outcome
+from search.experiment.record import Experiment, NoExperiment, experiments_in
+from search.experiment.results import Results, TrialRecord
+from search.experiment.state import State, Status
+from search.experiment.summary import eta, job_of_saved, kind_of, status_of, summarize
+
+SPEC = {"budget": {"trials": 6, "max_epochs": 4}, "objective": {"metric": "val_acc",
+                                                                "mode": "max"},
+        "fixed": {"depth": 20}, "data": {"dataset": "digits", "val_fraction": 0.2}}
+
+
+def trial(trial_id="t", status="TERMINATED", outcome=Outcome.COMPLETED, epochs=4, best=0.5,
+          params=None):
+    return TrialRecord(trial_id=trial_id, params=params or {"lr": 0.1}, config={}, results=[
+        {"epoch": e, "val_acc": best} for e in range(1, epochs + 1)], status=status, error=None,
+        checkpoint=None, outcome=outcome, best=best, epochs=epochs, metric="val_acc")
+
+
+def state(status=Status.RUNNING, created=1000.0, updated=1100.0, reason=None):
+    return State(name="x", spec_hash="h", parent_run_id="p", tracking_uri="sqlite:///m.db",
+                 status=status, created_at=created, updated_at=updated, reason=reason)
+
+
+@pytest.mark.parametrize("status, outcome, live, kind", [
+    ("RUNNING", Outcome.COMPLETED, True, "running"),
+    ("RUNNING", Outcome.COMPLETED, False, "pending"),  # saved as running, no driver: resumes
+    ("PENDING", Outcome.COMPLETED, True, "pending"),
+    ("PAUSED", Outcome.COMPLETED, True, "pending"),
+    ("ERROR", Outcome.FAILED, True, "failed"),
+    ("TERMINATED", Outcome.COMPLETED, True, "completed"),
+    ("TERMINATED", Outcome.STOPPED, True, "stopped"),
+    ("TERMINATED", Outcome.KILLED, True, "killed"),
+    ("TERMINATED", Outcome.DIVERGED, True, "failed"),
+    ("TERMINATED", Outcome.OOM, True, "failed"),
+    ("TERMINATED", Outcome.INVALID, True, "failed"),
+])
+def test_which_count_a_trial_goes_into(status, outcome, live, kind):
+    assert kind_of(trial(status=status, outcome=outcome), live) == kind
+
+
+@pytest.mark.parametrize("recorded, driver, stop, shown", [
+    (Status.RUNNING, "pid 1 on h", False, "running"),
+    (Status.RUNNING, "pid 1 on h", True, "stopping"),
+    (Status.RUNNING, None, False, "crashed"),  # no live lease: the driver died
+    (Status.INTERRUPTED, None, False, "interrupted"),
+    (Status.FINISHED, None, False, "finished"),
+    (Status.ABORTED, None, False, "aborted"),
+])
+def test_the_status_shown(recorded, driver, stop, shown):
+    assert status_of(state(recorded), driver, stop) == shown
+
+
+def test_eta_from_the_epoch_rate_and_what_ended_trials_spent():
+    ended = [trial(epochs=1), trial(epochs=3)]  # 2 epochs per ended trial on average
+    running = [trial(status="RUNNING", epochs=1)]
+    # 5 epochs in 10 s: 0.5 epoch/s; 4 trials not ended x 2 epochs - 1 already run = 7 -> 14 s
+    assert eta(5, 10.0, ended, running, not_ended=4) == pytest.approx(14.0)
+    assert eta(5, 10.0, [], running, not_ended=4) is None  # nothing ended: no basis yet
+    assert eta(0, 10.0, ended, running, not_ended=4) is None
+
+
+def test_summary_of_a_running_search():
+    results = Results(metric="val_acc", mode="max", trials=[
+        trial("a", best=0.9, params={"lr": 0.01}), trial("b", outcome=Outcome.STOPPED, epochs=1,
+                                                         best=0.3),
+        trial("c", status="RUNNING", epochs=2, best=0.5)])
+    s = summarize("x", "/r/x", state(), results, SPEC, "pid 1 on h", False, now=1060.0)
+    assert s.status == "running" and s.driver == "pid 1 on h"
+    assert s.trials == {"running": 1, "pending": 0, "completed": 1, "stopped": 1, "killed": 0,
+                        "failed": 0, "to start": 3}
+    assert (s.epochs_used, s.epochs_budget, s.elapsed_s) == (7, 24, 60.0)
+    assert s.best == {"trial_id": "a", "value": 0.9, "epochs": 4, "params": {"lr": 0.01}}
+    assert s.eta_s is not None and s.eta_s > 0
+    ended = summarize("x", "/r/x", state(Status.FINISHED), results, SPEC, None, False,
+                      now=5000.0)
+    # An ended search: elapsed until its last update, no ETA, nothing "to start".
+    assert (ended.elapsed_s, ended.eta_s, ended.trials["to start"]) == (100.0, None, 0)
+    assert ended.as_json()["trials"]["completed"] == 1
+
+
+def test_the_job_of_a_saved_spec_needs_no_pydantic():
+    job = job_of_saved(SPEC)
+    assert (job.max_epochs, job.metric, job.mode, job.fixed) == (4, "val_acc", "max",
+                                                                  {"depth": 20})
+    assert job.data.dataset == "digits"
+
+
+@pytest.mark.ray
+def test_the_summary_of_a_real_ray_experiment(ray_experiment, tmp_path):
+    directory = tmp_path / "exp"
+    shutil.copytree(ray_experiment.directory, directory)
+    location = Location(storage=tmp_path, directory=directory, tracking_uri="sqlite:///m.db",
+                        data_root="")
+    experiment = Experiment(location)
+    with pytest.raises(NoExperiment, match="resnet_search.json"):
+        Experiment.open(directory)  # Ray's files alone are no experiment of ours
+    experiment.save_state(state(Status.FINISHED))
+    with pytest.raises(NoExperiment, match="spec.json"):
+        experiment.summary()
+    experiment.save_spec({**SPEC, "budget": {"trials": 6, "max_epochs": 4}})
+    plan = ray_experiment.plan
+    experiment.save_scheduler_state({"stopped": [ray_experiment.trial_of(lr)
+                                                 for lr in plan.STOPPED]})
+    summary = Experiment.open(directory).summary()
+    # ray_experiment.py: 6 trials; 2 stopped by ASHA at epoch 1, one diverged, one raised.
+    assert summary.trials == {"running": 0, "pending": 0, "completed": 2, "stopped": 2,
+                              "killed": 0, "failed": 2, "to start": 0}
+    assert summary.best["params"]["lr"] == plan.BEST
+    assert experiments_in(tmp_path) == [directory]
+    assert replace(summary, extra={}).name == "exp"
