@@ -1,0 +1,85 @@
+"""`status`, `logs`, `list` and `stop` on a local search, through the real CLI from another
+process: what a user does in a second shell while a search runs, then the same launch resumes."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from driving import epochs_of, results, runs_of, start_launch, steps, trial_dirs, wait_for
+from processes import ours
+
+
+def as_json(result) -> dict:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_running_search_is_seen_stopped_from_another_shell_and_resumed(
+        tmp_path, write_spec, digits_spec, cli, reaper):
+    # Long enough that the search is still running when `stop` comes (a CLI call takes seconds).
+    spec = digits_spec(budget={"trials": 4, "max_epochs": 5}, scheduler={"type": "fifo"})
+    path, experiment = write_spec(spec), Path(spec["storage_path"]) / spec["name"]
+    driver = start_launch(path, tmp_path)
+    try:
+        wait_for(lambda: any(len(results(d)) >= 1 for d in trial_dirs(experiment)), 180,
+                 "a first epoch", proc=driver)
+        status = as_json(cli("status", str(path), "--json", cwd=tmp_path, timeout=120))
+        running = status["experiment"]
+        assert running["status"] == "running" and running["driver"].startswith(
+            f"pid {driver.pid} ")
+        assert running["trials"]["running"] >= 1 and running["trials_budget"] == 4
+        assert running["epochs_budget"] == 4 * 5 and running["epochs_used"] >= 1
+        stopped = cli("stop", str(path), cwd=tmp_path, timeout=300)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert "asked the driver" in stopped.stderr and "interrupted" in stopped.stdout
+        code = driver.wait(timeout=60)  # `stop` waited for it: it has ended already
+    finally:
+        if driver.poll() is None:
+            driver.send_signal(signal.SIGKILL)
+    assert code == 130  # interrupted, never 0
+    # By directory, from anywhere: the same experiment.
+    by_dir = as_json(cli("status", str(experiment), "--json", cwd=Path("/"), timeout=120))
+    assert by_dir["experiment"]["directory"] == str(experiment)
+
+    listed = as_json(cli("list", str(tmp_path / "runs"), "--json", cwd=tmp_path,
+                         timeout=120))
+    assert [e["name"] for e in listed["experiments"]] == [spec["name"]]
+
+    logs = cli("logs", str(path), cwd=tmp_path, timeout=120)
+    assert logs.returncode == 0 and "=== launch on " in logs.stdout
+    assert "start " in logs.stdout  # the progress lines the terminal showed
+
+    status = as_json(cli("status", str(path), "--json", cwd=tmp_path, timeout=120))
+    interrupted = status["experiment"]
+    assert interrupted["status"] == "interrupted" and interrupted["driver"] is None
+    assert interrupted["reason"].startswith("stop requested by ")
+    assert interrupted["epochs_used"] < 4 * 5
+    assert not (experiment / "stop-request.json").exists()  # obeyed, then cleared
+
+    nothing = cli("stop", str(path), cwd=tmp_path, timeout=120)
+    assert nothing.returncode == 1 and "has no running driver" in nothing.stderr
+
+    again = cli("launch", str(path), cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "(resumed)" in again.stdout
+    done = as_json(cli("status", str(path), "--json", cwd=tmp_path, timeout=120))["experiment"]
+    assert done["status"] == "finished" and done["trials"]["completed"] == 4
+    assert done["epochs_used"] == 4 * 5 and done["eta_s"] is None
+    assert all(epochs_of(d) == [1, 2, 3, 4, 5] for d in trial_dirs(experiment))
+    client, parents, children = runs_of(spec["tracking"]["mlflow_uri"])
+    assert len(parents) == 1 and len(children) == 4  # one run per trial, none twice
+    assert all(steps(client, child) == [1, 2, 3, 4, 5] for child in children)
+    log = (experiment / "launch.log").read_text()
+    assert log.count("=== launch on ") == 2  # one story across the resume
+    assert not ours(tmp_path)
+
+
+def test_status_of_nothing_says_so(tmp_path, cli):
+    missing = cli("status", str(tmp_path / "nope"), cwd=tmp_path, timeout=60)
+    assert missing.returncode == 2 and "neither a spec file nor an experiment directory" in (
+        missing.stderr)
+    empty = cli("status", str(tmp_path), cwd=tmp_path, timeout=60)
+    assert empty.returncode == 1 and "holds no experiment record" in empty.stderr
+    assert "Traceback" not in missing.stderr + empty.stderr
