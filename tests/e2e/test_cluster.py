@@ -34,6 +34,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def fixed_ports() -> list[str]:
+    """Ports Ray takes from fixed defaults (52365 per node; 10001 on a head): other tests' and
+    other users' Ray on this machine must not collide with this cluster."""
+    return [f"--dashboard-agent-listen-port={free_port()}"]
+
+
 @contextlib.contextmanager
 def two_nodes(base: Path, hidden: Optional[Path] = None):
     """Two nodes on loopback, started with the shipped recipe: cluster/start-head.sh (makes the
@@ -52,12 +58,14 @@ def two_nodes(base: Path, hidden: Optional[Path] = None):
             home.mkdir(parents=True)
         started = subprocess.run(
             ["bash", str(ROOT / "cluster" / "start-head.sh"), f"--port={port}", "--num-cpus=1",
-             "--node-ip-address=127.0.0.1", f"--temp-dir={temps['head']}"],
+             "--node-ip-address=127.0.0.1", f"--temp-dir={temps['head']}",
+             *fixed_ports(), f"--dashboard-port={free_port()}",
+             f"--ray-client-server-port={free_port()}"],
             env=env["head"], capture_output=True, text=True, timeout=120)
         assert started.returncode == 0, started.stdout + started.stderr
         token = (homes["head"] / ".ray" / "auth_token").read_text().strip()
         join = ["bash", str(ROOT / "cluster" / "join.sh"), f"127.0.0.1:{port}", "--num-cpus=1",
-                "--node-ip-address=127.0.0.1", f"--temp-dir={temps['worker']}"]
+                "--node-ip-address=127.0.0.1", f"--temp-dir={temps['worker']}", *fixed_ports()]
         if hidden is not None:
             hidden.mkdir(parents=True, exist_ok=True)
             join = ["unshare", "--mount", "--propagation", "private", "bash", "-c",
@@ -68,6 +76,10 @@ def two_nodes(base: Path, hidden: Optional[Path] = None):
         yield SimpleNamespace(address=f"127.0.0.1:{port}", token=token)
     finally:
         for name, home in homes.items():
+            # stop.sh also finds Ray's agents and workers, which HOME alone misses (they
+            # rename themselves, blanking their environment); kill_ours is the fallback.
+            subprocess.run(["bash", str(ROOT / "cluster" / "stop.sh")], env=env[name],
+                           capture_output=True, timeout=120)
             kill_ours(home)
             shutil.rmtree(temps[name], ignore_errors=True)
 
