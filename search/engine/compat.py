@@ -7,7 +7,10 @@ at run time. Nothing else in `search/` may touch an underscore attribute of an e
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import logging
+import os
+from typing import Any, Iterator
 
 # (where, attribute) pairs reached below; the compatibility test checks each on a real object.
 PRIVATE = {
@@ -18,7 +21,8 @@ PRIVATE = {
     "TunerInternal": ("_tune_config", "get_run_config"),
     "ray._private": ("authentication.authentication_token_setup."
                      "maybe_enable_token_auth_if_token_available",
-                     "worker._global_node"),
+                     "worker._global_node", "ray_constants.ENABLE_RAY_CLUSTER",
+                     "ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR"),
 }
 
 
@@ -83,7 +87,15 @@ def enable_token_auth() -> None:
             maybe_enable_token_auth_if_token_available)
     except ImportError:  # a Ray without token auth: nothing to enable
         return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    # Ray then warns "Token authentication is enabled ... set RAY_AUTH_MODE=disabled to opt
+    # out" on every command: advice to turn security off, for a choice we made on purpose.
+    quiet = logging.getLogger(maybe_enable_token_auth_if_token_available.__module__)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    finally:
+        quiet.setLevel(level)
 
 
 def session_dir() -> str:
@@ -91,3 +103,32 @@ def session_dir() -> str:
     import ray._private.worker
 
     return ray._private.worker._global_node.get_session_dir_path()
+
+
+@contextlib.contextmanager
+def loopback_node() -> Iterator[None]:
+    """A local Ray started inside listens on 127.0.0.1 only: its GCS, raylet, object manager,
+    agents, workers and this driver. Ray binds its servers to the node's IP, which it takes from
+    `get_node_ip_address()`: the machine's external address, except where
+    `ray_constants.ENABLE_RAY_CLUSTER` is false (Ray's Windows/macOS default), when it is
+    127.0.0.1. There is no public switch: `ray.init(_node_ip_address="127.0.0.1")` is turned
+    back into the external address (`services.resolve_ip_for_localhost`). Ray reads the
+    constant from its environment variable when it is imported, so this process gets the
+    module attribute set, the processes Ray starts the variable (they inherit it). Both are
+    restored afterwards: once Ray runs it answers with its node's IP, and a later join of a
+    cluster in this process must advertise the machine's real address."""
+    from ray._private import ray_constants
+
+    variable = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    was_set, was = variable in os.environ, os.environ.get(variable)
+    constant = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[variable] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = constant
+        if was_set:
+            os.environ[variable] = was
+        else:
+            os.environ.pop(variable, None)

@@ -9,10 +9,11 @@ every connection failure into one sentence that says what to do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import ray
 
@@ -20,6 +21,11 @@ from search.engine import compat
 
 TOKEN_HELP = ("a token cluster needs its token here: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
               "~/.ray/auth_token (copy it from the head node: `ray get-auth-token`)")
+
+
+# Set by Ray's job supervisor for a job's driver (ray._private.runtime_env.constants, by value: the
+# constant's module is private). tests/search/remote/test_jobs.py checks the name still holds.
+IN_A_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 
 class ClusterError(RuntimeError):
@@ -48,6 +54,10 @@ def host_port(address: str) -> Optional[tuple[str, int]]:
     return host.strip("[]"), int(port)
 
 
+def is_loopback(host: str) -> bool:
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
 def probe(address: str, timeout_s: float = 5.0) -> None:
     """Fail in seconds when nothing listens at the address (Ray itself would retry forever)."""
     target = host_port(address)
@@ -66,8 +76,18 @@ def join(address: str, runtime_env: dict) -> None:
     source = token_source()
     if source and "RAY_AUTH_MODE" not in os.environ:
         compat.enable_token_auth()
+    if IN_A_JOB in os.environ:
+        # A Ray job's driver already runs in the job's runtime env (our code shipped with it):
+        # Ray refuses a second py_modules from ray.init as a conflict.
+        runtime_env = {}
+    target = host_port(address)
+    # A cluster on loopback (cluster/start-head.sh --node-ip-address=127.0.0.1) listens on
+    # 127.0.0.1 only, but Ray rewrites a loopback address into the machine's external one
+    # before it connects: keep this driver on loopback too (search/engine/compat.py).
+    on_loopback = target is not None and is_loopback(target[0])
     try:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        with compat.loopback_node() if on_loopback else contextlib.nullcontext():
+            ray.init(address=address, runtime_env=runtime_env or None, log_to_driver=False)
     except (ConnectionError, RuntimeError, ray.exceptions.RayError) as error:
         causes, cause = [], error
         while cause is not None:
@@ -84,31 +104,66 @@ def join(address: str, runtime_env: dict) -> None:
                            f"{str(error).splitlines()[0]}") from None
 
 
-# --- storage every node sees ---------------------------------------------------------------------
-
-def _sees(marker: str, token: str) -> bool:
-    """Runs on one node: does this node read the driver's marker file at the same path?"""
-    try:
-        return Path(marker).read_text() == token
-    except OSError:
-        return False
-
+# --- what every node sees -----------------------------------------------------------------------
+# Trials run on whichever node Ray picks, so whatever they read (the storage, the dataset) must be
+# at the same path on every node. The driver cannot look itself: it asks each node, with a tiny
+# task pinned there.
 
 def alive_nodes() -> list[dict]:
     return [node for node in ray.nodes() if node.get("Alive")]
 
 
-def nodes_missing(nodes: list[dict], marker: Path, token: str,
-                  timeout_s: float = 60.0) -> list[str]:
-    """Addresses of the `nodes` that do not see `marker` (a zero-CPU task pinned to each)."""
+def node_name(node: dict) -> str:
+    """How a message names a node: its address and the start of its Ray node id (on one
+    machine, or behind NAT, several nodes share an address)."""
+    return f"{node['NodeManagerAddress']} ({node['NodeID'][:8]})"
+
+
+def ask_every_node(nodes: list[dict], question: Callable[..., Optional[str]], *args: Any,
+                   timeout_s: float = 60.0) -> list[tuple[str, str]]:
+    """Run `question(*args)` once on each of `nodes` and return (node name, what is wrong) for
+    every node whose answer is not None, in the order of `nodes`. Each call is a zero-CPU task
+    pinned to its node (hard affinity, no retries): it runs beside busy trials, and its answer
+    is that node's, never another's. A node that fails the task or does not answer within
+    `timeout_s` is reported as such rather than hanging the launch."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    probe_task = ray.remote(num_cpus=0, max_retries=0)(_sees)
-    pending = [probe_task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-        node["NodeID"], soft=False)).remote(str(marker), token) for node in nodes]
-    seen = ray.get(pending, timeout=timeout_s)
-    return [f"{node['NodeManagerAddress']} ({node['NodeID'][:8]})"
-            for node, ok in zip(nodes, seen) if not ok]
+    task = ray.remote(num_cpus=0, max_retries=0)(question)
+    refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        node["NodeID"], soft=False)).remote(*args) for node in nodes]
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s) if refs else ([], [])
+    answered = {ref.hex() for ref in ready}
+    problems = []
+    for node, ref in zip(nodes, refs):
+        if ref.hex() not in answered:
+            with contextlib.suppress(Exception):  # best effort: it may have just finished
+                ray.cancel(ref, force=True)
+            problems.append((node_name(node), f"did not answer within {timeout_s:.0f} s"))
+            continue
+        try:
+            answer = ray.get(ref)
+        except ray.exceptions.RayError as error:  # the node died, or the task could not run
+            answer = f"could not run the check ({type(error).__name__})"
+        if answer:
+            problems.append((node_name(node), answer))
+    return problems
+
+
+# --- storage every node sees ---------------------------------------------------------------------
+
+def _sees(marker: str, token: str) -> Optional[str]:
+    """Runs on one node: does this node read the driver's marker file at the same path?"""
+    try:
+        return None if Path(marker).read_text() == token else "reads another file there"
+    except OSError as error:
+        return f"cannot read it ({error.strerror or error})"
+
+
+def nodes_missing(nodes: list[dict], marker: Path, token: str,
+                  timeout_s: float = 60.0) -> list[str]:
+    """Names of the `nodes` that do not see `marker`."""
+    return [name for name, _ in ask_every_node(nodes, _sees, str(marker), token,
+                                               timeout_s=timeout_s)]
 
 
 def unshared_storage(storage: Path) -> tuple[int, list[str]]:
@@ -126,3 +181,54 @@ def unshared_storage(storage: Path) -> tuple[int, list[str]]:
         return len(nodes), nodes_missing(nodes, marker, token)
     finally:
         marker.unlink(missing_ok=True)
+
+
+# --- files every node reads ----------------------------------------------------------------------
+# A path ending in "/" must be a readable directory, any other a readable file. Checked by
+# looking, never by loading: a dataset may be gigabytes.
+
+def _unreadable(path: str) -> Optional[str]:
+    want_dir = path.endswith("/")
+    path = path.rstrip("/") or "/"
+    if not os.path.lexists(path):
+        return "missing"
+    if want_dir and not os.path.isdir(path):
+        return "not a directory"
+    if not want_dir and not os.path.isfile(path):
+        return "not a file"
+    if not os.access(path, os.R_OK | (os.X_OK if want_dir else 0)):
+        return "not readable"
+    return None
+
+
+def _creatable(directory: str) -> bool:
+    """Could this process make `directory` (or write in it)? Looks only: creates nothing."""
+    path = directory.rstrip("/") or "/"
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+
+
+def _reads(paths: list[str], or_writes: Optional[str] = None) -> Optional[str]:
+    """Runs on one node: what is wrong with the first of `paths` this node cannot read, or None.
+    With `or_writes`, a node that lacks the files but can create that directory passes (it
+    downloads them there)."""
+    for path in paths:
+        why = _unreadable(path)
+        if why is not None:
+            if or_writes is not None and _creatable(or_writes):
+                return None
+            return f"{path.rstrip('/') or '/'}: {why}"
+    return None
+
+
+def nodes_unable_to_read(nodes: list[dict], paths: list[str], or_writes: Optional[str] = None,
+                         timeout_s: float = 60.0) -> list[tuple[str, str]]:
+    """(node name, the first path it cannot read and why) for each of `nodes` that cannot read
+    every one of `paths` (see `_reads`)."""
+    if not paths:
+        return []
+    return ask_every_node(nodes, _reads, list(paths), or_writes, timeout_s=timeout_s)

@@ -4,11 +4,14 @@ the field of the spec that cannot work here (exit 2)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import ray
+import torchvision
 
+from resnet_core.config import DataConfig
 from resnet_core.data import DatasetMissingError, load_data
 from search.remote import cluster
 from search.spec.job import TrialJob
@@ -37,20 +40,97 @@ def check_resources(spec: SearchSpec) -> None:
         raise SpecError(problems, source="cluster check")
 
 
+def check_nodes(storage: Path, data: DataConfig, resources: Resources, console: Any) -> None:
+    """On a cluster, before any training: every node sees `storage_path`, and every node that
+    can run a trial reads the dataset at `data.root`. Both problems are reported at once."""
+    problems = storage_problems(storage, console) + data_problems(data, resources, console)
+    if problems:
+        raise SpecError(problems, source="cluster check")
+
+
 def check_storage(storage: Path, console: Any) -> None:
+    problems = storage_problems(storage, console)
+    if problems:
+        raise SpecError(problems, source="cluster check")
+
+
+def storage_problems(storage: Path, console: Any) -> list[Problem]:
     """On a cluster, storage_path must be one directory every node sees (checked with a marker
     file read on each node, before any training)."""
     nodes, missing = cluster.unshared_storage(storage)
     if missing:
-        raise SpecError([Problem(
+        return [Problem(
             "storage_path", str(storage),
             f"is {storage} but that directory is not visible from {len(missing)} of {nodes} "
             f"nodes ({', '.join(missing)}); trials checkpoint there and resume on any node, so "
-            "on a cluster it must be a directory every node mounts at the same path (e.g. NFS)")],
-            source="cluster check")
-    if console is not None and nodes > 1:
-        console.print(f"storage_path {storage}: the same directory on all {nodes} nodes",
-                      highlight=False, markup=False)
+            "on a cluster it must be a directory every node mounts at the same path (e.g. NFS)")]
+    _say(console, nodes > 1, f"storage_path {storage}: the same directory on all {nodes} nodes")
+    return []
+
+
+# What each dataset of resnet_core's registry (resnet_core/data/datasets.py DATASETS) reads under
+# data.root, as paths relative to it ("x/" a directory): what a node must have to train on it.
+# The CIFAR files are the ones torchvision opens (and md5-checks) for those classes.
+def _torchvision_files(cls: type) -> list[str]:
+    names = [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    return [f"{cls.base_folder}/"] + [f"{cls.base_folder}/{name}" for name in names]
+
+
+DATA_FILES: dict[str, list[str]] = {
+    "cifar10": _torchvision_files(torchvision.datasets.CIFAR10),
+    "cifar100": _torchvision_files(torchvision.datasets.CIFAR100),
+    "imagefolder": ["train/"],  # class folders inside; test/ is optional
+}
+NO_FILES = frozenset({"digits", "synthetic"})  # generated in the process: nothing to check
+
+
+def data_paths(data: DataConfig) -> list[str]:
+    """The absolute paths a node reads for `data` (empty when the dataset has no files)."""
+    if data.dataset in NO_FILES:
+        return []
+    root = os.path.expanduser(str(data.root)).rstrip("/")
+    return [f"{root}/"] + [f"{root}/{path}" for path in DATA_FILES[data.dataset]]
+
+
+def trial_nodes(nodes: list[dict], resources: Resources) -> list[dict]:
+    """The nodes Ray can place a trial on (a head started with --num-cpus=0 runs none)."""
+    def fits(node: dict) -> bool:
+        have = node.get("Resources", {})
+        return (have.get("CPU", 0) >= resources.cpu
+                and (resources.gpu == 0 or have.get("GPU", 0) >= resources.gpu))
+
+    return [node for node in nodes if fits(node)]
+
+
+def data_problems(data: DataConfig, resources: Resources, console: Any) -> list[Problem]:
+    """On a cluster the driver's own disk says nothing about the workers' (the pre-flight does
+    not read the data with --address): each node that can run a trial looks for the dataset's
+    files at data.root, without loading them. A node without them would fail every trial Ray
+    gives it, after the search had started. With `download: true` a node that lacks them passes
+    when it can create data.root (its trials download there)."""
+    paths = data_paths(data)
+    nodes = trial_nodes(cluster.alive_nodes(), resources)
+    if not paths or not nodes:
+        return []
+    root = paths[0].rstrip("/") or "/"
+    unable = cluster.nodes_unable_to_read(nodes, paths, root if data.download else None)
+    if unable:
+        which = "; ".join(f"{name}: {why}" for name, why in unable)
+        fix = ("copy the dataset to that path on those nodes or mount it there (e.g. NFS)"
+               + ("" if data.dataset == "imagefolder" or data.download else
+                  ", or set data.download: true where the nodes have internet"))
+        return [Problem("data.root", str(data.root),
+                        f"is {root} but {len(unable)} of {len(nodes)} nodes that run trials "
+                        f"cannot read the {data.dataset} data there ({which}); every such node "
+                        f"needs it at the same path: {fix}")]
+    _say(console, True, f"data.root {root}: the {data.dataset} data on all {len(nodes)} nodes "
+                        "that run trials")
+    return []
+
+
+def _say(console: Any, when: bool, text: str) -> None:
+    if console is not None and when:
+        console.print(text, highlight=False, markup=False)
 
 
 def check_data(job: TrialJob) -> None:

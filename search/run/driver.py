@@ -14,7 +14,7 @@ from search.experiment.record import Experiment
 from search.experiment.state import DamagedRecord, State, Status
 from search.remote import cluster
 from search.run import provenance, reaper
-from search.run.checks import check_resources, check_storage, cluster_totals
+from search.run.checks import check_nodes, check_resources, cluster_totals
 from search.run.driverlog import teed_stderr
 from search.run.interrupt import Interruption, StopWatch
 from search.run.ending import Ending
@@ -43,8 +43,8 @@ def drive(spec: SearchSpec, record: Experiment, job: TrialJob, decision: Decisio
         reaper.start_guardian(reaper.mark_session())
     init_ray(address)
     check_resources(spec)
-    if address is not None:
-        check_storage(record.location.storage, console)
+    if address is not None:  # storage_path and data.root, read on every node (checks.py)
+        check_nodes(record.location.storage, job.data, spec.trial.resources, console)
 
     resumed = decision.action is Action.RESUME
     parent = decision.parent_run_id or _open_parent(spec, uri)

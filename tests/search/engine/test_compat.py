@@ -127,6 +127,22 @@ def test_tuner_accessors_give_its_run_config_and_scheduler(tmp_path):
     assert run_config.name == "compat" and run_config.storage_path == str(tmp_path)
 
 
+def test_loopback_node_makes_ray_take_loopback_as_this_nodes_address_then_restores():
+    # What a local launch's Ray binds to (tests/e2e/test_security.py checks the sockets).
+    import os
+
+    import ray
+    from ray._private import ray_constants, services
+
+    assert not ray.is_initialized()  # else Ray answers with its running node's address
+    variable = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    was, constant = os.environ.get(variable), ray_constants.ENABLE_RAY_CLUSTER
+    with compat.loopback_node():
+        assert services.get_node_ip_address() == "127.0.0.1"
+        assert os.environ[variable] == "0"  # what the processes Ray starts read
+    assert os.environ.get(variable) == was and ray_constants.ENABLE_RAY_CLUSTER == constant
+
+
 # --- compat reaches only what PRIVATE lists; nothing else reaches private attributes ------------
 
 def _private(name: str) -> bool:

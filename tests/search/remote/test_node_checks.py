@@ -1,0 +1,127 @@
+"""What a node answers when the launch asks it about the files trials read (search/remote/
+cluster.py `_reads`, run there by a pinned task), which files each dataset needs
+(search/run/checks.py), and how `ask_every_node` reports a node that fails or does not answer
+(a local one-node Ray)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import ray
+
+from resnet_core.config import DataConfig
+from resnet_core.data import DATASETS
+from search.remote import cluster
+from search.remote.cluster import _creatable, _reads, _sees
+from search.run.checks import DATA_FILES, NO_FILES, data_paths, trial_nodes
+from search.spec.model import Resources
+
+
+def test_every_dataset_of_the_registry_says_what_a_node_must_have():
+    # A new dataset must not slip past the check unnoticed: it needs a row here or a reason.
+    assert set(DATA_FILES) | NO_FILES == set(DATASETS)
+    assert not set(DATA_FILES) & NO_FILES
+
+
+def test_cifar_needs_the_batch_files_torchvision_opens(tmp_path):
+    paths = data_paths(DataConfig(dataset="cifar10", root=str(tmp_path)))
+    folder = tmp_path / "cifar-10-batches-py"
+    assert paths[:2] == [f"{tmp_path}/", f"{folder}/"]
+    assert {Path(p).name for p in paths[2:]} == {
+        "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+        "test_batch", "batches.meta"}
+    folder.mkdir()
+    for path in paths[2:]:
+        open(path, "wb").close()
+    assert _reads(paths) is None
+    os.unlink(folder / "data_batch_3")
+    assert _reads(paths) == f"{folder}/data_batch_3: missing"
+
+
+def test_imagefolder_needs_its_train_folder(tmp_path):
+    paths = data_paths(DataConfig(dataset="imagefolder", root=str(tmp_path / "imgs")))
+    assert _reads(paths) == f"{tmp_path}/imgs: missing"
+    (tmp_path / "imgs").mkdir()
+    assert _reads(paths) == f"{tmp_path}/imgs/train: missing"
+    (tmp_path / "imgs" / "train").write_text("a file, not a folder")
+    assert _reads(paths) == f"{tmp_path}/imgs/train: not a directory"
+    (tmp_path / "imgs" / "train").unlink()
+    (tmp_path / "imgs" / "train" / "cat").mkdir(parents=True)
+    assert _reads(paths) is None
+
+
+def test_a_root_with_a_tilde_is_the_home_of_the_process_that_asks():
+    assert data_paths(DataConfig(dataset="imagefolder", root="~/d"))[0] == \
+        os.path.expanduser("~/d") + "/"
+
+
+def test_generated_datasets_read_no_files():
+    assert data_paths(DataConfig(dataset="digits")) == []
+    assert data_paths(DataConfig(dataset="synthetic")) == []
+
+
+def test_with_download_a_node_that_can_create_the_root_passes(tmp_path):
+    paths = data_paths(DataConfig(dataset="cifar10", root=str(tmp_path / "new" / "data")))
+    assert _reads(paths, or_writes=str(tmp_path / "new" / "data")) is None
+    assert _creatable(str(tmp_path / "new" / "data"))
+    # Under a file, nothing can be created: the node can neither read nor download.
+    (tmp_path / "file").write_text("x")
+    under = str(tmp_path / "file" / "data")
+    assert _reads([under + "/"], or_writes=under) == f"{under}: missing"
+
+
+def test_the_storage_marker_answer_says_why(tmp_path):
+    marker = tmp_path / "m"
+    marker.write_text("abc")
+    assert _sees(str(marker), "abc") is None
+    assert _sees(str(marker), "xyz") == "reads another file there"
+    assert _sees(str(tmp_path / "gone"), "abc").startswith("cannot read it")
+
+
+def test_only_nodes_that_can_run_a_trial_are_asked():
+    head = {"NodeID": "h", "Resources": {"CPU": 0.0}}
+    small = {"NodeID": "s", "Resources": {"CPU": 2.0}}
+    gpu = {"NodeID": "g", "Resources": {"CPU": 8.0, "GPU": 1.0}}
+    nodes = [head, small, gpu]
+    assert trial_nodes(nodes, Resources(cpu=1)) == [small, gpu]
+    assert trial_nodes(nodes, Resources(cpu=4)) == [gpu]
+    assert trial_nodes(nodes, Resources(cpu=1, gpu=0.5)) == [gpu]
+
+
+# --- on a real (local, one-node) Ray --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _fails() -> None:
+    raise OSError("disk on fire")
+
+
+def _slow() -> None:
+    time.sleep(60)
+
+
+def test_each_node_answers_from_itself(local_ray, tmp_path):
+    nodes = cluster.alive_nodes()
+    assert cluster.ask_every_node(nodes, _reads, [f"{tmp_path}/"]) == []
+    (name, why), = cluster.ask_every_node(nodes, _reads, [f"{tmp_path}/nope/"])
+    assert name == cluster.node_name(nodes[0]) and why == f"{tmp_path}/nope: missing"
+    assert cluster.nodes_unable_to_read(nodes, []) == []  # nothing to read: nothing asked
+
+
+def test_a_node_whose_check_fails_or_hangs_is_named_not_waited_for(local_ray):
+    nodes = cluster.alive_nodes()
+    (_, why), = cluster.ask_every_node(nodes, _fails)
+    assert why == "could not run the check (RayTaskError(OSError))"
+    started = time.monotonic()
+    (_, why), = cluster.ask_every_node(nodes, _slow, timeout_s=2)
+    assert why == "did not answer within 2 s"
+    assert time.monotonic() - started < 30  # generous: the point is it does not wait 60 s
+
