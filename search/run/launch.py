@@ -18,6 +18,7 @@ import contextlib
 from dataclasses import replace
 from typing import Any, Optional
 
+from search.experiment import trust
 from search.experiment.decide import Action
 from search.experiment.location import Location, locate, storage_problem
 from search.experiment.record import Experiment
@@ -88,6 +89,13 @@ def _decided(spec: SearchSpec, record: Experiment, job: TrialJob, address: Optio
         kept = record.move_aside("aborted")
         say(console, f"{decision.reason}; starting it anew, the aborted experiment is kept in "
                      f"{kept}")
+    if decision.action is Action.RESUME:
+        # Before Ray starts or MLflow is touched: resuming unpickles Ray's saved state, so
+        # state that someone else could have written is refused in seconds (tuner.py checks
+        # again right before the restore).
+        problems = trust.untrusted(record.directory)
+        if problems:
+            raise LaunchError(trust.refusal(record.directory, problems))
     from search.run import preflight  # the engines load only now (Ray with the driver)
     from search.run.driver import drive
 

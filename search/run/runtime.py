@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import stat
 import warnings
+from pathlib import Path
 from typing import Optional
 
 import optuna
@@ -13,15 +16,19 @@ import ray
 
 import resnet_core
 import search
+from search.engine import compat
 from search.remote import cluster
 from search.run.errors import LaunchError
 from search.spec.redact import RedactSecrets
+
+log = logging.getLogger("resnet_search.launch")
 
 
 def init_ray(address: Optional[str]) -> None:
     """Local Ray by default; `address` joins an existing cluster (search/remote/cluster.py).
     Token authentication stays on (Ray's default): a local cluster creates ~/.ray/auth_token, a
-    remote one needs RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or that file."""
+    remote one needs RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or that file. Either way the token file
+    is readable by its owner only, and a local Ray listens on 127.0.0.1 only."""
     if ray.is_initialized():
         return
     # A per-epoch checkpoint with num_to_keep forces a state snapshot each time; with short
@@ -35,6 +42,7 @@ def init_ray(address: Optional[str]) -> None:
     # The same errors again when a stopped search drops the results of trials that had failed.
     os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     if address:
+        private_token(token_file())
         # Workers of a remote cluster get our code shipped with the job.
         try:
             cluster.join(address, runtime_env={"py_modules": [resnet_core, search]})
@@ -43,7 +51,71 @@ def init_ray(address: Optional[str]) -> None:
     else:
         # "local": always a Ray of our own. With no address, Ray joins a cluster that `ray start`
         # left on this machine, and retries forever when that one has died since.
-        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        make_private_token()
+        private_token(token_file())
+        # Nothing of it is for other machines: the token is then not its only guard.
+        with compat.loopback_node():
+            ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        private_token(token_file())  # in case Ray made one after all
+
+
+# --- the token file -----------------------------------------------------------------------------
+
+def token_file() -> Optional[Path]:
+    """The file Ray takes its token from (Ray's order), or None when the token comes from the
+    RAY_AUTH_TOKEN variable."""
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return None
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    return Path(path).expanduser() if path else Path.home() / ".ray" / "auth_token"
+
+
+def make_private_token() -> None:
+    """Create ~/.ray/auth_token 0600 before a local Ray would create it with the umask's mode
+    (0644: readable by every user of the machine, and whoever reads it may run code on that
+    Ray). The same token Ray makes: 256 random bits in hex. Only where Ray would make one: token
+    auth not switched off, no token given by RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH."""
+    if os.environ.get("RAY_AUTH_MODE", "token").strip().lower() != "token":
+        return
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip() or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return
+    path = Path.home() / ".ray" / "auth_token"
+    if path.exists():
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another launch made it just now: that one is used
+        return
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))
+
+
+def private_token(path: Optional[Path]) -> None:
+    """A token file readable by others is made 0600 when it is ours, saying so (then it is
+    never looser again, so this is said once); one we do not own is only reported."""
+    if path is None:
+        return
+    try:
+        found = path.stat()
+    except OSError:  # none yet: Ray makes it, or says that none was found
+        return
+    mode = stat.S_IMODE(found.st_mode)
+    if not mode & 0o077:
+        return
+    if found.st_uid == os.geteuid():
+        try:
+            os.chmod(path, 0o600)
+        except OSError as error:
+            log.warning("could not make the Ray token file %s private (mode %04o): %s; run "
+                        "`chmod 600 %s`", path, mode, error.strerror or error, path)
+            return
+        log.warning("made the Ray token file %s private: mode %04o -> 0600 (whoever reads it "
+                    "can run code on the Ray it opens)", path, mode)
+    else:
+        log.warning("the Ray token file %s is mode %04o and owned by uid %d, not you: others "
+                    "may read it and run code on the Ray it opens; ask its owner to `chmod 600` "
+                    "it", path, mode, found.st_uid)
 
 
 class OneLineErrors(logging.Filter):

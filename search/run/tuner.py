@@ -14,7 +14,9 @@ from search.engine import compat
 from search.engine.samplers import FidelityAwareOptunaSearch, build_sampler
 from search.engine.schedulers import SchedulerRecord, build_scheduler
 from search.engine.space import define_by_run
+from search.experiment import trust
 from search.run.checks import cluster_totals, slots
+from search.run.errors import LaunchError
 from search.run.failfast import FailFast
 from search.run.progress import ProgressPrinter
 from search.run.trainable import run_trial
@@ -66,6 +68,12 @@ def new_tuner(spec: SearchSpec, job: TrialJob, storage: Path, uri: str, parent: 
 
 
 def restored_tuner(spec: SearchSpec, job: TrialJob, experiment: Path) -> tune.Tuner:
+    """The experiment Ray saved, restored; refused (LaunchError, nothing unpickled) when any file
+    Ray would unpickle, or a directory holding one, could have been written by someone else:
+    restoring runs whatever code those files name (search/experiment/trust.py)."""
+    problems = trust.untrusted(experiment)
+    if problems:
+        raise LaunchError(trust.refusal(experiment, problems))
     return tune.Tuner.restore(str(experiment), trainable(spec, job), resume_errored=True)
 
 
