@@ -51,7 +51,56 @@ def sqlite_file(uri: str) -> Optional[Path]:
 
 def probe(uri: str, timeout_s: float = 10.0) -> Optional[str]:
     """Why the tracking store cannot be used, or None. Runs before any training starts."""
-    return within(timeout_s, lambda: _first_contact(uri))
+    refused: list[str] = []
+
+    def contact() -> None:
+        try:
+            _first_contact(uri)
+        except MlflowException as error:
+            why = refusal(error)
+            if why is None:
+                raise
+            refused.append(why)
+
+    problem = within(timeout_s, contact)
+    return refused[0] if refused else problem
+
+
+# A server's answer to credentials (HTTP 401/403, or the error codes MLflow maps them to). MLflow
+# does not retry these, so the launch hears it at once; it must be told what to fix, not the
+# response body ("You are not authenticated...").
+REFUSED = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}
+
+
+def refusal(error: MlflowException) -> Optional[str]:
+    """Why the server refused this client's credentials, naming the user and where the
+    credentials came from; None for any other error."""
+    status = error.get_http_status_code()
+    if status not in REFUSED and error.error_code not in REFUSED.values():
+        return None
+    who = credentials_used()
+    fix = ("set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the launching "
+           "environment (never in the spec)")
+    if status == 403 or error.error_code == REFUSED[403]:
+        return (f"the server refused {who or 'a client without credentials'}: HTTP 403, no "
+                "permission; ask the server's admin")
+    if who is None:
+        return f"the server asks for credentials (HTTP 401) and none were given: {fix}"
+    return f"the server refused {who}: HTTP 401, wrong password or unknown user; {fix}"
+
+
+def credentials_used() -> Optional[str]:
+    """The credentials MLflow's client sends, read as it reads them, e.g. "user 'ann' (from
+    MLFLOW_TRACKING_USERNAME)"; None when it sends none."""
+    from mlflow.environment_variables import MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    user = read_mlflow_creds().username
+    if user:
+        source = ("MLFLOW_TRACKING_USERNAME" if MLFLOW_TRACKING_USERNAME.get()
+                  else "~/.mlflow/credentials")
+        return f"user '{user}' (from {source})"
+    return "the token in MLFLOW_TRACKING_TOKEN" if MLFLOW_TRACKING_TOKEN.get() else None
 
 
 def _first_contact(uri: str) -> None:

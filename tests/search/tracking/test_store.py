@@ -8,9 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+from mlflow.exceptions import MlflowException, RestException
+from mlflow.protos.databricks_pb2 import (INTERNAL_ERROR, PERMISSION_DENIED,
+                                          RESOURCE_DOES_NOT_EXIST, UNAUTHENTICATED)
 from mlflow.tracking import MlflowClient
 
-from search.tracking.store import (NOTE_TAG, artifact_location, open_parent, probe,
+from search.tracking.store import (NOTE_TAG, artifact_location, open_parent, probe, refusal,
                                    reopen_parent, sqlite_file, summarise_parent)
 
 
@@ -119,3 +123,52 @@ def test_launches_creating_one_sqlite_store_at_once_all_succeed(tmp_path):
     assert [launch.returncode for launch in launches] == [0] * 4, outputs
     assert [out.strip().splitlines()[-1] for out, _ in outputs] == ["None"] * 4, outputs
     assert probe(uri) is None
+
+
+# --- a server refusing the client's credentials (tests/e2e/test_mlflow_server.py runs a real one)
+
+@pytest.fixture
+def no_credentials(tmp_path, monkeypatch):
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # MLflow's client also reads ~/.mlflow/credentials
+    return monkeypatch
+
+
+def _answer(status: int) -> MlflowException:
+    """What MLflow's REST client raises for a non-JSON error response (basic auth's 401/403)."""
+    code = {401: UNAUTHENTICATED, 403: PERMISSION_DENIED, 404: RESOURCE_DOES_NOT_EXIST,
+            500: INTERNAL_ERROR}[status]
+    return MlflowException(f"API request failed with error code {status} != 200", error_code=code)
+
+
+def test_a_refusal_names_the_user_and_where_the_credentials_came_from(no_credentials, tmp_path):
+    fix = ("set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the launching "
+           "environment (never in the spec)")
+    assert refusal(_answer(401)) == ("the server asks for credentials (HTTP 401) and none were "
+                                     f"given: {fix}")
+    (tmp_path / ".mlflow").mkdir()
+    (tmp_path / ".mlflow" / "credentials").write_text(
+        "[mlflow]\nmlflow_tracking_username = bob\nmlflow_tracking_password = s3cret-pw\n")
+    assert refusal(_answer(401)) == ("the server refused user 'bob' (from ~/.mlflow/credentials): "
+                                     f"HTTP 401, wrong password or unknown user; {fix}")
+    no_credentials.setenv("MLFLOW_TRACKING_USERNAME", "ann")
+    no_credentials.setenv("MLFLOW_TRACKING_PASSWORD", "hunter2-hunter2")
+    said = refusal(_answer(401))
+    assert said.startswith("the server refused user 'ann' (from MLFLOW_TRACKING_USERNAME)")
+    assert "hunter2" not in said and "s3cret" not in said
+    assert refusal(_answer(403)) == ("the server refused user 'ann' (from "
+                                     "MLFLOW_TRACKING_USERNAME): HTTP 403, no permission; ask "
+                                     "the server's admin")
+    # A JSON error body is raised as a RestException carrying the server's error code.
+    rest = RestException({"error_code": "UNAUTHENTICATED", "message": "bad credentials"})
+    assert refusal(rest).startswith("the server refused user 'ann'")
+
+
+def test_a_token_is_named_and_other_errors_are_not_refusals(no_credentials):
+    no_credentials.setenv("MLFLOW_TRACKING_TOKEN", "tok-123456")
+    said = refusal(_answer(401))
+    assert said.startswith("the server refused the token in MLFLOW_TRACKING_TOKEN: HTTP 401")
+    assert "tok-123456" not in said
+    assert refusal(_answer(404)) is None and refusal(_answer(500)) is None
+    assert refusal(MlflowException("the store is read-only")) is None
