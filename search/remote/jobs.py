@@ -36,6 +36,8 @@ MARK = "resnet_search"
 SPEC_FILE = "spec.yaml"  # the spec's name in the job's working directory
 STOP_WAIT_S = 120  # SIGTERM -> SIGKILL: a graceful stop waits for the running epochs' snapshot
 ENDED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+NO_AGENT = "No available agent to submit job"  # Ray's answer while the head's agent starts
+AGENT_WAIT_S = 60.0
 
 
 class JobsError(RuntimeError):
@@ -73,6 +75,10 @@ def _job(info: Any) -> Job:
                exit_code=getattr(info, "driver_exit_code", None))
 
 
+def _raise(error: BaseException) -> None:
+    raise error
+
+
 def new_job_id(name: str) -> str:
     """Readable and unique: 'rs-digits-20260101-120000-a1b2'."""
     return f"rs-{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -80,8 +86,11 @@ def new_job_id(name: str) -> str:
 
 class Jobs:
     def __init__(self, address: str):
-        # The SDK logs each closed log stream at INFO: noise between the job's output and ours.
-        logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
+        # The SDK logs each package upload and each closed log stream at INFO: noise between
+        # the job's output and ours.
+        for name in ("ray.dashboard.modules.job.sdk", "ray.dashboard.modules.dashboard_sdk",
+                     "ray._private.runtime_env.packaging"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         self.address = address
         self.source = token_source()
         if self.source and "RAY_AUTH_MODE" not in os.environ:
@@ -119,9 +128,19 @@ class Jobs:
         modules = [str(Path(m.__file__).parent) for m in (resnet_core, search)]
         runtime_env = {"working_dir": str(folder), "py_modules": modules,
                        "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)}}
-        return self._call(lambda: self.client.submit_job(
-            entrypoint=entrypoint, submission_id=job_id, runtime_env=runtime_env,
-            metadata={MARK: "1", **metadata}))
+        deadline = time.monotonic() + AGENT_WAIT_S
+        while True:
+            try:
+                return self.client.submit_job(
+                    entrypoint=entrypoint, submission_id=job_id, runtime_env=runtime_env,
+                    metadata={MARK: "1", **metadata})
+            except RuntimeError as error:
+                # A head that has just started answers before its job agent is up.
+                if NO_AGENT not in str(error) or time.monotonic() > deadline:
+                    return self._call(lambda: _raise(error))
+                time.sleep(1.0)
+            except Exception as error:  # noqa: BLE001 - worded by _call, or raised as it is
+                return self._call(lambda: _raise(error))
 
     # ---- look ----
     def get(self, job_id: str) -> Job:

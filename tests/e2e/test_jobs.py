@@ -1,0 +1,152 @@
+"""A search as a Ray job on a real two-node cluster on loopback, started with the shipped recipe
+(cluster/start-head.sh with its Jobs API on 127.0.0.1, cluster/join.sh, cluster/stop.sh), token
+auth on: submit, status, logs, list, stop, submit again to resume; refused without the token;
+a bad spec never reaches the cluster. The steps are the ones cluster/README.md walks through."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from driving import runs_of, steps, wait_for
+from processes import kill_ours, ours
+
+pytestmark = pytest.mark.ray
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV = Path(sys.executable).parent.parent  # the scripts find the project's environment here
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def env_of(home: Path) -> dict:
+    return {**os.environ, "HOME": str(home), "RESNET_SEARCH_VENV": str(VENV),
+            "PYTHONUNBUFFERED": "1"}
+
+
+def script(name: str, *args: str, home: Path) -> subprocess.CompletedProcess:
+    done = subprocess.run(["bash", str(ROOT / "cluster" / name), *args], env=env_of(home),
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, f"{name}: {done.stdout}{done.stderr}"
+    return done
+
+
+def own_ports() -> list[str]:
+    """Ports Ray would otherwise take by default: two nodes on one machine (or another test's
+    cluster) would collide on them, and a node whose job agent cannot bind takes no jobs."""
+    return [f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}"]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """(Jobs API address, the head's HOME holding the token): a head and a worker, 1 CPU
+    each, every socket on 127.0.0.1. Torn down with cluster/stop.sh, pass or fail."""
+    homes = {name: tmp_path / name for name in ("head", "worker")}
+    for home in homes.values():
+        home.mkdir()
+    temps = {name: tempfile.mkdtemp(prefix=f"rs-{name}-") for name in homes}  # short: sockets
+    port, dashboard = free_port(), free_port()
+    try:
+        script("start-head.sh", f"--port={port}", f"--dashboard-port={dashboard}",
+               "--num-cpus=1", "--node-ip-address=127.0.0.1", f"--temp-dir={temps['head']}",
+               *own_ports(), f"--ray-client-server-port={free_port()}", home=homes["head"])
+        (homes["worker"] / ".ray").mkdir()
+        shutil.copy(homes["head"] / ".ray" / "auth_token", homes["worker"] / ".ray")
+        os.chmod(homes["worker"] / ".ray" / "auth_token", 0o600)
+        script("join.sh", f"127.0.0.1:{port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
+               f"--temp-dir={temps['worker']}", *own_ports(), home=homes["worker"])
+        yield f"http://127.0.0.1:{dashboard}", homes["head"]
+    finally:
+        for home in homes.values():
+            subprocess.run(["bash", str(ROOT / "cluster" / "stop.sh")], env=env_of(home),
+                           capture_output=True, text=True, timeout=180)
+        left = {name: ours(home) for name, home in homes.items()}
+        for home in homes.values():
+            kill_ours(home)
+        for temp in temps.values():
+            shutil.rmtree(temp, ignore_errors=True)
+        assert left == {"head": [], "worker": []}, left  # the teardown stopped everything
+
+
+def cli(*args: str, home: Path, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "search.cli", *args], cwd=cwd,
+                          env=env_of(home), capture_output=True, text=True, timeout=timeout)
+
+
+def as_json(done: subprocess.CompletedProcess) -> dict:
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_search_submitted_as_a_job_is_followed_stopped_and_resumed(
+        cluster, tmp_path, write_spec, digits_spec):
+    address, home = cluster
+    laptop = tmp_path / "laptop"  # the submitting machine: it holds a copy of the token
+    (laptop / ".ray").mkdir(parents=True)
+    shutil.copy(home / ".ray" / "auth_token", laptop / ".ray")
+    os.chmod(laptop / ".ray" / "auth_token", 0o600)
+    # Two trials at once, one per node; long enough that `stop` comes mid-search.
+    spec = digits_spec(budget={"trials": 4, "max_epochs": 5}, scheduler={"type": "fifo"})
+    path = write_spec(spec)
+    experiment = Path(spec["storage_path"]) / spec["name"]
+
+    bad = write_spec({**spec, "budget": {"trials": 0}}, name="bad.yaml")
+    refused = cli("submit", str(bad), "--address", address, home=laptop, cwd=tmp_path)
+    assert refused.returncode == 2 and "budget.trials" in refused.stderr
+    assert as_json(cli("list", "--address", address, "--json", home=laptop,
+                       cwd=tmp_path))["jobs"] == []  # it never reached the cluster
+
+    stranger = tmp_path / "stranger"  # no token
+    stranger.mkdir()
+    denied = cli("submit", str(path), "--address", address, home=stranger, cwd=tmp_path)
+    assert denied.returncode == 1 and "requires token authentication" in denied.stderr
+    assert len(denied.stderr.strip().splitlines()) == 1 and "Traceback" not in denied.stderr
+
+    submitted = cli("submit", str(path), "--address", address, "--no-wait", home=laptop,
+                    cwd=tmp_path)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    job_id = submitted.stdout.strip()
+    assert job_id.startswith(f"rs-{spec['name']}-") and "resnet-search stop" in (
+        submitted.stderr)
+    wait_for(lambda: any(experiment.glob("*/result.json")), 240, "a first epoch of the job")
+
+    seen = as_json(cli("status", job_id, "--address", address, "--json", home=laptop,
+                       cwd=tmp_path))
+    assert seen["job"]["status"] == "RUNNING" and seen["job"]["experiment"] == spec["name"]
+    assert seen["experiment"]["status"] == "running"
+    listed = as_json(cli("list", "--address", address, "--json", home=laptop, cwd=tmp_path))
+    assert [j["job_id"] for j in listed["jobs"]] == [job_id]
+    logs = cli("logs", job_id, "--address", address, home=laptop, cwd=tmp_path)
+    assert logs.returncode == 0 and "joining the Ray cluster at " in logs.stdout
+    assert "start " in logs.stdout  # the search's own progress lines
+
+    stopped = cli("stop", job_id, "--address", address, home=laptop, cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert f"job {job_id}: STOPPED" in stopped.stdout
+    state = json.loads((experiment / "resnet_search.json").read_text())
+    assert (state["status"], state["reason"]) == ("interrupted", "SIGTERM")  # it saved first
+
+    again = cli("submit", str(path), "--address", address, home=laptop, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "(resumed)" in again.stdout and "SUCCEEDED" in again.stderr
+    done = as_json(cli("status", str(path), "--json", home=laptop, cwd=tmp_path))["experiment"]
+    assert done["status"] == "finished" and done["trials"]["completed"] == 4
+    assert done["epochs_used"] == 4 * 5
+    client, parents, children = runs_of(spec["tracking"]["mlflow_uri"])
+    assert len(parents) == 1 and len(children) == 4  # one run per trial, none twice
+    assert all(steps(client, child) == [1, 2, 3, 4, 5] for child in children)
+    jobs = as_json(cli("list", "--address", address, "--json", home=laptop, cwd=tmp_path))
+    assert {j["status"] for j in jobs["jobs"]} == {"STOPPED", "SUCCEEDED"}
