@@ -11,7 +11,6 @@ import contextlib
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,23 +20,12 @@ from typing import Optional
 
 import pytest
 from mlflow.tracking import MlflowClient
+from ports import free_port, node_ports
 from processes import kill_ours, ours
 
 pytestmark = pytest.mark.ray
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def fixed_ports() -> list[str]:
-    """Ports Ray takes from fixed defaults (52365 per node; 10001 on a head): other tests' and
-    other users' Ray on this machine must not collide with this cluster."""
-    return [f"--dashboard-agent-listen-port={free_port()}"]
 
 
 @contextlib.contextmanager
@@ -59,13 +47,13 @@ def two_nodes(base: Path, hidden: Optional[Path] = None):
         started = subprocess.run(
             ["bash", str(ROOT / "cluster" / "start-head.sh"), f"--port={port}", "--num-cpus=1",
              "--node-ip-address=127.0.0.1", f"--temp-dir={temps['head']}",
-             *fixed_ports(), f"--dashboard-port={free_port()}",
+             *node_ports(), f"--dashboard-port={free_port()}",
              f"--ray-client-server-port={free_port()}"],
             env=env["head"], capture_output=True, text=True, timeout=120)
         assert started.returncode == 0, started.stdout + started.stderr
         token = (homes["head"] / ".ray" / "auth_token").read_text().strip()
         join = ["bash", str(ROOT / "cluster" / "join.sh"), f"127.0.0.1:{port}", "--num-cpus=1",
-                "--node-ip-address=127.0.0.1", f"--temp-dir={temps['worker']}", *fixed_ports()]
+                "--node-ip-address=127.0.0.1", f"--temp-dir={temps['worker']}", *node_ports()]
         if hidden is not None:
             hidden.mkdir(parents=True, exist_ok=True)
             join = ["unshare", "--mount", "--propagation", "private", "bash", "-c",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,18 +16,13 @@ from pathlib import Path
 
 import pytest
 from driving import runs_of, steps, wait_for
+from ports import free_port, node_ports
 from processes import kill_ours, ours
 
 pytestmark = pytest.mark.ray
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent  # the scripts find the project's environment here
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def env_of(home: Path) -> dict:
@@ -43,13 +37,6 @@ def script(name: str, *args: str, home: Path) -> subprocess.CompletedProcess:
     return done
 
 
-def own_ports() -> list[str]:
-    """Ports Ray would otherwise take by default: two nodes on one machine (or another test's
-    cluster) would collide on them, and a node whose job agent cannot bind takes no jobs."""
-    return [f"--dashboard-agent-listen-port={free_port()}",
-            f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}"]
-
-
 @pytest.fixture
 def cluster(tmp_path):
     """(Jobs API address, the head's HOME holding the token): a head and a worker, 1 CPU
@@ -62,12 +49,12 @@ def cluster(tmp_path):
     try:
         script("start-head.sh", f"--port={port}", f"--dashboard-port={dashboard}",
                "--num-cpus=1", "--node-ip-address=127.0.0.1", f"--temp-dir={temps['head']}",
-               *own_ports(), f"--ray-client-server-port={free_port()}", home=homes["head"])
+               *node_ports(), f"--ray-client-server-port={free_port()}", home=homes["head"])
         (homes["worker"] / ".ray").mkdir()
         shutil.copy(homes["head"] / ".ray" / "auth_token", homes["worker"] / ".ray")
         os.chmod(homes["worker"] / ".ray" / "auth_token", 0o600)
         script("join.sh", f"127.0.0.1:{port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
-               f"--temp-dir={temps['worker']}", *own_ports(), home=homes["worker"])
+               f"--temp-dir={temps['worker']}", *node_ports(), home=homes["worker"])
         yield f"http://127.0.0.1:{dashboard}", homes["head"]
     finally:
         for home in homes.values():

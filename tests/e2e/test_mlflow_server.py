@@ -23,6 +23,7 @@ import ray  # noqa: F401  (first: it puts its bundled psutil on sys.path)
 import requests
 from driving import PARENT_TAG, SMALL_DATA, runs_of
 from mlflow.tracking import MlflowClient
+from ports import free_port
 
 import psutil  # noqa: E402  (ships inside Ray: ray/thirdparty_files)
 from search.tracking.store import probe
@@ -34,12 +35,6 @@ RECIPE = ROOT / "cluster" / "mlflow-server.sh"
 ADMIN_PASSWORD = "e2e-admin-" + os.urandom(6).hex()
 USER, PASSWORD = "alice", "alice-" + os.urandom(6).hex()
 CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def recipe(*args: str, admin_password: str | None = ADMIN_PASSWORD,

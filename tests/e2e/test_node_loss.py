@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from types import SimpleNamespace
 
 import pytest
 from driving import SMALL_DATA, results, runs_of, steps, trial_dirs, wait_for
+from ports import free_port, node_ports
 from processes import kill_ours
 
 import psutil  # noqa: E402  (after `processes`: it ships inside Ray)
@@ -39,12 +39,6 @@ WORKERS = ("127.0.0.2", "127.0.0.3")
 # The GCS declares a node dead after this many missed health checks of this period (Ray's
 # defaults, 3 s x 5, only make the test wait longer).
 FAST_DEATH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -61,23 +55,21 @@ def three_nodes(base: Path):
     env = {name: {**os.environ, "HOME": str(home), "PATH": path, **FAST_DEATH}
            for name, home in homes.items()}
     port = free_port()
-    # Ports Ray takes from fixed defaults otherwise (the agent's 52365, the client server's
-    # 10001): other Ray instances on this machine must not collide with these nodes.
-    agent = lambda: f"--dashboard-agent-listen-port={free_port()}"  # noqa: E731
     try:
         for home in homes.values():
             home.mkdir(parents=True)
         started = subprocess.run(
             ["bash", str(ROOT / "cluster" / "start-head.sh"), f"--port={port}", "--num-cpus=0",
              "--node-ip-address=127.0.0.1", f"--temp-dir={temps['head']}",
-             "--include-dashboard=false", f"--ray-client-server-port={free_port()}", agent()],
+             "--include-dashboard=false", f"--ray-client-server-port={free_port()}",
+             *node_ports()],
             env=env["head"], capture_output=True, text=True, timeout=120)
         assert started.returncode == 0, started.stdout + started.stderr
         token = (homes["head"] / ".ray" / "auth_token").read_text().strip()
         for ip in WORKERS:
             joined = subprocess.run(
                 ["bash", str(ROOT / "cluster" / "join.sh"), f"127.0.0.1:{port}", "--num-cpus=1",
-                 f"--node-ip-address={ip}", f"--temp-dir={temps[ip]}", agent()],
+                 f"--node-ip-address={ip}", f"--temp-dir={temps[ip]}", *node_ports()],
                 env={**env[ip], "RAY_AUTH_TOKEN": token}, capture_output=True, text=True,
                 timeout=120)
             assert joined.returncode == 0, joined.stdout + joined.stderr

@@ -30,6 +30,7 @@ import jsonschema
 import pytest
 import ray  # noqa: F401  (first: it puts its bundled psutil on sys.path)
 import yaml
+from ports import free_port
 from processes import kill_ours
 
 import psutil  # noqa: E402  (ships inside Ray, importable once ray is)
@@ -37,12 +38,6 @@ import psutil  # noqa: E402  (ships inside Ray, importable once ray is)
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "cluster"
 VENV = Path(sys.prefix)  # the project's environment the tests run in
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def bare_env(home: Path, **extra: str) -> dict:

@@ -23,6 +23,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from driving import SMALL_DATA, results, trial_dirs, wait_for
+from ports import free_port
 from processes import kill_ours, ours
 
 import psutil  # noqa: E402  (Ray's bundled copy, on the path once processes imported Ray)
@@ -133,14 +134,6 @@ def test_a_local_launch_makes_its_token_file_readable_by_its_owner_only(interrup
     assert mode(token.parent) == 0o700
     assert len(token.read_text().strip()) == 64  # what Ray makes: 256 random bits in hex
     assert "made the Ray token file" not in interrupted.log  # made private, nothing to tighten
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_joining_a_cluster_makes_the_users_token_file_private_first(tmp_path, monkeypatch,
