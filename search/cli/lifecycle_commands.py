@@ -232,12 +232,13 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
 def stop(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
          wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the search has "
                                    "saved and its driver ended."),
-         timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait.")) -> None:
+         timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait."),
+         as_json: bool = JsonOpt) -> None:
     """Stop a running search: it saves and ends as `interrupted`; launching (or submitting) the same spec resumes it.
 
     Works from any shell or machine that sees the experiment's storage (a request file its driver obeys within seconds), or for a Ray job through the Jobs API."""
     if address is not None:
-        _stop_job(target, address, wait, timeout)
+        _stop_job(target, address, wait, timeout, as_json)
         return
     experiment = experiment_of(target)
     driver = experiment.driver()
@@ -249,6 +250,8 @@ def stop(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
     err.print(f"asked the driver of '{experiment.name}' ({driver.describe()}) to stop",
               highlight=False, markup=False)
     if not wait:
+        if as_json:
+            dump({"experiment": summary_of(experiment).as_json(), "job": None})
         return
     deadline = time.monotonic() + timeout
     while experiment.driver() is not None:
@@ -256,10 +259,14 @@ def stop(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
             fail("still running", f"the driver has not ended within {timeout:.0f} s; it obeys "
                                   "once Tune runs (a launch still starting Ray takes longer)")
         time.sleep(0.5)
-    print_summary(summary_of(experiment))
+    summary = summary_of(experiment)
+    if as_json:
+        dump({"experiment": summary.as_json(), "job": None})
+    else:
+        print_summary(summary)
 
 
-def _stop_job(target: str, address: str, wait: bool, timeout: float) -> None:
+def _stop_job(target: str, address: str, wait: bool, timeout: float, as_json: bool) -> None:
     from search.remote.jobs import JobsError
 
     jobs = jobs_at(address)
@@ -274,7 +281,10 @@ def _stop_job(target: str, address: str, wait: bool, timeout: float) -> None:
             job = jobs.wait(job.job_id, timeout)
     except JobsError as error:
         fail("cannot stop the job", str(error))
-    print_job(job)
+    if as_json:
+        dump({"experiment": None, "job": job.as_json()})
+    else:
+        print_job(job)
     if wait and not job.ended:
         raise typer.Exit(EXIT_FAILED)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -95,7 +96,10 @@ def submit(spec_path: Path = SpecArg, address: str = AddressOpt,
            no_wait: bool = typer.Option(False, "--no-wait", help="Print the job id and return "
                                         "instead of following the job to its end."),
            trials: Optional[int] = TrialsOpt, max_epochs: Optional[int] = EpochsOpt,
-           seed: Optional[int] = SeedOpt, name: Optional[str] = NameOpt) -> None:
+           seed: Optional[int] = SeedOpt, name: Optional[str] = NameOpt,
+           as_json: bool = typer.Option(False, "--json", help="Print the job as JSON on stdout "
+                                        "(at its end; the job's output then goes to stderr).")
+           ) -> None:
     """Run the search on a Ray cluster as a Ray job: its driver is `launch` on the cluster.
 
     The spec is validated here first: a bad file exits 2 and never reaches the cluster. Paths in the spec are paths on the cluster (relative ones resolve against the spec file's directory, as for launch): storage_path must be a directory every node sees.
@@ -122,25 +126,32 @@ def submit(spec_path: Path = SpecArg, address: str = AddressOpt,
             options=("--relative-to", str(spec.base_dir)))
     except JobsError as error:
         fail("cannot submit", str(error))
-    out.print(job_id, highlight=False, markup=False)
+    if not as_json:
+        out.print(job_id, highlight=False, markup=False)
     follow = f"--address {address}" if address != JOBS_API else ""
     err.print(f"submitted experiment '{spec.name}' as job {job_id}; follow it with:\n"
               f"  resnet-search status {job_id} {follow}\n"
               f"  resnet-search logs {job_id} {follow} --follow\n"
               f"  resnet-search stop {job_id} {follow}", highlight=False, markup=False)
     if no_wait:
+        if as_json:
+            out.print_json(json.dumps(jobs.get(job_id).as_json()))
         return
-    raise typer.Exit(followed(jobs, job_id, address))
+    raise typer.Exit(followed(jobs, job_id, address, sys.stderr if as_json else sys.stdout,
+                              as_json))
 
 
-def followed(jobs: Any, job_id: str, address: str) -> int:
+def followed(jobs: Any, job_id: str, address: str, stream: Any = None,
+             as_json: bool = False) -> int:
     """Stream a job's output to its end: the exit code of its search (130 if only the
     following was interrupted: the job keeps running)."""
     from search.remote.jobs import JobsError
 
+    stream = stream or sys.stdout
+
     def write(text: str) -> None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        stream.write(text)
+        stream.flush()
 
     try:
         job = jobs.follow(job_id, write)
@@ -152,6 +163,8 @@ def followed(jobs: Any, job_id: str, address: str) -> int:
         fail("lost the job", str(error))
     err.print(f"job {job_id}: {job.status}" + (f" ({job.message})" if job.message else ""),
               highlight=False, markup=False)
+    if as_json:
+        out.print_json(json.dumps(job.as_json()))
     return job_exit_code(job.status, job.exit_code)
 
 

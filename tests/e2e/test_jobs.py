@@ -120,9 +120,10 @@ def test_a_search_submitted_as_a_job_is_followed_stopped_and_resumed(
     assert logs.returncode == 0 and "joining the Ray cluster at " in logs.stdout
     assert "start " in logs.stdout  # the search's own progress lines
 
-    stopped = cli("stop", job_id, "--address", address, home=laptop, cwd=tmp_path)
-    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-    assert f"job {job_id}: STOPPED" in stopped.stdout
+    stopped = as_json(cli("stop", job_id, "--address", address, "--json", home=laptop,
+                          cwd=tmp_path))
+    assert stopped["job"]["job_id"] == job_id and stopped["job"]["status"] == "STOPPED"
+    assert stopped["job"]["exit_code"] in (143, None)  # SIGTERM, saved first (below)
     state = json.loads((experiment / "resnet_search.json").read_text())
     assert (state["status"], state["reason"]) == ("interrupted", "SIGTERM")  # it saved first
 
