@@ -18,9 +18,7 @@ from typing import Any, Callable, Optional
 import ray
 
 from search.engine import compat
-
-TOKEN_HELP = ("a token cluster needs its token here: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
-              "~/.ray/auth_token (copy it from the head node: `ray get-auth-token`)")
+from search.remote import auth
 
 
 # Set by Ray's job supervisor for a job's driver (ray._private.runtime_env.constants, by value: the
@@ -30,17 +28,6 @@ IN_A_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 class ClusterError(RuntimeError):
     """The cluster at the given address cannot be joined; the message says why and what to do."""
-
-
-def token_source() -> Optional[str]:
-    """Where the driver's Ray token comes from (the places Ray reads, in its order), or None."""
-    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
-        return "RAY_AUTH_TOKEN"
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
-    if path:
-        return f"RAY_AUTH_TOKEN_PATH ({path})" if Path(path).expanduser().is_file() else None
-    default = Path.home() / ".ray" / "auth_token"
-    return str(default) if default.is_file() else None
 
 
 def host_port(address: str) -> Optional[tuple[str, int]]:
@@ -73,7 +60,7 @@ def probe(address: str, timeout_s: float = 5.0) -> None:
 def join(address: str, runtime_env: dict) -> None:
     """ray.init against an existing cluster, with token auth on whenever a token is available."""
     probe(address)
-    source = token_source()
+    source = auth.token_source()
     if source and "RAY_AUTH_MODE" not in os.environ:
         compat.enable_token_auth()
     if IN_A_JOB in os.environ:
@@ -97,9 +84,7 @@ def join(address: str, runtime_env: dict) -> None:
         refused = any(isinstance(c, ray.exceptions.AuthenticationError)
                       or "InvalidAuthToken" in str(c) for c in causes)
         if refused:
-            using = f"the token from {source} was refused" if source else "no token was found"
-            raise ClusterError(f"the Ray cluster at {address} requires token authentication "
-                               f"and {using}; {TOKEN_HELP}") from None
+            raise ClusterError(auth.refused(address, source)) from None
         raise ClusterError(f"cannot join the Ray cluster at {address}: "
                            f"{str(error).splitlines()[0]}") from None
 

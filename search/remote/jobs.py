@@ -29,7 +29,7 @@ from ray.job_submission import JobStatus, JobSubmissionClient
 import resnet_core
 import search
 from search.engine import compat
-from search.remote.cluster import TOKEN_HELP, token_source
+from search.remote import auth
 
 # Job metadata (strings only, Ray's rule) that marks a job as one of ours and names its search.
 MARK = "resnet_search"
@@ -92,7 +92,8 @@ class Jobs:
                      "ray._private.runtime_env.packaging"):
             logging.getLogger(name).setLevel(logging.WARNING)
         self.address = address
-        self.source = token_source()
+        self.source = auth.token_source()
+        auth.private_token(auth.token_file())
         if self.source and "RAY_AUTH_MODE" not in os.environ:
             # The SDK sends the token only in token mode; Ray turns it on by itself only for a
             # cluster it started. Never from the YAML: the environment or Ray's token file.
@@ -103,10 +104,7 @@ class Jobs:
         try:
             return call()
         except ray.exceptions.AuthenticationError:
-            using = f"the token from {self.source} was refused" if self.source else (
-                "no token was found")
-            raise JobsError(f"the Ray cluster at {self.address} requires token authentication "
-                            f"and {using}; {TOKEN_HELP}") from None
+            raise JobsError(auth.refused(self.address, self.source)) from None
         except ConnectionError as error:
             raise JobsError(f"no Ray Jobs API answers at {self.address} "
                             f"({str(error).splitlines()[0][:200]}); start the head with "

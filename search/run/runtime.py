@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import stat
 import warnings
-from pathlib import Path
 from typing import Optional
 
 import optuna
@@ -18,6 +15,7 @@ import resnet_core
 import search
 from search.engine import compat
 from search.remote import cluster
+from search.remote.auth import make_private_token, private_token, token_file
 from search.run.errors import LaunchError
 from search.spec.redact import RedactSecrets
 
@@ -57,65 +55,6 @@ def init_ray(address: Optional[str]) -> None:
         with compat.loopback_node():
             ray.init(address="local", include_dashboard=False, log_to_driver=False)
         private_token(token_file())  # in case Ray made one after all
-
-
-# --- the token file -----------------------------------------------------------------------------
-
-def token_file() -> Optional[Path]:
-    """The file Ray takes its token from (Ray's order), or None when the token comes from the
-    RAY_AUTH_TOKEN variable."""
-    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
-        return None
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
-    return Path(path).expanduser() if path else Path.home() / ".ray" / "auth_token"
-
-
-def make_private_token() -> None:
-    """Create ~/.ray/auth_token 0600 before a local Ray would create it with the umask's mode
-    (0644: readable by every user of the machine, and whoever reads it may run code on that
-    Ray). The same token Ray makes: 256 random bits in hex. Only where Ray would make one: token
-    auth not switched off, no token given by RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH."""
-    if os.environ.get("RAY_AUTH_MODE", "token").strip().lower() != "token":
-        return
-    if os.environ.get("RAY_AUTH_TOKEN", "").strip() or os.environ.get("RAY_AUTH_TOKEN_PATH"):
-        return
-    path = Path.home() / ".ray" / "auth_token"
-    if path.exists():
-        return
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another launch made it just now: that one is used
-        return
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32))
-
-
-def private_token(path: Optional[Path]) -> None:
-    """A token file readable by others is made 0600 when it is ours, saying so (then it is
-    never looser again, so this is said once); one we do not own is only reported."""
-    if path is None:
-        return
-    try:
-        found = path.stat()
-    except OSError:  # none yet: Ray makes it, or says that none was found
-        return
-    mode = stat.S_IMODE(found.st_mode)
-    if not mode & 0o077:
-        return
-    if found.st_uid == os.geteuid():
-        try:
-            os.chmod(path, 0o600)
-        except OSError as error:
-            log.warning("could not make the Ray token file %s private (mode %04o): %s; run "
-                        "`chmod 600 %s`", path, mode, error.strerror or error, path)
-            return
-        log.warning("made the Ray token file %s private: mode %04o -> 0600 (whoever reads it "
-                    "can run code on the Ray it opens)", path, mode)
-    else:
-        log.warning("the Ray token file %s is mode %04o and owned by uid %d, not you: others "
-                    "may read it and run code on the Ray it opens; ask its owner to `chmod 600` "
-                    "it", path, mode, found.st_uid)
 
 
 class OneLineErrors(logging.Filter):

@@ -4,7 +4,8 @@ import socket
 
 import pytest
 
-from search.remote.cluster import ClusterError, host_port, probe, token_source
+from search.remote.cluster import ClusterError, host_port, probe
+from search.remote.auth import token_source
 
 
 @pytest.mark.parametrize("address, expected", [
