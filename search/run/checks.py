@@ -48,12 +48,6 @@ def check_nodes(storage: Path, data: DataConfig, resources: Resources, console: 
         raise SpecError(problems, source="cluster check")
 
 
-def check_storage(storage: Path, console: Any) -> None:
-    problems = storage_problems(storage, console)
-    if problems:
-        raise SpecError(problems, source="cluster check")
-
-
 def storage_problems(storage: Path, console: Any) -> list[Problem]:
     """On a cluster, storage_path must be one directory every node sees (checked with a marker
     file read on each node, before any training)."""
