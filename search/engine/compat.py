@@ -22,7 +22,8 @@ PRIVATE = {
     "ray._private": ("authentication.authentication_token_setup."
                      "maybe_enable_token_auth_if_token_available",
                      "worker._global_node", "ray_constants.ENABLE_RAY_CLUSTER",
-                     "ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR"),
+                     "ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR",
+                     "services.resolve_ip_for_localhost"),
 }
 
 
@@ -132,3 +133,16 @@ def loopback_node() -> Iterator[None]:
             os.environ[variable] = was
         else:
             os.environ.pop(variable, None)
+
+
+def keep_loopback_addresses() -> None:
+    """For `ray start` of a node on loopback (cluster/_ray_start.py), in that process only: Ray
+    replaces a loopback --node-ip-address or --address with the machine's external IP
+    (`services.resolve_ip_for_localhost`), and with an external node address the GCS and raylet
+    listen on all interfaces. The switch `loopback_node` uses would also make `ray start
+    --address` refuse to add a worker, so here Ray keeps the addresses it is given, and only the
+    processes it spawns get the variable (their own lookups then answer 127.0.0.1 too)."""
+    from ray._private import ray_constants, services
+
+    services.resolve_ip_for_localhost = lambda host: host
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"

@@ -64,7 +64,12 @@ def new_tuner(spec: SearchSpec, job: TrialJob, storage: Path, uri: str, parent: 
             callbacks=[mirror, printer, fail_fast, SchedulerRecord(scheduler), *callbacks],
             stop=fail_fast, verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.trial.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+            # Two, not one: Ray deletes the previous checkpoint as soon as it registers a new
+            # one, and saves the experiment state (which names the checkpoint a restore starts
+            # from) only at the end of that step. A driver killed in between left a state
+            # naming a deleted checkpoint, and the resumed trial failed ("Could not recover
+            # from checkpoint as it does not exist on storage anymore"; CI caught it).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
 
 
 def restored_tuner(spec: SearchSpec, job: TrialJob, experiment: Path) -> tune.Tuner:

@@ -62,6 +62,9 @@ class MlflowMirror(Callback):
         self.names: dict[str, str] = {}  # trial id -> Ray's name for it: the run's name
         self.last: dict[str, dict] = {}
         self.unsaved: dict[str, list] = {}  # metrics of results whose checkpoint is not Ray's yet
+        # Metrics whose checkpoint Ray has taken, but that no experiment snapshot holds yet: a
+        # driver killed now resumes from the snapshot's checkpoint and trains them again.
+        self.registered: dict[str, list] = {}
         self.closed: set[str] = set()  # trials whose run got its true outcome
         # trial id -> (tags, status) its run was last closed with: redone by reconcile when the
         # close was dropped, forgotten when the trial starts again.
@@ -95,6 +98,11 @@ class MlflowMirror(Callback):
     # whose run was not created yet is simply left out, and gets its run when it resumes. The
     # copies are taken in one C call each: the writer's thread may add entries meanwhile.
     def get_state(self) -> dict:
+        # Tune asks while it writes an experiment snapshot: every checkpoint registered so far
+        # is in it, so the epochs they hold are never trained again and may reach MLflow now.
+        # (What a crash keeps from MLflow is back-filled from Ray's results on resume.)
+        for trial_id in list(self.registered):
+            self._log(trial_id, self.registered.pop(trial_id))
         return {"runs": {t: r for t, r in dict(self.runs).items() if r},
                 "configs": dict(self.configs), "closed": sorted(self.closed),
                 "parent_run_id": self.parent_run_id}
@@ -199,7 +207,9 @@ class MlflowMirror(Callback):
             self._submit(lambda client: self._run_id(client, trial_id))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.unsaved.pop(trial.trial_id, None)  # retried from its last checkpoint: trained again
+        # Retried in this driver from its last registered checkpoint: what that holds stays
+        # `registered` (logged with the next snapshot), what came after it is trained again.
+        self.unsaved.pop(trial.trial_id, None)
         self._tag(self._know(trial), {"restarts": str(trial.num_failures)})
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
@@ -225,8 +235,8 @@ class MlflowMirror(Callback):
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
                       **info: Any) -> None:
         values = self.unsaved.pop(trial.trial_id, None)
-        if values:
-            self._log(trial.trial_id, values)
+        if values:  # logged with the next experiment snapshot (get_state)
+            self.registered.setdefault(trial.trial_id, []).extend(values)
 
     def _log(self, trial_id: str, values: list) -> None:
         self._submit(lambda client: client.log_batch(self._run_id(client, trial_id),
@@ -241,9 +251,10 @@ class MlflowMirror(Callback):
     def _close(self, trial: Any, errored: bool) -> None:
         trial_id = self._know(trial)
         self.closed.add(trial_id)
-        unsaved = self.unsaved.pop(trial_id, None)
-        if unsaved:  # it ended: nothing of it will be trained again
-            self._log(trial_id, unsaved)
+        # It ended: nothing of it will be trained again.
+        ended = self.registered.pop(trial_id, []) + self.unsaved.pop(trial_id, [])
+        if ended:
+            self._log(trial_id, ended)
         last = self.last.get(trial_id) or trial.last_result or {}
         epochs = int(last.get("epoch", 0))
         verdict = outcome_of(last, max_epochs=self.job.max_epochs, errored=errored,

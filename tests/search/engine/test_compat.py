@@ -241,3 +241,19 @@ def test_the_private_reach_check_finds_what_it_must(tmp_path):
     assert private_reaches(root, skip=(root / "compat.py").resolve()) == [
         "search/a.py:8: other._ot_trials", "search/a.py:9: self._sched._brackets",
         "search/a.py:10: ray._private", "search/a.py:11: getattr(other, '_rungs')"]
+
+
+def test_keep_loopback_addresses_makes_ray_keep_a_loopback_node_address():
+    # What cluster/_ray_start.py runs before `ray start` of a loopback node; in a subprocess,
+    # because it changes Ray's module for the rest of the process.
+    import subprocess
+    import sys
+
+    code = ("from search.engine import compat; compat.keep_loopback_addresses(); "
+            "import os; from ray._private import services, ray_constants; "
+            "print(services.resolve_ip_for_localhost('127.0.0.1'), "
+            "os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["127.0.0.1", "0"]

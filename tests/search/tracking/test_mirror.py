@@ -232,9 +232,33 @@ def test_an_epoch_reaches_mlflow_once_its_checkpoint_is_rays(store, make_mirror,
     mirror.on_trial_result(0, [a], a, make_epoch(1, should_checkpoint=True))
     assert mirror.flush(30) and store.steps(mirror.runs["a"], "val_acc") == []
     mirror.on_checkpoint(0, [a], a, checkpoint=None)
+    # Ray has the checkpoint, but its experiment snapshot (what a killed driver resumes from)
+    # still names the one before: not yet.
+    assert mirror.flush(30) and store.steps(mirror.runs["a"], "val_acc") == []
+    mirror.get_state()  # Tune's snapshot, which holds epoch 1's checkpoint
+    assert mirror.flush(30) and store.steps(mirror.runs["a"], "val_acc") == [1]
     mirror.on_trial_result(0, [a], a, make_epoch(2, should_checkpoint=True))
     mirror.end_reason = "interrupted"  # before Ray took epoch 2's checkpoint
     mirror.on_experiment_end([a])
     assert mirror.flush(30)
     assert store.steps(mirror.runs["a"], "val_acc") == [1]
+    assert mirror.failures == 0
+
+
+def test_a_trial_retried_in_the_same_driver_keeps_what_its_registered_checkpoint_holds(
+        store, make_mirror, make_trial, make_epoch):
+    """A trial that fails is restored by this driver from its last registered checkpoint, not
+    from the snapshot: the epochs that checkpoint holds are final; those after it run again."""
+    mirror = make_mirror()
+    a = make_trial("a", 0.1)
+    mirror.on_trial_start(0, [a], a)
+    mirror.on_trial_result(0, [a], a, make_epoch(1, should_checkpoint=True))
+    mirror.on_checkpoint(0, [a], a, checkpoint=None)  # no snapshot since
+    mirror.on_trial_result(0, [a], a, make_epoch(2, should_checkpoint=True))  # then it fails
+    mirror.on_trial_recover(0, [a], a)
+    mirror.on_trial_result(0, [a], a, make_epoch(2, should_checkpoint=True))  # epoch 2 again
+    mirror.on_checkpoint(0, [a], a, checkpoint=None)
+    mirror.on_trial_complete(0, [a], a)
+    assert mirror.flush(30)
+    assert store.steps(mirror.runs["a"], "val_acc") == [1, 2]
     assert mirror.failures == 0
