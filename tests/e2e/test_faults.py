@@ -9,6 +9,7 @@ cleans up are found by that HOME, so tests running beside it keep their Ray.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -20,6 +21,14 @@ from driving import (NAME, PARENT_TAG, SMALL_DATA, by_param, driver_log, epochs_
                      runs_of, saved_trials, small_search, start_launch, steps, trial_dirs,
                      wait_for)
 from processes import kill_ours, ours, psutil  # tests/e2e/*.py (pytest's pythonpath)
+
+from search.experiment.results import per_epoch
+
+
+def per_epoch_of(reports: list[dict]) -> list[dict]:
+    """What the experiment record reads from a trial's reports: the last one of each epoch."""
+    return per_epoch([json.dumps(r) for r in reports])
+
 
 pytestmark = pytest.mark.ray
 
@@ -188,8 +197,13 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating_trials(
     after = {t: results(experiment / t) for t in saved_trials(experiment)}
     assert len(after) == 4 and saved <= set(after)  # same trial ids, budget kept
     for trial, reports in after.items():
-        # No epoch lost or trained twice; an unfinished trial went on from its checkpoint.
-        assert [r["epoch"] for r in reports] == [1, 2, 3], (trial, reports)
+        # No epoch lost; an unfinished trial went on from the checkpoint Ray's snapshot names.
+        # A driver killed after Ray logged an epoch but before its snapshot named that epoch's
+        # checkpoint trains it again, so Ray's own log may hold it twice; the record keeps the
+        # last report of each epoch, and MLflow (below) has each epoch exactly once.
+        assert [r["epoch"] for r in per_epoch_of(reports)] == [1, 2, 3], (trial, reports)
+        assert [r["epoch"] for r in reports][:len(before.get(trial, []))] == [
+            r["epoch"] for r in before.get(trial, [])]  # what was there is kept, in order
     for trial in finished:
         assert after[trial] == before[trial]  # a finished trial was not run again
 
