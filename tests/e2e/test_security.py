@@ -81,7 +81,9 @@ def interrupted(tmp_path_factory):
     home = tmp_path_factory.mktemp("security")
     spec = {
         "name": NAME, "data": SMALL_DATA, "objective": {"metric": "val_acc", "mode": "max"},
-        "budget": {"trials": 2, "max_epochs": 2},
+        # Long enough to be still running when the sockets have been listed and Ctrl+C comes
+        # (2 epochs could end first on a fast machine: CI caught a finished search).
+        "budget": {"trials": 2, "max_epochs": 12},
         "trial": {"resources": {"cpu": 1, "gpu": 0}, "max_failures": 0},
         "sampler": {"type": "random", "seed": 0}, "scheduler": {"type": "fifo"},
         "fixed": {"depth": 20, "width": 0.25, "batch_size": 128, "optimizer": "nesterov",
