@@ -294,18 +294,19 @@ def list_(paths: Optional[list[Path]] = typer.Argument(
                          "./runs).", show_default=False),
           address: Optional[str] = JobsAddressOpt, as_json: bool = JsonOpt) -> None:
     """Experiments (under storage directories) and, with --address, the cluster's search jobs, with their status."""
-    from search.experiment.record import Experiment, experiments_in
+    from search.experiment.record import experiments_in
+    from search.experiment.state import STATE_FILE
     from search.run.launch import locate_spec
 
     directories: list[Path] = []
     for path in paths or ([] if address else [Path("runs")]):
         if path.is_file():
             directories.append(locate_spec(load(path, None, None, None)).directory)
-        elif (path / "resnet_search.json").is_file():
+        elif (path / STATE_FILE).is_file():
             directories.append(path)
         else:
             directories.extend(experiments_in(path))
-    summaries = [s for s in (_quiet_summary(Experiment, d) for d in dict.fromkeys(directories))
+    summaries = [s for s in (_quiet_summary(d) for d in dict.fromkeys(directories))
                  if s is not None]
     found_jobs = []
     if address is not None:
@@ -344,13 +345,13 @@ def list_(paths: Optional[list[Path]] = typer.Argument(
         out.print(table)
 
 
-def _quiet_summary(experiment_class: Any, directory: Path) -> Optional[Any]:
+def _quiet_summary(directory: Path) -> Optional[Any]:
     """A listed experiment that cannot be read is shown by `status`, not a reason to fail."""
-    from search.experiment.record import NoExperiment
+    from search.experiment.record import Experiment, NoExperiment
     from search.experiment.state import DamagedRecord
 
     try:
-        return experiment_class.open(directory).summary()
+        return Experiment.open(directory).summary()
     except (NoExperiment, DamagedRecord) as error:
         err.print(f"skipped {directory}: {error}", highlight=False, markup=False)
         return None

@@ -75,10 +75,6 @@ def _job(info: Any) -> Job:
                exit_code=getattr(info, "driver_exit_code", None))
 
 
-def _raise(error: BaseException) -> None:
-    raise error
-
-
 def new_job_id(name: str) -> str:
     """Readable and unique: 'rs-digits-20260101-120000-a1b2'."""
     return f"rs-{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -129,16 +125,14 @@ class Jobs:
         deadline = time.monotonic() + AGENT_WAIT_S
         while True:
             try:
-                return self.client.submit_job(
+                return self._call(lambda: self.client.submit_job(
                     entrypoint=entrypoint, submission_id=job_id, runtime_env=runtime_env,
-                    metadata={MARK: "1", **metadata})
-            except RuntimeError as error:
+                    metadata={MARK: "1", **metadata}))
+            except JobsError as error:
                 # A head that has just started answers before its job agent is up.
                 if NO_AGENT not in str(error) or time.monotonic() > deadline:
-                    return self._call(lambda: _raise(error))
+                    raise
                 time.sleep(1.0)
-            except Exception as error:  # noqa: BLE001 - worded by _call, or raised as it is
-                return self._call(lambda: _raise(error))
 
     # ---- look ----
     def get(self, job_id: str) -> Job:
