@@ -7,6 +7,7 @@ table shows, for scripts.
 
 from __future__ import annotations
 
+import codecs
 import json
 import time
 from pathlib import Path
@@ -34,9 +35,9 @@ def experiment_of(target: str) -> Any:
     from search.experiment.record import Experiment, NoExperiment
     from search.run.launch import locate_spec
 
-    path = Path(target)
+    path = storage_path(target)
     if path.is_file():
-        return Experiment(locate_spec(load(path, None, None, None)))
+        return Experiment(locate_spec(load(Path(target), None, None, None)))
     if path.is_dir():
         try:
             return Experiment.open(path)
@@ -44,6 +45,17 @@ def experiment_of(target: str) -> Any:
             fail("no experiment", str(error))
     fail("no such experiment", f"{target} is neither a spec file nor an experiment directory",
          EXIT_BAD_CONFIG)
+
+
+def storage_path(target: str) -> Any:
+    """A path or an object store URI (s3://bucket/runs/name) as a path; exit 2 for a URI this
+    product cannot read."""
+    from search.experiment.storage import UnsupportedStorage, as_path
+
+    try:
+        return as_path(target)
+    except UnsupportedStorage as error:
+        fail("unsupported storage", f"{target} {error}", EXIT_BAD_CONFIG)
 
 
 def jobs_at(address: str) -> Any:
@@ -90,12 +102,14 @@ def visible_summary(job: Any) -> Optional[Any]:
     from search.experiment.record import Experiment, NoExperiment
     from search.experiment.state import DamagedRecord
 
-    if not job.experiment_dir or not Path(job.experiment_dir).is_dir():
-        return None
+    from search.experiment.storage import UnsupportedStorage, as_path
+
     try:
-        return Experiment.open(Path(job.experiment_dir)).summary()
-    except (NoExperiment, DamagedRecord):
-        return None
+        if not job.experiment_dir or not as_path(job.experiment_dir).is_dir():
+            return None
+        return Experiment.open(job.experiment_dir).summary()
+    except (NoExperiment, DamagedRecord, UnsupportedStorage, OSError):
+        return None  # not readable from here (another machine's disk, no credentials)
 
 
 # ---- how it reads ----
@@ -213,20 +227,27 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
     path = experiment.directory / LOG_FILE
     if not path.is_file():
         fail("no log", f"{path} does not exist: the experiment has not been launched yet")
-    with open(path, encoding="utf-8", errors="replace") as log:
-        while True:
-            chunk = log.read()
-            if chunk:
-                out.file.write(chunk)
-                out.file.flush()
-            if not follow:
-                return
-            if experiment.driver() is None:  # the driver is gone: what is left was read
-                rest = log.read()
-                if rest:
-                    out.file.write(rest)
-                return
-            time.sleep(0.5)
+    # Read whole each time from where we were: an object store's log is replaced whole by each
+    # upload (no open stream sees it grow), and a log is small.
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    offset = 0
+
+    def more() -> None:
+        nonlocal offset
+        data = path.read_bytes()
+        text = decoder.decode(data[offset:])
+        offset = len(data)
+        if text:
+            out.file.write(text)
+            out.file.flush()
+
+    more()
+    while follow:
+        if experiment.driver() is None:  # the driver is gone: what is left was written
+            more()
+            return
+        time.sleep(0.5)
+        more()
 
 
 def stop(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
@@ -289,17 +310,18 @@ def _stop_job(target: str, address: str, wait: bool, timeout: float, as_json: bo
         raise typer.Exit(EXIT_FAILED)
 
 
-def list_(paths: Optional[list[Path]] = typer.Argument(
-              None, help="Storage directories, experiment directories or spec files (default: "
-                         "./runs).", show_default=False),
+def list_(paths: Optional[list[str]] = typer.Argument(
+              None, help="Storage directories (or object store URIs: s3://bucket/runs), "
+                         "experiment directories or spec files (default: ./runs).",
+              show_default=False),
           address: Optional[str] = JobsAddressOpt, as_json: bool = JsonOpt) -> None:
     """Experiments (under storage directories) and, with --address, the cluster's search jobs, with their status."""
     from search.experiment.record import experiments_in
     from search.experiment.state import STATE_FILE
     from search.run.launch import locate_spec
 
-    directories: list[Path] = []
-    for path in paths or ([] if address else [Path("runs")]):
+    directories: list[Any] = []
+    for path in map(storage_path, paths or ([] if address else ["runs"])):
         if path.is_file():
             directories.append(locate_spec(load(path, None, None, None)).directory)
         elif (path / STATE_FILE).is_file():
@@ -345,7 +367,7 @@ def list_(paths: Optional[list[Path]] = typer.Argument(
         out.print(table)
 
 
-def _quiet_summary(directory: Path) -> Optional[Any]:
+def _quiet_summary(directory: Any) -> Optional[Any]:
     """A listed experiment that cannot be read is shown by `status`, not a reason to fail."""
     from search.experiment.record import Experiment, NoExperiment
     from search.experiment.state import DamagedRecord

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Any, Optional
 
 from search.experiment.state import State, Status
+from search.experiment.storage import StoragePath, as_path
 from search.spec.problems import join_loc, show
 
 RAY_TUNER_FILE = "tuner.pkl"
@@ -35,11 +35,11 @@ class Decision:
     parent_run_id: str = ""  # for RESUME/FINISHED, and NEW when a parent run can be reused
 
 
-def ray_saved(directory: Path) -> bool:
+def ray_saved(directory: StoragePath) -> bool:
     """Whether Ray saved the experiment so that `Tuner.restore` can continue it. Ray's own
     `can_restore` looks only for tuner.pkl, which is written before the first trial starts;
     without an experiment_state snapshot beside it there is nothing to restore."""
-    directory = Path(directory)
+    directory = as_path(directory)
     return (directory / RAY_TUNER_FILE).is_file() and any(directory.glob(RAY_STATE_GLOB))
 
 

@@ -1,4 +1,5 @@
-"""One driver per experiment, also across nodes that share the storage (NFS).
+"""One driver per experiment, also across nodes that share the storage (NFS, or an object store:
+object_lease.py does the same with S3's conditional writes).
 
 `flock` is not honoured across NFS clients, so the lease is a file that only one process can
 create (a hard link of a complete temp file: atomic on NFS, and nobody ever sees it half
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from search.experiment.state import write_json_atomic
+from search.experiment.storage import StoragePath, as_path, is_local
 
 log = logging.getLogger("resnet_search.lease")
 
@@ -60,7 +62,7 @@ class LeaseError(Exception):
 
 
 class LeaseHeld(LeaseError):
-    def __init__(self, holder: Holder, path: Path, now: Optional[float] = None):
+    def __init__(self, holder: Holder, path: StoragePath, now: Optional[float] = None):
         self.holder = holder
         now = time.time() if now is None else now
         if holder.damaged:
@@ -140,8 +142,11 @@ def _holder_from(raw: bytes, mtime: float) -> Holder:
                       token="", damaged=True)
 
 
-def _read(path: Path) -> Optional[tuple[bytes, Holder]]:
+def _read(path: StoragePath) -> Optional[tuple[bytes, Holder]]:
     """The raw lease file and its holder, or None when there is no lease."""
+    if not is_local(path):
+        found = read_object(path)
+        return None if found is None else found[:2]
     try:
         with open(path, "rb") as handle:
             mtime = os.fstat(handle.fileno()).st_mtime
@@ -151,13 +156,27 @@ def _read(path: Path) -> Optional[tuple[bytes, Holder]]:
     return raw, _holder_from(raw, mtime)
 
 
-def read_holder(directory: Path) -> Optional[Holder]:
+def read_object(path: StoragePath) -> Optional[tuple[bytes, Holder, str]]:
+    """The raw lease object, its holder and its ETag, or None when there is no lease. The ETag
+    is read first: if the object changes before its body is read, a write conditional on that
+    ETag fails, which is what a changed lease must do."""
+    try:
+        info = path.fs.info(path.path, refresh=True)
+        raw = path.fs.cat_file(path.path)
+    except FileNotFoundError:
+        return None
+    modified = info.get("LastModified")
+    mtime = modified.timestamp() if hasattr(modified, "timestamp") else time.time()
+    return raw, _holder_from(raw, mtime), str(info.get("ETag", ""))
+
+
+def read_holder(directory: StoragePath) -> Optional[Holder]:
     """Who holds the experiment's lease (for status commands), or None."""
-    found = _read(Path(directory) / LEASE_FILE)
+    found = _read(as_path(directory) / LEASE_FILE)
     return found[1] if found else None
 
 
-def live_holder(directory: Path, ttl_s: float = TTL_S) -> Optional[Holder]:
+def live_holder(directory: StoragePath, ttl_s: float = TTL_S) -> Optional[Holder]:
     """The driver holding the experiment's lease now, or None (no lease, or its holder gone)."""
     holder = read_holder(directory)
     if holder is None or _stale(holder, socket.gethostname(), ttl_s):
@@ -270,7 +289,7 @@ def _remove_stale(path: Path, judged: bytes, host: str, ttl_s: float) -> bool:
 class Lease:
     """The right to drive one experiment, held until `release()` (or the end of a `with`)."""
 
-    def __init__(self, path: Path, holder: Holder, heartbeat_s: float,
+    def __init__(self, path: StoragePath, holder: Holder, heartbeat_s: float,
                  taken_over: Optional[Holder] = None):
         self.path = path
         self.holder = holder
@@ -284,10 +303,14 @@ class Lease:
         self._thread.start()
 
     @classmethod
-    def acquire(cls, directory: Path, *, heartbeat_s: float = HEARTBEAT_S,
+    def acquire(cls, directory: StoragePath, *, heartbeat_s: float = HEARTBEAT_S,
                 ttl_s: float = TTL_S) -> "Lease":
         """Take the lease of `directory`, or raise LeaseHeld naming its live holder."""
-        directory = Path(directory)
+        directory = as_path(directory)
+        if not is_local(directory):
+            from search.experiment.object_lease import ObjectLease
+
+            return ObjectLease.acquire(directory, heartbeat_s=heartbeat_s, ttl_s=ttl_s)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / LEASE_FILE
         host = socket.gethostname()
@@ -321,15 +344,24 @@ class Lease:
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             try:
-                if not self._holds():
+                if not self._renew():
                     self._lost.set()
                     log.warning("the lease %s was taken over by another launch", self.path)
                     return
-                beat = replace(self.holder, heartbeat_at=time.time())
-                write_json_atomic(self.path, _encode(beat))
-                self.holder = beat
-            except OSError as error:  # storage hiccup (NFS): try again at the next beat
+            except OSError as error:  # storage hiccup (NFS, S3): try again at the next beat
                 log.warning("lease heartbeat failed: %s", error)
+
+    def _renew(self) -> bool:
+        """Write a fresh heartbeat; False when the lease is no longer ours."""
+        if not self._holds():
+            return False
+        beat = replace(self.holder, heartbeat_at=time.time())
+        write_json_atomic(self.path, _encode(beat))
+        self.holder = beat
+        return True
+
+    def _remove(self) -> None:
+        os.unlink(self.path)
 
     def release(self) -> None:
         """Stop the heartbeat and remove the lease file, unless someone else holds it now."""
@@ -341,7 +373,7 @@ class Lease:
             self._thread.join()
         try:
             if self._holds():
-                os.unlink(self.path)
+                self._remove()
         except FileNotFoundError:
             pass
 

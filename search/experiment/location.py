@@ -1,4 +1,5 @@
-"""Where an experiment lives on disk and which MLflow store it reports to.
+"""Where an experiment lives (a directory, or an object store prefix) and which MLflow store it
+reports to.
 
 Every relative path of a spec is relative to the spec file's own directory, never the cwd:
 launching `spaces/x.yaml` from the repo root or from `spaces/` must find the same experiment,
@@ -8,19 +9,22 @@ and Ray workers and `mlflow ui` run in other directories altogether.
 from __future__ import annotations
 
 import os
-import re
+import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from search.experiment.storage import StoragePath, UnsupportedStorage, as_path, is_local, scheme
+from search.spec.problems import Problem, SpecError
 
 _SQLITE = "sqlite:///"
 
 
 @dataclass(frozen=True)
 class Location:
-    storage: Path  # absolute storage_path
-    directory: Path  # storage / name: Ray's experiment directory and our record files
+    storage: StoragePath  # absolute storage_path: a Path, or a UPath for s3://
+    directory: StoragePath  # storage / name: Ray's experiment directory and our record files
     tracking_uri: str  # the MLflow URI with a relative sqlite path made absolute
     data_root: str  # data.root made absolute ("~" expanded)
 
@@ -44,27 +48,32 @@ def resolve_tracking_uri(uri: str, base_dir: Path) -> str:
     return _SQLITE + str(absolute(path, base_dir))
 
 
+def storage_of(storage_path: str, base_dir: Path) -> StoragePath:
+    """The spec's `storage_path` as a path: a URI as given (an object store, or file://), a
+    directory made absolute. SpecError (exit 2) for a URI this product cannot use."""
+    if not scheme(storage_path):
+        return absolute(storage_path, base_dir)
+    try:
+        return as_path(storage_path)
+    except UnsupportedStorage as error:
+        raise SpecError([Problem("storage_path", storage_path, str(error))]) from None
+
+
 def locate(name: str, storage_path: str, mlflow_uri: str, data_root: str,
            base_dir: Path) -> Location:
-    storage = absolute(storage_path, base_dir)
+    storage = storage_of(storage_path, base_dir)
     return Location(storage=storage, directory=storage / name,
                     tracking_uri=resolve_tracking_uri(mlflow_uri, base_dir),
                     data_root=str(absolute(data_root, base_dir)))
 
 
-# "s3://bucket/runs", "gs://...", "file:///...": Ray could write there, but this product's
-# record, lease and results reader work on a mounted directory only (for now).
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def storage_problem(storage_path: str, storage: Path) -> Optional[str]:
+def storage_problem(storage_path: str, storage: StoragePath) -> Optional[str]:
     """Why the experiments cannot live under `storage` (the spec's `storage_path`, resolved),
     or None. Checked before anything is created: the directory, or the nearest existing
-    directory above it, must take a new entry from this process."""
-    if _SCHEME.match(storage_path):
-        return (f"storage_path is {storage_path!r} but only a directory is supported (a local "
-                "one, or on a cluster one every node mounts at the same path, e.g. NFS); "
-                "object stores such as s3:// are not supported yet")
+    directory above it, must take a new entry from this process; an object store must take
+    (and give back) an object under the prefix."""
+    if not is_local(storage):
+        return _object_problem(storage_path, storage)
     existing = storage
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -76,4 +85,18 @@ def storage_problem(storage_path: str, storage: Path) -> Optional[str]:
         where = storage if existing == storage else f"{storage} (under {existing})"
         return (f"storage_path is {storage_path!r} but no directory can be written at {where}: "
                 f"{error.strerror or error}")
+    return None
+
+
+def _object_problem(storage_path: str, storage: StoragePath) -> Optional[str]:
+    probe = storage / f".resnet-search-writable-{secrets.token_hex(4)}"
+    try:
+        probe.write_text("")
+        probe.unlink()
+    except Exception as error:  # noqa: BLE001  the store's client raises what it likes; all of
+        # it (no bucket, no credentials, no endpoint, access denied) means the same to the user
+        return (f"storage_path is {storage_path!r} but nothing can be written there "
+                f"({type(error).__name__}: {error}); check the bucket, the credentials "
+                "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws) and, for a server other "
+                "than AWS, AWS_ENDPOINT_URL")
     return None

@@ -7,11 +7,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from search.experiment import decide as rule
 from search.experiment.decide import Decision
@@ -22,6 +19,7 @@ from search.experiment.results import SCHEDULER_FILE, Results, read_results
 from search.experiment.state import (
     STATE_FILE, DamagedRecord, State, Status, damaged, read_json, read_state, write_json_atomic,
     write_state)
+from search.experiment.storage import StoragePath, as_path, entries, move, remove_tree
 from search.experiment.summary import Summary, job_of_saved, summarize
 from search.spec.job import TrialJob
 
@@ -39,10 +37,10 @@ class Experiment:
         self.name = location.directory.name
 
     @classmethod
-    def open(cls, directory: Path) -> "Experiment":
-        """The experiment recorded in `directory` (`status`, `stop`, `logs` by path): its
+    def open(cls, directory: Union[str, StoragePath]) -> "Experiment":
+        """The experiment recorded in `directory` (`status`, `stop`, `logs` by path or URI): its
         tracking store comes from the record, not from a spec."""
-        directory = Path(directory).absolute()
+        directory = as_path(directory).absolute()
         state = read_state(directory)
         if state is None:
             raise NoExperiment(f"{directory} holds no experiment record ({STATE_FILE}); give a "
@@ -110,7 +108,7 @@ class Experiment:
         return live_holder(self.directory)
 
     # ---- stop requests (`resnet-search stop`) ----
-    def request_stop(self, by: Optional[str] = None) -> Path:
+    def request_stop(self, by: Optional[str] = None) -> StoragePath:
         return stop.request_stop(self.directory, by)
 
     def stop_requested(self) -> Optional[str]:
@@ -137,20 +135,23 @@ class Experiment:
     def results(self, job: TrialJob) -> Results:
         return read_results(self.directory, job)
 
-    def move_aside(self, label: str = "aborted") -> Path:
+    def move_aside(self, label: str = "aborted") -> StoragePath:
         """Move everything but the lease into a new sibling `<name>.<label>-<time>` and return
         it; the caller keeps holding the lease of the (now empty) directory."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         kept, n = self.directory.with_name(f"{self.name}.{label}-{stamp}"), 1
         while True:
             try:
-                kept.mkdir()
-                break
+                # On an object store a prefix is not created, only filled: taken is taken.
+                if not kept.exists():
+                    kept.mkdir()
+                    break
             except FileExistsError:  # moved aside twice within one second
-                n += 1
-                kept = self.directory.with_name(f"{self.name}.{label}-{stamp}-{n}")
+                pass
+            n += 1
+            kept = self.directory.with_name(f"{self.name}.{label}-{stamp}-{n}")
         for entry in self._entries():
-            os.rename(self.directory / entry, kept / entry)
+            move(self.directory / entry, kept / entry)
         return kept
 
     def forget(self) -> None:
@@ -159,24 +160,17 @@ class Experiment:
         if self.ray_saved():
             raise RuntimeError(f"{self.directory} holds a saved Ray experiment: not forgotten")
         for entry in self._entries():
-            path = self.directory / entry
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+            remove_tree(self.directory / entry)
 
     def _entries(self) -> list[str]:
         """What is in the directory, less the lease and its temp files (the caller holds it,
         its heartbeat writes there)."""
-        if not self.directory.is_dir():
-            return []
-        return [entry for entry in sorted(os.listdir(self.directory))
+        return [entry for entry in entries(self.directory)
                 if entry != LEASE_FILE and not entry.startswith(f".{LEASE_FILE}.")]
 
 
-def experiments_in(storage: Path) -> list[Path]:
-    """The experiment directories directly under a storage directory, by name."""
-    storage = Path(storage)
-    if not storage.is_dir():
-        return []
-    return sorted(p for p in storage.iterdir() if p.is_dir() and (p / STATE_FILE).is_file())
+def experiments_in(storage: Union[str, StoragePath]) -> list[StoragePath]:
+    """The experiment directories directly under a storage directory (or prefix), by name."""
+    storage = as_path(storage)
+    return [storage / name for name in entries(storage)
+            if (storage / name / STATE_FILE).is_file()]

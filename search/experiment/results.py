@@ -17,13 +17,13 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 from resnet_core.config import resolved
 from search.experiment.decide import RAY_STATE_GLOB
 from search.experiment.outcome import Outcome, outcome_of
 from search.experiment.state import read_json
+from search.experiment.storage import StoragePath, as_path
 from search.spec import objective
 from search.spec.job import TrialJob
 from search.spec.problems import strip_ansi
@@ -40,7 +40,7 @@ class TrialRecord:
     results: list[dict]  # one per epoch (the last report of an epoch), ordered by epoch
     status: str  # Ray's status (PENDING/RUNNING/PAUSED/TERMINATED/ERROR) or UNKNOWN
     error: Optional[str]  # the exception it died of (first line), when it failed
-    checkpoint: Optional[Path]  # the newest checkpoint directory
+    checkpoint: Optional[StoragePath]  # the newest checkpoint directory
     outcome: Outcome
     best: Optional[float]  # best finite value of the objective over its epochs
     epochs: int  # the last epoch reported (0 if none)
@@ -150,7 +150,7 @@ def kept(results: list[dict], status: str, checkpoint: Optional[str]) -> list[di
     return [r for r in results if at and r["epoch"] <= at[-1]]
 
 
-def _ray_trials(directory: Path) -> Optional[dict[str, _Listed]]:
+def _ray_trials(directory: StoragePath) -> Optional[dict[str, _Listed]]:
     """Trials of the newest readable experiment_state file, or None when there is none. A file
     Ray was writing when its driver died is skipped for the one before it."""
     for path in sorted(directory.glob(RAY_STATE_GLOB), reverse=True):
@@ -177,19 +177,19 @@ def _ray_trials(directory: Path) -> Optional[dict[str, _Listed]]:
     return None
 
 
-def _trial_dirs(directory: Path) -> list[str]:
+def _trial_dirs(directory: StoragePath) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.is_dir() and (
         (p / "params.json").exists() or (p / "result.json").exists()))
 
 
-def _read_lines(path: Path) -> list[str]:
+def _read_lines(path: StoragePath) -> list[str]:
     try:
         return path.read_text(errors="replace").splitlines()
     except FileNotFoundError:
         return []
 
 
-def _params(trial_dir: Path, fallback: dict) -> dict:
+def _params(trial_dir: StoragePath, fallback: dict) -> dict:
     try:
         params = json.loads((trial_dir / "params.json").read_text())
     except (OSError, ValueError):
@@ -197,27 +197,27 @@ def _params(trial_dir: Path, fallback: dict) -> dict:
     return params if isinstance(params, dict) else dict(fallback)
 
 
-def _checkpoint(trial_dir: Path) -> Optional[Path]:
+def _checkpoint(trial_dir: StoragePath) -> Optional[StoragePath]:
     # checkpoint_NNNNNN: the zero-padded index sorts by name.
     found = sorted(p for p in trial_dir.glob("checkpoint_*") if p.is_dir())
     return found[-1] if found else None
 
 
-def _error(trial_dir: Path) -> Optional[str]:
+def _error(trial_dir: StoragePath) -> Optional[str]:
     try:
         return last_exception((trial_dir / "error.txt").read_text(errors="replace"))
     except FileNotFoundError:
         return None
 
 
-def _stopped(directory: Path) -> set[str]:
+def _stopped(directory: StoragePath) -> set[str]:
     path = directory / SCHEDULER_FILE
     data = read_json(path) or {}
     stopped = data.get("stopped", []) if isinstance(data, dict) else []
     return {str(t) for t in stopped} if isinstance(stopped, list) else set()
 
 
-def _record(trial_id: str, trial_dir: Path, status: str, fallback_params: dict,
+def _record(trial_id: str, trial_dir: StoragePath, status: str, fallback_params: dict,
             job: TrialJob, stopped: set[str], saved: Optional[str] = None) -> TrialRecord:
     params = _params(trial_dir, fallback_params)
     try:
@@ -238,9 +238,10 @@ def _record(trial_id: str, trial_dir: Path, status: str, fallback_params: dict,
         metric=job.metric, config_error=config_error)
 
 
-def read_results(directory: Path, job: TrialJob) -> Results:
-    """Every trial of the experiment in `directory`, best first."""
-    directory = Path(directory)
+def read_results(directory: StoragePath, job: TrialJob) -> Results:
+    """Every trial of the experiment in `directory` (a directory or an object store prefix),
+    best first."""
+    directory = as_path(directory)
     stopped = _stopped(directory)
     dirs = _trial_dirs(directory) if directory.is_dir() else []
     listed = _ray_trials(directory) if directory.is_dir() else None

@@ -1,7 +1,8 @@
 """The record's state file `<directory>/resnet_search.json`: plain JSON, written atomically.
 
-Atomic (temp file, fsync, rename) because the driver can be killed at any moment, and a state
-file cut in half would make the experiment unreadable. Every file of the record is read through
+Atomic (temp file, fsync, rename; on an object store one PUT, which is atomic by itself) because
+the driver can be killed at any moment, and a state file cut in half would make the experiment
+unreadable. Every file of the record is read through
 `read_json`, so a damaged one always says which file and what to do, never a traceback.
 """
 
@@ -14,6 +15,8 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
+
+from search.experiment.storage import StoragePath, as_path, is_local
 
 STATE_FILE = "resnet_search.json"
 FORMAT = 2  # 1 was the unversioned file of the previous layout (see OldRecord)
@@ -57,9 +60,12 @@ def damaged(path: Path, problem: str) -> DamagedRecord:
     return DamagedRecord(f"{path} is damaged ({problem}); {_what_to_do(path)}")
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
+def write_json_atomic(path: StoragePath, obj: Any) -> None:
     """Write `obj` as JSON so that a reader sees the old file or the new one, never half."""
-    path = Path(path)
+    path = as_path(path)
+    if not is_local(path):  # an object is replaced whole by a PUT
+        path.write_text(json.dumps(obj, indent=2, sort_keys=True))
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same directory: os.replace is only atomic within one filesystem.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -77,9 +83,9 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         raise
 
 
-def read_json(path: Path) -> Optional[Any]:
+def read_json(path: StoragePath) -> Optional[Any]:
     """The JSON in `path`, or None when there is no such file; DamagedRecord when unreadable."""
-    path = Path(path)
+    path = as_path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -130,11 +136,11 @@ def state_from(data: Any, path: Path) -> State:
     return State(**fields, status=status)
 
 
-def read_state(directory: Path) -> Optional[State]:
-    path = Path(directory) / STATE_FILE
+def read_state(directory: StoragePath) -> Optional[State]:
+    path = as_path(directory) / STATE_FILE
     data = read_json(path)
     return None if data is None else state_from(data, path)
 
 
-def write_state(directory: Path, state: State) -> None:
-    write_json_atomic(Path(directory) / STATE_FILE, {**asdict(state), "status": state.status.value})
+def write_state(directory: StoragePath, state: State) -> None:
+    write_json_atomic(as_path(directory) / STATE_FILE, {**asdict(state), "status": state.status.value})

@@ -13,9 +13,9 @@ import getpass
 import os
 import socket
 import time
-from pathlib import Path
 from typing import Optional
 
+from search.experiment.storage import StoragePath, as_path
 from search.experiment.state import DamagedRecord, read_json, write_json_atomic
 
 STOP_FILE = "stop-request.json"
@@ -30,15 +30,15 @@ def who() -> str:
     return f"{user}@{socket.gethostname()} (pid {os.getpid()})"
 
 
-def request_stop(directory: Path, by: Optional[str] = None) -> Path:
-    path = Path(directory) / STOP_FILE
+def request_stop(directory: StoragePath, by: Optional[str] = None) -> StoragePath:
+    path = as_path(directory) / STOP_FILE
     write_json_atomic(path, {"by": by or who(), "at": time.time()})
     return path
 
 
-def stop_request(directory: Path) -> Optional[str]:
+def stop_request(directory: StoragePath) -> Optional[str]:
     """Who asked the search in `directory` to stop, or None when nobody did."""
-    path = Path(directory) / STOP_FILE
+    path = as_path(directory) / STOP_FILE
     if not path.exists():
         return None
     try:
@@ -49,5 +49,5 @@ def stop_request(directory: Path) -> Optional[str]:
     return str(by) if by else "a stop request"
 
 
-def clear_stop(directory: Path) -> None:
-    (Path(directory) / STOP_FILE).unlink(missing_ok=True)
+def clear_stop(directory: StoragePath) -> None:
+    (as_path(directory) / STOP_FILE).unlink(missing_ok=True)

@@ -13,6 +13,10 @@ root) and writable by nobody else. Reading the owner and mode is all: nothing is
 A group-writable entry is allowed when its group is its owner's private group (a group of the
 same name with no other member: Debian and Ubuntu give each user one, with umask 002), since
 then nobody else is in it.
+
+An object store has no owner or mode per object: there the trust boundary is the bucket's
+policy (who may write under the prefix), which this process cannot read, so nothing is refused
+here and the README says to keep the prefix writable by the search's own credentials only.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import pwd
 import stat
 from pathlib import Path
 from typing import Optional
+
+from search.experiment.storage import StoragePath, is_local
 
 # Files of an experiment directory that Ray unpickles on restore (at any depth: trial dirs).
 PICKLED = ("*.pkl", "experiment_state-*.json")
@@ -99,11 +105,13 @@ def _pickled(name: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in PICKLED)
 
 
-def untrusted(experiment: Path, me: Optional[int] = None) -> list[str]:
+def untrusted(experiment: StoragePath, me: Optional[int] = None) -> list[str]:
     """One line per file Ray would unpickle from `experiment`, or directory holding one, that
     user `me` (default: this process's) must not trust; [] when it may be restored. Symbolic
     links are judged by what they point to (what Ray would read), and by the directory that
-    holds the target."""
+    holds the target. An object store: [] (its bucket policy is the boundary, see above)."""
+    if not isinstance(experiment, str) and not is_local(experiment):
+        return []
     me = os.geteuid() if me is None else me
     found: list[str] = []
     judged: set[tuple[int, int]] = set()

@@ -137,24 +137,33 @@ def ask_every_node(nodes: list[dict], question: Callable[..., Optional[str]], *a
 # --- storage every node sees ---------------------------------------------------------------------
 
 def _sees(marker: str, token: str) -> Optional[str]:
-    """Runs on one node: does this node read the driver's marker file at the same path?"""
+    """Runs on one node: does this node read the driver's marker file at the same path? An
+    object store's marker (a URI) is read with pyarrow, as Ray's storage reads it there."""
     try:
-        return None if Path(marker).read_text() == token else "reads another file there"
-    except OSError as error:
+        if "://" in marker:
+            import pyarrow.fs
+
+            fs, path = pyarrow.fs.FileSystem.from_uri(marker)
+            with fs.open_input_stream(path) as stream:
+                text = stream.read().decode(errors="replace")
+        else:
+            text = Path(marker).read_text()
+        return None if text == token else "reads another file there"
+    except OSError as error:  # pyarrow's errors too (no credentials, no endpoint)
         return f"cannot read it ({error.strerror or error})"
 
 
-def nodes_missing(nodes: list[dict], marker: Path, token: str,
+def nodes_missing(nodes: list[dict], marker: Any, token: str,
                   timeout_s: float = 60.0) -> list[str]:
     """Names of the `nodes` that do not see `marker`."""
     return [name for name, _ in ask_every_node(nodes, _sees, str(marker), token,
                                                timeout_s=timeout_s)]
 
 
-def unshared_storage(storage: Path) -> tuple[int, list[str]]:
-    """(number of nodes, the nodes that cannot see `storage`). Trials checkpoint into it and
-    resume from it on whichever node Ray puts them: a directory only the driver's machine has
-    loses every checkpoint written elsewhere."""
+def unshared_storage(storage: Any) -> tuple[int, list[str]]:
+    """(number of nodes, the nodes that cannot see `storage`: a Path, or a UPath of an object
+    store). Trials checkpoint into it and resume from it on whichever node Ray puts them: a
+    directory only the driver's machine has loses every checkpoint written elsewhere."""
     nodes = alive_nodes()
     if len(nodes) < 2:
         return len(nodes), []

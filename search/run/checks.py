@@ -5,7 +5,6 @@ the field of the spec that cannot work here (exit 2)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Optional
 
 import ray
@@ -13,6 +12,7 @@ import torchvision
 
 from resnet_core.config import DataConfig
 from resnet_core.data import DatasetMissingError, load_data
+from search.experiment.storage import StoragePath, is_local
 from search.remote import cluster
 from search.spec.job import TrialJob
 from search.spec.model import Resources, SearchSpec
@@ -40,7 +40,7 @@ def check_resources(spec: SearchSpec) -> None:
         raise SpecError(problems, source="cluster check")
 
 
-def check_nodes(storage: Path, data: DataConfig, resources: Resources, console: Any) -> None:
+def check_nodes(storage: StoragePath, data: DataConfig, resources: Resources, console: Any) -> None:
     """On a cluster, before any training: every node sees `storage_path`, and every node that
     can run a trial reads the dataset at `data.root`. Both problems are reported at once."""
     problems = storage_problems(storage, console) + data_problems(data, resources, console)
@@ -48,17 +48,24 @@ def check_nodes(storage: Path, data: DataConfig, resources: Resources, console: 
         raise SpecError(problems, source="cluster check")
 
 
-def storage_problems(storage: Path, console: Any) -> list[Problem]:
+def storage_problems(storage: StoragePath, console: Any) -> list[Problem]:
     """On a cluster, storage_path must be one directory every node sees (checked with a marker
     file read on each node, before any training)."""
     nodes, missing = cluster.unshared_storage(storage)
+    if missing and not is_local(storage):
+        return [Problem(
+            "storage_path", str(storage),
+            f"is {storage} but {len(missing)} of {nodes} nodes cannot read it "
+            f"({', '.join(missing)}); trials checkpoint there and resume on any node, so every "
+            "node needs the store's credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "~/.aws or an instance role) and, for a server other than AWS, AWS_ENDPOINT_URL")]
     if missing:
         return [Problem(
             "storage_path", str(storage),
             f"is {storage} but that directory is not visible from {len(missing)} of {nodes} "
             f"nodes ({', '.join(missing)}); trials checkpoint there and resume on any node, so "
             "on a cluster it must be a directory every node mounts at the same path (e.g. NFS)")]
-    _say(console, nodes > 1, f"storage_path {storage}: the same directory on all {nodes} nodes")
+    _say(console, nodes > 1, f"storage_path {storage}: the same storage on all {nodes} nodes")
     return []
 
 

@@ -4,22 +4,32 @@ The terminal is the driver's only other output, and it is gone with the shell (o
 job, kept by Ray on the head). So while a driver runs, everything written to `sys.stderr` (the
 progress lines, warnings, the ending) is also appended to the log, colour codes stripped. Each
 launch opens with a header line, so a resumed experiment's log reads as one story.
+
+An object (storage_path on s3://) cannot be appended to: there the log is written to a local
+copy, started from what the store holds, and uploaded whole every few seconds and at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import socket
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Iterator, TextIO
 
+from search.experiment.storage import StoragePath, as_path, is_local
 from search.spec.problems import strip_ansi
 
 LOG_FILE = "launch.log"
+UPLOAD_S = 5.0  # how stale `logs` of a search on an object store may be
+
+log = logging.getLogger("resnet_search.driverlog")
 
 
 class Tee(io.TextIOBase):
@@ -52,14 +62,69 @@ class Tee(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def teed_stderr(directory: Path) -> Iterator[Path]:
-    path = Path(directory) / LOG_FILE
-    with open(path, "a", buffering=1, encoding="utf-8") as log:
-        log.write(f"=== launch on {socket.gethostname()} pid {os.getpid()} at "
-                  f"{time.strftime('%Y-%m-%d %H:%M:%S')} ===\n")
-        previous = sys.stderr
-        sys.stderr = Tee(previous, log)
+def teed_stderr(directory: StoragePath) -> Iterator[StoragePath]:
+    directory = as_path(directory)
+    if is_local(directory):
+        with _teed(directory / LOG_FILE):
+            yield directory / LOG_FILE
+        return
+    remote = directory / LOG_FILE
+    with tempfile.TemporaryDirectory(prefix="resnet-search-log-") as tmp:
+        local = Path(tmp) / LOG_FILE
+        with contextlib.suppress(FileNotFoundError):
+            local.write_bytes(remote.read_bytes())
+        uploads = Uploads(local, remote)
         try:
-            yield path
+            with _teed(local), uploads.every(UPLOAD_S):
+                yield remote
+        finally:
+            uploads.once()
+
+
+@contextlib.contextmanager
+def _teed(path: Path) -> Iterator[None]:
+    with open(path, "a", buffering=1, encoding="utf-8") as copy:
+        copy.write(f"=== launch on {socket.gethostname()} pid {os.getpid()} at "
+                   f"{time.strftime('%Y-%m-%d %H:%M:%S')} ===\n")
+        previous = sys.stderr
+        sys.stderr = Tee(previous, copy)
+        try:
+            yield
         finally:
             sys.stderr = previous
+
+
+class Uploads:
+    """Copies the local log to the store when it has grown. A failed upload is counted and
+    logged, never raised: the log is not worth a search."""
+
+    def __init__(self, local: Path, remote: StoragePath) -> None:
+        self.local, self.remote = local, remote
+        self.failures = 0
+        self._sent = -1
+
+    def once(self) -> None:
+        try:
+            data = self.local.read_bytes()
+            if len(data) != self._sent:
+                self.remote.write_bytes(data)
+                self._sent = len(data)
+        except Exception as error:  # noqa: BLE001  any client error: counted, tried again
+            self.failures += 1
+            log.warning("could not upload %s: %s", self.remote, error)
+
+    @contextlib.contextmanager
+    def every(self, seconds: float) -> Iterator[None]:
+        done = threading.Event()
+
+        def loop() -> None:
+            while not done.wait(seconds):
+                self.once()
+
+        thread = threading.Thread(target=loop, name="launch.log upload", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()

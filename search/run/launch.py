@@ -21,6 +21,7 @@ from typing import Any, Optional
 from search.experiment import trust
 from search.experiment.decide import Action
 from search.experiment.location import Location, locate, storage_problem
+from search.experiment.storage import is_local
 from search.experiment.record import Experiment
 from search.experiment.state import Status
 from search.run.ending import Ending
@@ -58,7 +59,9 @@ def launch(spec: SearchSpec, *, address: Optional[str] = None, console: Any = No
         from search.run import preflight
 
         preflight.check(spec, location, job, preflight.without_data(address))
-    made = [d for d in (location.directory, location.storage) if not d.exists()]
+    # (An object store has no directories to leave behind: a prefix goes with its objects.)
+    made = [d for d in (location.directory, location.storage)
+            if is_local(d) and not d.exists()]
     try:
         with record.lease() as lease:
             # A request left from an earlier driver is moot: `stop` asks only a live one.

@@ -4,7 +4,6 @@ callbacks, storage), new or restored from the experiment's storage."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ray import tune
@@ -15,6 +14,7 @@ from search.engine.samplers import FidelityAwareOptunaSearch, build_sampler
 from search.engine.schedulers import SchedulerRecord, build_scheduler
 from search.engine.space import define_by_run
 from search.experiment import trust
+from search.experiment.storage import StoragePath, is_local
 from search.run.checks import cluster_totals, slots
 from search.run.errors import LaunchError
 from search.run.failfast import FailFast
@@ -39,7 +39,7 @@ def trainable(spec: SearchSpec, job: TrialJob) -> Any:
     return tune.with_resources(tune.with_parameters(run_trial, job=job), resources)
 
 
-def new_tuner(spec: SearchSpec, job: TrialJob, storage: Path, uri: str, parent: str,
+def new_tuner(spec: SearchSpec, job: TrialJob, storage: StoragePath, uri: str, parent: str,
               console: Any, callbacks: tuple, reuse_actors: bool) -> tune.Tuner:
     scheduler = build_scheduler(spec.scheduler, spec.budget.max_epochs)
     stops = scheduler.stopped.__contains__
@@ -69,10 +69,23 @@ def new_tuner(spec: SearchSpec, job: TrialJob, storage: Path, uri: str, parent: 
             # from) only at the end of that step. A driver killed in between left a state
             # naming a deleted checkpoint, and the resumed trial failed ("Could not recover
             # from checkpoint as it does not exist on storage anymore"; CI caught it).
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            sync_config=sync_config(storage)))
 
 
-def restored_tuner(spec: SearchSpec, job: TrialJob, experiment: Path) -> tune.Tuner:
+# How often the driver uploads its trials' results (result.json, params.json) and Ray's
+# experiment state to an object store. Ray's default, 300 s, would leave `status` and `list`
+# five minutes behind; the files are small (checkpoints go up from the workers directly).
+OBJECT_STORE_SYNC_S = 15
+
+
+def sync_config(storage: Any) -> tune.SyncConfig:
+    if is_local(storage):
+        return tune.SyncConfig()
+    return tune.SyncConfig(sync_period=OBJECT_STORE_SYNC_S)
+
+
+def restored_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath) -> tune.Tuner:
     """The experiment Ray saved, restored; refused (LaunchError, nothing unpickled) when any file
     Ray would unpickle, or a directory holding one, could have been written by someone else:
     restoring runs whatever code those files name (search/experiment/trust.py)."""

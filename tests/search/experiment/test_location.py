@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from search.experiment.location import locate, resolve_tracking_uri
 
 HOME = os.path.expanduser("~")
@@ -72,8 +73,6 @@ def storage_cases(tmp_path):
         "/sys": "no directory can be written",
         str(a_file): "is a file, not a directory",
         str(a_file / "below"): "is a file, not a directory",
-        "s3://bucket/runs": "object stores such as s3:// are not supported",
-        "gs://bucket/runs": "only a directory is supported",
         str(tmp_path / "new" / "deeper"): None,  # created by the launch, parents included
         str(tmp_path): None,
     }
@@ -90,3 +89,36 @@ def test_storage_problem(tmp_path):
             assert reason is not None and fragment in reason and repr(raw) in reason, (raw, reason)
     assert not (tmp_path / "new").exists()  # checking created nothing
     assert not list(tmp_path.glob(".resnet-search-writable-*"))
+
+
+@pytest.mark.parametrize("uri", ["gs://bucket/runs", "hdfs://nn/runs", "az://c/runs"])
+def test_object_stores_without_a_lease_are_refused_by_name(uri, tmp_path):
+    from search.experiment.location import storage_of
+    from search.spec.problems import SpecError
+
+    with pytest.raises(SpecError) as refused:
+        storage_of(uri, tmp_path)
+    text = str(refused.value)
+    assert "storage_path" in text and repr(uri) in text
+    assert f"{uri.split(':')[0]}:// is not supported" in text and "s3://" in text
+
+
+@pytest.mark.parametrize("uri, expected", [
+    ("file:///tmp/runs", Path("/tmp/runs")),
+    ("runs", None),  # relative: against the spec's directory
+])
+def test_file_uris_and_paths_are_local_directories(uri, expected, tmp_path):
+    from search.experiment.location import storage_of
+    from search.experiment.storage import is_local
+
+    got = storage_of(uri, tmp_path)
+    assert is_local(got) and got == (expected or tmp_path / "runs")
+
+
+def test_s3_uris_are_object_store_paths(tmp_path):
+    from search.experiment.location import storage_of
+    from search.experiment.storage import is_local
+
+    got = storage_of("s3://bucket/runs/", tmp_path)
+    assert not is_local(got) and str(got) == "s3://bucket/runs"
+    assert str(got / "exp") == "s3://bucket/runs/exp" and got.name == "runs"
