@@ -221,6 +221,7 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
         except JobsError as error:
             fail("cannot read the job's logs", str(error))
         return
+    from search.experiment.storage import read_bytes
     from search.run.driverlog import LOG_FILE
 
     experiment = experiment_of(target)
@@ -234,7 +235,7 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
 
     def more() -> None:
         nonlocal offset
-        data = path.read_bytes()
+        data = read_bytes(path)
         text = decoder.decode(data[offset:])
         offset = len(data)
         if text:

@@ -23,7 +23,7 @@ from resnet_core.config import resolved
 from search.experiment.decide import RAY_STATE_GLOB
 from search.experiment.outcome import Outcome, outcome_of
 from search.experiment.state import read_json
-from search.experiment.storage import StoragePath, as_path
+from search.experiment.storage import StoragePath, as_path, read_text
 from search.spec import objective
 from search.spec.job import TrialJob
 from search.spec.problems import strip_ansi
@@ -155,7 +155,7 @@ def _ray_trials(directory: StoragePath) -> Optional[dict[str, _Listed]]:
     Ray was writing when its driver died is skipped for the one before it."""
     for path in sorted(directory.glob(RAY_STATE_GLOB), reverse=True):
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(read_text(path))
             entries = data["trial_data"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
@@ -184,14 +184,14 @@ def _trial_dirs(directory: StoragePath) -> list[str]:
 
 def _read_lines(path: StoragePath) -> list[str]:
     try:
-        return path.read_text(errors="replace").splitlines()
+        return read_text(path, errors="replace").splitlines()
     except FileNotFoundError:
         return []
 
 
 def _params(trial_dir: StoragePath, fallback: dict) -> dict:
     try:
-        params = json.loads((trial_dir / "params.json").read_text())
+        params = json.loads(read_text(trial_dir / "params.json"))
     except (OSError, ValueError):
         return dict(fallback)
     return params if isinstance(params, dict) else dict(fallback)
@@ -205,7 +205,7 @@ def _checkpoint(trial_dir: StoragePath) -> Optional[StoragePath]:
 
 def _error(trial_dir: StoragePath) -> Optional[str]:
     try:
-        return last_exception((trial_dir / "error.txt").read_text(errors="replace"))
+        return last_exception(read_text(trial_dir / "error.txt", errors="replace"))
     except FileNotFoundError:
         return None
 

@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
-from search.experiment.storage import StoragePath, as_path, is_local
+from search.experiment.storage import StoragePath, as_path, is_local, read_text
 
 STATE_FILE = "resnet_search.json"
 FORMAT = 2  # 1 was the unversioned file of the previous layout (see OldRecord)
@@ -87,7 +87,7 @@ def read_json(path: StoragePath) -> Optional[Any]:
     """The JSON in `path`, or None when there is no such file; DamagedRecord when unreadable."""
     path = as_path(path)
     try:
-        text = path.read_text()
+        text = read_text(path)
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as error:

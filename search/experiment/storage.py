@@ -55,7 +55,9 @@ def object_path(uri: str) -> StoragePath:
         raise UnsupportedStorage(
             f"is {uri!r} but the S3 support is not installed ({error.name} is missing): "
             "pip install 'resnet-search[s3]'") from None
-    return UPath(uri.rstrip("/"))
+    # No listings cache: s3fs would otherwise answer every later exists()/iterdir() of a listed
+    # prefix from memory, and a driver would never see the stop request that arrives there.
+    return UPath(uri.rstrip("/"), use_listings_cache=False)
 
 
 def as_path(where: Union[str, StoragePath]) -> StoragePath:
@@ -86,8 +88,25 @@ def move(source: StoragePath, target: StoragePath) -> None:
     move interrupted half way leaves both halves, nothing lost)."""
     if is_local(source):
         source.rename(target)
-    else:
-        source.fs.mv(source.path, target.path, recursive=True)
+        return
+    fs = source.fs
+    # Object by object: fsspec's recursive mv also tries to copy the prefix itself as a key.
+    for key in fs.find(source.path) or [source.path]:
+        fs.copy(key, target.path + key[len(source.path):])
+    fs.rm(source.path, recursive=True)
+
+
+def read_bytes(path: StoragePath) -> bytes:
+    """The file's bytes (FileNotFoundError when there is none). An object is read with one GET:
+    s3fs's file objects check the ETag between reads and fail with "no longer exists" when the
+    writer replaced the object meanwhile, which a driver does every few seconds."""
+    if is_local(path):
+        return path.read_bytes()
+    return path.fs.cat_file(path.path)
+
+
+def read_text(path: StoragePath, errors: str = "strict") -> str:
+    return read_bytes(path).decode("utf-8", errors=errors)
 
 
 def entries(directory: StoragePath) -> list[str]:

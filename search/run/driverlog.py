@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from search.experiment.storage import StoragePath, as_path, is_local
+from search.experiment.storage import StoragePath, as_path, is_local, read_bytes
 from search.spec.problems import strip_ansi
 
 LOG_FILE = "launch.log"
@@ -72,7 +72,7 @@ def teed_stderr(directory: StoragePath) -> Iterator[StoragePath]:
     with tempfile.TemporaryDirectory(prefix="resnet-search-log-") as tmp:
         local = Path(tmp) / LOG_FILE
         with contextlib.suppress(FileNotFoundError):
-            local.write_bytes(remote.read_bytes())
+            local.write_bytes(read_bytes(remote))
         uploads = Uploads(local, remote)
         try:
             with _teed(local), uploads.every(UPLOAD_S):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from types import SimpleNamespace
 from processes import kill_ours
 
 
@@ -70,3 +71,13 @@ def reaper(tmp_path: Path):
     """Tests that SIGKILL a driver or a worker leave no Ray process behind, pass or fail."""
     yield
     kill_ours(tmp_path)
+
+
+@pytest.fixture(params=["directory", "s3"])
+def storage(request, tmp_path: Path):
+    """Where a test's experiments live: a directory, or a bucket of the test S3 server (the
+    `s3` fixture also points this process's environment, and so the CLI's and Ray's, at it)."""
+    if request.param == "directory":
+        return SimpleNamespace(kind="directory", path=str(tmp_path / "runs"))
+    bucket = request.getfixturevalue("s3")
+    return SimpleNamespace(kind="s3", path=f"{bucket.uri}/runs", bucket=bucket)

@@ -13,6 +13,8 @@ from typing import Callable, Optional
 
 from mlflow.tracking import MlflowClient
 
+from search.experiment.storage import read_text
+
 PARENT_TAG = "mlflow.parentRunId"
 NAME = "e2e-digits"  # the experiment name of conftest's tiny digits spec
 
@@ -85,9 +87,12 @@ def saved_trials(experiment: Path) -> set[str]:
 
 def results(trial_dir: Path) -> list[dict]:
     """The results Ray's JSON logger wrote for a trial, one line per report, in order."""
-    file = trial_dir / "result.json"
+    try:  # (on S3 in one GET: the driver replaces the object while we read)
+        lines = read_text(trial_dir / "result.json").splitlines()
+    except FileNotFoundError:
+        lines = []
     out = []
-    for line in (file.read_text().splitlines() if file.exists() else []):
+    for line in lines:
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError:  # the line being written right now

@@ -6,7 +6,9 @@ cluster/join.sh) with token authentication on: a head that runs no trials (0 CPU
 workers of 1 CPU at their own loopback addresses (127.0.0.2, 127.0.0.3), so Ray's `node_ip` of
 each result says which node trained that epoch. The real CLI launches one trial against it; once
 the trial has reported epoch LOSE_AFTER, every process of the node it runs on is SIGKILLed at
-once (the raylet and its workers: a machine that vanished).
+once (the raylet and its workers: a machine that vanished). Twice: with storage_path a
+directory, and on a real S3-compatible server (the checkpoint the trial resumes from comes back
+from the bucket).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from ports import free_port, node_ports
 from processes import kill_ours
 
 import psutil  # noqa: E402  (after `processes`: it ships inside Ray)
+
+from search.experiment.storage import as_path
 
 pytestmark = pytest.mark.ray
 
@@ -73,7 +77,8 @@ def three_nodes(base: Path):
                 env={**env[ip], "RAY_AUTH_TOKEN": token}, capture_output=True, text=True,
                 timeout=120)
             assert joined.returncode == 0, joined.stdout + joined.stderr
-        yield SimpleNamespace(address=f"127.0.0.1:{port}", token=token, homes=homes)
+        yield SimpleNamespace(address=f"127.0.0.1:{port}", token=token, homes=homes,
+                              head_temp=Path(temps["head"]))
     finally:
         for name in names:
             lose(homes[name])
@@ -131,12 +136,22 @@ def cluster_state(address: str, home: Path, token: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def live_trial_dirs(cluster: SimpleNamespace, experiment, storage) -> list:
+    """The trial's directory as the driver has it now. On a directory that is the storage; on
+    S3 the driver uploads results every 15 s, so the test reads the driver's own staging copy
+    (Ray keeps it in the session directory of the node the driver runs on: the head's)."""
+    if storage.kind == "directory":
+        return trial_dirs(experiment)
+    staged = cluster.head_temp.glob(f"session_*/artifacts/*/{experiment.name}/driver_artifacts")
+    return sorted(d for found in staged for d in trial_dirs(found))
+
+
 def test_a_trial_whose_node_is_lost_finishes_on_another_node_from_its_checkpoint(
-        tmp_path, write_spec, digits_spec):
+        tmp_path, write_spec, digits_spec, storage):
     spec = digits_spec(budget={"trials": 1, "max_epochs": EPOCHS}, scheduler={"type": "fifo"},
                        data=SMALL_DATA, trial={"resources": {"cpu": 1, "gpu": 0},
-                                               "max_failures": 2})
-    experiment = Path(spec["storage_path"]) / spec["name"]
+                                               "max_failures": 2}, storage_path=storage.path)
+    experiment = as_path(storage.path) / spec["name"]
     driver_home = tmp_path / "driver"
     driver_home.mkdir()
     with three_nodes(tmp_path / "cluster") as cluster:
@@ -150,7 +165,7 @@ def test_a_trial_whose_node_is_lost_finishes_on_another_node_from_its_checkpoint
                 stderr=subprocess.STDOUT, start_new_session=True)
         try:
             def reported() -> list[dict]:
-                dirs = trial_dirs(experiment)
+                dirs = live_trial_dirs(cluster, experiment, storage)
                 rows = results(dirs[0]) if dirs else []
                 return rows if len(rows) >= LOSE_AFTER else []
 
