@@ -183,6 +183,7 @@ def test_a_trial_whose_node_is_lost_finishes_on_another_node_from_its_checkpoint
         after = cluster_state(cluster.address, driver_home, cluster.token)
 
     (trial,) = trial_dirs(experiment)
+    assert any(p.name.startswith("checkpoint_") for p in trial.iterdir())  # in the storage
     rows = results(trial)
     # Every epoch exactly once, in order: none lost with the node, none trained twice.
     assert [r["epoch"] for r in rows] == list(range(1, EPOCHS + 1)), rows

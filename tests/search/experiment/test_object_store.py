@@ -51,6 +51,18 @@ def test_a_stop_request_is_seen_and_cleared(s3):
     record.clear_stop()  # clearing nothing is fine
 
 
+def test_a_stop_request_reaches_a_driver_that_listed_the_prefix_before(s3):
+    """The driver's record has read the experiment's prefix long before `stop` (another
+    process) writes there: it must not answer from a cached listing."""
+    record = experiment_on(s3)
+    record.save_state(state())
+    assert [p.name for p in record.directory.iterdir()] == [STATE_FILE]
+    assert record.stop_requested() is None
+    s3.fs.pipe_file(f"{record.directory.path}/stop-request.json", b'{"by": "bob@elsewhere"}')
+    assert record.stop_requested() == "bob@elsewhere"
+    assert len(list(record.directory.iterdir())) == 2
+
+
 def test_moving_aside_and_forgetting_keep_the_lease(s3):
     record = experiment_on(s3)
     record.save_state(state())
