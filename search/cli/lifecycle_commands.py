@@ -202,22 +202,52 @@ def status(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
                   highlight=False, markup=False)
 
 
+class JsonLines:
+    """`logs --json`: each piece of output as one JSON line, {"source": ..., "text": ...}, so a
+    script reads a followed log as it grows."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def write(self, text: str) -> None:
+        if text:
+            out.file.write(json.dumps({"source": self.source, "text": text}) + "\n")
+            out.file.flush()
+
+    def flush(self) -> None:
+        out.file.flush()
+
+
+class Plain:
+    def write(self, text: str) -> None:
+        if text:
+            out.file.write(text)
+            out.file.flush()
+
+    def flush(self) -> None:
+        out.file.flush()
+
+
 def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
          follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines "
-                                     "until the search's driver ends.")) -> None:
+                                     "until the search's driver ends."),
+         as_json: bool = typer.Option(False, "--json", help="JSON lines, one per piece of "
+                                      "output: {\"source\": experiment or job, \"text\": ...}.")
+         ) -> None:
     """The search's output: its driver's log (<experiment>/launch.log), or a job's output."""
     if address is not None:
         jobs = jobs_at(address)
         job = job_of(jobs, target)
+        sink = JsonLines(job.job_id) if as_json else Plain()
         if follow:
             from search.cli.run_commands import followed
 
-            followed(jobs, job.job_id, address)
+            followed(jobs, job.job_id, address, stream=sink)
             return
         from search.remote.jobs import JobsError
 
         try:
-            out.file.write(jobs.logs(job.job_id))
+            sink.write(jobs.logs(job.job_id))
         except JobsError as error:
             fail("cannot read the job's logs", str(error))
         return
@@ -228,6 +258,7 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
     path = experiment.directory / LOG_FILE
     if not path.is_file():
         fail("no log", f"{path} does not exist: the experiment has not been launched yet")
+    sink = JsonLines(str(experiment.directory)) if as_json else Plain()
     # Read whole each time from where we were: an object store's log is replaced whole by each
     # upload (no open stream sees it grow), and a log is small.
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -236,11 +267,8 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
     def more() -> None:
         nonlocal offset
         data = read_bytes(path)
-        text = decoder.decode(data[offset:])
+        sink.write(decoder.decode(data[offset:]))
         offset = len(data)
-        if text:
-            out.file.write(text)
-            out.file.flush()
 
     more()
     while follow:

@@ -59,6 +59,10 @@ def test_a_running_search_is_seen_stopped_from_another_shell_and_resumed(
     logs = cli("logs", str(path), cwd=tmp_path, timeout=120)
     assert logs.returncode == 0 and "=== launch on " in logs.stdout
     assert "start " in logs.stdout  # the progress lines the terminal showed
+    lines = cli("logs", str(experiment), "--json", cwd=tmp_path, timeout=120)
+    pieces = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert {p["source"] for p in pieces} == {str(experiment)}
+    assert "".join(p["text"] for p in pieces) == logs.stdout  # the same, for scripts
 
     status = as_json(cli("status", str(path), "--json", cwd=tmp_path, timeout=120))
     interrupted = status["experiment"]

@@ -119,6 +119,10 @@ def test_a_search_submitted_as_a_job_is_followed_stopped_and_resumed(
     logs = cli("logs", job_id, "--address", address, home=laptop, cwd=tmp_path)
     assert logs.returncode == 0 and "joining the Ray cluster at " in logs.stdout
     assert "start " in logs.stdout  # the search's own progress lines
+    lines = cli("logs", job_id, "--address", address, "--json", home=laptop, cwd=tmp_path)
+    pieces = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert pieces and {p["source"] for p in pieces} == {job_id}
+    assert "joining the Ray cluster at " in "".join(p["text"] for p in pieces)
 
     stopped = as_json(cli("stop", job_id, "--address", address, "--json", home=laptop,
                           cwd=tmp_path))
