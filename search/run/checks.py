@@ -65,7 +65,8 @@ def storage_problems(storage: StoragePath, console: Any) -> list[Problem]:
             f"is {storage} but that directory is not visible from {len(missing)} of {nodes} "
             f"nodes ({', '.join(missing)}); trials checkpoint there and resume on any node, so "
             "on a cluster it must be a directory every node mounts at the same path (e.g. NFS)")]
-    _say(console, nodes > 1, f"storage_path {storage}: the same storage on all {nodes} nodes")
+    seen = "the same directory" if is_local(storage) else "read back"
+    _say(console, nodes > 1, f"storage_path {storage}: {seen} on all {nodes} nodes")
     return []
 
 
