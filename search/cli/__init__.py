@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import typer
 
-from search.cli import lifecycle_commands, run_commands, spec_commands
+from search.cli import lifecycle_commands, results_commands, run_commands, spec_commands
 
 app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode="rich")
 spec_commands.register(app)
 run_commands.register(app)
 lifecycle_commands.register(app)
+results_commands.register(app)
 
 
 def _version(value: bool) -> None:

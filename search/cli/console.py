@@ -40,6 +40,18 @@ def load(path: Path, trials: Optional[int], max_epochs: Optional[int], seed: Opt
         bad_config(error, "invalid search space")
 
 
+def located(spec: Any) -> Any:
+    """Where the spec's experiment lives, or exit 2: a `storage_path` URI whose store this
+    product cannot hold a lease on is a bad field like any other."""
+    from search.run.launch import locate_spec
+    from search.spec.problems import SpecError
+
+    try:
+        return locate_spec(spec)
+    except SpecError as error:
+        bad_config(error, "cannot run this space here")
+
+
 def bad_config(error: Exception, title: str) -> None:
     from search.spec.redact import redact
 

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from search.cli.console import EXIT_BAD_CONFIG, EXIT_FAILED, err, fail, load, out
+from search.cli.console import EXIT_BAD_CONFIG, EXIT_FAILED, err, fail, load, located, out
 
 TargetArg = typer.Argument(..., help="A spec file or an experiment directory; with --address, "
                                      "a job id or a spec file (its newest job).",
@@ -33,11 +33,10 @@ def experiment_of(target: str) -> Any:
     """The local experiment a target names: a spec file (where its experiment lives) or an
     experiment directory."""
     from search.experiment.record import Experiment, NoExperiment
-    from search.run.launch import locate_spec
 
     path = storage_path(target)
     if path.is_file():
-        return Experiment(locate_spec(load(Path(target), None, None, None)))
+        return Experiment(located(load(Path(target), None, None, None)))
     if path.is_dir():
         try:
             return Experiment.open(path)
@@ -347,12 +346,11 @@ def list_(paths: Optional[list[str]] = typer.Argument(
     """Experiments (under storage directories) and, with --address, the cluster's search jobs, with their status."""
     from search.experiment.record import experiments_in
     from search.experiment.state import STATE_FILE
-    from search.run.launch import locate_spec
 
     directories: list[Any] = []
     for path in map(storage_path, paths or ([] if address else ["runs"])):
         if path.is_file():
-            directories.append(locate_spec(load(path, None, None, None)).directory)
+            directories.append(located(load(path, None, None, None)).directory)
         elif (path / STATE_FILE).is_file():
             directories.append(path)
         else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Optional
 
 from rich.table import Table
 
@@ -16,17 +16,22 @@ def params_text(params: dict) -> str:
                     for k, v in sorted(params.items()))
 
 
-def print_ending(ending: Any, top: int) -> None:
-    results = ending.results
-    table = Table(title=f"best trials of '{ending.location.directory.name}' "
-                        f"({len(results.trials)} trials)", title_justify="left")
+def trials_table(results: Any, title: str, top: Optional[int] = None) -> Table:
+    """The leaderboard: rank, trial, best objective, epochs, outcome, sampled parameters."""
+    table = Table(title=title, title_justify="left")
     for column in ("#", "trial", f"best {results.metric}", "epochs", "outcome", "parameters"):
         table.add_column(column)
     for rank, trial in enumerate(results.trials[:top], 1):
         best = "-" if trial.best is None else f"{trial.best:.4f}"
         table.add_row(str(rank), trial.trial_id, best, str(trial.epochs), trial.outcome.value,
                       params_text(trial.params))
-    out.print(table)
+    return table
+
+
+def print_ending(ending: Any, top: int) -> None:
+    results = ending.results
+    out.print(trials_table(results, f"best trials of '{ending.location.directory.name}' "
+                                    f"({len(results.trials)} trials)", top))
     if results.best is not None:
         out.print("best config: " + json.dumps(results.best.params, default=str),
                   highlight=False, markup=False)

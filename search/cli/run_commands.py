@@ -11,7 +11,8 @@ from typing import Any, Optional
 import typer
 
 from search.cli.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EpochsOpt, NameOpt,
-                                SeedOpt, SpecArg, TrialsOpt, bad_config, err, fail, load, out)
+                                SeedOpt, SpecArg, TrialsOpt, bad_config, err, fail, load, located,
+                                out)
 from search.cli.report import print_ending
 
 
@@ -49,11 +50,11 @@ def launch(spec_path: Path = SpecArg,
     from search.experiment.state import DamagedRecord, Status
     from search.run.errors import LaunchError
     from search.run.interrupt import exit_code
-    from search.run.launch import launch as run_launch, locate_spec
+    from search.run.launch import launch as run_launch
     from search.spec.problems import SpecError
     from search.spec.redact import redact
 
-    location = locate_spec(spec)
+    location = located(spec)
     err.print(f"experiment '{spec.name}': {location.directory}", highlight=False, markup=False)
     err.print(f"tracking: {redact(location.tracking_uri)}; {spec.budget.trials} trials, sampler "
               f"{spec.sampler.type}, scheduler {spec.scheduler.type}", highlight=False,
@@ -109,9 +110,8 @@ def submit(spec_path: Path = SpecArg, address: str = AddressOpt,
     import yaml
 
     from search.remote.jobs import Jobs, JobsError
-    from search.run.launch import locate_spec
 
-    location = locate_spec(spec)
+    location = located(spec)
     try:
         jobs = Jobs(address)
         live = [job for job in jobs.of_experiment(spec.name) if not job.ended]

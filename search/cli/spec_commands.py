@@ -10,7 +10,7 @@ import yaml
 from rich.table import Table
 
 from search.cli.console import (EpochsOpt, SeedOpt, SpecArg, TrialsOpt, bad_config, fail, load,
-                                out)
+                                located, out)
 from search.spec.problems import SpecError
 from search.spec.redact import redact
 
@@ -53,9 +53,9 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
 def _preflight(spec: Any) -> None:
     from search.run import preflight
     from search.run.errors import LaunchError
-    from search.run.launch import job_of, locate_spec
+    from search.run.launch import job_of
 
-    location = locate_spec(spec)
+    location = located(spec)
     problems = preflight.problems(spec, location, job_of(spec, location))
     if problems:
         bad_config(SpecError(problems, source=preflight.SOURCE), "pre-flight failed")

@@ -119,6 +119,19 @@ class Experiment:
 
     # ---- what status and list show ----
     def summary(self, now: Optional[float] = None) -> Summary:
+        state, spec = self._recorded()
+        driver = self.driver()
+        return summarize(self.name, str(self.directory), state,
+                         self.results(job_of_saved(spec)), spec,
+                         driver.describe() if driver else None,
+                         self.stop_requested() is not None, now=now)
+
+    def recorded_results(self) -> Results:
+        """The trials as the record's own spec reads them (`trials`, reports): no spec file
+        needed, the experiment's directory (or URI) is enough."""
+        return self.results(job_of_saved(self._recorded()[1]))
+
+    def _recorded(self) -> tuple[State, dict]:
         state = self.state()
         spec = self.saved_spec()
         if state is None or spec is None:
@@ -126,11 +139,7 @@ class Experiment:
             raise NoExperiment(f"{self.directory} holds no experiment record ({missing} is "
                                "missing): it was never launched, or its launch failed before "
                                "computing anything")
-        driver = self.driver()
-        return summarize(self.name, str(self.directory), state,
-                         self.results(job_of_saved(spec)), spec,
-                         driver.describe() if driver else None,
-                         self.stop_requested() is not None, now=now)
+        return state, spec
 
     def results(self, job: TrialJob) -> Results:
         return read_results(self.directory, job)

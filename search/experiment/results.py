@@ -53,6 +53,14 @@ class TrialRecord:
         return [(int(r["epoch"]), float(r[name])) for r in self.results
                 if objective.finite(r.get(name))]
 
+    def as_json(self) -> dict:
+        """What `trials --json` prints of a trial: plain JSON types only."""
+        return {"trial_id": self.trial_id, "status": self.status, "outcome": self.outcome.value,
+                "epochs": self.epochs, "best": self.best if objective.finite(self.best) else None,
+                "params": self.params, "error": self.error, "config_error": self.config_error,
+                "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
+                "curve": [list(point) for point in self.curve()]}
+
 
 @dataclass
 class Results:

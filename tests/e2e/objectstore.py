@@ -28,7 +28,8 @@ def s3_server(log: Path) -> Iterator[str]:
     port = free_port()
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                                 str(port)], stdout=out, stderr=subprocess.STDOUT)
+                                 str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=_die_with_parent)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -43,6 +44,16 @@ def s3_server(log: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _die_with_parent() -> None:
+    """In the server's process before it starts: a test run killed outright (no fixture
+    teardown) takes its server with it instead of leaving one per run behind."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def credentials(endpoint: str) -> dict:

@@ -131,7 +131,7 @@ def test_all_problems_are_reported_at_once(tmp_path, write_spec, digits_spec, cl
         assert "(3 problems)" in result.stderr
 
 
-@pytest.mark.parametrize("case", ["corrupt image", "storage on s3"])
+@pytest.mark.parametrize("case", ["corrupt image", "storage on gs"])
 def test_validate_preflight_runs_the_same_checks(case, tmp_path, write_spec, digits_spec, cli):
     spec = spec_for(case, tmp_path, digits_spec)
     path = write_spec(spec)

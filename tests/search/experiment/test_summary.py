@@ -116,3 +116,42 @@ def test_the_summary_of_a_real_ray_experiment(ray_experiment, tmp_path):
     assert summary.best["params"]["lr"] == plan.BEST
     assert experiments_in(tmp_path) == [directory]
     assert replace(summary, extra={}).name == "exp"
+
+
+@pytest.mark.ray
+def test_trials_prints_every_trial_of_the_record(ray_experiment, tmp_path):
+    """`resnet-search trials DIR [--json]`: the record's own spec reads Ray's files; the JSON is
+    the same trials, best first, as the reader gives."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from search.cli import app
+
+    directory = tmp_path / "exp"
+    shutil.copytree(ray_experiment.directory, directory)
+    runner = CliRunner()
+    missing = runner.invoke(app, ["trials", str(directory)])
+    assert missing.exit_code == 1 and "resnet_search.json" in missing.output
+    experiment = Experiment(Location(storage=tmp_path, directory=directory,
+                                     tracking_uri="sqlite:///m.db", data_root=""))
+    experiment.save_state(state(Status.FINISHED))
+    experiment.save_spec(SPEC)
+    expected = experiment.recorded_results()
+
+    shown = runner.invoke(app, ["trials", str(directory), "--json"])
+    assert shown.exit_code == 0, shown.output
+    listed = json.loads(shown.output)
+    assert (listed["experiment"], listed["metric"], listed["mode"]) == ("exp", "val_acc", "max")
+    trials = listed["trials"]
+    assert [t["trial_id"] for t in trials] == [t.trial_id for t in expected.trials]
+    assert len(trials) == 6 and trials[0]["params"]["lr"] == ray_experiment.plan.BEST
+    assert trials[0]["best"] == max(t["best"] for t in trials if t["best"] is not None)
+    assert trials[0]["curve"] == [[e, v] for e, v in expected.trials[0].curve()]
+    assert trials[0]["checkpoint"].startswith(str(directory))
+    failed = [t for t in trials if t["outcome"] in ("failed", "diverged")]
+    assert failed and all(t["status"] in ("ERROR", "TERMINATED") for t in failed)
+
+    table = runner.invoke(app, ["trials", str(directory)], terminal_width=200)
+    assert table.exit_code == 0 and "trials of 'exp' (6, best val_acc first)" in table.output
+    assert all(t["trial_id"] in table.output for t in trials)

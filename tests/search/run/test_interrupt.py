@@ -15,6 +15,9 @@ import os, signal, sys, time
 from search.run.interrupt import Interruption
 
 stopped = []
+# What Interruption must put back: Python's own handler, or SIG_IGN when the process was started
+# with SIGINT ignored (a background job of a shell without job control).
+before = signal.getsignal(signal.SIGINT)
 with Interruption() as interruption:
     interruption.hooks.append(lambda: print("hook", flush=True))
     if sys.argv[2] == "in-fit":
@@ -28,7 +31,7 @@ with Interruption() as interruption:
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("KeyboardInterrupt", interruption.name, flush=True)
-print("restored", signal.getsignal(signal.SIGINT) is signal.default_int_handler, flush=True)
+print("restored", signal.getsignal(signal.SIGINT) is before, flush=True)
 """
 
 
