@@ -11,7 +11,7 @@ import codecs
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.table import Table
@@ -83,16 +83,21 @@ def job_of(jobs: Any, target: str) -> Any:
         fail("no such job", str(error))
 
 
-def summary_of(experiment: Any) -> Optional[Any]:
+def from_record(read: Callable[[], Any]) -> Any:
+    """What `read` gets from an experiment's record, or exit 1 saying why it cannot."""
     from search.experiment.record import NoExperiment
     from search.experiment.state import DamagedRecord
 
     try:
-        return experiment.summary()
+        return read()
     except NoExperiment as error:
         fail("no experiment", str(error))
     except DamagedRecord as error:
         fail("damaged experiment record", str(error))
+
+
+def summary_of(experiment: Any) -> Any:
+    return from_record(experiment.summary)
 
 
 def visible_summary(job: Any) -> Optional[Any]:
@@ -217,16 +222,6 @@ class JsonLines:
         out.file.flush()
 
 
-class Plain:
-    def write(self, text: str) -> None:
-        if text:
-            out.file.write(text)
-            out.file.flush()
-
-    def flush(self) -> None:
-        out.file.flush()
-
-
 def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
          follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines "
                                      "until the search's driver ends."),
@@ -237,7 +232,7 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
     if address is not None:
         jobs = jobs_at(address)
         job = job_of(jobs, target)
-        sink = JsonLines(job.job_id) if as_json else Plain()
+        sink = JsonLines(job.job_id) if as_json else out.file
         if follow:
             from search.cli.run_commands import followed
 
@@ -257,7 +252,7 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
     path = experiment.directory / LOG_FILE
     if not path.is_file():
         fail("no log", f"{path} does not exist: the experiment has not been launched yet")
-    sink = JsonLines(str(experiment.directory)) if as_json else Plain()
+    sink = JsonLines(str(experiment.directory)) if as_json else out.file
     # Read whole each time from where we were: an object store's log is replaced whole by each
     # upload (no open stream sees it grow), and a log is small.
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -267,6 +262,7 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
         nonlocal offset
         data = read_bytes(path)
         sink.write(decoder.decode(data[offset:]))
+        sink.flush()
         offset = len(data)
 
     more()

@@ -6,27 +6,13 @@ started and nothing of the experiment is changed.
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
-from search.cli.console import fail, out
-from search.cli.lifecycle_commands import JsonOpt, dump, experiment_of
+from search.cli.console import out
+from search.cli.lifecycle_commands import JsonOpt, dump, experiment_of, from_record
 
 ExperimentArg = typer.Argument(..., help="A spec file, an experiment directory or its URI "
                                          "(s3://bucket/runs/NAME).", show_default=False)
-
-
-def recorded_results(experiment: Any) -> Any:
-    from search.experiment.record import NoExperiment
-    from search.experiment.state import DamagedRecord
-
-    try:
-        return experiment.recorded_results()
-    except NoExperiment as error:
-        fail("no experiment", str(error))
-    except DamagedRecord as error:
-        fail("damaged experiment record", str(error))
 
 
 def trials(target: str = ExperimentArg, as_json: bool = JsonOpt) -> None:
@@ -34,7 +20,7 @@ def trials(target: str = ExperimentArg, as_json: bool = JsonOpt) -> None:
     from search.cli.report import trials_table
 
     experiment = experiment_of(target)
-    results = recorded_results(experiment)
+    results = from_record(experiment.recorded_results)
     if as_json:
         dump({"experiment": experiment.name, "directory": str(experiment.directory),
               "metric": results.metric, "mode": results.mode,

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from search.experiment.storage import StoragePath, UnsupportedStorage, as_path, is_local, scheme
+from search.experiment.storage import (S3_ACCESS, StoragePath, UnsupportedStorage, as_path,
+                                       is_local, scheme)
 from search.spec.problems import Problem, SpecError
 
 _SQLITE = "sqlite:///"
@@ -96,7 +97,5 @@ def _object_problem(storage_path: str, storage: StoragePath) -> Optional[str]:
     except Exception as error:  # noqa: BLE001  the store's client raises what it likes; all of
         # it (no bucket, no credentials, no endpoint, access denied) means the same to the user
         return (f"storage_path is {storage_path!r} but nothing can be written there "
-                f"({type(error).__name__}: {error}); check the bucket, the credentials "
-                "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws) and, for a server other "
-                "than AWS, AWS_ENDPOINT_URL")
+                f"({type(error).__name__}: {error}); check the bucket and {S3_ACCESS}")
     return None

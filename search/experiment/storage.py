@@ -23,6 +23,10 @@ from typing import Any, Union
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 OBJECT_SCHEMES = ("s3",)  # the stores the lease can hold (conditional writes)
 
+# What a process needs to reach an S3 store, said wherever it could not.
+S3_ACCESS = ("the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws or an instance "
+             "role) and, for a server other than AWS, AWS_ENDPOINT_URL")
+
 StoragePath = Any  # a pathlib.Path or a upath.UPath: the same API for what the record does
 
 

@@ -12,7 +12,7 @@ import torchvision
 
 from resnet_core.config import DataConfig
 from resnet_core.data import DatasetMissingError, load_data
-from search.experiment.storage import StoragePath, is_local
+from search.experiment.storage import S3_ACCESS, StoragePath, is_local
 from search.remote import cluster
 from search.spec.job import TrialJob
 from search.spec.model import Resources, SearchSpec
@@ -57,8 +57,7 @@ def storage_problems(storage: StoragePath, console: Any) -> list[Problem]:
             "storage_path", str(storage),
             f"is {storage} but {len(missing)} of {nodes} nodes cannot read it "
             f"({', '.join(missing)}); trials checkpoint there and resume on any node, so every "
-            "node needs the store's credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-            "~/.aws or an instance role) and, for a server other than AWS, AWS_ENDPOINT_URL")]
+            f"node needs {S3_ACCESS}")]
     if missing:
         return [Problem(
             "storage_path", str(storage),
