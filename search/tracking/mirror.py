@@ -75,6 +75,13 @@ class MlflowMirror(Callback):
         # Touched by the writer's thread only:
         self._ended: set[str] = set()  # trials whose close reached MLflow
         self._unparamed: set[str] = set()  # runs created whose params are not logged yet
+        # run id -> metric -> the steps MLflow holds. A run of an earlier driver is read once
+        # per metric before the first point is logged into it: that driver may have logged an
+        # epoch its last snapshot did not hold (killed between the two), and the resumed trial
+        # trains that epoch again. Each epoch stays in MLflow once. Runs created here start
+        # empty and are never read.
+        self._steps: dict[str, dict[str, set[int]]] = {}
+        self._created: set[str] = set()
         self._experiment_id: Optional[str] = None
         self.writer = Writer(uri, deadline_s)
 
@@ -151,6 +158,7 @@ class MlflowMirror(Callback):
                                     "sampled": ",".join(sorted(sampled))})
         # Params go in a second call: if it fails, the retry must not create a second run.
         self._unparamed.add(trial_id)
+        self._created.add(run.info.run_id)
         return run.info.run_id
 
     def _params(self, trial_id: str) -> list[Param]:
@@ -239,8 +247,23 @@ class MlflowMirror(Callback):
             self.registered.setdefault(trial.trial_id, []).extend(values)
 
     def _log(self, trial_id: str, values: list) -> None:
-        self._submit(lambda client: client.log_batch(self._run_id(client, trial_id),
-                                                     metrics=values))
+        self._submit(lambda client: self._write(client, trial_id, values))
+
+    def _write(self, client: MlflowClient, trial_id: str, values: list) -> None:
+        """Log the points of `values` whose (metric, step) the trial's run does not hold."""
+        run_id = self._run_id(client, trial_id)
+        steps = self._steps.setdefault(run_id, {})
+        fresh = []
+        for point in values:
+            if point.key not in steps:
+                steps[point.key] = set() if run_id in self._created else {
+                    p.step for p in client.get_metric_history(run_id, point.key)}
+            if point.step not in steps[point.key]:
+                fresh.append(point)
+        if fresh:
+            client.log_batch(run_id, metrics=fresh)
+            for point in fresh:
+                steps[point.key].add(point.step)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._close(trial, errored=False)
@@ -352,6 +375,8 @@ class MlflowMirror(Callback):
         # Adopt: reconcile may run before Tune has handed this mirror its saved runs.
         run_id = self._run_id(client, trial_id, adopt=True)
         self.backfilled += backfill(client, {trial_id: run_id}, {trial_id: rows})
+        self._steps.pop(run_id, None)  # it holds more now: read again when next logged into
+        self._created.discard(run_id)
 
     def _redo_ends(self, client: MlflowClient) -> None:
         for trial_id, (tags, status) in dict(self.verdicts).items():

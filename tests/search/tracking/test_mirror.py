@@ -262,3 +262,36 @@ def test_a_trial_retried_in_the_same_driver_keeps_what_its_registered_checkpoint
     assert mirror.flush(30)
     assert store.steps(mirror.runs["a"], "val_acc") == [1, 2]
     assert mirror.failures == 0
+
+
+def test_an_epoch_logged_after_the_last_snapshot_is_not_logged_again_by_the_resumed_driver(
+        store, make_mirror, make_trial, make_epoch):
+    """Driver 1 logs epoch 2 as Tune asks for its snapshot, then dies before the snapshot is on
+    disk: driver 2 resumes from the snapshot before (epoch 1's checkpoint) and trains epoch 2
+    again. The run keeps epoch 2 once (the CI caught `[1, 2, 3, 3]`)."""
+    first = make_mirror()
+    a = make_trial("a", 0.1)
+    first.on_trial_start(0, [a], a)
+    first.on_trial_result(0, [a], a, make_epoch(1, should_checkpoint=True))
+    first.on_checkpoint(0, [a], a, checkpoint=None)
+    on_disk = first.get_state()  # the last snapshot that reached the disk: epoch 1
+    first.on_trial_result(0, [a], a, make_epoch(2, should_checkpoint=True))
+    first.on_checkpoint(0, [a], a, checkpoint=None)
+    first.get_state()  # logs epoch 2; the driver is killed before this snapshot is written
+    assert first.flush(30) and store.steps(first.runs["a"], "val_acc") == [1, 2]
+
+    second = make_mirror()
+    second.set_state(on_disk)
+    second.reconcile({"a": [make_epoch(1)]})  # what Ray's results hold at resume
+    second.on_trial_start(0, [a], a)
+    for n in (2, 3):  # trained again: other values, another time
+        second.on_trial_result(0, [a], a, make_epoch(n, should_checkpoint=True, val_acc=0.9,
+                                                     train_loss=0.1, timestamp=1_800_000_000))
+        second.on_checkpoint(0, [a], a, checkpoint=None)
+    second.on_trial_complete(0, [a], a)
+    assert second.flush(30)
+    run_id = second.runs["a"]
+    assert run_id == first.runs["a"]
+    for key in ("val_acc", "train_loss"):
+        assert store.steps(run_id, key) == [1, 2, 3], key
+    assert first.failures == second.failures == 0
