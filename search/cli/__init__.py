@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from search.cli import lifecycle_commands, results_commands, run_commands, spec_commands
+from search.cli import (lifecycle_commands, report_commands, results_commands, run_commands,
+                        spec_commands, ui_commands, winner_commands)
 
 app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode="rich")
@@ -16,6 +17,9 @@ spec_commands.register(app)
 run_commands.register(app)
 lifecycle_commands.register(app)
 results_commands.register(app)
+report_commands.register(app)
+winner_commands.register(app)
+ui_commands.register(app)
 
 
 def _version(value: bool) -> None:

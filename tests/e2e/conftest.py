@@ -66,6 +66,21 @@ def tiny_digits_spec(tmp_path: Path, **changes) -> dict:
     return spec
 
 
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory):
+    """A finished 8-trial digits search logged to a real MLflow server on 127.0.0.1 (started
+    here, stopped after the session): `finished.Finished`. Read it; never change it."""
+    from finished import run_search, start_server, stop_server
+
+    home = tmp_path_factory.mktemp("finished")
+    server, url = start_server(home)
+    try:
+        yield run_search(home, url, run_cli)
+    finally:
+        stop_server(server)
+        kill_ours(home)
+
+
 @pytest.fixture
 def reaper(tmp_path: Path):
     """Tests that SIGKILL a driver or a worker leave no Ray process behind, pass or fail."""

@@ -53,7 +53,8 @@ def test_no_source_file_imports_an_engine():
 # --- the layer table: the one written truth of what may import what ---------------------------
 
 # search's packages, lowest first: a package may import itself and those before it, never after.
-LAYERS = ("spec", "experiment", "engine", "tracking", "remote", "run", "cli")
+LAYERS = ("spec", "experiment", "engine", "tracking", "remote", "report", "winner", "run",
+          "cli")
 # What each package may not load through its module-level imports, however indirectly.
 _HEAVY = frozenset({"torch", "torchvision"})
 FORBIDDEN: dict[str, frozenset[str]] = {
@@ -64,6 +65,8 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "engine": frozenset({"mlflow"}) | _HEAVY,
     "tracking": frozenset({"optuna"}) | _HEAVY,
     "remote": frozenset({"mlflow", "optuna"}) | _HEAVY,
+    "report": frozenset({"ray"}) | _HEAVY,  # a report of a cluster's search runs anywhere
+    "winner": frozenset({"ray", "optuna"}),  # retrain is one process: torch, no Ray
     "run": frozenset(),
     "cli": frozenset({"ray", "optuna", "mlflow"}) | _HEAVY,  # `--help` stays instant
 }

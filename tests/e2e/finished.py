@@ -1,0 +1,108 @@
+"""One finished digits search logged to a real MLflow tracking server, shared by the tests of
+what a user does with a search's results (the MLflow UI, `report`, `trials`, `export-best`,
+`retrain`). A search costs a minute on the CI machine: they read the same one and never change
+what it wrote (a test that needs to change it copies the experiment first).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import yaml
+
+from ports import free_port
+
+NAME = "e2e-results"
+
+
+@dataclass
+class Finished:
+    home: Path  # the tests' HOME and working directory for the CLI
+    spec_path: Path
+    spec: dict
+    experiment: Path  # storage_path/NAME
+    server_url: str  # the MLflow tracking server, http://127.0.0.1:PORT
+    launch: subprocess.CompletedProcess  # the launch's output and exit code
+
+
+def results_spec(home: Path, server_url: str) -> dict:
+    """Small enough for 2 CPU cores, with every kind of parameter a report shows: a log-scaled
+    float, a plain float, choices, and a conditional one (residual_scale only on `scaled`)."""
+    return {
+        "name": NAME,
+        "data": {"dataset": "digits", "val_fraction": 0.2},
+        "objective": {"metric": "val_acc", "mode": "max"},
+        "budget": {"trials": 8, "max_epochs": 3},
+        "trial": {"resources": {"cpu": 1, "gpu": 0}, "max_failures": 0},
+        "sampler": {"type": "tpe", "seed": 0, "n_startup_trials": 4},
+        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+        "fixed": {"depth": 20, "width": 0.25, "batch_size": 32, "optimizer": "nesterov",
+                  "zero_init_residual": False, "tta": False, "precise_bn": 256},
+        "space": {
+            "lr": {"float": [0.02, 0.5], "log": True},
+            "weight_decay": {"float": [1e-5, 1e-3], "log": True},
+            "augment": {"float": [0.0, 0.2]},
+            "schedule": {"choice": ["cosine", "onecycle"]},
+            "residual": {"choice": ["add", "scaled"]},
+            "residual_scale": {"float": [0.2, 1.0], "when": {"residual": "scaled"}},
+        },
+        "tracking": {"mlflow_uri": server_url},
+        "storage_path": str(home / "runs"),
+    }
+
+
+def start_server(home: Path) -> tuple[subprocess.Popen, str]:
+    """`mlflow server` on 127.0.0.1 (SQLite backend, artifacts served by the server), as a user
+    starts one to share the UI; returns once it answers."""
+    port = free_port()
+    data = home / "mlflow-server"
+    data.mkdir()
+    log = open(data / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}",
+         "--artifacts-destination", str(data / "artifacts")],
+        cwd=data, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "HOME": str(home)})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited {proc.returncode}: "
+                               f"{(data / 'server.log').read_text()[-2000:]}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                return proc, url
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    stop_server(proc)
+    raise RuntimeError(f"mlflow server did not answer in 120 s: "
+                       f"{(data / 'server.log').read_text()[-2000:]}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """The server and its workers (its own process group)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+
+
+def run_search(home: Path, server_url: str, run_cli) -> Finished:
+    spec = results_spec(home, server_url)
+    spec_path = home / "results.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    launch = run_cli("launch", str(spec_path), cwd=home, timeout=600)
+    assert launch.returncode == 0, launch.stdout[-3000:] + launch.stderr[-3000:]
+    return Finished(home, spec_path, spec, home / "runs" / NAME, server_url, launch)
