@@ -20,6 +20,9 @@ NAME = "e2e-digits"  # the experiment name of conftest's tiny digits spec
 
 # Fewer, smaller batches: the bookkeeping tests are about bookkeeping, not accuracy.
 SMALL_DATA = {"dataset": "digits", "val_fraction": 0.2, "subset": 384}
+# Half of digits' training split: epochs of a second or so, for searches that must still be
+# running when another process looks at them or stops them.
+MEDIUM_DATA = {"dataset": "digits", "val_fraction": 0.2, "subset": 768}
 
 
 def small_search(digits_spec: Callable, write_spec: Callable) -> tuple[dict, Path, Path]:

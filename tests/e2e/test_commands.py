@@ -7,7 +7,8 @@ import json
 import signal
 from pathlib import Path
 
-from driving import epochs_of, results, runs_of, start_launch, steps, trial_dirs, wait_for
+from driving import (MEDIUM_DATA, epochs_of, results, runs_of, start_launch, steps, trial_dirs,
+                     wait_for)
 from processes import ours
 
 from search.experiment.storage import as_path
@@ -34,6 +35,7 @@ def test_a_running_search_is_seen_stopped_from_another_shell_and_resumed(
         tmp_path, write_spec, digits_spec, cli, reaper, storage):
     # Long enough that the search is still running when `stop` comes (a CLI call takes seconds).
     spec = digits_spec(budget={"trials": 4, "max_epochs": 5}, scheduler={"type": "fifo"},
+                       data=MEDIUM_DATA,
                        storage_path=storage.path)
     path, experiment = write_spec(spec), as_path(storage.path) / spec["name"]
     driver = start_launch(path, tmp_path)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from driving import runs_of, steps, wait_for
+from driving import MEDIUM_DATA, runs_of, steps, wait_for
 from ports import free_port, node_ports
 from processes import kill_ours, ours
 
@@ -86,7 +86,8 @@ def test_a_search_submitted_as_a_job_is_followed_stopped_and_resumed(
     shutil.copy(home / ".ray" / "auth_token", laptop / ".ray")
     os.chmod(laptop / ".ray" / "auth_token", 0o600)
     # Two trials at once, one per node; long enough that `stop` comes mid-search.
-    spec = digits_spec(budget={"trials": 4, "max_epochs": 5}, scheduler={"type": "fifo"})
+    spec = digits_spec(budget={"trials": 4, "max_epochs": 5}, scheduler={"type": "fifo"},
+                       data=MEDIUM_DATA)
     path = write_spec(spec)
     experiment = Path(spec["storage_path"]) / spec["name"]
 

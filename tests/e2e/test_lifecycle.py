@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from driving import (NAME, PARENT_TAG, SMALL_DATA, driver_log, results, runs_of, saved_trials,
-                     small_search, start_launch, steps, trial_dirs, wait_for)
+from driving import (MEDIUM_DATA, NAME, PARENT_TAG, SMALL_DATA, driver_log, results, runs_of,
+                     saved_trials, small_search, start_launch, steps, trial_dirs, wait_for)
 from processes import kill_ours, ours
 
 from search.experiment.location import locate
@@ -131,7 +131,7 @@ def test_ctrl_c_saves_the_search_exits_130_and_the_same_command_resumes_it(
 def exact_spec(digits_spec, name: str) -> dict:
     """One trial at a time (FIFO order), a seeded random sampler: the same search twice."""
     return digits_spec(name=name, budget={"trials": 6, "max_epochs": 4},
-                       data={"dataset": "digits", "val_fraction": 0.2, "subset": 768},
+                       data=MEDIUM_DATA,
                        trial={"resources": {"cpu": 1, "gpu": 0}, "max_failures": 0,
                               "max_concurrent": 1},
                        sampler={"type": "random", "seed": 3},
@@ -231,15 +231,16 @@ def test_no_process_of_a_sigkilled_drivers_ray_is_left_behind(
     assert left
 
 
-# --- a tracking store locked for 60 s mid-search ------------------------------------------------
+# --- a tracking store locked for 30 s mid-search ------------------------------------------------
 
-LOCK_S = 60
+# Longer than SQLite's busy timeout (20 s, set by MLflow): writes fail and are retried.
+LOCK_S = 30
 
 
 def test_a_locked_tracking_store_neither_slows_training_nor_loses_an_epoch(
         tmp_path, write_spec, digits_spec, reaper):
     spec = digits_spec(budget={"trials": 6, "max_epochs": 12}, scheduler={"type": "fifo"},
-                       data={"dataset": "digits", "val_fraction": 0.2, "subset": 768})
+                       data=MEDIUM_DATA)
     path = write_spec(spec)
     experiment = Path(spec["storage_path"]) / NAME
     db = spec["tracking"]["mlflow_uri"].removeprefix("sqlite:///")
