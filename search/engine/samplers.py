@@ -9,7 +9,8 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from search.engine import compat
-from search.experiment.outcome import Outcome, outcome_of
+from search.engine.trial_states import OPTUNA_STATE
+from search.experiment.outcome import outcome_of
 
 if TYPE_CHECKING:
     from search.spec.model import Sampler
@@ -27,20 +28,6 @@ SAMPLERS: dict[str, Callable[[Any], optuna.samplers.BaseSampler]] = {
     "random": lambda s: optuna.samplers.RandomSampler(seed=s.seed),
     "qmc": lambda s: optuna.samplers.QMCSampler(
         seed=s.seed, qmc_type=s.qmc_type, scramble=s.scramble, warn_independent_sampling=False),
-}
-
-
-# Diverged and invalid configs are bad configs: PRUNED keeps them on TPE's "bad" side (an
-# invalid one has no intermediate values, which TPE ranks last). An OOM says nothing about
-# quality, and a failure nothing at all, so the sampler ignores both (FAIL).
-OPTUNA_STATE = {
-    Outcome.COMPLETED: optuna.trial.TrialState.COMPLETE,
-    Outcome.STOPPED: optuna.trial.TrialState.PRUNED,
-    Outcome.KILLED: optuna.trial.TrialState.PRUNED,
-    Outcome.DIVERGED: optuna.trial.TrialState.PRUNED,
-    Outcome.OOM: optuna.trial.TrialState.FAIL,
-    Outcome.INVALID: optuna.trial.TrialState.PRUNED,
-    Outcome.FAILED: optuna.trial.TrialState.FAIL,
 }
 
 

@@ -1,0 +1,157 @@
+"""A report of one experiment, written to a folder: the leaderboard (CSV), Optuna's plots and the
+learning curves, each as interactive HTML and as PNG, and an index.html that shows them all.
+
+Everything is read from the experiment record, never from Ray: the study is rebuilt from it the
+way the driver persists it (`search.engine.study.build`), so a report of a running or
+interrupted search is as current as its record.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import optuna
+
+from search.engine import study as studies
+from search.experiment.record import SPEC_FILE, Experiment
+from search.experiment.state import damaged
+from search.experiment.results import Results
+from search.report import curves, optuna_plots
+from search.report.leaderboard import LEADERBOARD_FILE, rows, write_csv
+from search.report.page import INDEX_FILE, Figure, render
+
+CURVES = "learning_curves"
+# Every file a report writes: a new report of the same folder first removes these (and only
+# these), so that a plot that can no longer be drawn does not linger from an earlier one.
+OUTPUTS = ([LEADERBOARD_FILE, INDEX_FILE]
+           + [f"{name}.{ext}" for name in [p.name for p in optuna_plots.PLOTS] + [CURVES]
+              for ext in ("html", "png")])
+
+
+@dataclass
+class Report:
+    folder: Path
+    results: Results
+    study: optuna.Study
+    files: list[Path] = field(default_factory=list)  # written, the index last
+    notes: list[str] = field(default_factory=list)  # one line per plot not drawn, saying why
+    importances: Optional[dict[str, float]] = None
+    figures: dict[str, Any] = field(default_factory=dict)  # name -> the plotly figure written
+
+
+def make(experiment: Experiment, folder: Path) -> Report:
+    """Write the report of `experiment` into `folder` (created if need be)."""
+    results = experiment.recorded_results()
+    spec = experiment.saved_spec() or {}
+    try:
+        study = studies.build(results, spec)
+    except studies.DamagedSpace as error:  # a spec.json edited by hand
+        raise damaged(experiment.directory / SPEC_FILE, str(error)) from None
+    report = Report(folder, results, study)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS:
+        (folder / name).unlink(missing_ok=True)
+    report.files.append(write_csv(results, folder / LEADERBOARD_FILE))
+    found = optuna_plots.facts(report.study)
+    figures = _optuna_figures(report, found) + _learning_curves(
+        report, curves.milestones(spec, experiment.scheduler_state()),
+        int(spec["budget"]["max_epochs"]))
+    index = folder / INDEX_FILE
+    index.write_text(render(experiment.name, summary(experiment.name, results, found),
+                            figures, report.notes, rows(results), LEADERBOARD_FILE))
+    report.files.append(index)
+    return report
+
+
+def _optuna_figures(report: Report, found: optuna_plots.Facts) -> list[Figure]:
+    """Optuna's plots that the study can have; a note for each of the others."""
+    report.importances = optuna_plots.importances(report.study, found)
+    top = optuna_plots.top_params(report.importances, found)
+    figures = []
+    for plot in optuna_plots.PLOTS:
+        why = optuna_plots.why_not(plot, found)
+        if why is not None:
+            report.notes.append(f"{plot.title}: {why}")
+            continue
+        title = (f"{plot.title}: {found.completed} completed trial"
+                 f"{'s' if found.completed != 1 else ''} of {found.trials}")
+        if plot is optuna_plots.SLICE:
+            title += f" ({', '.join(top)})"
+        extra = optuna_plots.options(plot, report.results.metric, top)
+        interactive = plot.interactive(report.study, **extra)
+        interactive.update_layout(title=title)
+        with warnings.catch_warnings():
+            # Optuna's matplotlib plots are "experimental", and matplotlib warns of an axis
+            # whose values are all the same (one choice among the completed trials): noise.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", module="matplotlib")
+            warnings.filterwarnings("ignore", module="optuna.visualization.matplotlib")
+            drawn = _figure_of(plot.static(report.study, **extra))
+        inches = optuna_plots.width(plot, found, top)
+        if inches is not None:
+            drawn.set_size_inches(inches, drawn.get_size_inches()[1])
+        figures.append(_save(report, plot.name, title, interactive, drawn))
+    return figures
+
+
+def _learning_curves(report: Report, rungs: list[int], max_epochs: int) -> list[Figure]:
+    results = report.results
+    if not any(t.curve() for t in results.trials):
+        report.notes.append(f"Learning curves: no trial of {len(results.trials)} has reported "
+                            "an epoch yet")
+        return []
+    return [_save(report, CURVES, curves.title(results, rungs),
+                  curves.figure(results, rungs, max_epochs),
+                  curves.draw(results, rungs, max_epochs))]
+
+
+def summary(name: str, results: Results, found: optuna_plots.Facts) -> list[str]:
+    """The lines above the plots: the trials and how they ended, and the best one."""
+    ended: dict[str, int] = {}
+    for trial in results.trials:
+        ended[trial.outcome.value] = ended.get(trial.outcome.value, 0) + 1
+    lines = [f"experiment '{name}': {len(results.trials)} trials ("
+             + ", ".join(f"{n} {kind}" for kind, n in ended.items()) + f"), "
+             f"{results.epochs_used} trial-epochs; objective {results.metric} ({results.mode})",
+             f"Optuna's plots show the {found.completed} trial(s) that completed their budget, "
+             "by their final epoch (what the sampler learned from); the learning curves show "
+             "every trial; the leaderboard ranks by each trial's best epoch"]
+    return lines + [best_line(results)]
+
+
+def best_line(results: Results) -> str:
+    best = results.best  # a trial with a finite best, or None
+    if best is None:
+        return f"best: none yet (no trial has a finite {results.metric})"
+    params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                      for k, v in best.params.items())
+    return (f"best: trial {best.trial_id}, {results.metric} {best.best:.4f} "
+            f"({best.outcome.value}, {best.epochs} epochs) {params}").rstrip()
+
+
+def _figure_of(drawn: Any) -> Any:
+    """The matplotlib Figure behind what Optuna returns: one Axes, or an array of them."""
+    import numpy as np
+
+    if hasattr(drawn, "figure"):  # one Axes
+        return drawn.figure
+    return np.asarray(drawn, dtype=object).flat[0].figure  # a grid of Axes (the slices)
+
+
+def _save(report: Report, name: str, title: str, interactive: Any, drawn: Any) -> Figure:
+    """Both versions of one plot into the report's folder."""
+    import matplotlib.pyplot as plt
+
+    page, png = report.folder / f"{name}.html", report.folder / f"{name}.png"
+    # plotly.js inside each file: it opens offline, and in MLflow's artifact viewer.
+    interactive.write_html(page, include_plotlyjs=True, full_html=True)
+    try:
+        drawn.savefig(png, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(drawn)
+    report.files += [page, png]
+    report.figures[name] = interactive
+    return Figure(title, page.name, png)

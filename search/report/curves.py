@@ -1,0 +1,146 @@
+"""Every trial's learning curve (the objective per epoch), with ASHA's rungs (the epochs where it
+compares trials) and the point where each trial that did not run its budget ended: the plot that
+shows what early stopping did, which Optuna has no plot for. Interactive with plotly, static with
+matplotlib."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from search.engine.study import UNFINISHED
+from search.experiment.outcome import Outcome
+from search.experiment.results import Results
+
+RUNNING = "running"  # a trial the launch left unfinished (a resume continues it)
+# One colour per kind of end: the curves of a search read as "who got how far, and why".
+COLORS = {Outcome.COMPLETED.value: "#1f77b4", Outcome.STOPPED.value: "#7f7f7f",
+          Outcome.KILLED.value: "#9467bd", Outcome.DIVERGED.value: "#d62728",
+          Outcome.OOM.value: "#ff7f0e", Outcome.INVALID.value: "#8c564b",
+          Outcome.FAILED.value: "#e377c2", RUNNING: "#2ca02c"}
+# How each early end is marked (plotly symbol, matplotlib marker).
+END_MARKS = {Outcome.STOPPED.value: ("x", "x"), Outcome.KILLED.value: ("square", "s"),
+             Outcome.DIVERGED.value: ("triangle-up", "^"), Outcome.OOM.value: ("diamond", "D"),
+             Outcome.INVALID.value: ("cross", "P"), Outcome.FAILED.value: ("star", "*")}
+ENDED_BY = {Outcome.STOPPED.value: "stopped by ASHA"}
+
+
+def kind(trial: Any) -> str:
+    """What a curve is labelled by: the trial's outcome, or `running` while it is unfinished."""
+    return RUNNING if trial.status in UNFINISHED else trial.outcome.value
+
+
+def milestones(spec: Mapping[str, Any], scheduler_state: Mapping[str, Any]) -> list[int]:
+    """The epochs at which ASHA compared trials, as the search ran: every bracket's rungs from
+    the record's scheduler.json; from the spec's scheduler when the record has none (a search
+    that ended before its first snapshot); none for FIFO."""
+    scheduler = spec.get("scheduler") or {}
+    if scheduler.get("type", "asha") != "asha":
+        return []
+    recorded = {int(m) for bracket in scheduler_state.get("rungs") or []
+                for m, _ in bracket}
+    if recorded:
+        return sorted(recorded)
+    max_epochs = int(spec["budget"]["max_epochs"])
+    epoch, found = float(scheduler.get("grace_period", 1)), []
+    while epoch < max_epochs:  # ASHA's first bracket: grace * rf^k below the budget
+        found.append(int(epoch))
+        epoch *= float(scheduler.get("reduction_factor", 3))
+    return found
+
+
+def ended_early(results: Results, max_epochs: int) -> list[tuple[Any, tuple[int, float]]]:
+    """(trial, its last point) of each trial with a curve that ended before the budget."""
+    return [(t, t.curve()[-1]) for t in results.trials
+            if t.curve() and kind(t) in END_MARKS and t.epochs < max_epochs]
+
+
+def title(results: Results, rungs: list[int]) -> str:
+    where = (f"ASHA's rungs at epoch{'s' if len(rungs) > 1 else ''} "
+             f"{', '.join(map(str, rungs))}" if rungs else "no early stopping")
+    return f"Learning curves: {results.metric} per epoch of every trial; {where}"
+
+
+def figure(results: Results, rungs: list[int], max_epochs: int) -> Any:
+    """The interactive figure: one line per trial that reported an epoch (coloured by outcome,
+    one legend entry per outcome), a dashed line per rung, a marker where a trial ended early."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    shown: set[str] = set()
+    for trial in results.trials:
+        curve, label = trial.curve(), kind(trial)
+        if not curve:
+            continue
+        params = "<br>".join(f"{k}={v}" for k, v in trial.params.items())
+        fig.add_trace(go.Scatter(
+            x=[e for e, _ in curve], y=[v for _, v in curve], mode="lines+markers",
+            name=label, legendgroup=label, showlegend=label not in shown,
+            line={"color": COLORS[label]}, marker={"size": 4}, meta=trial.trial_id,
+            hovertemplate=(f"trial {trial.trial_id} ({label})<br>epoch %{{x}}: "
+                           f"{results.metric} %{{y:.4f}}<br>{params}<extra></extra>")))
+        shown.add(label)
+    for outcome, points in _by_outcome(ended_early(results, max_epochs)).items():
+        symbol, _ = END_MARKS[outcome]
+        fig.add_trace(go.Scatter(
+            x=[e for _, (e, _) in points], y=[v for _, (_, v) in points], mode="markers",
+            name=f"ended: {ENDED_BY.get(outcome, outcome)}",
+            marker={"symbol": symbol, "size": 11, "color": COLORS[outcome],
+                    "line": {"width": 1, "color": "black"}},
+            text=[t.trial_id for t, _ in points],
+            hovertemplate="trial %{text} ended at epoch %{x}<extra></extra>"))
+    for rung in rungs:
+        fig.add_vline(x=rung, line_dash="dash", line_color="#444", opacity=0.6,
+                      annotation_text=f"rung {rung}", annotation_position="top")
+    fig.update_layout(title=title(results, rungs), xaxis_title="epoch",
+                      yaxis_title=results.metric, template="plotly_white",
+                      xaxis={"range": [0.5, max_epochs + 0.5], "dtick": _tick(max_epochs)})
+    return fig
+
+
+def draw(results: Results, rungs: list[int], max_epochs: int) -> Any:
+    """The same plot with matplotlib (Agg), for the PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed; before pyplot is first imported
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(10, 6))
+    for trial in results.trials:
+        curve = trial.curve()
+        if curve:
+            ax.plot([e for e, _ in curve], [v for _, v in curve], "-o", markersize=2.5,
+                    linewidth=1.2, alpha=0.8, color=COLORS[kind(trial)])
+    kinds = dict.fromkeys(kind(t) for t in results.trials if t.curve())
+    handles = [Line2D([], [], color=COLORS[k], label=k) for k in kinds]
+    for outcome, points in _by_outcome(ended_early(results, max_epochs)).items():
+        _, marker = END_MARKS[outcome]
+        label = f"ended: {ENDED_BY.get(outcome, outcome)}"
+        edge = None if marker == "x" else "black"  # an "x" has no face to outline
+        ax.scatter([e for _, (e, _) in points], [v for _, (_, v) in points], marker=marker,
+                   s=60, color=COLORS[outcome], edgecolors=edge, linewidths=0.8, zorder=3,
+                   label=label)
+        handles.append(Line2D([], [], linestyle="none", marker=marker, color=COLORS[outcome],
+                              markeredgecolor=edge or COLORS[outcome], label=label))
+    for rung in rungs:
+        ax.axvline(rung, linestyle="--", color="#444", alpha=0.6, linewidth=1)
+        ax.annotate(f"rung {rung}", (rung, 1.0), xycoords=("data", "axes fraction"),
+                    ha="center", va="bottom", fontsize=8)
+    ax.set(xlabel="epoch", ylabel=results.metric, xlim=(0.5, max_epochs + 0.5))
+    ax.set_title(title(results, rungs), fontsize=10, pad=14)
+    ax.grid(alpha=0.3)
+    if handles:
+        ax.legend(handles=handles, fontsize=8)
+    return fig
+
+
+def _by_outcome(points: list) -> dict[str, list]:
+    grouped: dict[str, list] = {}
+    for trial, point in points:
+        grouped.setdefault(kind(trial), []).append((trial, point))
+    return grouped
+
+
+def _tick(max_epochs: int) -> Optional[int]:
+    """Whole epochs on the axis; plotly picks the spacing beyond 20."""
+    return 1 if max_epochs <= 20 else None
