@@ -27,7 +27,8 @@ DATASETS: dict[str, Callable[[DataConfig], Raw]] = {
 @dataclass
 class DataSplits:
     """x: uint8 (N, C, H, W) contiguous on the CPU; y: int64. mean/std: per channel, in 0..1
-    units, from the train split only (statistics of held-out data must not leak into training)."""
+    units, from the train split only (statistics of held-out data must not leak into training).
+    The validation split is empty for a final training on train+validation (`load_data`)."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -72,14 +73,20 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     return tuple(means), tuple(stds)
 
 
-def load_data(cfg: DataConfig) -> DataSplits:
+def load_data(cfg: DataConfig, validation: bool = True) -> DataSplits:
     """Read `cfg.dataset` and split it: validation is held out of the train split by
-    `split_seed`; the dataset's test split is kept for the final test only."""
+    `split_seed`; the dataset's test split is kept for the final test only.
+
+    `validation=False` is for the final training of a chosen config: the validation examples
+    (the same ones a search held out) join the training split, which leaves the validation
+    split empty; nothing is left to select on, so the test split is all that measures it."""
     errors = config_errors(cfg)
     if errors:
         raise ValueError("; ".join(errors))
     raw = DATASETS[cfg.dataset](cfg)
     train, val = split_indices(len(raw.train_x), cfg.val_fraction, cfg.split_seed, cfg.subset)
+    if not validation:
+        train, val = torch.cat([train, val]).sort().values, val[:0]
     train_x = raw.train_x[train].contiguous()
     mean, std = channel_stats(train_x)
     return DataSplits(

@@ -95,7 +95,9 @@ class Trainer:
         """Train epochs `self.epoch + 1 .. cfg.epochs`, yielding the metrics of each.
 
         `lr` is the rate of the epoch's last step; `images_per_s` counts the training phase
-        only; `epoch_seconds` includes validation. Raises DivergenceError on a NaN/inf loss.
+        only; `epoch_seconds` includes validation. Without a validation split (a final training
+        on train+validation) there is no `val_loss`/`val_acc`. Raises DivergenceError on a
+        NaN/inf loss.
         """
         for epoch in range(self.epoch + 1, self.cfg.epochs + 1):
             if self.device.type == "cuda":
@@ -105,11 +107,14 @@ class Trainer:
             train_loss, train_acc, seen, lr = self._train_epoch(epoch)
             trained = self._sync()
             self._precise_bn()
-            val_loss, val_acc = self._evaluate(self.val_loader, tta=False)
+            validated = {}
+            if len(self.data.val_y):  # empty in a final training on train+validation
+                val_loss, val_acc = self._evaluate(self.val_loader, tta=False)
+                validated = {"val_loss": val_loss, "val_acc": val_acc}
             end = self._sync()
             self.epoch = epoch
             yield {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-                   "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
+                   **validated, "lr": lr,
                    "epoch_seconds": end - start, "images_per_s": seen / (trained - start),
                    "peak_mem_mb": peak_memory_mb(self.device)}
 

@@ -7,6 +7,7 @@ import hashlib
 import pickle
 import subprocess
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -186,6 +187,26 @@ def test_subset_caps_train_after_the_split(digits):
     small = load_data(DataConfig(dataset="digits", subset=100))
     assert len(small.train_x) == 100 and torch.equal(small.val_x, digits.val_x)
     assert small.mean == channel_stats(small.train_x)[0]
+
+
+def _examples(x: torch.Tensor, y: torch.Tensor) -> Counter:
+    return Counter(zip((image.numpy().tobytes() for image in x), y.tolist()))
+
+
+@pytest.mark.parametrize("subset", [None, 100])
+def test_without_validation_the_validation_examples_join_the_training_split(digits, subset):
+    held = load_data(DataConfig(dataset="digits", subset=subset))
+    final = load_data(DataConfig(dataset="digits", subset=subset), validation=False)
+    # the same images with the same labels: a search's train and validation splits, together
+    assert _examples(final.train_x, final.train_y) == (
+        _examples(held.train_x, held.train_y) + _examples(held.val_x, held.val_y))
+    assert len(final.train_x) == len(held.train_x) + len(held.val_x)
+    assert len(final.val_x) == len(final.val_y) == 0
+    assert final.val_x.shape[1:] == held.val_x.shape[1:] and final.val_x.dtype == torch.uint8
+    assert torch.equal(final.test_x, digits.test_x) and torch.equal(final.test_y, digits.test_y)
+    # normalisation comes from what it trains on, now including the validation images
+    assert (final.mean, final.std) == channel_stats(final.train_x)
+    assert final.mean != held.mean
 
 
 def test_synthetic_is_seeded_and_cifar_shaped():

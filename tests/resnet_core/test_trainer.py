@@ -199,6 +199,19 @@ def test_test_applies_flip_tta_only_when_asked(tiny_data):
     assert plain["test_loss"] == pytest.approx(expected, rel=1e-5)
 
 
+def test_without_a_validation_split_epochs_report_training_only_and_test_still_runs():
+    # a final training on train+validation (search.winner's retrain)
+    data = load_data(DataConfig(dataset="synthetic", synthetic_size=256, image_size=16),
+                     validation=False)
+    trainer = Trainer(tiny_cfg(epochs=2), data, device="cpu")
+    metrics = list(trainer.fit())
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    training_only = sorted(set(METRIC_KEYS) - {"val_loss", "val_acc"})
+    assert [sorted(m) for m in metrics] == [training_only, training_only]
+    tested = trainer.test()
+    assert set(tested) == {"test_loss", "test_acc"} and 0 <= tested["test_acc"] <= 1
+
+
 def test_batch_larger_than_the_training_split_is_a_value_error(tiny_data):
     with pytest.raises(ValueError, match="batch_size is 1000"):
         Trainer(tiny_cfg(batch_size=1000), tiny_data, device="cpu")
