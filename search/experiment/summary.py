@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Optional, Protocol, Sequence
 
 from resnet_core.config import DataConfig
 from search.experiment.outcome import Outcome
@@ -77,7 +77,14 @@ def status_of(state: State, driver: Optional[str], stop_requested: bool) -> str:
     return "stopping" if stop_requested else Status.RUNNING.value
 
 
-def eta(used: int, elapsed_s: float, ended: list[TrialRecord], running: list[TrialRecord],
+class Spent(Protocol):
+    """What `eta` reads of a trial (a TrialRecord, or what launch's progress keeps of one)."""
+
+    @property
+    def epochs(self) -> int: ...
+
+
+def eta(used: int, elapsed_s: float, ended: Sequence[Spent], running: Sequence[Spent],
         not_ended: int) -> Optional[float]:
     """Seconds left at the epoch rate so far, assuming the trials still to end spend what the
     ended ones spent on average (ASHA stops most early). None until a trial has ended."""
