@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 from typing import Any, Optional
 
 from rich.table import Table
 
 from search.cli.console import err, out
-from search.spec.redact import redact
 
 
 def params_text(params: dict) -> str:
@@ -28,6 +29,24 @@ def trials_table(results: Any, title: str, top: Optional[int] = None) -> Table:
     return table
 
 
+def mlflow_link(ending: Any) -> str:
+    """Where the trials are compared: the runs view of the experiment on its tracking server,
+    or the command that opens MLflow's UI on a local store."""
+    uri = ending.location.tracking_uri
+    # Decided without importing MLflow: a finished experiment's results print in seconds.
+    if not uri.startswith(("http://", "https://")):
+        directory = str(ending.location.directory)
+        if "://" not in directory and not (here := os.path.relpath(directory)).startswith(".."):
+            directory = here  # under the working directory: shorter
+        return f"resnet-search ui {shlex.quote(directory)}"
+    from search.tracking import store, ui
+
+    found: list[str] = []
+    # The server answered a moment ago; if it no longer does, its address still helps.
+    store.within(10, lambda: found.append(ui.search_link(uri, ending.parent_run_id)))
+    return found[0] if found else ui.server_address(uri)
+
+
 def print_ending(ending: Any, top: int) -> None:
     results = ending.results
     out.print(trials_table(results, f"best trials of '{ending.location.directory.name}' "
@@ -44,12 +63,11 @@ def print_ending(ending: Any, top: int) -> None:
                   f"allowed, and Ray's experiment state in {ending.location.directory} is "
                   "complete.",
                   highlight=False, markup=False)
-    uri = redact(ending.location.tracking_uri)
-    ui = f"mlflow ui --backend-store-uri {uri}" if not uri.startswith("http") else f"open {uri}"
     resumed = " (resumed)" if ending.resumed else ""
     out.print(f"experiment state: {ending.location.directory}{resumed}", highlight=False,
               markup=False)
-    out.print(f"compare the trials in MLflow:  {ui}", highlight=False, markup=False)
+    out.print(f"compare the trials in MLflow:  {mlflow_link(ending)}", highlight=False,
+              markup=False)
     if ending.already_finished:
         err.print(f"this experiment finished earlier (read from its record; Ray was not "
                   f"started); to run it again, launch under a new name: --name "

@@ -9,6 +9,7 @@ import logging
 import time
 from typing import Any, Optional
 
+from search.engine import study
 from search.experiment.decide import Action, Decision
 from search.experiment.record import Experiment
 from search.experiment.state import DamagedRecord, State, Status
@@ -93,6 +94,7 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
                           reuse_actors)
     ours = parts(tuner)
     if resumed:
+        ours.progress.console = console or ours.progress.console  # not pickled with the tuner
         ours.scheduler.load_state(record.scheduler_state())
         record.mark(Status.RUNNING)
         # What an earlier driver could not write to MLflow (a dead store, a crash) first.
@@ -101,7 +103,10 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
 
     with Interruption() as interruption, StopWatch(record.stop_requested, interruption):
         interruption.hooks.append(lambda: setattr(ours.mirror, "end_reason", "interrupted"))
-        tuner.fit()
+        try:
+            tuner.fit()
+        finally:  # Tune ends the live footer itself, but not at a second Ctrl+C
+            ours.progress.close()
 
     if interruption.interrupted:
         status, reason = Status.INTERRUPTED, interruption.name
@@ -111,6 +116,8 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
         status, reason = Status.FINISHED, None
     record.mark(status, reason)
     results = record.results(job)
+    # For optuna-dashboard and `report`; a failure is logged in one line, never raised.
+    study.persist_or_warn(record.directory, results, spec.resolved())
     ours.mirror.reconcile(*_reported(results))
     if not ours.mirror.flush(TRACKING_DEADLINE_S):
         log.warning("MLflow did not take every write within %.0f s; Ray's experiment state in "

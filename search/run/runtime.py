@@ -18,6 +18,7 @@ from search.remote import cluster
 from search.remote.auth import make_private_token, private_token, token_file
 from search.run.errors import LaunchError
 from search.spec.redact import RedactSecrets
+from search.tracking.store import quiet_client
 
 log = logging.getLogger("resnet_search.launch")
 
@@ -92,6 +93,10 @@ REPLACED = {
     # A search stopped before some trials reported has no metrics for them: our table says so.
     "ray.tune.analysis.experiment_analysis": ("Failed to fetch metrics",),
 }
+# Ray's notice, at every start of a local Ray, that token authentication is on, which goes on
+# to say how to turn it off. It is on because the launch keeps it on (Security); its advice is
+# not for our users. Ray's warning that authentication is OFF still shows.
+TOKEN_AUTH_ON = "Token authentication is enabled for this Ray cluster"
 
 
 def quiet_engines() -> None:
@@ -104,6 +109,11 @@ def quiet_engines() -> None:
         logging.getLogger(name).addFilter(OneLineErrors())
     for name, starts in REPLACED.items():
         logging.getLogger(name).addFilter(DropMessages(*starts))
+    # On the handler Ray's loggers share: the notice's own logger is named after a private Ray
+    # module, which only search/engine/compat.py may name.
+    for handler in logging.getLogger("ray").handlers:
+        handler.addFilter(DropMessages(TOKEN_AUTH_ON))
+    quiet_client()
     # A tracking URI's token never reaches a log line: ours, the engines' (MLflow quotes the
     # URL it failed on), through whichever handler prints them.
     for name in ("", "ray", "mlflow", "resnet_search"):

@@ -43,9 +43,10 @@ def new_tuner(spec: SearchSpec, job: TrialJob, storage: StoragePath, uri: str, p
               console: Any, callbacks: tuple, reuse_actors: bool) -> tune.Tuner:
     scheduler = build_scheduler(spec.scheduler, spec.budget.max_epochs)
     stops = scheduler.stopped.__contains__
-    mirror = MlflowMirror(uri, parent, job, scheduler_stops=stops)
+    mirror = MlflowMirror(uri, parent, job, scheduler_stops=stops,
+                          conditional=[name for name, p in spec.space.items() if p.when])
     printer = ProgressPrinter(spec.objective.metric, spec.budget.max_epochs, spec.budget.trials,
-                              scheduler_stops=stops, console=console)
+                              scheduler_stops=stops, console=console, mode=spec.objective.mode)
     fail_fast = FailFast(spec.trial.abort_on_same_error, spec.budget.max_epochs)
     return tune.Tuner(
         trainable(spec, job),
@@ -103,6 +104,7 @@ class Parts:
     scheduler: Any  # search.engine.schedulers.RecordingASHA / RecordingFIFO
     scheduler_record: SchedulerRecord
     fail_fast: FailFast
+    progress: ProgressPrinter
 
 
 def parts(tuner: tune.Tuner) -> Parts:
@@ -116,4 +118,5 @@ def parts(tuner: tune.Tuner) -> Parts:
         return found[0]
 
     return Parts(mirror=one(MlflowMirror), scheduler=compat.tuner_scheduler(tuner),
-                 scheduler_record=one(SchedulerRecord), fail_fast=one(FailFast))
+                 scheduler_record=one(SchedulerRecord), fail_fast=one(FailFast),
+                 progress=one(ProgressPrinter))

@@ -13,9 +13,10 @@ was dropped.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Optional
+import time
+from typing import Any, Callable, Iterable, Optional
 
-from mlflow.entities import Param, RunTag
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
@@ -24,8 +25,9 @@ from search.engine.trial_errors import error_reason
 from search.experiment.outcome import Outcome, outcome_of
 from search.spec.job import TrialJob
 from search.tracking.backfill import backfill
-from search.tracking.points import METRICS, points
-from search.tracking.store import PARENT_TAG, text
+from search.tracking.names import EPOCHS_TAG, hp_metrics, logged_params, number_of, run_name
+from search.tracking.points import METRICS, best_point, points
+from search.tracking.store import PARENT_TAG, children_query, text
 from search.tracking.writer import Action, Writer
 
 __all__ = ["METRICS", "MLFLOW_STATUS", "INTERRUPTED", "MlflowMirror"]
@@ -52,14 +54,20 @@ class MlflowMirror(Callback):
     """Ray Tune callback that mirrors trials into MLflow without ever blocking Tune."""
 
     def __init__(self, uri: str, parent_run_id: str, job: TrialJob,
-                 scheduler_stops: Callable[[str], bool], deadline_s: float = 120.0) -> None:
+                 scheduler_stops: Callable[[str], bool], deadline_s: float = 120.0,
+                 conditional: Iterable[str] = ()) -> None:
         self.uri = uri
         self.parent_run_id = parent_run_id
         self.job = job
         self.scheduler_stops = scheduler_stops
+        # The space's conditional parameters (`when:`): a trial that did not sample one does
+        # not show it among its params (names.logged_params).
+        self.conditional = frozenset(conditional)
         self.runs: dict[str, str] = {}  # trial id -> child run id ("" until MLflow answers)
         self.configs: dict[str, dict] = {}  # trial id -> sampled params, to create its run
-        self.names: dict[str, str] = {}  # trial id -> Ray's name for it: the run's name
+        # trial id -> its number in start order (the `t007` of its run's name), given when its
+        # run is created; carried across drivers, as the runs are.
+        self.numbers: dict[str, int] = {}
         self.last: dict[str, dict] = {}
         self.unsaved: dict[str, list] = {}  # metrics of results whose checkpoint is not Ray's yet
         # Metrics whose checkpoint Ray has taken, but that no experiment snapshot holds yet: a
@@ -83,7 +91,15 @@ class MlflowMirror(Callback):
         self._steps: dict[str, dict[str, set[int]]] = {}
         self._created: set[str] = set()
         self._experiment_id: Optional[str] = None
+        self._next_number: Optional[int] = None  # read from MLflow at this driver's first run
+        self._hp_times: dict[str, int] = {}  # trial id -> the timestamp of its hp.* metrics
         self.writer = Writer(uri, deadline_s)
+
+    def __setstate__(self, state: dict) -> None:
+        # Tune pickles its callbacks with the tuner; a mirror pickled before these attributes
+        # existed gets their empty values.
+        self.__dict__.update({"conditional": frozenset(), "numbers": {}, "_next_number": None,
+                              "_hp_times": {}, **state})
 
     @property
     def failures(self) -> int:
@@ -112,12 +128,15 @@ class MlflowMirror(Callback):
             self._log(trial_id, self.registered.pop(trial_id))
         return {"runs": {t: r for t, r in dict(self.runs).items() if r},
                 "configs": dict(self.configs), "closed": sorted(self.closed),
-                "parent_run_id": self.parent_run_id}
+                "numbers": dict(self.numbers), "parent_run_id": self.parent_run_id}
 
     def set_state(self, state: dict) -> None:
         self.runs.update(state.get("runs", {}))
         self.configs.update(state.get("configs", {}))
         self.closed.update(state.get("closed", ()))
+        self.numbers.update(state.get("numbers", {}))
+        if self._next_number is not None:  # reconcile has numbered runs already
+            self._next_number = max(self._next_number, 1 + max(self.numbers.values(), default=0))
         self.resumed = True
 
     # --- the writer's side: finding, creating, reopening and closing a trial's run ---
@@ -128,9 +147,7 @@ class MlflowMirror(Callback):
 
     def _children(self, client: MlflowClient, trial_id: Optional[str] = None) -> list:
         """The child runs of this experiment's parent run (of one trial, when given)."""
-        query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'"
-        if trial_id:
-            query += f" and tags.trial_id = '{trial_id}'"
+        query = children_query(self.parent_run_id, **({"trial_id": trial_id} if trial_id else {}))
         return list(client.search_runs([self._experiment(client)], query, max_results=10000,
                                        order_by=["attributes.start_time ASC"]))
 
@@ -146,23 +163,38 @@ class MlflowMirror(Callback):
             run_id = earlier[0].info.run_id if earlier else self._create(client, trial_id)
             self.runs[trial_id] = run_id
         if trial_id in self._unparamed:  # the run exists; its params failed to log
-            client.log_batch(run_id, params=self._params(trial_id))
+            client.log_batch(run_id, params=self._params(trial_id),
+                             metrics=self._hp_metrics(trial_id))
             self._unparamed.discard(trial_id)
         return run_id
 
     def _create(self, client: MlflowClient, trial_id: str) -> str:
         sampled = self.configs.get(trial_id, {})
         run = client.create_run(self._experiment(client),
-                                run_name=self.names.get(trial_id) or trial_id, tags={
-                                    PARENT_TAG: self.parent_run_id, "trial_id": trial_id,
-                                    "sampled": ",".join(sorted(sampled))})
+                                run_name=run_name(self._number(client, trial_id), sampled),
+                                tags={PARENT_TAG: self.parent_run_id, "trial_id": trial_id,
+                                      "sampled": ",".join(sorted(sampled))})
         # Params go in a second call: if it fails, the retry must not create a second run.
         self._unparamed.add(trial_id)
         self._created.add(run.info.run_id)
         return run.info.run_id
 
+    def _number(self, client: MlflowClient, trial_id: str) -> int:
+        """The trial's number: the next one free when its run is first created. The first time
+        in a driver, the runs already under the parent are read: an earlier driver that died
+        between starting a trial and Tune's next snapshot numbered a run no state recorded."""
+        if trial_id not in self.numbers:
+            if self._next_number is None:
+                taken = [number_of(run.info.run_name) for run in self._children(client)]
+                self._next_number = 1 + max(
+                    [0, *self.numbers.values(), *(n for n in taken if n is not None)])
+            self.numbers[trial_id] = self._next_number
+            self._next_number += 1
+        return self.numbers[trial_id]
+
     def _params(self, trial_id: str) -> list[Param]:
-        """The trial's full resolved config as params (what a rerun of it needs)."""
+        """The trial's resolved config as params (what a rerun of it needs), without the
+        conditional parameters it did not sample."""
         sampled = self.configs.get(trial_id)
         if sampled is None:
             log.warning("MLflow run of trial %s created without params: its sampled config is "
@@ -172,7 +204,14 @@ class MlflowMirror(Callback):
             values = resolved(self.job.train_config(sampled))
         except ValueError:  # a config the trial itself rejects: its sampled values still say
             values = sampled  # what was tried, and the run's outcome says why it failed
-        return [Param(k, text(v)) for k, v in sorted(values.items())]
+        return [Param(k, text(v)) for k, v in
+                sorted(logged_params(values, sampled, self.conditional).items())]
+
+    def _hp_metrics(self, trial_id: str) -> list[Metric]:
+        """Its sampled numbers as `hp.*` metrics. The timestamp is taken once, so a retry of a
+        write that did commit logs the same points, which MLflow keeps once."""
+        when = self._hp_times.setdefault(trial_id, int(time.time() * 1000))
+        return hp_metrics(self.configs.get(trial_id) or {}, when)
 
     def _reopen(self, client: MlflowClient, trial_id: str, adopt: bool = False) -> None:
         """A trial that starts again: its run is RUNNING and without a verdict until it ends."""
@@ -196,7 +235,6 @@ class MlflowMirror(Callback):
     def _know(self, trial: Any) -> str:
         """Record what creating the trial's run needs; every trial heard of gets a run."""
         self.configs.setdefault(trial.trial_id, dict(trial.config or {}))
-        self.names[trial.trial_id] = str(trial)
         self.runs.setdefault(trial.trial_id, "")
         return trial.trial_id
 
@@ -282,7 +320,7 @@ class MlflowMirror(Callback):
         epochs = int(last.get("epoch", 0))
         verdict = outcome_of(last, max_epochs=self.job.max_epochs, errored=errored,
                              stopped_by_scheduler=self.scheduler_stops(trial_id))
-        tags = {"outcome": verdict.value, "epochs": str(epochs)}
+        tags = {"outcome": verdict.value, EPOCHS_TAG: str(epochs)}
         if verdict is Outcome.STOPPED:
             tags["stopped_by"] = "asha"
             tags["stopped_at_epoch"] = str(epochs)
@@ -299,7 +337,7 @@ class MlflowMirror(Callback):
         trial_id = self._know(trial)
         last = self.last.get(trial_id) or trial.last_result or {}
         self._end(trial_id, {"outcome": Outcome.KILLED.value, "reason": INTERRUPTED,
-                             "epochs": str(int(last.get("epoch", 0)))},
+                             EPOCHS_TAG: str(int(last.get("epoch", 0)))},
                   MLFLOW_STATUS[Outcome.KILLED])
 
     def _end(self, trial_id: str, tags: dict[str, str], status: str) -> None:
@@ -354,9 +392,10 @@ class MlflowMirror(Callback):
                   configs: Optional[dict[str, dict]] = None) -> None:
         """Queue the repair of what the writer dropped: each trial of `results` (trial id ->
         its per-epoch results from Ray) gets its run and every epoch MLflow lacks, and closes
-        that were dropped are redone. `configs` gives the sampled params of trials this mirror
-        never saw start, for their runs' params. Runs after everything queued so far; returns
-        at once (`flush` waits for it)."""
+        that were dropped are redone. Each also gets its best objective so far
+        (`best_<metric>`, from the same results: the launch reconciles at its end). `configs`
+        gives the sampled params of trials this mirror never saw start, for their runs'
+        params. Runs after everything queued so far; returns at once (`flush` waits for it)."""
         for trial_id, sampled in (configs or {}).items():
             self.configs.setdefault(trial_id, dict(sampled))
         for trial_id, rows in results.items():
@@ -375,6 +414,9 @@ class MlflowMirror(Callback):
         # Adopt: reconcile may run before Tune has handed this mirror its saved runs.
         run_id = self._run_id(client, trial_id, adopt=True)
         self.backfilled += backfill(client, {trial_id: run_id}, {trial_id: rows})
+        best = best_point(rows, self.job.metric, self.job.mode)
+        if best is not None:
+            client.log_batch(run_id, metrics=[best])
         self._steps.pop(run_id, None)  # it holds more now: read again when next logged into
         self._created.discard(run_id)
 

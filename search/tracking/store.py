@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import math
+import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -16,8 +19,30 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from search.tracking import describe, view
+from search.tracking.names import BEST_TAG, EPOCHS_TAG
+
+log = logging.getLogger("resnet_search.tracking")
+
 PARENT_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI
+# The experiment's kind: "Machine learning" (runs and their metrics), not GenAI traces. MLflow's
+# UI shows it as the experiment's type; a UI without the GenAI / Model training switch opens the
+# experiment in that mode (3.17 takes the mode from the address, which ui.py's links give).
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+
+
+def quiet_client() -> None:
+    """MLflow's client prints "🏃 View run NAME at: URL" and "🧪 View experiment at: URL" on
+    stdout whenever a run on a tracking server ends: two lines per trial, more than a launch
+    prints of its own, linking to a view without the search's columns; and a progress bar for
+    every artifact it reads. Its documented switches turn both off for this process (unless the
+    environment already chose)."""
+    from mlflow.environment_variables import (MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR,
+                                              MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT)
+
+    os.environ.setdefault(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name, "true")
+    os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")
 
 
 def within(timeout_s: float, call: Callable[[], Any]) -> Optional[str]:
@@ -128,7 +153,9 @@ def artifact_location(uri: str) -> Optional[str]:
 
 def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, str],
                 params: dict[str, Any], artifacts: dict[str, str]) -> str:
-    """Create the experiment's parent run and return its id (synchronously: done at launch)."""
+    """Create the experiment's parent run and return its id (synchronously: done at launch).
+    When `artifacts` holds the resolved spec (`spec.json`), the run's description says what the
+    search is, and the experiment gets the search's saved view of its runs (view.py)."""
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if found:
@@ -143,11 +170,36 @@ def open_parent(uri: str, experiment: str, run_name: str, tags: dict[str, str],
             if not found:
                 raise
             experiment_id = found.experiment_id
+    if not found or KIND_TAG not in found.tags:  # a kind someone chose stays
+        _experiment_tag(client, experiment_id, KIND_TAG, KIND)
+    spec = _parsed(artifacts.get("spec.json"))
+    if spec is not None:
+        _experiment_tag(client, experiment_id, view.TAG,
+                        view.tag_value(spec, int(time.time() * 1000)))
+        tags = {**tags, NOTE_TAG: text(describe.note("running", spec))}
     run = client.create_run(experiment_id, run_name=run_name, tags={**tags, "state": "running"})
     client.log_batch(run.info.run_id, params=[Param(k, text(v)) for k, v in params.items()])
     for name, body in artifacts.items():
         client.log_text(run.info.run_id, body, name)
     return run.info.run_id
+
+
+def _experiment_tag(client: MlflowClient, experiment_id: str, key: str, value: str) -> None:
+    """How the UI shows the experiment, not what the search needs: a store that refuses it (a
+    user who may log runs but not edit the experiment) is told in one line, nothing fails."""
+    try:
+        client.set_experiment_tag(experiment_id, key, value)
+    except MlflowException as error:
+        log.warning("MLflow did not take the experiment's tag %s: %s", key,
+                    (str(error).splitlines() or [""])[0])
+
+
+def _parsed(body: Optional[str]) -> Optional[dict]:
+    try:
+        spec = json.loads(body) if body else None
+    except ValueError:
+        return None
+    return spec if isinstance(spec, dict) else None
 
 
 def text(value: Any) -> str:
@@ -164,51 +216,114 @@ def reopen_parent(uri: str, parent_run_id: str) -> None:
         client.delete_tag(parent_run_id, "reason")
 
 
-def note(metric: str, best: dict, state: str) -> str:
-    """The parent run's description: which trial won, with what."""
-    sampled = ", ".join(f"{k}={v}" for k, v in sorted(best["params"].items()))
-    value = best["value"]
-    shown = f"{value:.6g}" if isinstance(value, (int, float)) else str(value)
-    return (f"Search {state}. Best trial: {best['trial_id']} (run {best.get('run_id') or '-'}) "
-            f"with {metric} = {shown}.\n\nSampled: {sampled or '-'}")
-
-
 def summarise_parent(uri: str, parent_run_id: str, *, metric: str, best: Optional[dict],
                      state: str, status: str, reason: Optional[str] = None) -> None:
     """The search's summary on the parent run, then close it (synchronously, after a launch).
 
     Called again after every resume, so it writes only what can change: tags, and the best value
-    as a metric at a growing step (MLflow params can never change once logged). `best` holds
-    trial_id, run_id, value, params (sampled) and config (resolved), or is None."""
+    as metrics at a growing step (MLflow params can never change once logged). `best` holds
+    trial_id, run_id, value, params (sampled) and config (resolved), or is None. The winner's
+    own run is tagged `best=true`, and an earlier winner's run loses that tag."""
     client = MlflowClient(uri)
-    old = client.get_run(parent_run_id).data.tags
+    parent = client.get_run(parent_run_id)
+    winner = _run_of(client, parent, best) if best else None
+    tags, stale = _summary_tags(parent.data.tags, best, winner, state, reason)
+    metrics = _objective_points(client, parent_run_id, metric, best["value"]) if best else []
+    client.log_batch(parent_run_id, metrics=metrics,
+                     tags=[RunTag(k, v) for k, v in tags.items()])
+    for key in sorted(stale):
+        client.delete_tag(parent_run_id, key)
+    client.set_terminated(parent_run_id, status)
+    _mark_winner(client, parent, winner)
+    # Last: an artifact store that fails (it may differ from the tracking store) must not leave
+    # the run unclosed. The description reads the spec the run stores.
+    won = None
+    if best:
+        won = describe.winner_text(metric, best, *(
+            (winner.info.run_name, winner.data.tags.get(EPOCHS_TAG)) if winner else ()))
+    client.set_tag(parent_run_id, NOTE_TAG, text(describe.note(
+        state, _stored_spec(client, parent), reason=reason, winner=won)))
+    # The winner's full config, ready to train it again.
+    if best and best.get("config"):
+        client.log_text(parent_run_id, json.dumps(best["config"], indent=2, sort_keys=True,
+                                                  default=str), "best_config.json")
+
+
+def _summary_tags(old: dict[str, str], best: Optional[dict], winner: Optional[Any], state: str,
+                  reason: Optional[str]) -> tuple[dict[str, str], set[str]]:
+    """The parent's tags to write, and those of an earlier summary to delete."""
     tags = {"state": state}
     if reason:
         tags["reason"] = text(reason)
     stale = {"reason"} if not reason else set()
-    metrics = []
     if best:
         params = {f"best.{k}": text(v) for k, v in sorted(best["params"].items())}
-        tags.update(best_trial_id=best["trial_id"], best_run_id=best.get("run_id") or "",
-                    **params, **{NOTE_TAG: note(metric, best, state)})
+        tags.update(best_trial_id=best["trial_id"], best_run_id=best.get("run_id") or (
+            winner.info.run_id if winner else ""), **params)
         # A conditional param (present only for some choices) of an earlier best must not
         # linger beside the new best's params.
         stale |= {k for k in old if k.startswith("best.") and k not in params}
-        value = best["value"]
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            key = f"best_{metric}"
-            # The UI shows the value at the highest step: each summary's step beats the last.
-            last = max((p.step for p in client.get_metric_history(parent_run_id, key)),
-                       default=-1)
-            metrics.append(Metric(key, float(value), int(time.time() * 1000),
-                                  max(int(time.time()), last + 1)))
-    client.log_batch(parent_run_id, metrics=metrics,
-                     tags=[RunTag(k, v) for k, v in tags.items()])
-    for key in sorted(stale & set(old)):
-        client.delete_tag(parent_run_id, key)
-    client.set_terminated(parent_run_id, status)
-    # Last: an artifact store that fails (it may differ from the tracking store) must not leave
-    # the run unclosed. The winner's full config, ready to train it again.
-    if best and best.get("config"):
-        client.log_text(parent_run_id, json.dumps(best["config"], indent=2, sort_keys=True,
-                                                  default=str), "best_config.json")
+    return tags, stale & set(old)
+
+
+def _objective_points(client: MlflowClient, run_id: str, metric: str,
+                      value: Any) -> list[Metric]:
+    """The best value as `best_<metric>` and under the objective's own name, so that the
+    parent's row in the runs table shows it beside its trials'. The UI shows a metric's value at
+    its highest step: each summary's step beats the last."""
+    if not metric or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return []
+    keys = (f"best_{metric}", metric)
+    last = max((p.step for key in keys for p in client.get_metric_history(run_id, key)),
+               default=-1)
+    step, now = max(int(time.time()), last + 1), int(time.time() * 1000)
+    return [Metric(key, float(value), now, step) for key in keys]
+
+
+def children_query(parent_run_id: str, **tags: str) -> str:
+    """The MLflow filter of a parent's child runs (with these tag values)."""
+    return " and ".join([f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+                         *(f"tags.`{k}` = '{v}'" for k, v in tags.items())])
+
+
+def _run_of(client: MlflowClient, parent: Any, best: dict) -> Optional[Any]:
+    """The winner's run: by its id, or found by its trial id when the launch did not know the
+    id (its creation was retried past the end)."""
+    if best.get("run_id"):
+        try:
+            return client.get_run(best["run_id"])
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+    found = client.search_runs([parent.info.experiment_id],
+                               children_query(parent.info.run_id, trial_id=best["trial_id"]),
+                               max_results=1)
+    return found[0] if found else None
+
+
+def _mark_winner(client: MlflowClient, parent: Any, winner: Optional[Any]) -> None:
+    marked = client.search_runs([parent.info.experiment_id],
+                                children_query(parent.info.run_id, **{BEST_TAG: "true"}))
+    for run in marked:
+        if winner is None or run.info.run_id != winner.info.run_id:
+            client.delete_tag(run.info.run_id, BEST_TAG)
+    if winner is not None and winner.data.tags.get(BEST_TAG) != "true":
+        client.set_tag(winner.info.run_id, BEST_TAG, "true")
+
+
+def _stored_spec(client: MlflowClient, parent: Any) -> dict:
+    """The resolved spec the parent run stores; its params (trials, max_epochs, sampler,
+    scheduler) when the artifact cannot be read."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            spec = _parsed(Path(client.download_artifacts(
+                parent.info.run_id, "spec.json", folder)).read_text())
+        except Exception:  # noqa: BLE001 - the description then says less, nothing fails
+            spec = None
+    if spec is not None:
+        return spec
+    params = parent.data.params
+    return {"budget": {"trials": params.get("trials"), "max_epochs": params.get("max_epochs")},
+            "objective": {"metric": params.get("metric"), "mode": params.get("mode")},
+            "sampler": {"type": params.get("sampler")},
+            "scheduler": {"type": params.get("scheduler")}}

@@ -43,7 +43,9 @@ def test_launch_digits_end_to_end(tmp_path, write_spec, digits_spec, cli):
     # The best config is printed with the table of best trials and the MLflow UI command.
     assert "best trials of 'e2e-digits'" in result.stdout
     assert "best config: {" in result.stdout and '"lr":' in result.stdout
-    assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
+    # (a SQLite store has no UI of its own: the command that serves one, for the experiment
+    # directory, relative to where the launch ran)
+    assert "compare the trials in MLflow:  resnet-search ui runs/e2e-digits\n" in result.stdout
 
     # One parent run, one child per trial, per-epoch metrics with steps 1..N.
     client, parents, children = runs_of(spec["tracking"]["mlflow_uri"], "e2e-digits")
@@ -57,7 +59,7 @@ def test_launch_digits_end_to_end(tmp_path, write_spec, digits_spec, cli):
         history = client.get_metric_history(child.info.run_id, "val_acc")
         steps = sorted(m.step for m in history)
         assert steps == list(range(1, len(steps) + 1)) and steps, steps
-        assert int(child.data.tags["epochs"]) == len(steps)
+        assert int(child.data.tags["epochs_trained"]) == len(steps)
         assert child.data.params["depth"] == "20"  # fixed values are logged with the trial
     outcomes = [c.data.tags["outcome"] for c in children]
     assert "stopped" in outcomes, outcomes  # ASHA stopped at least one trial early

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.tracking.points import METRICS, step_of
+from search.tracking.points import METRICS, mlflow_key, step_of
 
 
 class FakeTrial:
     """What the mirror reads of a Ray Trial."""
 
-    def __init__(self, trial_id: str, lr: float = 0.1) -> None:
-        self.trial_id, self.config, self.last_result = trial_id, {"lr": lr}, {}
+    def __init__(self, trial_id: str, lr: float = 0.1, **sampled) -> None:
+        self.trial_id, self.config, self.last_result = trial_id, {"lr": lr, **sampled}, {}
         self.status = "RUNNING"
         self.num_failures = 0
         self.pickled_error_file = None
@@ -73,7 +73,7 @@ class Store:
             for key in METRICS:
                 expected = sorted(step_of(r) for r in rows if isinstance(r.get(key), float)
                                   and math.isfinite(r[key]))
-                assert self.steps(run_id, key) == expected, (trial_id, key)
+                assert self.steps(run_id, mlflow_key(key)) == expected, (trial_id, key)
 
 
 @pytest.fixture
@@ -93,8 +93,9 @@ def make_mirror(store):
 
     job = load_spec("spaces/digits.yaml").job()  # max_epochs 6
 
-    def make(deadline_s: float = 120.0, stops=lambda trial_id: False) -> MlflowMirror:
+    def make(deadline_s: float = 120.0, stops=lambda trial_id: False,
+             conditional=("residual_scale",)) -> MlflowMirror:
         return MlflowMirror(store.uri, store.parent, job, scheduler_stops=stops,
-                            deadline_s=deadline_s)
+                            deadline_s=deadline_s, conditional=conditional)
 
     return make

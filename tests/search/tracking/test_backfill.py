@@ -11,9 +11,10 @@ from search.tracking.points import METRICS, points
 
 def test_missing_is_what_the_history_lacks_with_the_live_values(make_epoch):
     rows = [make_epoch(1), make_epoch(2, val_loss=math.nan), make_epoch(3, val_loss=0.7)]
-    todo = missing(rows, {"val_acc": {1, 3}, "train_loss": {1, 2, 3}, "lr": {2}})
+    todo = missing(rows, {"val_acc": {1, 3}, "train_loss": {1, 2, 3}, "lr_last_step": {2}})
     assert sorted((m.key, m.step) for m in todo) == [
-        ("lr", 1), ("lr", 3), ("val_acc", 2), ("val_loss", 3)]  # NaN left out, as live
+        ("lr_last_step", 1), ("lr_last_step", 3), ("val_acc", 2),
+        ("val_loss", 3)]  # NaN left out, as live
     live = {(m.key, m.step): m for row in rows for m in points(row)}
     assert all(live[(m.key, m.step)] == m for m in todo)  # same key, value, timestamp, step
     assert next(m for m in todo if m.key == "val_acc").timestamp == 1_700_000_002_000
@@ -37,7 +38,7 @@ def test_backfill_writes_the_gaps_once_and_then_nothing(store, make_epoch):
     client.log_batch(run_id, metrics=points(rows[0]) + points(rows[2]))  # the live path got 1, 3
     assert backfill(client, {"t": run_id}, {"t": rows}) == 3 * 3  # epochs 2, 4, 5 x 3 metrics
     assert backfill(client, {"t": run_id}, {"t": rows}) == 0
-    for key in ("val_acc", "train_loss", "lr"):
+    for key in ("val_acc", "train_loss", "lr_last_step"):
         assert store.steps(run_id, key) == [1, 2, 3, 4, 5]
     # A late retry of a live write the back-fill already made is deduplicated by MLflow.
     client.log_batch(run_id, metrics=points(rows[3]))

@@ -86,7 +86,7 @@ def test_a_resumed_mirror_adopts_unsnapshotted_runs_and_closes_orphans(store, ma
     for trial_id in "abd":  # ended with the search after 1 epoch: killed, but not orphans
         run = by_trial[trial_id][0]
         assert (run.info.status, run.data.tags["outcome"]) == ("KILLED", "killed")
-        assert "reason" not in run.data.tags and run.data.tags["epochs"] == "1"
+        assert "reason" not in run.data.tags and run.data.tags["epochs_trained"] == "1"
     assert first.failures == 0
     assert second.failures == 0
 
@@ -117,7 +117,7 @@ def test_an_interrupted_search_closes_its_runs_and_a_resume_reopens_them(
         run = runs[trial_id]
         assert run.info.status == "KILLED"
         assert (run.data.tags["outcome"], run.data.tags["reason"]) == ("killed", "interrupted")
-        assert run.data.tags["epochs"] == "2"
+        assert run.data.tags["epochs_trained"] == "2"
     assert (runs["c"].info.status, runs["c"].data.tags["outcome"]) == ("FINISHED", "stopped")
     assert first.failures == 0
 
@@ -146,7 +146,7 @@ def test_an_interrupted_search_closes_its_runs_and_a_resume_reopens_them(
     assert (runs["a"].info.status, runs["a"].data.tags["outcome"]) == ("FINISHED", "completed")
     assert (runs["b"].info.status, runs["b"].data.tags["outcome"]) == ("KILLED", "killed")
     assert "reason" not in runs["a"].data.tags and "reason" not in runs["b"].data.tags
-    assert (runs["a"].data.tags["epochs"], runs["b"].data.tags["epochs"]) == ("6", "3")
+    assert [runs[t].data.tags["epochs_trained"] for t in "ab"] == ["6", "3"]
     assert (runs["c"].info.status, runs["c"].data.tags["outcome"]) == ("FINISHED", "stopped")
     assert store.steps(runs["a"].info.run_id, "val_acc") == [1, 2, 3, 4, 5, 6]
     assert second.failures == 0

@@ -1,0 +1,133 @@
+"""The MLflow UI on a search: the address of its experiment's runs, and MLflow's own server for a
+store that has none (a SQLite file, a directory).
+
+MLflow's UI opens an experiment in one of two modes and picks it from the address
+(`workflowType`), or else from what the browser last used, GenAI by default: the runs of a
+search show only in "Machine learning" (`machine_learning`), so every link says so.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+from mlflow.tracking import MlflowClient
+
+from search.tracking import view
+from search.tracking.store import sqlite_file
+
+RUNS_VIEW = "runs"
+MODE = "workflowType=machine_learning"
+HOST = "127.0.0.1"  # the UI of a local store is for this machine only
+DEFAULT_PORT = 5000  # MLflow's own default
+READY_S = 120.0  # the server migrates an old store's schema before it answers
+
+
+def is_server(uri: str) -> bool:
+    """Whether the tracking URI is a server with a UI of its own (http or https)."""
+    return urlsplit(uri).scheme in ("http", "https")
+
+
+def server_address(uri: str) -> str:
+    """The address a browser opens for a tracking server: without credentials (user:password@)
+    or a query (?token=...), which must not end up in a browser's history or a terminal."""
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def runs_view_url(server: str, experiment_id: str, saved_view: Optional[str] = None) -> str:
+    """The experiment's runs table, in the UI's model-training mode, in one of its saved views
+    when given (pure)."""
+    shown = f"&{view.SHARE_KEY}={quote(saved_view)}" if saved_view else ""
+    return f"{server_address(server)}/#/experiments/{experiment_id}/{RUNS_VIEW}?{MODE}{shown}"
+
+
+def search_link(uri: str, parent_run_id: str, server: Optional[str] = None) -> str:
+    """The runs of a search's experiment on `server` (the tracking server itself by default),
+    in the search's saved view when the experiment has it (launches before it had none)."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment(client.get_run(parent_run_id).info.experiment_id)
+    saved = view.VIEW_ID if view.TAG in experiment.tags else None
+    return runs_view_url(server or uri, experiment.experiment_id, saved)
+
+
+class UIError(Exception):
+    """The UI cannot be served (busy port, a server that does not start); says why."""
+
+
+def port_taken(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def start_server(uri: str, port: int, host: str = HOST,
+                 log: Optional[Path] = None) -> subprocess.Popen:
+    """`mlflow ui` for the store at `uri`, in its own process group (so that stop_server ends
+    its workers too), run from the database's directory: artifacts of experiments created from
+    the UI land next to it, not wherever the command ran. Returns once it answers."""
+    if port_taken(port, host):
+        raise UIError(f"port {port} on {host} is in use (another MLflow UI?); choose another "
+                      "with --port")
+    db = sqlite_file(uri)
+    where = db.resolve().parent if db else Path.cwd()
+    sink = open(log, "w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
+         "--port", str(port), "--workers", "1"],
+        cwd=where, stdout=sink, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+        start_new_session=True)
+    if log:
+        sink.close()  # the server holds its own copy
+    try:
+        _wait_ready(proc, f"http://{host}:{port}", log)
+    except BaseException:  # it did not start, or Ctrl+C came first: nothing stays behind
+        stop_server(proc)
+        raise
+    return proc
+
+
+def _wait_ready(proc: subprocess.Popen, address: str, log: Optional[Path]) -> None:
+    deadline = time.monotonic() + READY_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise UIError(f"mlflow ui exited with {proc.returncode} before it answered"
+                          f"{f'; its output is in {log}' if log else ''}")
+        try:
+            if requests.get(f"{address}/health", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise UIError(f"mlflow ui did not answer on {address} within {READY_S:.0f} s")
+
+
+def stop_server(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """The server and its workers (its own process group)."""
+    if proc.poll() is not None:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
