@@ -15,6 +15,7 @@ from typing import Any, Optional
 from mlflow.entities import Metric, RunTag
 
 from search.tracking import store
+from search.tracking.points import mlflow_key
 from search.tracking.writer import Writer
 
 TAG = "retrain_of"  # the prefix of the tags that point at the search
@@ -72,6 +73,7 @@ class RetrainRun:
              params: dict[str, Any]) -> "RetrainRun":
         """Create the run (and the MLflow experiment when it is new); TrackingFailed if the
         store does not take it within the deadline."""
+        store.quiet_client()  # no "View run ... at" lines on the retrain's output
         made: list[str] = []
         failed = store.within(DEADLINE_S, lambda: made.append(store.open_parent(
             uri, experiment, run_name=run_name, tags=tags, params=params, artifacts={})))
@@ -82,7 +84,8 @@ class RetrainRun:
 
     def epoch(self, metrics: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)
-        points = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        # The names a search's trials use (`lr_last_step`, not `lr`: that is the config's rate).
+        points = [Metric(mlflow_key(k), float(v), now, step) for k, v in metrics.items()]
         self.writer.submit(lambda client: client.log_batch(self.run_id, metrics=points))
 
     def finish(self, metrics: dict[str, float], step: int, note: str, model_dir: str,

@@ -195,6 +195,10 @@ def test_retrain_trains_on_train_and_validation_tests_once_and_keeps_it(tmp_path
     history = MlflowClient(plan.tracking_uri).get_metric_history(run.info.run_id, "train_loss")
     assert [p.step for p in history] == [1, 2]
     assert [p.value for p in history] == [m["train_loss"] for m in seen]
+    # The per-epoch rate has the name the search's trials give it: `lr` is the config's rate.
+    client = MlflowClient(plan.tracking_uri)
+    assert [p.step for p in client.get_metric_history(run.info.run_id, "lr_last_step")] == [1, 2]
+    assert "lr" not in run.data.metrics
     assert done.tracked
 
 
