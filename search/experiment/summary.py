@@ -85,14 +85,25 @@ class Spent(Protocol):
 
 
 def eta(used: int, elapsed_s: float, ended: Sequence[Spent], running: Sequence[Spent],
-        not_ended: int) -> Optional[float]:
-    """Seconds left at the epoch rate so far, assuming the trials still to end spend what the
-    ended ones spent on average (ASHA stops most early). None until a trial has ended."""
+        not_ended: int, max_epochs: int) -> Optional[float]:
+    """Seconds left at the epoch rate so far. A trial still to start spends what the ended ones
+    spent on average (ASHA stops most early); a running trial at epoch e spends what the ended
+    trials that got past e spent beyond it, or runs to `max_epochs` when none did (it is the
+    longest-lived so far). None until a trial has ended. (Counting a running trial as an
+    average one said "ETA 0 s" with a quarter of the search to go: the trials running are the
+    survivors, and they run longest.)"""
     if not ended or used <= 0 or elapsed_s <= 0:
         return None
     per_trial = sum(t.epochs for t in ended) / len(ended)
-    left = max(0.0, per_trial * not_ended - sum(t.epochs for t in running))
+    to_start = max(0, not_ended - len(running))
+    left = per_trial * to_start + sum(_rest(t.epochs, ended, max_epochs) for t in running)
     return left / (used / elapsed_s)
+
+
+def _rest(epoch: int, ended: Sequence[Spent], max_epochs: int) -> float:
+    """The epochs a trial running at `epoch` is expected to spend still."""
+    beyond = [t.epochs - epoch for t in ended if t.epochs > epoch]
+    return sum(beyond) / len(beyond) if beyond else float(max(0, max_epochs - epoch))
 
 
 def summarize(name: str, directory: str, state: State, results: Results, spec: dict,
@@ -120,7 +131,7 @@ def summarize(name: str, directory: str, state: State, results: Results, spec: d
         epochs_used=results.epochs_used, epochs_budget=trials_budget * max_epochs,
         elapsed_s=round(max(0.0, elapsed), 1),
         eta_s=None if not live else eta(results.epochs_used, elapsed, ended, running,
-                                        trials_budget - len(ended)),
+                                        trials_budget - len(ended), max_epochs),
         best=None if best is None else {"trial_id": best.trial_id, "value": best.best,
                                         "epochs": best.epochs, "params": best.params},
         parent_run_id=state.parent_run_id, tracking_uri=state.tracking_uri)

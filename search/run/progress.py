@@ -242,7 +242,7 @@ class ProgressPrinter(Callback):
             eta_s=eta(self.epochs_now, now - (self.first_start or now),
                       [Ran(self.epochs.get(t, 0)) for t in self.outcomes],
                       [Ran(self.epochs.get(t, 0)) for t in self.running],
-                      self.trials - len(self.outcomes)),
+                      self.trials - len(self.outcomes), self.max_epochs),
             started_at=started, at=now)
 
     # --- output ---

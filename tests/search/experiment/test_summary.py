@@ -58,13 +58,30 @@ def test_the_status_shown(recorded, driver, stop, shown):
     assert status_of(state(recorded), driver, stop) == shown
 
 
-def test_eta_from_the_epoch_rate_and_what_ended_trials_spent():
-    ended = [trial(epochs=1), trial(epochs=3)]  # 2 epochs per ended trial on average
+@pytest.mark.parametrize("ended, running, not_ended, left", [
+    # 2 epochs per ended trial; the running one at epoch 1 is expected to go as far as the
+    # ended trials that got past epoch 1 (3: 2 more); 3 to start x 2 = 6; 8 epochs in all
+    ([1, 3], [1], 4, 8.0),
+    # the running trial has outlived every ended one: it runs to max_epochs (6 - 4 = 2)
+    ([1, 1], [4], 3, 1.0 * 2 + 2.0),
+    # nothing left to start, the survivor at the last epoch: 0
+    ([1, 2], [6], 1, 0.0),
+    # two survivors past the ended trials' average (the one that got to 4 sets their pace),
+    # three to start
+    ([1, 1, 4], [2, 3], 5, 2.0 * 3 + 2.0 + 1.0),
+])
+def test_eta_from_the_epoch_rate_and_what_ended_trials_spent(ended, running, not_ended, left):
+    done = [trial(epochs=e) for e in ended]
+    live = [trial(status="RUNNING", epochs=e) for e in running]
+    # 5 epochs in 10 s: 0.5 epoch/s
+    assert eta(5, 10.0, done, live, not_ended=not_ended, max_epochs=6) == pytest.approx(
+        left / 0.5)
+
+
+def test_no_eta_before_a_trial_ended_or_an_epoch_ran():
     running = [trial(status="RUNNING", epochs=1)]
-    # 5 epochs in 10 s: 0.5 epoch/s; 4 trials not ended x 2 epochs - 1 already run = 7 -> 14 s
-    assert eta(5, 10.0, ended, running, not_ended=4) == pytest.approx(14.0)
-    assert eta(5, 10.0, [], running, not_ended=4) is None  # nothing ended: no basis yet
-    assert eta(0, 10.0, ended, running, not_ended=4) is None
+    assert eta(5, 10.0, [], running, not_ended=4, max_epochs=6) is None  # no basis yet
+    assert eta(0, 10.0, [trial(epochs=1)], running, not_ended=4, max_epochs=6) is None
 
 
 def test_summary_of_a_running_search():

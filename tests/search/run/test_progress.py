@@ -109,12 +109,12 @@ def test_a_pipe_gets_a_status_line_every_half_minute_with_an_honest_eta():
     printer.on_trial_result(0, [a, b], b, result(3, 0.8, 5.0))
     status = [line for line in stream.getvalue().splitlines() if " status: " in line]
     assert len(status) == 2
-    # 2 epochs in 10 s; ended trials ran 1 epoch each, 3 trials still to end, b ran 1:
-    # (1 x 3 - 1) epochs at 0.2 epoch/s = 10 s.
+    # 2 epochs in 10 s; ended trials ran 1 epoch each: 2 to start x 1, and b at epoch 1 has
+    # outlived them (runs to its 3rd): 2 + 2 epochs at 0.2 epoch/s = 20 s.
     assert status[0].endswith("1 stopped by ASHA · 0 failed · 2 to start · best: val_acc=0.6000"
-                              " (b) · elapsed 0:00:10 · ETA ~0:00:10")
-    # 4 epochs in 40 s, 3 to end, b already ran 3: (3 - 3) left.
-    assert status[1].endswith("best: val_acc=0.8000 (b) · elapsed 0:00:40 · ETA ~0:00:00")
+                              " (b) · elapsed 0:00:10 · ETA ~0:00:20")
+    # 4 epochs in 40 s; b has run its 3 epochs, 2 to start x 1: 2 epochs at 0.1 epoch/s.
+    assert status[1].endswith("best: val_acc=0.8000 (b) · elapsed 0:00:40 · ETA ~0:00:20")
     assert "budget used: 4/12 trial-epochs (33%)" in status[1]
 
 
