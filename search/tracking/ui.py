@@ -95,14 +95,16 @@ def start_server(uri: str, port: int, host: str = HOST,
     if log:
         sink.close()  # the server holds its own copy
     try:
-        _wait_ready(proc, f"http://{host}:{port}", log)
+        wait_ready(proc, f"http://{host}:{port}", log)
     except BaseException:  # it did not start, or Ctrl+C came first: nothing stays behind
         stop_server(proc)
         raise
     return proc
 
 
-def _wait_ready(proc: subprocess.Popen, address: str, log: Optional[Path]) -> None:
+def wait_ready(proc: subprocess.Popen, address: str, log: Optional[Path]) -> None:
+    """Return once the MLflow server `proc` answers on `address`; UIError if it exits first or
+    does not answer within READY_S."""
     deadline = time.monotonic() + READY_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -7,17 +7,16 @@ what it wrote (a test that needs to change it copies the experiment first).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 import yaml
 
 from ports import free_port
+
+from search.tracking.ui import stop_server, wait_ready
 
 NAME = "e2e-results"
 
@@ -64,39 +63,20 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     data = home / "mlflow-server"
     data.mkdir()
-    log = open(data / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}",
-         "--artifacts-destination", str(data / "artifacts")],
-        cwd=data, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "HOME": str(home)})
+    with open(data / "server.log", "w") as log:  # the server holds its own copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
+             str(port), "--workers", "1", "--backend-store-uri",
+             f"sqlite:///{data / 'mlflow.db'}", "--artifacts-destination", str(data / "artifacts")],
+            cwd=data, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "HOME": str(home)})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited {proc.returncode}: "
-                               f"{(data / 'server.log').read_text()[-2000:]}")
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                return proc, url
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    stop_server(proc)
-    raise RuntimeError(f"mlflow server did not answer in 120 s: "
-                       f"{(data / 'server.log').read_text()[-2000:]}")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """The server and its workers (its own process group)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
+    try:  # the product's own wait and stop for an MLflow server it starts (`resnet-search ui`)
+        wait_ready(proc, url, data / "server.log")
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc, url
 
 
 def run_search(home: Path, server_url: str, run_cli) -> Finished:

@@ -154,8 +154,8 @@ def test_the_weights_reload_and_the_model_card_says_what_they_are(retrained, wor
     torch.set_num_threads(card["hardware"]["torch_threads"])  # the same sums, the same argmax
     try:
         trainer = Trainer(TrainConfig(**card["config"]), data, device="cpu")
-        trainer.model.load_state_dict(torch.load(work / "model" / "model.pt",
-                                                 weights_only=True))
+        weights = torch.load(work / "model" / "model.pt", weights_only=True)
+        trainer.model.load_state_dict(weights)
         tested = trainer.test()
     finally:
         torch.set_num_threads(threads)
