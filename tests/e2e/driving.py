@@ -78,14 +78,21 @@ def trial_dirs(experiment: Path) -> list[Path]:
     return sorted(p for p in experiment.iterdir() if (p / "params.json").exists())
 
 
-def saved_trials(experiment: Path) -> set[str]:
-    """The trial ids in Ray's newest experiment snapshot: exactly what a restore brings back.
-    A trial started after the last snapshot is not in it, whatever is on disk or in MLflow."""
+def saved_statuses(experiment: Path) -> dict[str, str]:
+    """Trial id -> status in Ray's newest experiment snapshot: exactly what a restore brings
+    back. A trial started after the last snapshot is not in it, whatever is on disk or in
+    MLflow; a trial that reported its last epoch after it is still RUNNING there."""
     files = sorted(experiment.glob("experiment_state-*.json"))  # named by the session's start
-    if not files:
-        return set()
-    state = json.loads(files[-1].read_text())
-    return {json.loads(trial)["trial_id"] for trial, _ in state["trial_data"]}
+    try:
+        state = json.loads(files[-1].read_text()) if files else {"trial_data": []}
+    except json.JSONDecodeError:  # the snapshot Ray is writing right now
+        return {}
+    trials = (json.loads(trial) for trial, _ in state["trial_data"])
+    return {trial["trial_id"]: trial["status"] for trial in trials}
+
+
+def saved_trials(experiment: Path) -> set[str]:
+    return set(saved_statuses(experiment))
 
 
 def results(trial_dir: Path) -> list[dict]:

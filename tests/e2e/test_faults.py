@@ -18,8 +18,8 @@ from typing import Optional
 
 import pytest
 from driving import (NAME, PARENT_TAG, SMALL_DATA, by_param, driver_log, epochs_of, results,
-                     runs_of, saved_trials, small_search, start_launch, steps, trial_dirs,
-                     wait_for)
+                     runs_of, saved_statuses, saved_trials, small_search, start_launch, steps,
+                     trial_dirs, wait_for)
 from processes import kill_ours, ours, psutil  # tests/e2e/*.py (pytest's pythonpath)
 
 from search.experiment.results import per_epoch
@@ -177,16 +177,19 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating_trials(
     driver = start_launch(path, tmp_path)
     try:
         # Killed once a trial has finished and others have not: both kinds must survive.
-        wait_for(lambda: any(len(results(d)) == 3 for d in trial_dirs(experiment)), 150,
-                 "a finished trial", proc=driver)
+        # Finished as Ray's snapshot says: a trial that logged its last epoch after the last
+        # snapshot is RUNNING there, and a resume trains that epoch again from its checkpoint.
+        wait_for(lambda: "TERMINATED" in saved_statuses(experiment).values(), 150,
+                 "a finished trial in Ray's snapshot", proc=driver)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait(timeout=30)
         # Ray puts each worker in its own process group: killpg leaves them training on.
         kill_ours(tmp_path)
-    saved = saved_trials(experiment)
+    statuses = saved_statuses(experiment)
+    saved = set(statuses)
     before = {t: results(experiment / t) for t in saved}
-    finished = [t for t, r in before.items() if len(r) == 3]
+    finished = [t for t, status in statuses.items() if status == "TERMINATED"]
     assert finished and sum(map(len, before.values())) < 4 * 3, before
 
     result = cli("launch", str(path), cwd=tmp_path, timeout=240)
