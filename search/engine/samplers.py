@@ -9,11 +9,12 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from search.engine import compat
+from search.engine.space import define_by_run
 from search.engine.trial_states import OPTUNA_STATE
 from search.experiment.outcome import outcome_of
 
 if TYPE_CHECKING:
-    from search.spec.model import Sampler
+    from search.spec.model import Sampler, SearchSpec
 
 # Each entry turns a validated `sampler:` section into an Optuna sampler instance.
 SAMPLERS: dict[str, Callable[[Any], optuna.samplers.BaseSampler]] = {
@@ -33,6 +34,18 @@ SAMPLERS: dict[str, Callable[[Any], optuna.samplers.BaseSampler]] = {
 
 def build_sampler(sampler_spec: Sampler) -> optuna.samplers.BaseSampler:
     return SAMPLERS[sampler_spec.type](sampler_spec)
+
+
+def build_searcher(spec: SearchSpec, scheduler_stops: Callable[[str], bool]) -> OptunaSearch:
+    """The searcher a launch gives Tune, and the one `search.replay` drives without Ray's
+    runtime: Optuna's sampler over the space's define-by-run function, told the truth about
+    early-stopped trials unless the spec asks for stock Ray behaviour."""
+    common = dict(space=define_by_run(spec.space), metric=spec.objective.metric,
+                  mode=spec.objective.mode, sampler=build_sampler(spec.sampler))
+    if spec.sampler.stopped_trials == "complete":
+        return OptunaSearch(**common)  # stock Ray behaviour, kept for comparison
+    return FidelityAwareOptunaSearch(**common, max_epochs=spec.budget.max_epochs,
+                                     scheduler_stops=scheduler_stops)
 
 
 class FidelityAwareOptunaSearch(OptunaSearch):

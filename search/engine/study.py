@@ -19,7 +19,6 @@ sampler was told about it:
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
 import os
@@ -28,11 +27,12 @@ import tempfile
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.engine.quiet import quiet_optuna
 from search.engine.space import optuna_params, sample
 from search.engine.trial_states import OPTUNA_STATE
 from search.experiment.outcome import Outcome
@@ -199,7 +199,7 @@ def build(results: Results, spec: Mapping[str, Any], storage: Any = None) -> opt
     spec.json, or `SearchSpec.resolved()`), in `storage` (default: in memory)."""
     space = space_of(spec)
     stopped_trials = str((spec.get("sampler") or {}).get("stopped_trials", "pruned"))
-    with _quiet():
+    with quiet_optuna():
         study = optuna.create_study(storage=storage, study_name=str(spec["name"]),
                                     direction=DIRECTION[results.mode])
         study.set_metric_names([results.metric])
@@ -264,17 +264,3 @@ def _write(path: Path, results: Results, spec: Mapping[str, Any]) -> None:
         build(results, spec, storage)
     finally:
         storage.engine.dispose()  # close the file before it is renamed or uploaded
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """No "A new study created" line, no ExperimentalWarning for metric names: the study is
-    rebuilt at every launch, that is not news."""
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            yield
-    finally:
-        optuna.logging.set_verbosity(level)

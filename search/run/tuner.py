@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ray import tune
-from ray.tune.search.optuna import OptunaSearch
 
 from search.engine import compat
-from search.engine.samplers import FidelityAwareOptunaSearch, build_sampler
+from search.engine.samplers import build_searcher
 from search.engine.schedulers import SchedulerRecord, build_scheduler
-from search.engine.space import define_by_run
 from search.experiment import trust
 from search.experiment.storage import StoragePath, is_local
 from search.run.checks import cluster_totals, slots
@@ -23,15 +21,6 @@ from search.run.trainable import run_trial
 from search.spec.job import TrialJob
 from search.spec.model import SearchSpec
 from search.tracking.mirror import MlflowMirror
-
-
-def searcher(spec: SearchSpec, stops: Any) -> OptunaSearch:
-    common = dict(space=define_by_run(spec.space), metric=spec.objective.metric,
-                  mode=spec.objective.mode, sampler=build_sampler(spec.sampler))
-    if spec.sampler.stopped_trials == "complete":
-        return OptunaSearch(**common)  # stock Ray behaviour, kept for comparison
-    return FidelityAwareOptunaSearch(**common, max_epochs=spec.budget.max_epochs,
-                                     scheduler_stops=stops)
 
 
 def trainable(spec: SearchSpec, job: TrialJob) -> Any:
@@ -52,7 +41,7 @@ def new_tuner(spec: SearchSpec, job: TrialJob, storage: StoragePath, uri: str, p
         trainable(spec, job),
         tune_config=tune.TuneConfig(
             metric=spec.objective.metric, mode=spec.objective.mode,
-            search_alg=searcher(spec, stops), scheduler=scheduler,
+            search_alg=build_searcher(spec, stops), scheduler=scheduler,
             num_samples=spec.budget.trials,
             max_concurrent_trials=spec.trial.max_concurrent or slots(
                 spec.trial.resources, cluster_totals()),
