@@ -1,0 +1,66 @@
+"""The search strategies target 4 compares, as the `sampler:` and `scheduler:` sections of a
+spec: the same rows for a replay and for real launches (bench/replay.py,
+bench/search_efficiency.py), so that both measure the same thing."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+# "default" names only the types: it gets the product's defaults (search/spec/model.py).
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "default": {"sampler": {"type": "tpe"}, "scheduler": {"type": "asha"}},
+    "stock": {"sampler": {"type": "tpe", "stopped_trials": "complete"},
+              "scheduler": {"type": "asha"}},
+    "random_asha": {"sampler": {"type": "random"}, "scheduler": {"type": "asha"}},
+    "tpe_fifo": {"sampler": {"type": "tpe"}, "scheduler": {"type": "fifo"}},
+    "random": {"sampler": {"type": "random"}, "scheduler": {"type": "fifo"}},
+}
+BASELINE = "random"  # random search without early stopping: it defines each seed's target
+COMPARED = ("default", "stock")  # the paired comparison target 4 asks for
+
+def flag(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError(f"{text!r} must be true or false")
+    return text.lower() == "true"
+
+
+# A knob a default is chosen on -> (spec section, key, how to read a value from the command line)
+KNOBS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
+    "n_startup": ("sampler", "n_startup_trials", int),
+    "grace": ("scheduler", "grace_period", int),
+    "reduction": ("scheduler", "reduction_factor", float),
+    "brackets": ("scheduler", "brackets", int),
+    "stopped": ("sampler", "stopped_trials", str),
+    "multivariate": ("sampler", "multivariate", flag),
+    "liar": ("sampler", "constant_liar", flag),
+}
+
+
+def grid(items: list[str]) -> dict[str, dict[str, Any]]:
+    """TPE + ASHA strategies, one per combination of `knob=v1,v2` items (pure); ValueError
+    naming the item when it is not one."""
+    axes = []
+    for item in items:
+        knob, _, values = item.partition("=")
+        if knob not in KNOBS or not values:
+            raise ValueError(f"grid item {item!r} must be knob=v1,v2 with knob one of "
+                             f"{list(KNOBS)}")
+        axes.append([(knob, KNOBS[knob][2](v)) for v in values.split(",")])
+    out = {}
+    for combo in itertools.product(*axes):
+        row: dict[str, dict[str, Any]] = {"sampler": {"type": "tpe"},
+                                          "scheduler": {"type": "asha"}}
+        for knob, value in combo:
+            section, key, _ = KNOBS[knob]
+            row[section][key] = value
+        out[" ".join(f"{k}={v}" for k, v in combo)] = row
+    return out
+
+
+def strategy_spec(base: dict, row: dict, trials: int, seed: int) -> dict:
+    """`base` (a resolved spec) searched by strategy `row` with `trials` trials, its sampler
+    seeded with `seed` (pure; the result is a raw spec to validate)."""
+    return {**base, "budget": {**base["budget"], "trials": trials},
+            "sampler": {**row["sampler"], "seed": seed},
+            "scheduler": dict(row["scheduler"])}
