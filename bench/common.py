@@ -14,7 +14,8 @@ quotes medians and their ratio. Typical use:
     print(ratio_line("my_bench", ours, base, unit="img/s", baseline_name="tutorial", target=3))
 
 Only the standard library, torch and (optionally) torchvision are imported, so it runs on a
-GPU box that has nothing else installed.
+GPU box that has nothing else installed; torch only when a benchmark loaded it or names a device
+(bench/replay.py measures searches without torch and stays without it).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ import statistics
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -50,15 +53,15 @@ def _git_commit() -> str | None:
 
 
 def _version(module: str) -> str | None:
-    try:
-        return __import__(module).__version__
-    except ImportError:
+    try:  # the installed distribution's version: importing torch just to read it costs seconds
+        return metadata.version(module)
+    except metadata.PackageNotFoundError:
         return None
 
 
 def provenance(device: str | torch.device = "cpu") -> dict[str, Any]:
     """Where and with what a number was measured: code version, packages, hardware."""
-    device = torch.device(device)
+    loaded = "torch" in sys.modules or str(device) != "cpu"
     info: dict[str, Any] = {
         "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": _git_commit(),
@@ -67,22 +70,30 @@ def provenance(device: str | torch.device = "cpu") -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu": platform.processor() or None,
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        "torch_threads": _torch().get_num_threads() if loaded else None,  # None: not loaded
+        "torch": _version("torch"),
         "torchvision": _version("torchvision"),
         "numpy": _version("numpy"),
         "device": str(device),
     }
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
+    torch = _torch() if loaded else None
+    if torch is not None and torch.device(device).type == "cuda":
+        props = torch.cuda.get_device_properties(torch.device(device))
         info |= {"gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1),
                  "gpu_capability": f"{props.major}.{props.minor}", "cuda": torch.version.cuda,
                  "cudnn": torch.backends.cudnn.version()}
     return info
 
 
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
 def sync(device: str | torch.device) -> None:
     """Wait for queued device work, so that a clock read measures it."""
+    torch = _torch()
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
