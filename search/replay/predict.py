@@ -127,19 +127,25 @@ class KNearest:
         return Curve([float(v) for v in values], padded(near[0][1].seconds(), self.max_epochs))
 
 
+# Each proposed configuration costs one prediction: 50 trees take ~4 ms on this CPU, 200 trees
+# ~16 ms (a 64-trial search x 100 seeds x 5 strategies is 32,000 predictions), and predicted
+# held-out curves no better (bench/README.md).
+TREES = 50
+
+
 class Forest:
     """A random forest (scikit-learn) from a configuration's features to its whole curve (one
     output per epoch, diverged curves held at their last value); epoch times from the nearest
     row. Smooth: it predicts the mean a configuration's neighbourhood trains to, not one run."""
 
     def __init__(self, space: Mapping[str, Any], rows: Sequence[Row], metric: str,
-                 max_epochs: int, seed: int = 0) -> None:
+                 max_epochs: int, seed: int = 0, trees: int = TREES) -> None:
         from sklearn.ensemble import RandomForestRegressor
 
         self.space, self.rows, self.metric, self.max_epochs = space, rows, metric, max_epochs
         x = np.array([features(space, r.params) for r in rows])
         y = np.array([padded(r.curve(metric), max_epochs) for r in rows])
-        self.model = RandomForestRegressor(n_estimators=200, min_samples_leaf=2,
+        self.model = RandomForestRegressor(n_estimators=trees, min_samples_leaf=2,
                                            random_state=seed, n_jobs=1).fit(x, y)
         self._cache: dict[tuple, Curve] = {}
 

@@ -46,7 +46,10 @@ def grid(items: list[str]) -> dict[str, dict[str, Any]]:
         if knob not in KNOBS or not values:
             raise ValueError(f"grid item {item!r} must be knob=v1,v2 with knob one of "
                              f"{list(KNOBS)}")
-        axes.append([(knob, KNOBS[knob][2](v)) for v in values.split(",")])
+        try:
+            axes.append([(knob, KNOBS[knob][2](v)) for v in values.split(",")])
+        except ValueError as problem:
+            raise ValueError(f"grid item {item!r}: {problem}") from None
     out = {}
     for combo in itertools.product(*axes):
         row: dict[str, dict[str, Any]] = {"sampler": {"type": "tpe"},
