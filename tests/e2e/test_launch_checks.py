@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytestmark = pytest.mark.ray
@@ -27,12 +29,16 @@ def test_gpu_trials_on_a_cluster_without_gpus_are_refused(tmp_path, write_spec, 
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("path", ["spaces/digits.yaml", "spaces/cifar.yaml",
-                                  "spaces/cifar100.yaml", "spaces/seed-tricks.yaml"])
-def test_every_shipped_space_validates(path, cli, tmp_path):
-    from pathlib import Path
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = sorted(p.name for p in (ROOT / "spaces").glob("*.yaml"))
 
-    root = Path(__file__).resolve().parents[2]
-    result = cli("validate", str(root / path), cwd=tmp_path, timeout=120)
+
+def test_the_shipped_spaces_are_found():
+    assert {"digits.yaml", "digits-wide.yaml", "cifar.yaml"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_space_validates(name, cli, tmp_path):
+    result = cli("validate", str(ROOT / "spaces" / name), cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "valid (spec hash" in result.stdout
