@@ -44,16 +44,16 @@ from search.spec.model import SearchSpec, parse_spec
 _PROCESS: dict[str, Any] = {}
 
 
-def _start(path: str, predictor: str) -> None:
+def opened(path: str | Path) -> tuple[table.Table, SearchSpec, list[table.Row]]:
+    """A table, the spec it was recorded from, and its rows with a curve to replay."""
     found = table.read(path)
-    spec = parse_spec(found.spec)
-    rows = table.completed(found)
-    _PROCESS.update(table=found, predictor=predictor_for(found, predictor, spec, rows))
+    return found, parse_spec(found.spec), table.completed(found)
 
 
-def predictor_for(found: table.Table, name: str, spec: SearchSpec,
-                  rows: list[table.Row]) -> predict.Predictor:
-    return predict.fit(name, spec.space, rows, found.metric, found.max_epochs)
+def _start(path: str, predictor: str) -> None:
+    found, spec, rows = opened(path)
+    _PROCESS.update(table=found, predictor=predict.fit(predictor, spec.space, rows, found.metric,
+                                                       found.max_epochs))
 
 
 def run_one(task: tuple[str, dict, int, int, int]) -> tuple[str, int, int, list[float], float]:
@@ -142,9 +142,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
 
 
 def holdout(path: Path) -> dict:
-    found = table.read(path)
-    spec = parse_spec(found.spec)
-    rows = table.completed(found)
+    found, spec, rows = opened(path)
     report = {name: predict.holdout(name, spec.space, rows, found.metric, found.max_epochs)
               for name in predict.PREDICTORS}
     for name, row in report.items():
