@@ -46,7 +46,7 @@ def launch(spec_path: Path = SpecArg,
         address = os.environ["RAY_ADDRESS"]
         err.print(f"joining the Ray cluster at {address} (RAY_ADDRESS)", highlight=False,
                   markup=False)
-    from search.experiment.lease import LeaseError
+    from search.experiment.lease import LeaseError, LeaseLost
     from search.experiment.state import DamagedRecord, Status
     from search.run.errors import LaunchError
     from search.run.interrupt import exit_code
@@ -65,6 +65,8 @@ def launch(spec_path: Path = SpecArg,
         bad_config(error, "cannot run this space here")
     except LeaseError as error:
         fail("already running", str(error))
+    except LeaseLost as error:
+        fail("taken over", str(error))
     except DamagedRecord as error:
         fail("damaged experiment record", str(error))
     except LaunchError as error:

@@ -16,6 +16,16 @@ from search.spec.problems import join_loc, show
 
 RAY_TUNER_FILE = "tuner.pkl"
 RAY_STATE_GLOB = "experiment_state-*.json"
+# Ray Tune's experiment lives in this folder of the experiment directory, below the record:
+# Ray's restore downloads everything in its experiment folder to the driver and its sync uploads
+# it all back every few seconds, so a lease or a record beside Ray's files would be reverted to
+# its restore-time copy again and again (two drivers, lost rungs).
+RAY_DIR = "ray"
+# What Ray writes at the top of its experiment folder (besides one folder per trial): how an
+# experiment of resnet-search before 0.3, which kept it in the experiment directory, is moved.
+RAY_TOP_FILES = (RAY_TUNER_FILE, ".validate_storage_marker", RAY_STATE_GLOB,
+                 "search_gen_state-*.json", "searcher-state-*.pkl", "basic-variant-state-*.json",
+                 "callback-states-*.pkl")
 _ABSENT = object()
 
 
@@ -35,12 +45,24 @@ class Decision:
     parent_run_id: str = ""  # for RESUME/FINISHED, and NEW when a parent run can be reused
 
 
-def ray_saved(directory: StoragePath) -> bool:
-    """Whether Ray saved the experiment so that `Tuner.restore` can continue it. Ray's own
-    `can_restore` looks only for tuner.pkl, which is written before the first trial starts;
-    without an experiment_state snapshot beside it there is nothing to restore."""
+def ray_directory(directory: StoragePath) -> StoragePath:
+    """Ray Tune's experiment folder in the experiment directory `directory`: `ray/`, or the
+    directory itself for an experiment of resnet-search before 0.3 (until a launch moves it)."""
     directory = as_path(directory)
-    return (directory / RAY_TUNER_FILE).is_file() and any(directory.glob(RAY_STATE_GLOB))
+    return directory if legacy_layout(directory) else directory / RAY_DIR
+
+
+def legacy_layout(directory: StoragePath) -> bool:
+    """Whether Ray's files lie beside the record, as before resnet-search 0.3."""
+    return (as_path(directory) / RAY_TUNER_FILE).is_file()
+
+
+def ray_saved(directory: StoragePath) -> bool:
+    """Whether Ray saved the experiment in `directory` so that `Tuner.restore` can continue it.
+    Ray's own `can_restore` looks only for tuner.pkl, which is written before the first trial
+    starts; without an experiment_state snapshot beside it there is nothing to restore."""
+    ray = ray_directory(directory)
+    return (ray / RAY_TUNER_FILE).is_file() and any(ray.glob(RAY_STATE_GLOB))
 
 
 def _leaves(value: Any, path: str, out: dict[str, Any]) -> None:

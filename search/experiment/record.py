@@ -7,19 +7,23 @@
 
 from __future__ import annotations
 
+import fnmatch
+import socket
 import time
 from typing import Any, Optional, Union
 
 from search.experiment import decide as rule
-from search.experiment.decide import Decision
+from search.experiment.decide import RAY_DIR, RAY_TOP_FILES, Decision
 from search.experiment import stop
-from search.experiment.lease import LEASE_FILE, Holder, Lease, live_holder, read_holder
+from search.experiment.file_lease import FileLease
+from search.experiment.lease import LEASE_FILE, Holder, Lease, LeaseLost, default_ttl_s, stale
+from search.experiment.object_lease import ObjectLease
 from search.experiment.location import Location
 from search.experiment.results import SCHEDULER_FILE, Results, read_results
 from search.experiment.state import (
     STATE_FILE, DamagedRecord, State, Status, damaged, read_json, read_state, write_json_atomic,
     write_state)
-from search.experiment.storage import StoragePath, as_path, entries, move, remove_tree
+from search.experiment.storage import StoragePath, as_path, entries, is_local, move, remove_tree
 from search.experiment.summary import Summary, job_of_saved, summarize
 from search.spec.job import TrialJob
 
@@ -30,11 +34,22 @@ class NoExperiment(Exception):
     """No experiment record where one was looked for. The message says where and what to do."""
 
 
+def lease_kind(directory: StoragePath) -> type[Lease]:
+    """The lease for the storage `directory` is on: a file, or an object (S3)."""
+    return FileLease if is_local(directory) else ObjectLease
+
+
 class Experiment:
     def __init__(self, location: Location):
         self.location = location
         self.directory = location.directory
         self.name = location.directory.name
+        self._lease: Optional[Lease] = None  # held by this process (a launch), once taken
+
+    @property
+    def ray_directory(self) -> StoragePath:
+        """Ray Tune's experiment: `ray/` below the record (decide.ray_directory)."""
+        return rule.ray_directory(self.directory)
 
     @classmethod
     def open(cls, directory: Union[str, StoragePath]) -> "Experiment":
@@ -52,7 +67,18 @@ class Experiment:
     def state(self) -> Optional[State]:
         return read_state(self.directory)
 
+    def holds(self) -> bool:
+        """False once this process's lease was lost (True when it holds none: a reader)."""
+        return self._lease is None or not self._lease.lost
+
+    def _writable(self) -> None:
+        """A launch writes the record only while it holds the lease: once it is lost, the
+        record is the new holder's."""
+        if not self.holds():
+            raise LeaseLost(self._lease.path, self._lease.read(self._lease.path))
+
     def save_state(self, state: State) -> None:
+        self._writable()
         write_state(self.directory, state)
 
     def mark(self, status: Status, reason: Optional[str] = None) -> State:
@@ -78,12 +104,14 @@ class Experiment:
         return self._mapping(SPEC_FILE)
 
     def save_spec(self, resolved: dict) -> None:
+        self._writable()
         write_json_atomic(self.directory / SPEC_FILE, resolved)
 
     def scheduler_state(self) -> dict:
         return self._mapping(SCHEDULER_FILE) or {}
 
     def save_scheduler_state(self, state: dict) -> None:
+        self._writable()
         write_json_atomic(self.directory / SCHEDULER_FILE, state)
 
     # ---- what a launch does ----
@@ -97,15 +125,21 @@ class Experiment:
         return rule.decide(state, saved, spec, spec_hash, self.ray_saved())
 
     def lease(self, **kw: Any) -> Lease:
-        """Lease.acquire(directory, heartbeat_s=, ttl_s=): raises LeaseHeld while in use."""
-        return Lease.acquire(self.directory, **kw)
+        """Take the experiment's lease (`Lease.acquire(directory, heartbeat_s=, ttl_s=)`):
+        raises LeaseHeld while another launch holds it. While it is held, the record's writes
+        check it was not lost."""
+        self._lease = lease_kind(self.directory).acquire(self.directory, **kw)
+        return self._lease
 
     def holder(self) -> Optional[Holder]:
-        return read_holder(self.directory)
+        return lease_kind(self.directory).read(self.directory / LEASE_FILE)
 
     def driver(self) -> Optional[Holder]:
         """The driver running the search now (a live lease), or None."""
-        return live_holder(self.directory)
+        holder = self.holder()
+        if holder is None or stale(holder, socket.gethostname(), default_ttl_s()):
+            return None
+        return holder
 
     # ---- stop requests (`resnet-search stop`) ----
     def request_stop(self, by: Optional[str] = None) -> StoragePath:
@@ -115,7 +149,8 @@ class Experiment:
         return stop.stop_request(self.directory)
 
     def clear_stop(self) -> None:
-        stop.clear_stop(self.directory)
+        if self.holds():  # a request after a takeover is for the new holder
+            stop.clear_stop(self.directory)
 
     # ---- what status and list show ----
     def summary(self, now: Optional[float] = None) -> Summary:
@@ -144,9 +179,29 @@ class Experiment:
     def results(self, job: TrialJob) -> Results:
         return read_results(self.directory, job)
 
+    def move_ray_below(self) -> bool:
+        """Move Ray's files of an experiment from before resnet-search 0.3 (beside the record)
+        into `ray/`, where Ray's sync cannot overwrite the record; True if there were any.
+        Ray's restore follows a moved experiment (it rebases every trial's paths)."""
+        if not rule.legacy_layout(self.directory):
+            return False
+        ray = self.directory / RAY_DIR
+        if is_local(ray):  # an object store has no folders to make
+            ray.mkdir(exist_ok=True)
+        for entry in self._entries():
+            path = self.directory / entry
+            if entry == RAY_DIR:
+                continue
+            if any(fnmatch.fnmatch(entry, glob) for glob in RAY_TOP_FILES) or (
+                    path.is_dir() and ((path / "params.json").exists()
+                                       or (path / "result.json").exists())):
+                move(path, ray / entry)
+        return True
+
     def move_aside(self, label: str = "aborted") -> StoragePath:
         """Move everything but the lease into a new sibling `<name>.<label>-<time>` and return
         it; the caller keeps holding the lease of the (now empty) directory."""
+        self._writable()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         kept, n = self.directory.with_name(f"{self.name}.{label}-{stamp}"), 1
         while True:
@@ -166,6 +221,7 @@ class Experiment:
     def forget(self) -> None:
         """Delete everything but the lease: for a launch that failed before Ray saved anything,
         so that nothing is left that looks like an experiment to resume."""
+        self._writable()
         if self.ray_saved():
             raise RuntimeError(f"{self.directory} holds a saved Ray experiment: not forgotten")
         for entry in self._entries():

@@ -3,12 +3,12 @@
 Status commands and reports run where Ray may be slow to import or absent, and must never
 restore (and so never unpickle) an experiment to look at it. What Ray writes:
 
-    experiment_state-<time>.json  trial list and status; the newest file is the truth
-    <trial_id>/params.json        sampled params
-    <trial_id>/result.json        one JSON object per report (the last line may be cut short)
-    <trial_id>/checkpoint_NNNNNN/ the newest checkpoint
-    <trial_id>/error.txt          one "Failure # n" block per failed attempt
-    scheduler.json                ours: {"stopped": [trial ids ASHA stopped early]}
+    ray/experiment_state-<time>.json  trial list and status; the newest file is the truth
+    ray/<trial_id>/params.json        sampled params
+    ray/<trial_id>/result.json        one JSON object per report (the last line may be cut short)
+    ray/<trial_id>/checkpoint_NNNNNN/ the newest checkpoint
+    ray/<trial_id>/error.txt          one "Failure # n" block per failed attempt
+    scheduler.json                    ours: {"stopped": [trial ids ASHA stopped early]}
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from resnet_core.config import resolved
-from search.experiment.decide import RAY_STATE_GLOB
+from search.experiment.decide import RAY_STATE_GLOB, ray_directory
 from search.experiment.outcome import Outcome, outcome_of
 from search.experiment.state import read_json
 from search.experiment.storage import StoragePath, as_path, read_text
@@ -251,14 +251,16 @@ def read_results(directory: StoragePath, job: TrialJob) -> Results:
     best first."""
     directory = as_path(directory)
     stopped = _stopped(directory)
-    dirs = _trial_dirs(directory) if directory.is_dir() else []
-    listed = _ray_trials(directory) if directory.is_dir() else None
+    ray = ray_directory(directory)
+    saved = ray.is_dir()
+    dirs = _trial_dirs(ray) if saved else []
+    listed = _ray_trials(ray) if saved else None
     results = Results(metric=job.metric, mode=job.mode)
     if listed is None:
-        trials = [_record(t, directory / t, UNKNOWN, {}, job, stopped) for t in dirs]
+        trials = [_record(t, ray / t, UNKNOWN, {}, job, stopped) for t in dirs]
     else:
         in_order = sorted(listed.items(), key=lambda item: item[1].order)
-        trials = [_record(t, directory / info.logdir, info.status, info.config, job, stopped,
+        trials = [_record(t, ray / info.logdir, info.status, info.config, job, stopped,
                           info.checkpoint) for t, info in in_order]
         known = {info.logdir for info in listed.values()} | set(listed)
         results.orphans = [d for d in dirs if d not in known]

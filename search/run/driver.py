@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from search.engine import study
 from search.experiment.decide import Action, Decision
+from search.experiment.lease import LeaseLost
 from search.experiment.record import Experiment
 from search.experiment.state import DamagedRecord, State, Status
 from search.remote import cluster
@@ -50,9 +51,11 @@ def drive(spec: SearchSpec, record: Experiment, job: TrialJob, decision: Decisio
     resumed = decision.action is Action.RESUME
     parent = decision.parent_run_id or _open_parent(spec, uri)
     try:
-        with teed_stderr(record.directory):
+        with teed_stderr(record.directory, keep=record.holds):
             return _search(spec, record, job, parent, resumed, bool(decision.parent_run_id),
                            console, callbacks, reuse_actors)
+    except LeaseLost:
+        raise  # the record, Ray's state and the MLflow runs are the new holder's now
     except BaseException as error:
         _failed(record, uri, parent, error)
         raise
@@ -90,7 +93,7 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
         record.save_state(State(name=spec.name, spec_hash=spec.spec_hash(),
                                 parent_run_id=parent, tracking_uri=uri,
                                 status=Status.RUNNING, created_at=now, updated_at=now))
-        tuner = new_tuner(spec, job, record.location.storage, uri, parent, console, callbacks,
+        tuner = new_tuner(spec, job, record.directory, uri, parent, console, callbacks,
                           reuse_actors)
     ours = parts(tuner)
     if resumed:

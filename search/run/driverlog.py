@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import Callable, Iterator, TextIO
 
 from search.experiment.storage import StoragePath, as_path, is_local, read_bytes
 from search.spec.problems import strip_ansi
@@ -62,7 +62,11 @@ class Tee(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def teed_stderr(directory: StoragePath) -> Iterator[StoragePath]:
+def teed_stderr(directory: StoragePath,
+                keep: Callable[[], bool] = lambda: True) -> Iterator[StoragePath]:
+    """Everything written to stderr also goes to the experiment's log; on an object store it is
+    uploaded while `keep()` (a driver that lost its lease uploads no more: the log is the new
+    holder's)."""
     directory = as_path(directory)
     if is_local(directory):
         with _teed(directory / LOG_FILE):
@@ -73,7 +77,7 @@ def teed_stderr(directory: StoragePath) -> Iterator[StoragePath]:
         local = Path(tmp) / LOG_FILE
         with contextlib.suppress(FileNotFoundError):
             local.write_bytes(read_bytes(remote))
-        uploads = Uploads(local, remote)
+        uploads = Uploads(local, remote, keep)
         try:
             with _teed(local), uploads.every(UPLOAD_S):
                 yield remote
@@ -98,12 +102,15 @@ class Uploads:
     """Copies the local log to the store when it has grown. A failed upload is counted and
     logged, never raised: the log is not worth a search."""
 
-    def __init__(self, local: Path, remote: StoragePath) -> None:
-        self.local, self.remote = local, remote
+    def __init__(self, local: Path, remote: StoragePath,
+                 keep: Callable[[], bool] = lambda: True) -> None:
+        self.local, self.remote, self.keep = local, remote, keep
         self.failures = 0
         self._sent = -1
 
     def once(self) -> None:
+        if not self.keep():
+            return
         try:
             data = self.local.read_bytes()
             if len(data) != self._sent:

@@ -108,3 +108,32 @@ class StopWatch:
             by = self.requested()
             if by is not None and self.interruption.request(f"stop requested by {by}"):
                 return
+
+
+class MainThreadAbort:
+    """Raises an exception in the main thread from another thread: a driver whose lease's
+    heartbeat learns that the lease was taken over must stop at once, wherever its main thread
+    is. Through a signal (SIGUSR2) because Python runs signal handlers in the main thread, both
+    between bytecodes and after a blocking system call that the signal interrupted."""
+
+    SIGNAL = signal.SIGUSR2
+
+    def __init__(self) -> None:
+        self.pending: Optional[BaseException] = None
+        self._previous: Any = None
+
+    def __enter__(self) -> MainThreadAbort:
+        self._previous = signal.signal(self.SIGNAL, self._raise)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.signal(self.SIGNAL, self._previous)
+
+    def abort(self, error: BaseException) -> None:
+        self.pending = error
+        signal.pthread_kill(threading.main_thread().ident, self.SIGNAL)
+
+    def _raise(self, signum: int, frame: Any) -> None:
+        error, self.pending = self.pending, None
+        if error is not None:
+            raise error

@@ -20,12 +20,14 @@ from typing import Any, Optional
 
 from search.experiment import trust
 from search.experiment.decide import Action
+from search.experiment.lease import LeaseLost
 from search.experiment.location import Location, locate, storage_problem
 from search.experiment.storage import is_local
 from search.experiment.record import Experiment
 from search.experiment.state import Status
 from search.run.ending import Ending
 from search.run.errors import LaunchError
+from search.run.interrupt import MainThreadAbort
 from search.spec.job import TrialJob
 from search.spec.model import SearchSpec
 
@@ -49,7 +51,7 @@ def say(console: Any, text: str) -> None:
 def launch(spec: SearchSpec, *, address: Optional[str] = None, console: Any = None,
            callbacks: tuple = (), reuse_actors: bool = True) -> Ending:
     """Run the experiment, resume it, or report it finished. Raises LeaseHeld (another driver
-    holds it), DamagedRecord, LaunchError (cannot start) and SpecError (a field that cannot
+    holds it), LeaseLost (taken over while this one ran), DamagedRecord, LaunchError (cannot start) and SpecError (a field that cannot
     work here). `callbacks` and `reuse_actors` exist for benchmarks."""
     location = locate_spec(spec)
     record = Experiment(location)
@@ -63,7 +65,9 @@ def launch(spec: SearchSpec, *, address: Optional[str] = None, console: Any = No
     made = [d for d in (location.directory, location.storage)
             if is_local(d) and not d.exists()]
     try:
-        with record.lease() as lease:
+        with MainThreadAbort() as abort, record.lease() as lease:
+            # Taken over (this driver was silent longer than the TTL): stop now, write nothing.
+            lease.on_lost = lambda holder: abort.abort(LeaseLost(lease.path, holder))
             # A request left from an earlier driver is moot: `stop` asks only a live one.
             record.clear_stop()
             if lease.taken_over is not None:
@@ -93,6 +97,9 @@ def _decided(spec: SearchSpec, record: Experiment, job: TrialJob, address: Optio
         say(console, f"{decision.reason}; starting it anew, the aborted experiment is kept in "
                      f"{kept}")
     if decision.action is Action.RESUME:
+        if record.move_ray_below():
+            say(console, f"moved Ray's files of this experiment (saved by resnet-search before "
+                         f"0.3) into {record.ray_directory}, away from the record")
         # Before Ray starts or MLflow is touched: resuming unpickles Ray's saved state, so
         # state that someone else could have written is refused in seconds (tuner.py checks
         # again right before the restore).

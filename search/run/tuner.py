@@ -12,6 +12,7 @@ from search.engine import compat
 from search.engine.samplers import build_searcher
 from search.engine.schedulers import SchedulerRecord, build_scheduler
 from search.experiment import trust
+from search.experiment.decide import RAY_DIR, ray_directory
 from search.experiment.storage import StoragePath, is_local
 from search.run.checks import cluster_totals, slots
 from search.run.errors import LaunchError
@@ -28,8 +29,10 @@ def trainable(spec: SearchSpec, job: TrialJob) -> Any:
     return tune.with_resources(tune.with_parameters(run_trial, job=job), resources)
 
 
-def new_tuner(spec: SearchSpec, job: TrialJob, storage: StoragePath, uri: str, parent: str,
+def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str, parent: str,
               console: Any, callbacks: tuple, reuse_actors: bool) -> tune.Tuner:
+    """A new Ray Tune experiment in the `ray/` folder of the experiment directory
+    `experiment` (search/experiment/decide.py says why there)."""
     scheduler = build_scheduler(spec.scheduler, spec.budget.max_epochs)
     stops = scheduler.stopped.__contains__
     mirror = MlflowMirror(uri, parent, job, scheduler_stops=stops,
@@ -50,7 +53,7 @@ def new_tuner(spec: SearchSpec, job: TrialJob, storage: StoragePath, uri: str, p
             reuse_actors=reuse_actors,
             trial_dirname_creator=lambda trial: trial.trial_id),
         run_config=tune.RunConfig(
-            name=spec.name, storage_path=str(storage),
+            name=RAY_DIR, storage_path=str(experiment),
             callbacks=[mirror, printer, fail_fast, SchedulerRecord(scheduler), *callbacks],
             stop=fail_fast, verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.trial.max_failures),
@@ -60,7 +63,7 @@ def new_tuner(spec: SearchSpec, job: TrialJob, storage: StoragePath, uri: str, p
             # naming a deleted checkpoint, and the resumed trial failed ("Could not recover
             # from checkpoint as it does not exist on storage anymore"; CI caught it).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            sync_config=sync_config(storage)))
+            sync_config=sync_config(experiment)))
 
 
 # How often the driver uploads its trials' results (result.json, params.json) and Ray's
@@ -76,13 +79,15 @@ def sync_config(storage: Any) -> tune.SyncConfig:
 
 
 def restored_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath) -> tune.Tuner:
-    """The experiment Ray saved, restored; refused (LaunchError, nothing unpickled) when any file
-    Ray would unpickle, or a directory holding one, could have been written by someone else:
-    restoring runs whatever code those files name (search/experiment/trust.py)."""
+    """The experiment Ray saved in the experiment directory `experiment`, restored; refused
+    (LaunchError, nothing unpickled) when any file Ray would unpickle, or a directory holding
+    one, could have been written by someone else: restoring runs whatever code those files name
+    (search/experiment/trust.py)."""
     problems = trust.untrusted(experiment)
     if problems:
         raise LaunchError(trust.refusal(experiment, problems))
-    return tune.Tuner.restore(str(experiment), trainable(spec, job), resume_errored=True)
+    return tune.Tuner.restore(str(ray_directory(experiment)), trainable(spec, job),
+                              resume_errored=True)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 from mlflow.tracking import MlflowClient
 
+from search.experiment.decide import ray_directory
 from search.experiment.storage import read_text
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -70,19 +71,22 @@ def wait_for(condition: Callable[[], object], timeout_s: float, what: str,
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-# --- what Ray stored: storage_path/NAME/<trial_id>/ (search/run/tuner.py names dirs by id) ----
+# --- what Ray stored: storage_path/NAME/ray/<trial_id>/ (search/run/tuner.py) -----------------
 
 def trial_dirs(experiment: Path) -> list[Path]:
-    if not experiment.is_dir():
+    """The trial folders Ray made in the experiment directory `experiment` (in its `ray/`)."""
+    ray = ray_directory(experiment)
+    if not ray.is_dir():
         return []
-    return sorted(p for p in experiment.iterdir() if (p / "params.json").exists())
+    return sorted(p for p in ray.iterdir() if (p / "params.json").exists())
 
 
 def saved_statuses(experiment: Path) -> dict[str, str]:
     """Trial id -> status in Ray's newest experiment snapshot: exactly what a restore brings
     back. A trial started after the last snapshot is not in it, whatever is on disk or in
     MLflow; a trial that reported its last epoch after it is still RUNNING there."""
-    files = sorted(experiment.glob("experiment_state-*.json"))  # named by the session's start
+    # Named by the session's start.
+    files = sorted(ray_directory(experiment).glob("experiment_state-*.json"))
     try:
         state = json.loads(files[-1].read_text()) if files else {"trial_data": []}
     except json.JSONDecodeError:  # the snapshot Ray is writing right now

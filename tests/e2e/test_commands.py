@@ -26,8 +26,9 @@ def first_epoch(experiment, kind: str) -> bool:
     for `status`)."""
     if kind == "directory":
         return any(len(results(d)) >= 1 for d in trial_dirs(experiment))
-    return experiment.is_dir() and any(
-        child.name.startswith("checkpoint_") for trial in experiment.iterdir() if trial.is_dir()
+    ray = experiment / "ray"
+    return ray.is_dir() and any(
+        child.name.startswith("checkpoint_") for trial in ray.iterdir() if trial.is_dir()
         for child in trial.iterdir())
 
 

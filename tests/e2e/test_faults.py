@@ -188,7 +188,7 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating_trials(
         kill_ours(tmp_path)
     statuses = saved_statuses(experiment)
     saved = set(statuses)
-    before = {t: results(experiment / t) for t in saved}
+    before = {t: results(experiment / "ray" / t) for t in saved}
     finished = [t for t, status in statuses.items() if status == "TERMINATED"]
     assert finished and sum(map(len, before.values())) < 4 * 3, before
 
@@ -197,7 +197,7 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating_trials(
     assert "(resumed)" in result.stdout
     assert f"best trials of '{NAME}' (4 trials)" in result.stdout
 
-    after = {t: results(experiment / t) for t in saved_trials(experiment)}
+    after = {t: results(experiment / "ray" / t) for t in saved_trials(experiment)}
     assert len(after) == 4 and saved <= set(after)  # same trial ids, budget kept
     for trial, reports in after.items():
         # No epoch lost; an unfinished trial went on from the checkpoint Ray's snapshot names.

@@ -31,7 +31,7 @@ def runs_of(uri: str, experiment: str):
 
 def optuna_trials(experiment_dir: Path):
     """The study Ray Tune saved with the searcher (our own file, so unpickling is trusted)."""
-    files = sorted(glob.glob(str(experiment_dir / "searcher-state-*.pkl")))
+    files = sorted(glob.glob(str(experiment_dir / "ray" / "searcher-state-*.pkl")))
     assert files, f"no searcher state in {experiment_dir}"
     with open(files[-1], "rb") as handle:
         state = pickle.load(handle)

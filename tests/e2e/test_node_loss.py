@@ -142,8 +142,8 @@ def live_trial_dirs(cluster: SimpleNamespace, experiment, storage) -> list:
     (Ray keeps it in the session directory of the node the driver runs on: the head's)."""
     if storage.kind == "directory":
         return trial_dirs(experiment)
-    staged = cluster.head_temp.glob(f"session_*/artifacts/*/{experiment.name}/driver_artifacts")
-    return sorted(d for found in staged for d in trial_dirs(found))
+    staged = cluster.head_temp.glob("session_*/artifacts/*/ray/driver_artifacts")
+    return sorted(d for found in staged for d in found.iterdir() if (d / "params.json").exists())
 
 
 def test_a_trial_whose_node_is_lost_finishes_on_another_node_from_its_checkpoint(

@@ -170,7 +170,7 @@ def test_a_list_valued_choice_reaches_each_trial_and_mlflow_as_the_list(
     assert len(children) == 3
     sampled: list[Optional[list]] = []
     for child in children:
-        params = json.loads((experiment / child.data.tags["trial_id"] / "params.json")
+        params = json.loads((experiment / "ray" / child.data.tags["trial_id"] / "params.json")
                             .read_text())
         assert params["milestones"] in choices  # the list, not its position
         assert child.data.params["milestones"] == str(params["milestones"])

@@ -100,7 +100,7 @@ def interrupted(tmp_path_factory):
             [sys.executable, "-m", "search.cli", "launch", str(path)], cwd=home,
             env=env_of(home), start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: (experiment / "tuner.pkl").exists() and any(
+        wait_for(lambda: (experiment / "ray" / "tuner.pkl").exists() and any(
             results(d) for d in trial_dirs(experiment)), 240, "the first result", proc=driver)
         sockets = listening(home)
         os.killpg(driver.pid, signal.SIGINT)
@@ -205,7 +205,7 @@ def refused(done: subprocess.CompletedProcess, tuner: Path, why: str) -> str:
 def test_a_planted_pickle_is_refused_and_never_unpickled_and_a_clean_experiment_resumes(
         interrupted):
     home, experiment = interrupted.home, interrupted.experiment
-    tuner = experiment / "tuner.pkl"
+    tuner = experiment / "ray" / "tuner.pkl"
     marker = home / "planted-code-ran"
     # The planted file does run code when unpickled: what the refusal has to prevent.
     probe = home / "probe-marker"

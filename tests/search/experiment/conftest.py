@@ -25,19 +25,25 @@ def load_plan() -> ModuleType:
 
 @dataclass(frozen=True)
 class RayExperiment:
-    directory: Path  # treat as read-only: copy it to change it
+    directory: Path  # the experiment directory; treat as read-only: copy it to change it
     plan: ModuleType  # ray_experiment.py: LRS, QUALITY, FAILING, ...
+
+    @property
+    def ray(self) -> Path:
+        """Ray's experiment folder in it, as a launch lays it out (decide.RAY_DIR)."""
+        return self.directory / "ray"
 
     def trial_of(self, lr: float) -> str:
         """The trial id Ray gave the trial of `lr` (the grid is run in order)."""
-        return next(p.parent.name for p in self.directory.glob("*/params.json")
+        return next(p.parent.name for p in self.ray.glob("*/params.json")
                     if json.loads(p.read_text())["lr"] == lr)
 
 
 @pytest.fixture(scope="session")
 def ray_experiment(tmp_path_factory: pytest.TempPathFactory) -> RayExperiment:
     storage = tmp_path_factory.mktemp("ray-storage")
-    done = subprocess.run([sys.executable, str(SCRIPT), str(storage), "exp"],
+    # Laid out as a launch lays it out: Ray's experiment in the `ray/` folder of `exp`.
+    done = subprocess.run([sys.executable, str(SCRIPT), str(storage / "exp"), "ray"],
                           capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         pytest.fail(f"the Ray experiment failed (exit {done.returncode}):\n{done.stderr[-4000:]}")

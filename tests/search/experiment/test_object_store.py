@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from search.experiment.lease import LEASE_FILE, Lease, LeaseHeld, live_holder, read_holder
+from search.experiment.lease import LEASE_FILE, LeaseHeld
+from search.experiment.object_lease import ObjectLease
 from search.experiment.location import locate, storage_of, storage_problem
 from search.experiment.record import Experiment, experiments_in
 from search.experiment.state import STATE_FILE, State, Status, read_json, write_json_atomic
@@ -23,6 +24,10 @@ from search.run.driverlog import LOG_FILE, Uploads, teed_stderr
 def state(name: str = "exp") -> State:
     return State(name=name, spec_hash="h", parent_run_id="p", tracking_uri="sqlite:///x.db",
                  status=Status.RUNNING, created_at=1.0, updated_at=1.0)
+
+
+def read_holder(directory):
+    return ObjectLease.read(directory / LEASE_FILE)
 
 
 def experiment_on(bucket, name: str = "exp") -> Experiment:
@@ -90,14 +95,14 @@ def test_json_is_replaced_whole(s3):
 
 def test_a_second_driver_is_refused_while_the_first_holds_it(s3):
     directory = experiment_on(s3).directory
-    with Lease.acquire(directory) as held:
+    with ObjectLease.acquire(directory) as held:
         assert read_holder(directory).token == held.holder.token
         with pytest.raises(LeaseHeld) as refused:
-            Lease.acquire(directory)
+            ObjectLease.acquire(directory)
         assert f"pid {held.holder.pid}" in str(refused.value)
-        assert live_holder(directory) is not None
+        assert experiment_on(s3).driver() is not None
     assert read_holder(directory) is None  # released: the object is gone
-    with Lease.acquire(directory):  # and it can be taken again
+    with ObjectLease.acquire(directory):  # and it can be taken again
         pass
 
 
@@ -111,12 +116,12 @@ def plant(s3, directory, host: str, age_s: float) -> None:
 def test_a_lease_whose_heartbeat_stopped_is_taken_over(s3):
     directory = experiment_on(s3).directory
     plant(s3, directory, "another-node", age_s=120)  # older than the TTL
-    with Lease.acquire(directory, ttl_s=60) as lease:
+    with ObjectLease.acquire(directory, ttl_s=60) as lease:
         assert lease.taken_over is not None and lease.taken_over.host == "another-node"
         assert read_holder(directory).token == lease.holder.token
     plant(s3, directory, "another-node", age_s=5)  # a live one on another node: refused
     with pytest.raises(LeaseHeld, match="another-node"):
-        Lease.acquire(directory, ttl_s=60)
+        ObjectLease.acquire(directory, ttl_s=60)
 
 
 def test_racing_takeovers_of_one_stale_lease_make_one_driver(s3):
@@ -128,7 +133,7 @@ def test_racing_takeovers_of_one_stale_lease_make_one_driver(s3):
     def race() -> None:
         start.wait()
         try:
-            won.append(Lease.acquire(directory, ttl_s=60, heartbeat_s=3600))
+            won.append(ObjectLease.acquire(directory, ttl_s=60, heartbeat_s=3600))
         except LeaseHeld:
             refused.append(1)
 
@@ -147,7 +152,7 @@ def test_racing_takeovers_of_one_stale_lease_make_one_driver(s3):
 
 def test_the_heartbeat_renews_and_learns_of_a_takeover(s3):
     directory = experiment_on(s3).directory
-    lease = Lease.acquire(directory, heartbeat_s=0.2)
+    lease = ObjectLease.acquire(directory, heartbeat_s=0.2)
     try:
         first = read_holder(directory).heartbeat_at
         deadline = time.time() + 10

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from search.experiment.decide import Action
-from search.experiment.lease import LEASE_FILE, LeaseHeld
+from search.experiment.lease import LEASE_FILE, LeaseHeld, LeaseLost
 from search.experiment.location import locate
 from search.experiment.record import Experiment
 from search.experiment.state import DamagedRecord, State, Status
@@ -65,8 +65,11 @@ def test_decide(experiment):
     assert experiment.decide(SPEC, "h1").action is Action.NEW
     started(experiment)
     assert experiment.decide(SPEC, "h1").action is Action.NEW  # nothing saved by Ray yet
-    (experiment.directory / "tuner.pkl").write_bytes(b"")
-    (experiment.directory / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
+    ray = experiment.directory / "ray"
+    ray.mkdir()
+    (ray / "tuner.pkl").write_bytes(b"")
+    assert not experiment.ray_saved()  # no snapshot yet
+    (ray / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
     assert experiment.ray_saved()
     resume = experiment.decide(SPEC, "h1")
     assert (resume.action, resume.parent_run_id) == (Action.RESUME, "p1")
@@ -112,3 +115,55 @@ def test_move_aside_keeps_the_lease(experiment):
 def test_results(experiment):
     results = experiment.results(TrialJob(fixed={}, max_epochs=2, metric="val_acc", mode="max"))
     assert results.trials == [] and results.metric == "val_acc"
+
+
+def test_an_experiment_laid_out_before_0_3_is_moved_below_the_record(experiment):
+    """Ray's files beside the record (before 0.3) go to `ray/`; the record's own files and
+    anything unknown stay."""
+    started(experiment)
+    top = experiment.directory
+    ray_files = ["tuner.pkl", ".validate_storage_marker", "experiment_state-2026-01-01.json",
+                 "search_gen_state-2026-01-01.json", "searcher-state-2026-01-01.pkl",
+                 "callback-states-2026-01-01.pkl", "basic-variant-state-2026-01-01.json"]
+    for name in ray_files:
+        (top / name).write_text("{}")
+    (top / "a1b2").mkdir()
+    (top / "a1b2" / "params.json").write_text("{}")
+    (top / "scheduler.json").write_text("{}")
+    (top / "launch.log").write_text("log")
+    (top / "notes").mkdir()  # not Ray's: stays
+    assert experiment.ray_directory == top and experiment.ray_saved()
+    with experiment.lease():
+        assert experiment.move_ray_below()
+        assert not experiment.move_ray_below()  # once
+    assert experiment.ray_directory == top / "ray" and experiment.ray_saved()
+    assert sorted(os.listdir(top / "ray")) == sorted([*ray_files, "a1b2"])
+    assert sorted(os.listdir(top)) == ["launch.log", "notes", "ray", "resnet_search.json",
+                                       "scheduler.json", "spec.json"]
+
+
+def test_a_launch_that_lost_its_lease_writes_nothing(experiment):
+    started(experiment)
+    before = (experiment.directory / "resnet_search.json").read_bytes()
+    lease = experiment.lease(heartbeat_s=0.05)
+    lost = []
+    lease.on_lost = lost.append
+    (experiment.directory / LEASE_FILE).write_text(json.dumps(  # another launch took it over
+        {"host": "node-2", "pid": 42, "pid_start": None, "since": time.time(),
+         "heartbeat_at": time.time(), "token": "theirs"}))
+    deadline = time.time() + 10
+    while not lease.lost and time.time() < deadline:
+        time.sleep(0.02)
+    assert lease.lost and [h.host for h in lost] == ["node-2"]  # told once, with the new holder
+    with pytest.raises(LeaseLost, match="held by pid 42 on node-2"):
+        experiment.mark(Status.INTERRUPTED, "x")
+    for write in (lambda: experiment.save_spec({}), lambda: experiment.save_scheduler_state({}),
+                  experiment.forget, experiment.move_aside):
+        with pytest.raises(LeaseLost):
+            write()
+    experiment.request_stop("someone")
+    experiment.clear_stop()  # a request after the takeover is the new holder's
+    assert experiment.stop_requested() == "someone"
+    lease.release()
+    assert (experiment.directory / "resnet_search.json").read_bytes() == before
+    assert json.loads((experiment.directory / LEASE_FILE).read_text())["token"] == "theirs"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from resnet_core.config import resolved
 from search.experiment.outcome import Outcome
+from search.experiment.decide import ray_directory
 from search.experiment.results import (
     kept, last_exception, per_epoch, read_results, saved_checkpoint, trial_config)
 from search.experiment.state import DamagedRecord
@@ -37,7 +38,7 @@ def test_every_trial_as_ray_wrote_it(ray_experiment):
     assert sorted(t.params["lr"] for t in results.trials) == sorted(plan.LRS)
     assert results.orphans == [] and (results.metric, results.mode) == ("val_acc", "max")
     for trial in results.trials:
-        trial_dir = directory / trial.trial_id
+        trial_dir = ray_experiment.ray / trial.trial_id
         assert trial.params == json.loads((trial_dir / "params.json").read_text())
         assert trial.config == resolved(job().train_config(trial.params))
         assert trial.config["lr"] == trial.params["lr"] and trial.config["epochs"] == EPOCHS
@@ -84,7 +85,7 @@ def test_each_ending(ray_experiment):
 def test_checkpoints(ray_experiment):
     for trial in read_results(ray_experiment.directory, job()).trials:
         assert trial.checkpoint is not None and trial.checkpoint.is_dir()
-        assert trial.checkpoint.parent == ray_experiment.directory / trial.trial_id
+        assert trial.checkpoint.parent == ray_experiment.ray / trial.trial_id
         assert trial.checkpoint.name == max(p.name for p in trial.checkpoint.parent.glob(
             "checkpoint_*"))
     best = read_results(ray_experiment.directory, job()).best
@@ -122,7 +123,8 @@ def test_stopped_by_the_scheduler(ray_experiment, tmp_path):
 def test_orphan_trial_directory(ray_experiment, tmp_path):
     """A trial started by a driver that died before Ray saved it: not a result."""
     directory = copy(ray_experiment, tmp_path)
-    shutil.copytree(directory / ray_experiment.trial_of(0.1), directory / "deadbeef")
+    ray = directory / "ray"
+    shutil.copytree(ray / ray_experiment.trial_of(0.1), ray / "deadbeef")
     results = read_results(directory, job())
     assert results.orphans == ["deadbeef"]
     assert "deadbeef" not in [t.trial_id for t in results.trials] and len(results.trials) == 6
@@ -134,8 +136,8 @@ def test_a_trial_not_started_yet(ray_experiment, tmp_path):
     experiment state."""
     directory = copy(ray_experiment, tmp_path)
     pending = ray_experiment.trial_of(0.01)
-    shutil.rmtree(directory / pending)
-    (state_file,) = directory.glob("experiment_state-*.json")
+    shutil.rmtree(directory / "ray" / pending)
+    (state_file,) = (directory / "ray").glob("experiment_state-*.json")
     data = json.loads(state_file.read_text())
     for entry in data["trial_data"]:
         trial = json.loads(entry[0])
@@ -154,7 +156,7 @@ def test_half_written_last_line(ray_experiment, tmp_path):
     directory = copy(ray_experiment, tmp_path)
     best = ray_experiment.trial_of(0.1)
     before = read_results(directory, job()).trials
-    with open(directory / best / "result.json", "a") as handle:
+    with open(directory / "ray" / best / "result.json", "a") as handle:
         handle.write('{"epoch": 5, "val_acc": 0.99')  # the driver died mid-write
     assert read_results(directory, job()).trials == before
 
@@ -163,7 +165,7 @@ def test_half_written_last_line(ray_experiment, tmp_path):
 def test_params_invalid_for_the_job(ray_experiment, tmp_path):
     directory = copy(ray_experiment, tmp_path)
     trial_id = ray_experiment.trial_of(0.1)
-    (directory / trial_id / "params.json").write_text(json.dumps({"lr": -1.0}))
+    (directory / "ray" / trial_id / "params.json").write_text(json.dumps({"lr": -1.0}))
     trial = next(t for t in read_results(directory, job()).trials if t.trial_id == trial_id)
     assert trial.config == {} and "lr is -1.0" in trial.config_error
     assert trial.params == {"lr": -1.0} and len(trial.results) == 4  # still read
@@ -172,15 +174,16 @@ def test_params_invalid_for_the_job(ray_experiment, tmp_path):
 @pytest.mark.ray
 def test_newest_experiment_state_is_the_truth(ray_experiment, tmp_path):
     directory = copy(ray_experiment, tmp_path)
-    (state_file,) = directory.glob("experiment_state-*.json")
+    ray = directory / "ray"
+    (state_file,) = ray.glob("experiment_state-*.json")
     data = json.loads(state_file.read_text())
     errored = ray_experiment.trial_of(ray_experiment.plan.FAILING)
     for entry in data["trial_data"]:  # a later session retried the failed trial
         trial = json.loads(entry[0])
         if trial["trial_id"] == errored:
             entry[0] = json.dumps({**trial, "status": "RUNNING"})
-    (directory / "experiment_state-2099-01-01_00-00-00.json").write_text(json.dumps(data))
-    (directory / "experiment_state-2099-12-31_00-00-00.json").write_text('{"trial_da')  # cut
+    (ray / "experiment_state-2099-01-01_00-00-00.json").write_text(json.dumps(data))
+    (ray / "experiment_state-2099-12-31_00-00-00.json").write_text('{"trial_da')  # cut
     by_id = {t.trial_id: t for t in read_results(directory, job()).trials}
     assert by_id[errored].status == "RUNNING" and by_id[errored].outcome is Outcome.KILLED
 
@@ -188,13 +191,30 @@ def test_newest_experiment_state_is_the_truth(ray_experiment, tmp_path):
 @pytest.mark.ray
 def test_without_experiment_state(ray_experiment, tmp_path):
     directory = copy(ray_experiment, tmp_path)
-    for path in directory.glob("experiment_state-*.json"):
+    for path in (directory / "ray").glob("experiment_state-*.json"):
         path.unlink()
     results = read_results(directory, job())
     assert len(results.trials) == 6 and results.orphans == []
     assert {t.status for t in results.trials} == {"UNKNOWN"}
     failed = next(t for t in results.trials if t.params["lr"] == ray_experiment.plan.FAILING)
     assert failed.error == "ValueError: boom at epoch 2"  # status unknown: show what it died of
+
+
+@pytest.mark.ray
+def test_an_experiment_of_the_layout_before_0_3(ray_experiment, tmp_path):
+    """Ray's files beside the record (resnet-search before 0.3) are read where they are, and a
+    launch's `move_ray_below` puts them in `ray/` (experiment/test_record.py)."""
+    directory = copy(ray_experiment, tmp_path)
+    for entry in list((directory / "ray").iterdir()):
+        entry.rename(directory / entry.name)
+    (directory / "ray").rmdir()
+    assert ray_directory(directory) == directory
+    def seen(trials):
+        return [(t.trial_id, t.status, t.results, t.outcome, t.best) for t in trials]
+
+    legacy = read_results(directory, job()).trials
+    assert seen(legacy) == seen(read_results(ray_experiment.directory, job()).trials)
+    assert all(t.checkpoint is None or t.checkpoint.parent.parent == directory for t in legacy)
 
 
 READ_IN_A_FRESH_PROCESS = """

@@ -59,8 +59,10 @@ def write_record(directory: Path, trials: list[Planned], *, space: Optional[dict
     (directory / "scheduler.json").write_text(json.dumps(
         {"type": "asha", "stopped": stopped, **(scheduler_state or {})}))
     entries = []
+    ray = directory / "ray"  # Ray's experiment, as a launch lays it out (decide.RAY_DIR)
+    ray.mkdir()
     for number, planned in enumerate(trials):
-        trial_dir = directory / planned.trial_id
+        trial_dir = ray / planned.trial_id
         trial_dir.mkdir()
         (trial_dir / "params.json").write_text(json.dumps(planned.params))
         start = 1_000_000.0 + 100 * number
@@ -80,7 +82,7 @@ def write_record(directory: Path, trials: list[Planned], *, space: Optional[dict
                         "experiment_tag": f"{number + 1}_lr={planned.params.get('lr')}"}),
             json.dumps({"checkpoint_manager": {"value": newest.hex()}})])
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    (directory / f"experiment_state-{stamp}.json").write_text(json.dumps({"trial_data": entries}))
+    (ray / f"experiment_state-{stamp}.json").write_text(json.dumps({"trial_data": entries}))
     return Experiment.open(directory)
 
 

@@ -76,8 +76,8 @@ def record(base: Path, spec: dict, trials: Optional[dict] = None,
     write_json_atomic(directory / "spec.json", parsed.resolved())
     max_epochs = spec["budget"]["max_epochs"]
     for trial_id, (params, curve) in (TRIALS if trials is None else trials).items():
-        folder = directory / trial_id
-        folder.mkdir()
+        folder = directory / "ray" / trial_id  # as a launch lays it out (decide.RAY_DIR)
+        folder.mkdir(parents=True)
         (folder / "params.json").write_text(json.dumps(params))
         lines = [{"epoch": epoch, "val_acc": value, "val_loss": 1 - value, "train_acc": value}
                  for epoch, value in enumerate(curve, start=1)]
@@ -172,7 +172,7 @@ def test_the_header_holds_the_provenance(recorded):
     assert provenance["trial_id"] == WINNER and provenance["epochs"] == 3
     assert provenance["objective"] == {"metric": "val_acc", "mode": "max", "value": 0.86}
     assert provenance["params"] == TRIALS[WINNER][0]
-    assert provenance["checkpoint"] == str(recorded / WINNER / "checkpoint_000002")
+    assert provenance["checkpoint"] == str(recorded / "ray" / WINNER / "checkpoint_000002")
     assert provenance["outcome"] == Outcome.COMPLETED.value
     assert provenance["status"] == "finished"
     assert provenance["spec_hash"] == parse_spec(search_spec()).spec_hash()
