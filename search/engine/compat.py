@@ -77,6 +77,10 @@ def tuner_scheduler(tuner: Any) -> Any:
     return tuner._local_tuner._tune_config.scheduler
 
 
+def tuner_searcher(tuner: Any) -> Any:
+    return tuner._local_tuner._tune_config.search_alg
+
+
 # --- Ray's runtime --------------------------------------------------------------------------------
 
 def enable_token_auth() -> None:

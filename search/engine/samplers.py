@@ -9,9 +9,9 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from search.engine import compat
+from search.engine.ledger import Ledger
 from search.engine.space import define_by_run
 from search.engine.trial_states import OPTUNA_STATE
-from search.experiment.outcome import outcome_of
 
 if TYPE_CHECKING:
     from search.spec.model import Sampler, SearchSpec
@@ -36,44 +36,42 @@ def build_sampler(sampler_spec: Sampler) -> optuna.samplers.BaseSampler:
     return SAMPLERS[sampler_spec.type](sampler_spec)
 
 
-def build_searcher(spec: SearchSpec, scheduler_stops: Callable[[str], bool]) -> OptunaSearch:
+def build_searcher(spec: SearchSpec, ledger: Ledger) -> OptunaSearch:
     """The searcher a launch gives Tune, and the one `search.replay` drives without Ray's
     runtime: Optuna's sampler over the space's define-by-run function, told the truth about
-    early-stopped trials unless the spec asks for stock Ray behaviour."""
+    early-stopped trials (as the launch's `ledger` decides how each ended) unless the spec asks
+    for stock Ray behaviour."""
     common = dict(space=define_by_run(spec.space), metric=spec.objective.metric,
                   mode=spec.objective.mode, sampler=build_sampler(spec.sampler))
     if spec.sampler.stopped_trials == "complete":
         return OptunaSearch(**common)  # stock Ray behaviour, kept for comparison
-    return FidelityAwareOptunaSearch(**common, max_epochs=spec.budget.max_epochs,
-                                     scheduler_stops=scheduler_stops)
+    return FidelityAwareOptunaSearch(**common, ledger=ledger)
 
 
 class FidelityAwareOptunaSearch(OptunaSearch):
     """`OptunaSearch` that tells Optuna the truth about trials that did not run their budget.
 
     Intermediate values are reported per *epoch* (not per Tune iteration, which restarts count
-    differently), non-finite values are kept out of the study, and the final state comes from
-    `search.experiment.outcome` — PRUNED for a trial ASHA stopped early.
+    differently), non-finite values are kept out of the study, and the final state is the
+    launch's ledger's decision (`search.engine.ledger`): PRUNED for a trial ASHA stopped early.
+    Tune tells the searcher that a trial ended before it tells the callbacks, so the searcher
+    is usually the one that has the ledger decide.
     """
 
-    def __init__(self, *args: Any, max_epochs: int,
-                 scheduler_stops: Callable[[str], bool] = lambda trial_id: True,
-                 **kwargs: Any) -> None:
+    def __init__(self, *args: Any, ledger: Ledger, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._max_epochs = max_epochs
-        self._scheduler_stops = scheduler_stops
-        self._last: dict[str, dict] = {}
+        self.ledger = ledger
 
     def restore(self, checkpoint_path: str) -> None:
         # Ray restores a searcher by updating its __dict__ from the snapshot's pickle, which
-        # carries a copy of the scheduler's stop record taken at snapshot time; keep the live
-        # one (the restored scheduler's own set), or stops after a resume would go unseen.
-        stops = self._scheduler_stops
+        # holds an empty ledger of its own: keep the launch's (search.run.tuner.parts).
+        ledger = self.ledger
         super().restore(checkpoint_path)
-        self._scheduler_stops = stops
+        self.ledger = ledger
+        for stale in ("_scheduler_stops", "_last", "_max_epochs"):  # saved by resnet-search 0.2
+            self.__dict__.pop(stale, None)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        self._last[trial_id] = result
         value = result.get(self.metric)
         if trial_id in compat.told_trials(self) or value is None or not math.isfinite(value):
             return
@@ -84,11 +82,8 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         told, live = compat.told_trials(self), compat.optuna_trials(self)
         if trial_id in told or trial_id not in live:
             return
-        last = result or self._last.get(trial_id) or {}
-        verdict = outcome_of(last, max_epochs=self._max_epochs, errored=error,
-                             stopped_by_scheduler=self._scheduler_stops(trial_id))
-        state = OPTUNA_STATE[verdict]
-        value = last.get(self.metric) if state == optuna.trial.TrialState.COMPLETE else None
+        end = self.ledger.end(trial_id, errored=error, last=result or None)
+        state = OPTUNA_STATE[end.outcome]
+        value = end.last.get(self.metric) if state == optuna.trial.TrialState.COMPLETE else None
         compat.optuna_study(self).tell(live[trial_id], value, state=state)
         told.add(trial_id)
-        self._last.pop(trial_id, None)

@@ -17,6 +17,7 @@ from ray.tune import Callback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.engine import compat
+from search.engine.ledger import Ledger
 
 if TYPE_CHECKING:
     from search.spec.model import Scheduler
@@ -27,13 +28,14 @@ TIME_ATTR = "epoch"
 
 
 class RecordingASHA(ASHAScheduler):
-    """ASHA that remembers which trials it stopped (an early stop by the scheduler is told apart
-    from one by the experiment in Optuna and MLflow), and whose whole state round-trips through
-    plain JSON: every bracket's rungs, which bracket each trial is in, what it stopped."""
+    """ASHA that tells the launch's ledger which trials it stopped (an early stop by the
+    scheduler is told apart from one by the experiment in Optuna and MLflow), and whose whole
+    state round-trips through plain JSON: every bracket's rungs, which bracket each trial is
+    in, what it stopped."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, ledger: Ledger, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.stopped: set[str] = set()
+        self.ledger = ledger
         self._restored_brackets: dict[str, int] = {}
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
@@ -47,13 +49,13 @@ class RecordingASHA(ASHAScheduler):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         decision = super().on_trial_result(tune_controller, trial, result)
         if decision == TrialScheduler.STOP and result.get(TIME_ATTR, 0) < compat.asha_max_t(self):
-            self.stopped.add(trial.trial_id)
+            self.ledger.stop(trial.trial_id)
         return decision
 
     def state(self) -> dict:
         brackets = compat.asha_brackets(self)
         return {
-            "type": "asha", "stopped": sorted(self.stopped),
+            "type": "asha", "stopped": sorted(self.ledger.stopped),
             "num_stopped": compat.asha_num_stopped(self),
             "rungs": [[[milestone, dict(recorded)] for milestone, recorded in
                        compat.bracket_rungs(bracket)] for bracket in brackets],
@@ -74,15 +76,14 @@ class RecordingASHA(ASHAScheduler):
                 recorded.clear()
                 recorded.update(values)
         self._restored_brackets = dict(state.get("brackets", {}))
-        self.stopped.clear()
-        self.stopped.update(state.get("stopped", ()))
+        # (Its "stopped" list is the ledger's, which the launch loads from the record.)
         compat.set_asha_num_stopped(self, int(state.get("num_stopped", 0)))
 
 
 class RecordingFIFO(FIFOScheduler):
-    def __init__(self) -> None:
+    def __init__(self, *, ledger: Ledger) -> None:
         super().__init__()
-        self.stopped: set[str] = set()  # always empty: FIFO never stops a trial
+        self.ledger = ledger  # never told of a stop: FIFO stops no trial
 
     def state(self) -> dict:
         return {"type": "fifo", "stopped": []}
@@ -119,13 +120,13 @@ class SchedulerRecord(Callback):
         self.get_state()
 
 
-SCHEDULERS: dict[str, Callable[[Any, int], TrialScheduler]] = {
-    "asha": lambda s, max_epochs: RecordingASHA(
-        time_attr=TIME_ATTR, max_t=max_epochs, grace_period=s.grace_period,
+SCHEDULERS: dict[str, Callable[[Any, int, Ledger], TrialScheduler]] = {
+    "asha": lambda s, max_epochs, ledger: RecordingASHA(
+        ledger=ledger, time_attr=TIME_ATTR, max_t=max_epochs, grace_period=s.grace_period,
         reduction_factor=s.reduction_factor, brackets=s.brackets),
-    "fifo": lambda s, max_epochs: RecordingFIFO(),
+    "fifo": lambda s, max_epochs, ledger: RecordingFIFO(ledger=ledger),
 }
 
 
-def build_scheduler(scheduler_spec: Scheduler, max_epochs: int) -> TrialScheduler:
-    return SCHEDULERS[scheduler_spec.type](scheduler_spec, max_epochs)
+def build_scheduler(scheduler_spec: Scheduler, max_epochs: int, ledger: Ledger) -> TrialScheduler:
+    return SCHEDULERS[scheduler_spec.type](scheduler_spec, max_epochs, ledger)

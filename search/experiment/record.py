@@ -16,6 +16,7 @@ from search.experiment import decide as rule
 from search.experiment.decide import RAY_DIR, RAY_TOP_FILES, Decision
 from search.experiment import stop
 from search.experiment.file_lease import FileLease
+from search.experiment.journal import Journal
 from search.experiment.lease import LEASE_FILE, Holder, Lease, LeaseLost, default_ttl_s, stale
 from search.experiment.object_lease import ObjectLease
 from search.experiment.location import Location
@@ -140,6 +141,11 @@ class Experiment:
         if holder is None or stale(holder, socket.gethostname(), default_ttl_s()):
             return None
         return holder
+
+    def journal(self) -> Journal:
+        """The driver's journal of every result (journal.py), written while this process holds
+        the lease."""
+        return Journal(self.directory, keep=self.holds)
 
     # ---- stop requests (`resnet-search stop`) ----
     def request_stop(self, by: Optional[str] = None) -> StoragePath:

@@ -8,6 +8,8 @@ restore (and so never unpickle) an experiment to look at it. What Ray writes:
     ray/<trial_id>/result.json        one JSON object per report (the last line may be cut short)
     ray/<trial_id>/checkpoint_NNNNNN/ the newest checkpoint
     ray/<trial_id>/error.txt          one "Failure # n" block per failed attempt
+    results/<trial_id>.jsonl          ours: every result the driver saw (journal.py), read in
+                                      place of Ray's result.json where it exists
     scheduler.json                    ours: {"stopped": [trial ids ASHA stopped early]}
 """
 
@@ -21,6 +23,7 @@ from typing import Optional
 
 from resnet_core.config import resolved
 from search.experiment.decide import RAY_STATE_GLOB, ray_directory
+from search.experiment.journal import read_journal
 from search.experiment.outcome import Outcome, outcome_of
 from search.experiment.state import read_json
 from search.experiment.storage import StoragePath, as_path, read_text
@@ -225,14 +228,20 @@ def _stopped(directory: StoragePath) -> set[str]:
     return {str(t) for t in stopped} if isinstance(stopped, list) else set()
 
 
-def _record(trial_id: str, trial_dir: StoragePath, status: str, fallback_params: dict,
-            job: TrialJob, stopped: set[str], saved: Optional[str] = None) -> TrialRecord:
+def _record(directory: StoragePath, trial_id: str, trial_dir: StoragePath, status: str,
+            fallback_params: dict, job: TrialJob, stopped: set[str],
+            saved: Optional[str] = None) -> TrialRecord:
     params = _params(trial_dir, fallback_params)
     try:
         config, config_error = trial_config(job, params), None
     except ValueError as problem:
         config, config_error = {}, str(problem)
-    results = kept(per_epoch(_read_lines(trial_dir / "result.json")), status, saved)
+    # The driver's journal holds every result it saw; Ray's copy may lack the last ones (a
+    # node lost before Ray's sync). Experiments from before the journal have Ray's only.
+    lines = read_journal(directory, trial_id)
+    if lines is None:
+        lines = _read_lines(trial_dir / "result.json")
+    results = kept(per_epoch(lines), status, saved)
     # A finished trial with an error.txt failed once and recovered: not its end.
     error = _error(trial_dir) if status != "TERMINATED" else None
     return TrialRecord(
@@ -257,11 +266,11 @@ def read_results(directory: StoragePath, job: TrialJob) -> Results:
     listed = _ray_trials(ray) if saved else None
     results = Results(metric=job.metric, mode=job.mode)
     if listed is None:
-        trials = [_record(t, ray / t, UNKNOWN, {}, job, stopped) for t in dirs]
+        trials = [_record(directory, t, ray / t, UNKNOWN, {}, job, stopped) for t in dirs]
     else:
         in_order = sorted(listed.items(), key=lambda item: item[1].order)
-        trials = [_record(t, ray / info.logdir, info.status, info.config, job, stopped,
-                          info.checkpoint) for t, info in in_order]
+        trials = [_record(directory, t, ray / info.logdir, info.status, info.config, job,
+                          stopped, info.checkpoint) for t, info in in_order]
         known = {info.logdir for info in listed.values()} | set(listed)
         results.orphans = [d for d in dirs if d not in known]
     # sorted() is stable: equal values keep the trials' creation order.

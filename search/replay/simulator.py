@@ -20,6 +20,7 @@ from typing import Any, Optional
 import numpy as np
 from ray.tune.schedulers import TrialScheduler
 
+from search.engine.ledger import Ledger
 from search.engine.quiet import quiet_optuna
 from search.engine.samplers import build_searcher
 from search.engine.schedulers import build_scheduler
@@ -92,9 +93,10 @@ def replay(spec: SearchSpec, predictor: Predictor, workers: int,
 def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional[int]) -> Replay:
     seed_everything(seed or 0)
     metric, mode, max_epochs = spec.objective.metric, spec.objective.mode, spec.budget.max_epochs
-    scheduler = build_scheduler(spec.scheduler, max_epochs)
+    ledger = Ledger(max_epochs, stop_tag=spec.scheduler.type)
+    scheduler = build_scheduler(spec.scheduler, max_epochs, ledger)
     scheduler.set_search_properties(metric, mode)
-    searcher = build_searcher(spec, scheduler.stopped.__contains__)
+    searcher = build_searcher(spec, ledger)
     out = Replay(searcher=searcher, scheduler=scheduler)
     clock: list[tuple[float, int, str]] = []  # (time the epoch ends, tie-break, trial)
     order = 0

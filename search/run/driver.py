@@ -95,17 +95,21 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
                                 status=Status.RUNNING, created_at=now, updated_at=now))
         tuner = new_tuner(spec, job, record.directory, uri, parent, console, callbacks,
                           reuse_actors)
-    ours = parts(tuner)
+    ours = parts(tuner, spec)
     if resumed:
         ours.progress.console = console or ours.progress.console  # not pickled with the tuner
+        earlier = record.results(job)
+        ours.ledger.restore(earlier)
         ours.scheduler.load_state(record.scheduler_state())
         record.mark(Status.RUNNING)
         # What an earlier driver could not write to MLflow (a dead store, a crash) first.
-        ours.mirror.reconcile(*_reported(record.results(job)))
+        ours.mirror.reconcile(*_reported(earlier))
     ours.scheduler_record.save = record.save_scheduler_state
 
-    with Interruption() as interruption, StopWatch(record.stop_requested, interruption):
-        interruption.hooks.append(lambda: setattr(ours.mirror, "end_reason", "interrupted"))
+    with Interruption() as interruption, StopWatch(record.stop_requested, interruption), \
+            record.journal() as journal:
+        ours.ledger.journal = journal.append
+        interruption.hooks.append(lambda: setattr(ours.ledger, "interrupted", True))
         try:
             tuner.fit()
         finally:  # Tune ends the live footer itself, but not at a second Ctrl+C

@@ -15,8 +15,9 @@ from typing import Any, Optional, Sequence
 
 from ray.tune import Callback, Stopper
 
+from search.engine.ledger import Ledger
 from search.engine.trial_errors import error_reason
-from search.experiment.outcome import Outcome, outcome_of
+from search.experiment.outcome import Outcome
 
 # Outcomes that say nothing about the config's quality but a lot about the set-up.
 COUNTED = {Outcome.FAILED, Outcome.INVALID, Outcome.OOM}
@@ -40,26 +41,31 @@ def repeated_failure(ends: Sequence[Optional[str]], k: int) -> bool:
 
 
 class FailFast(Callback, Stopper):
-    """Records how trials end (a Tune callback) and stops the experiment (a Tune stopper) when
-    `repeated_failure` says so. Not saved with the experiment: a relaunch starts counting anew."""
+    """Counts how trials end, as the ledger decides (a Tune callback), and stops the experiment
+    (a Tune stopper) when `repeated_failure` says so. Not saved with the experiment: a relaunch
+    starts counting anew."""
 
-    def __init__(self, k: int, max_epochs: int) -> None:
+    def __init__(self, k: int, ledger: Ledger) -> None:
         self.k = k
-        self.max_epochs = max_epochs
+        self.ledger = ledger  # how each trial ended (search.engine.ledger)
         self.ends: list[Optional[str]] = []
         self.examples: list[tuple[str, str]] = []  # (trial id, reason) of the counted failures
         self.tripped: Optional[str] = None  # the summary, once the search was stopped
 
+    def __setstate__(self, state: dict) -> None:
+        state.pop("max_epochs", None)  # resnet-search 0.2: the ledger decides now
+        self.__dict__.update({"ledger": None, **state})
+
     def _ended(self, trial: Any, errored: bool) -> None:
         if self.tripped or len(self.ends) >= self.k:
             return  # decided either way
-        last = trial.last_result or {}
-        verdict = outcome_of(last, max_epochs=self.max_epochs, errored=errored)
-        reason = error_reason(trial) if errored else str(last.get("reason", ""))
-        counted = verdict in COUNTED
-        self.ends.append(f"{verdict.value}: {signature(reason)}" if counted else None)
+        end = self.ledger.end(trial.trial_id, errored=errored,
+                              last=self.ledger.last.get(trial.trial_id) or trial.last_result,
+                              reason=lambda: error_reason(trial))
+        counted = end.outcome in COUNTED
+        self.ends.append(f"{end.outcome.value}: {signature(end.reason)}" if counted else None)
         if counted:
-            self.examples.append((trial.trial_id, f"{verdict.value}: {reason}"))
+            self.examples.append((trial.trial_id, f"{end.outcome.value}: {end.reason}"))
         if repeated_failure(self.ends, self.k):
             trial_ids = ", ".join(trial_id for trial_id, _ in self.examples)
             self.tripped = (f"the first {self.k} trials to end all failed the same way "

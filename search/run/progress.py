@@ -21,8 +21,9 @@ from ray.tune import Callback
 from rich.console import Console, RenderableType
 from rich.text import Text
 
+from search.engine.ledger import Ledger
 from search.engine.trial_errors import error_reason
-from search.experiment.outcome import Outcome, outcome_of
+from search.experiment.outcome import Outcome
 from search.experiment.summary import eta
 from search.run import standing
 from search.run.screen import LiveFooter, Plain, screen_for
@@ -30,7 +31,7 @@ from search.spec import objective
 
 # Lines are built from plain text and styles, never markup: a config (milestones=[0.5, 0.75])
 # or an error message may hold brackets. Styles render in a terminal and vanish in a pipe.
-MARK = {Outcome.COMPLETED: ("done", "green"), Outcome.STOPPED: ("stopped by ASHA", "yellow"),
+MARK = {Outcome.COMPLETED: ("done", "green"), Outcome.STOPPED: ("stopped by {label}", "yellow"),
         Outcome.KILLED: ("killed", "magenta"), Outcome.DIVERGED: ("diverged", "red"),
         Outcome.OOM: ("out of memory", "red"), Outcome.INVALID: ("invalid config", "red"),
         Outcome.FAILED: ("failed", "red")}
@@ -59,12 +60,13 @@ class ProgressPrinter(Callback):
     """A Tune callback. Tune calls `setup` when the search starts and `on_experiment_end` when it
     ends; the driver calls `close` as well, for the ending Tune never sees (a second Ctrl+C)."""
 
-    def __init__(self, metric: str, max_epochs: int, trials: int,
-                 scheduler_stops: Callable[[str], bool], console: Optional[Console] = None, *,
-                 mode: Optional[str] = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, metric: str, max_epochs: int, trials: int, ledger: Ledger,
+                 console: Optional[Console] = None, *, mode: Optional[str] = None,
+                 stop_label: str = "ASHA", clock: Callable[[], float] = time.time) -> None:
         self.metric, self.max_epochs, self.trials = metric, max_epochs, trials
         self.mode = mode or objective.natural_mode(metric)
-        self.scheduler_stops = scheduler_stops
+        self.ledger = ledger  # how each trial ended (search.engine.ledger)
+        self.stop_label = stop_label  # who stops trials early, as people call it
         self._fresh(console, clock)
 
     def _fresh(self, console: Optional[Console], clock: Callable[[], float]) -> None:
@@ -80,7 +82,6 @@ class ProgressPrinter(Callback):
         self.best: dict[str, float] = {}  # trial id -> its best finite objective
         self.outcomes: dict[str, Outcome] = {}  # ended trials
         self.running: dict[str, None] = {}  # running trial ids, in the order they started
-        self.last: dict[str, dict] = {}  # trial id -> its last result in this launch
         self.spoke: dict[str, float] = {}  # trial id -> when its last line was printed
         self.epochs_now = 0  # epochs reported in this launch: the rate behind the ETA
         self.status_at: Optional[float] = None  # when the last status line was printed
@@ -88,13 +89,14 @@ class ProgressPrinter(Callback):
 
     # The tuner is pickled with its callbacks, and restored by a resumed launch: only what was
     # configured travels (a console cannot be pickled; the counts come back from Ray's trials).
-    _CONFIG = ("metric", "mode", "max_epochs", "trials", "scheduler_stops")
+    _CONFIG = ("metric", "mode", "max_epochs", "trials", "ledger", "stop_label")
 
     def __getstate__(self) -> dict:
         return {k: self.__dict__[k] for k in self._CONFIG}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        state.pop("scheduler_stops", None)  # resnet-search 0.2: the ledger decides now
+        self.__dict__.update({"ledger": None, "stop_label": "ASHA", **state})
         if "mode" not in state:  # pickled by an earlier version
             self.mode = objective.natural_mode(self.metric)
         self._fresh(None, time.time)
@@ -119,7 +121,6 @@ class ProgressPrinter(Callback):
                         **info: Any) -> None:
         self._adopt(trials)
         trial_id, now = trial.trial_id, self.clock()
-        self.last[trial_id] = result
         epoch = int(result.get("epoch", 0))
         self.epochs_now += max(0, epoch - self.epochs.get(trial_id, 0))  # a retry re-reports
         self.epochs[trial_id] = max(epoch, self.epochs.get(trial_id, 0))
@@ -188,28 +189,27 @@ class ProgressPrinter(Callback):
             if objective.finite(found.get(self.mode)):
                 self.best[trial.trial_id] = float(found[self.mode])
             if trial.status in ENDED:
-                self.outcomes[trial.trial_id] = self._outcome(trial.trial_id, last,
-                                                              trial.status == "ERROR")
+                self.outcomes[trial.trial_id] = self.ledger.end(
+                    trial.trial_id, errored=trial.status == "ERROR", last=last).outcome
         self._update()
-
-    def _outcome(self, trial_id: str, last: dict, errored: bool) -> Outcome:
-        return outcome_of(last, max_epochs=self.max_epochs, errored=errored,
-                          stopped_by_scheduler=self.scheduler_stops(trial_id))
 
     def _ended(self, trial: Any, trials: list, errored: bool) -> None:
         self._adopt(trials)
         trial_id = trial.trial_id
-        last = self.last.get(trial_id) or (trial.last_result or {})
-        verdict = self._outcome(trial_id, last, errored)
-        self.outcomes[trial_id] = verdict
+        end = self.ledger.end(trial_id, errored=errored,
+                              last=self.ledger.last.get(trial_id) or trial.last_result,
+                              reason=lambda: error_reason(trial))
+        self.outcomes[trial_id] = end.outcome
         self.running.pop(trial_id, None)
-        value = last.get(self.metric)
-        shown = f"{self.metric}={value:.4f}" if isinstance(value, float) and verdict not in (
-            Outcome.DIVERGED, Outcome.OOM, Outcome.INVALID) else (last.get("reason") or "")
+        value = end.last.get(self.metric)
+        shown = f"{self.metric}={value:.4f}" if isinstance(value, float) and end.outcome not in (
+            Outcome.DIVERGED, Outcome.OOM, Outcome.INVALID) else end.reason
         if errored:  # Ray's traceback stays in the trial's error.txt, not on the terminal
-            shown = f"{error_reason(trial)} (traceback: {trial.path}/error.txt)"
-        self._say(f"[{len(self.outcomes)}/{self.trials}] {trial_id} ", MARK[verdict],
-                  f" after {int(last.get('epoch', 0))}/{self.max_epochs} epochs  {shown}")
+            shown = f"{end.reason} (traceback: {trial.path}/error.txt)"
+        mark, style = MARK[end.outcome]
+        self._say(f"[{len(self.outcomes)}/{self.trials}] {trial_id} ",
+                  (mark.format(label=self.stop_label), style),
+                  f" after {end.epochs}/{self.max_epochs} epochs  {shown}")
         self._update(trial_ended=True)
 
     def _update(self, trial_ended: bool = False) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 from ray import tune
 
 from search.engine import compat
-from search.engine.samplers import build_searcher
+from search.engine.ledger import Ledger
+from search.engine.samplers import FidelityAwareOptunaSearch, build_searcher
 from search.engine.schedulers import SchedulerRecord, build_scheduler
 from search.experiment import trust
 from search.experiment.decide import RAY_DIR, ray_directory
@@ -33,18 +34,19 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
               console: Any, callbacks: tuple, reuse_actors: bool) -> tune.Tuner:
     """A new Ray Tune experiment in the `ray/` folder of the experiment directory
     `experiment` (search/experiment/decide.py says why there)."""
-    scheduler = build_scheduler(spec.scheduler, spec.budget.max_epochs)
-    stops = scheduler.stopped.__contains__
-    mirror = MlflowMirror(uri, parent, job, scheduler_stops=stops,
+    ledger = Ledger(spec.budget.max_epochs, stop_tag=spec.scheduler.type)
+    scheduler = build_scheduler(spec.scheduler, spec.budget.max_epochs, ledger)
+    mirror = MlflowMirror(uri, parent, job, ledger,
                           conditional=[name for name, p in spec.space.items() if p.when])
     printer = ProgressPrinter(spec.objective.metric, spec.budget.max_epochs, spec.budget.trials,
-                              scheduler_stops=stops, console=console, mode=spec.objective.mode)
-    fail_fast = FailFast(spec.trial.abort_on_same_error, spec.budget.max_epochs)
+                              ledger, console=console, mode=spec.objective.mode,
+                              stop_label=STOP_LABELS.get(spec.scheduler.type, spec.scheduler.type))
+    fail_fast = FailFast(spec.trial.abort_on_same_error, ledger)
     return tune.Tuner(
         trainable(spec, job),
         tune_config=tune.TuneConfig(
             metric=spec.objective.metric, mode=spec.objective.mode,
-            search_alg=build_searcher(spec, stops), scheduler=scheduler,
+            search_alg=build_searcher(spec, ledger), scheduler=scheduler,
             num_samples=spec.budget.trials,
             max_concurrent_trials=spec.trial.max_concurrent or slots(
                 spec.trial.resources, cluster_totals()),
@@ -54,7 +56,9 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
             trial_dirname_creator=lambda trial: trial.trial_id),
         run_config=tune.RunConfig(
             name=RAY_DIR, storage_path=str(experiment),
-            callbacks=[mirror, printer, fail_fast, SchedulerRecord(scheduler), *callbacks],
+            # The ledger first: every other callback reads what it decided.
+            callbacks=[ledger, mirror, printer, fail_fast, SchedulerRecord(scheduler),
+                       *callbacks],
             stop=fail_fast, verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.trial.max_failures),
             # Two, not one: Ray deletes the previous checkpoint as soon as it registers a new
@@ -64,6 +68,9 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
             # from checkpoint as it does not exist on storage anymore"; CI caught it).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             sync_config=sync_config(experiment)))
+
+
+STOP_LABELS = {"asha": "ASHA"}
 
 
 # How often the driver uploads its trials' results (result.json, params.json) and Ray's
@@ -92,16 +99,21 @@ def restored_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath) -> 
 
 @dataclass(frozen=True)
 class Parts:
-    """Our pieces of a tuner, also of one Ray restored from its pickle."""
+    """Our pieces of a tuner, also of one Ray restored from its pickle, all linked to one
+    ledger."""
 
+    ledger: Ledger
     mirror: MlflowMirror
     scheduler: Any  # search.engine.schedulers.RecordingASHA / RecordingFIFO
     scheduler_record: SchedulerRecord
     fail_fast: FailFast
     progress: ProgressPrinter
+    searcher: Any  # the searcher Tune asks (FidelityAwareOptunaSearch, or stock OptunaSearch)
 
 
-def parts(tuner: tune.Tuner) -> Parts:
+def parts(tuner: tune.Tuner, spec: SearchSpec) -> Parts:
+    """The tuner's parts, each linked to the one ledger among its callbacks. A tuner pickled
+    by resnet-search 0.2 has none: one is made and put first, and the parts are linked to it."""
     run_config = compat.tuner_run_config(tuner)
     callbacks = run_config.callbacks or []
 
@@ -111,6 +123,18 @@ def parts(tuner: tune.Tuner) -> Parts:
             raise RuntimeError(f"the tuner has {len(found)} {kind.__name__} callbacks, not one")
         return found[0]
 
-    return Parts(mirror=one(MlflowMirror), scheduler=compat.tuner_scheduler(tuner),
-                 scheduler_record=one(SchedulerRecord), fail_fast=one(FailFast),
-                 progress=one(ProgressPrinter))
+    ledgers = [c for c in callbacks if isinstance(c, Ledger)]
+    if not ledgers:
+        ledgers = [Ledger(spec.budget.max_epochs, stop_tag=spec.scheduler.type)]
+        run_config.callbacks = callbacks = [ledgers[0], *callbacks]
+    ledger = one(Ledger)
+    ours = Parts(ledger=ledger, mirror=one(MlflowMirror),
+                 scheduler=compat.tuner_scheduler(tuner), scheduler_record=one(SchedulerRecord),
+                 fail_fast=one(FailFast), progress=one(ProgressPrinter),
+                 searcher=compat.tuner_searcher(tuner))
+    linked = [ours.mirror, ours.scheduler, ours.fail_fast, ours.progress]
+    if isinstance(ours.searcher, FidelityAwareOptunaSearch):  # the stock one decides nothing
+        linked.append(ours.searcher)
+    for part in linked:
+        part.ledger = ledger
+    return ours

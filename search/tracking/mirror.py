@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from resnet_core.config import resolved
+from search.engine.ledger import Ledger
 from search.engine.trial_errors import error_reason
-from search.experiment.outcome import Outcome, outcome_of
+from search.experiment.outcome import Outcome
 from search.spec.job import TrialJob
 from search.tracking.backfill import backfill
 from search.tracking.names import EPOCHS_TAG, hp_metrics, logged_params, number_of, run_name
@@ -44,7 +45,7 @@ MLFLOW_STATUS = {
     Outcome.FAILED: "FAILED",
 }
 
-INTERRUPTED = "interrupted"  # `end_reason` the launch sets on Ctrl+C / SIGTERM
+INTERRUPTED = "interrupted"  # the reason of the runs a Ctrl+C or SIGTERM cut short
 
 # The tags that say how a run ended: a reopened run drops them until it ends again.
 VERDICT_TAGS = ("outcome", "reason", "stopped_by", "stopped_at_epoch")
@@ -53,13 +54,12 @@ VERDICT_TAGS = ("outcome", "reason", "stopped_by", "stopped_at_epoch")
 class MlflowMirror(Callback):
     """Ray Tune callback that mirrors trials into MLflow without ever blocking Tune."""
 
-    def __init__(self, uri: str, parent_run_id: str, job: TrialJob,
-                 scheduler_stops: Callable[[str], bool], deadline_s: float = 120.0,
-                 conditional: Iterable[str] = ()) -> None:
+    def __init__(self, uri: str, parent_run_id: str, job: TrialJob, ledger: Ledger,
+                 deadline_s: float = 120.0, conditional: Iterable[str] = ()) -> None:
         self.uri = uri
         self.parent_run_id = parent_run_id
         self.job = job
-        self.scheduler_stops = scheduler_stops
+        self.ledger = ledger  # how each trial ended (search.engine.ledger)
         # The space's conditional parameters (`when:`): a trial that did not sample one does
         # not show it among its params (names.logged_params).
         self.conditional = frozenset(conditional)
@@ -68,7 +68,6 @@ class MlflowMirror(Callback):
         # trial id -> its number in start order (the `t007` of its run's name), given when its
         # run is created; carried across drivers, as the runs are.
         self.numbers: dict[str, int] = {}
-        self.last: dict[str, dict] = {}
         self.unsaved: dict[str, list] = {}  # metrics of results whose checkpoint is not Ray's yet
         # Metrics whose checkpoint Ray has taken, but that no experiment snapshot holds yet: a
         # driver killed now resumes from the snapshot's checkpoint and trains them again.
@@ -78,7 +77,6 @@ class MlflowMirror(Callback):
         # close was dropped, forgotten when the trial starts again.
         self.verdicts: dict[str, tuple[dict[str, str], str]] = {}
         self.resumed = False  # set by set_state: runs of an earlier driver may exist
-        self.end_reason: Optional[str] = None  # INTERRUPTED: the launch is being stopped
         self.backfilled = 0  # metric points reconcile wrote
         # Touched by the writer's thread only:
         self._ended: set[str] = set()  # trials whose close reached MLflow
@@ -97,9 +95,12 @@ class MlflowMirror(Callback):
 
     def __setstate__(self, state: dict) -> None:
         # Tune pickles its callbacks with the tuner; a mirror pickled before these attributes
-        # existed gets their empty values.
+        # existed gets their empty values, and loses those the ledger has taken over (the
+        # launch links it to its ledger: search.run.tuner.parts).
+        for gone in ("scheduler_stops", "last", "end_reason"):  # resnet-search 0.2
+            state.pop(gone, None)
         self.__dict__.update({"conditional": frozenset(), "numbers": {}, "_next_number": None,
-                              "_hp_times": {}, **state})
+                              "_hp_times": {}, "ledger": None, **state})
 
     @property
     def failures(self) -> int:
@@ -260,13 +261,12 @@ class MlflowMirror(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        if self.end_reason is not None:
+        if self.ledger.interrupted:
             # Ray has taken its last snapshot of an interrupted search and still hands over
             # results while it stops the trials: a resume trains those epochs again, from the
             # snapshot, and they reach MLflow then (once).
             return
         trial_id = self._know(trial)
-        self.last[trial_id] = result
         values = points(result)
         if not values:
             return
@@ -316,26 +316,23 @@ class MlflowMirror(Callback):
         ended = self.registered.pop(trial_id, []) + self.unsaved.pop(trial_id, [])
         if ended:
             self._log(trial_id, ended)
-        last = self.last.get(trial_id) or trial.last_result or {}
-        epochs = int(last.get("epoch", 0))
-        verdict = outcome_of(last, max_epochs=self.job.max_epochs, errored=errored,
-                             stopped_by_scheduler=self.scheduler_stops(trial_id))
-        tags = {"outcome": verdict.value, EPOCHS_TAG: str(epochs)}
-        if verdict is Outcome.STOPPED:
-            tags["stopped_by"] = "asha"
-            tags["stopped_at_epoch"] = str(epochs)
-        if last.get("reason"):
-            tags["reason"] = text(last["reason"])
-        if errored:
-            tags["reason"] = text(error_reason(trial))
-        self._end(trial_id, tags, MLFLOW_STATUS[verdict])
+        end = self.ledger.end(trial_id, errored=errored,
+                              last=self.ledger.last.get(trial_id) or trial.last_result,
+                              reason=lambda: error_reason(trial))
+        tags = {"outcome": end.outcome.value, EPOCHS_TAG: str(end.epochs)}
+        if end.stopped_by:
+            tags["stopped_by"] = end.stopped_by
+            tags["stopped_at_epoch"] = str(end.epochs)
+        if end.reason:
+            tags["reason"] = text(end.reason)
+        self._end(trial_id, tags, MLFLOW_STATUS[end.outcome])
 
     def _interrupt(self, trial: Any) -> None:
         """Close the run of a trial the launch's interruption stops. Not marked closed: when a
         resumed launch continues the trial, its run is reopened and ends with its true
         outcome."""
         trial_id = self._know(trial)
-        last = self.last.get(trial_id) or trial.last_result or {}
+        last = self.ledger.last.get(trial_id) or trial.last_result or {}
         self._end(trial_id, {"outcome": Outcome.KILLED.value, "reason": INTERRUPTED,
                              EPOCHS_TAG: str(int(last.get("epoch", 0)))},
                   MLFLOW_STATUS[Outcome.KILLED])
@@ -355,7 +352,7 @@ class MlflowMirror(Callback):
         # A search stopped as a whole (time limit, fail-fast, Ctrl+C) stops its running trials
         # without Tune calling on_trial_complete for them: close their runs here, or they stay
         # RUNNING.
-        interrupted = self.end_reason == INTERRUPTED
+        interrupted = self.ledger.interrupted
         for trial in trials:
             if trial.trial_id not in self.runs or trial.trial_id in self.closed:
                 continue

@@ -183,3 +183,38 @@ def test_a_search_killed_twice_spends_what_an_uninterrupted_one_spends(
     done = cli("launch", str(path), cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert epochs_by_config(experiment) == expected
+
+
+# --- a driver whose lease was taken over stops and touches nothing ---------------------------
+
+def test_a_driver_whose_lease_is_taken_over_stops_at_once_and_writes_nothing(
+        tmp_path, write_spec, digits_spec, reaper, monkeypatch):
+    """What a driver that was silent past the TTL (a suspended laptop, a hung NFS) finds when it
+    wakes: another launch holds the experiment. It must stop training and leave the record,
+    Ray's state and MLflow to that launch."""
+    monkeypatch.setenv(TTL_ENV, str(TTL_S))
+    spec = digits_spec(budget={"trials": 4, "max_epochs": 40}, scheduler={"type": "fifo"},
+                       data=MEDIUM_DATA)
+    path, experiment = write_spec(spec), tmp_path / "runs" / spec["name"]
+    driver = start_launch(path, tmp_path)
+    try:
+        wait_for(lambda: trained(experiment, "directory") >= 1, 240, "a first epoch",
+                 proc=driver)
+        record = (experiment / "resnet_search.json").read_bytes()
+        now = time.time()
+        takeover = {"host": "node-2", "pid": 4242, "pid_start": 7.0, "since": now,
+                    "heartbeat_at": now, "token": "the-new-holder"}
+        (experiment / LEASE_FILE).write_text(json.dumps(takeover))  # as a takeover leaves it
+        code = driver.wait(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.send_signal(signal.SIGKILL)
+    log = driver_log(driver)
+    assert code == 1, log
+    assert "taken over: lost the lease of experiment" in log and "pid 4242 on node-2" in log
+    assert "Traceback" not in log
+    assert (experiment / "resnet_search.json").read_bytes() == record  # still "running"
+    assert json.loads((experiment / LEASE_FILE).read_text())["token"] == "the-new-holder"
+    from processes import ours  # its Ray went with it: nothing trains for the old driver
+    wait_for(lambda: not [p for p in ours(tmp_path) if "raylet" in " ".join(p.cmdline())], 60,
+             "the old driver's Ray to end")

@@ -7,6 +7,7 @@ import pytest
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from search.engine.ledger import Ledger
 from search.engine.samplers import OPTUNA_STATE, SAMPLERS, FidelityAwareOptunaSearch
 from search.experiment.outcome import Outcome
 
@@ -15,10 +16,12 @@ def space(trial):
     trial.suggest_float("x", 0.0, 1.0)
 
 
-def make(stops=lambda trial_id: True, max_epochs=5):
-    return FidelityAwareOptunaSearch(space=space, metric="val_acc", mode="max", max_epochs=max_epochs,
-                                     sampler=optuna.samplers.RandomSampler(seed=0),
-                                     scheduler_stops=stops)
+def make(max_epochs=5, stopped=("a",)):
+    ledger = Ledger(max_epochs, stop_tag="asha")
+    for trial_id in stopped:
+        ledger.stop(trial_id)
+    return FidelityAwareOptunaSearch(space=space, metric="val_acc", mode="max", ledger=ledger,
+                                     sampler=optuna.samplers.RandomSampler(seed=0))
 
 
 def run(searcher, trial_id, values, **complete):
@@ -85,3 +88,16 @@ def test_every_registered_sampler_builds(kind):
 ])
 def test_every_outcome_maps_to_an_optuna_state(verdict, state):
     assert OPTUNA_STATE[verdict] is state
+
+
+def test_the_state_told_to_optuna_is_the_ledgers_decision():
+    """The searcher decides nothing itself: when a callback's event had the ledger decide first
+    (or a resumed launch loaded the decision from the record), Optuna hears that decision."""
+    searcher = make(stopped=())
+    searcher.ledger.end("a", errored=True, last={"epoch": 5, "val_acc": 0.9},
+                        reason=lambda: "RuntimeError: boom")
+    trial = run(searcher, "a", [0.3, 0.5, 0.6, 0.7, 0.9])  # looks complete; it failed
+    assert trial.state is TrialState.FAIL
+    assert searcher.ledger.ended("a").reason == "RuntimeError: boom"
+    trial = run(searcher, "b", [0.3, 0.5])  # not decided before: the searcher has it decided
+    assert trial.state is TrialState.PRUNED and searcher.ledger.ended("b").epochs == 2

@@ -9,13 +9,14 @@ import pytest
 import ray.cloudpickle
 from ray.tune.schedulers import TrialScheduler
 
+from search.engine.ledger import Ledger
 from search.engine.schedulers import SchedulerRecord, build_scheduler
 
 ASHA = SimpleNamespace(type="asha", grace_period=1, reduction_factor=3, brackets=1)
 
 
 def scheduler(spec=ASHA, max_epochs=9):
-    built = build_scheduler(spec, max_epochs=max_epochs)
+    built = build_scheduler(spec, max_epochs, Ledger(max_epochs, stop_tag=spec.type))
     built.set_search_properties("val_acc", "max")
     return built
 
@@ -63,10 +64,12 @@ def test_a_restored_asha_stops_exactly_the_trials_an_uninterrupted_one_stops(red
     saved = json.loads(json.dumps(first.state()))
     second = scheduler(spec)
     second.load_state(saved)
+    second.ledger.stopped |= set(saved["stopped"])  # what the launch loads from the record
     run(second, events[cut:], resumed)
 
     assert resumed == alone
-    assert second.stopped == {t for t, _, d in alone if d == TrialScheduler.STOP and _ < 9}
+    assert second.ledger.stopped == {t for t, e, d in alone if d == TrialScheduler.STOP and e < 9}
+    assert second.state()["stopped"] == sorted(second.ledger.stopped)
     assert any(d == TrialScheduler.STOP for _, _, d in alone)  # the script exercises stopping
 
 
@@ -102,7 +105,7 @@ def test_state_of_a_scheduler_with_other_rungs_is_refused():
 
 
 def test_fifo_never_stops_a_trial():
-    fifo = build_scheduler(SimpleNamespace(type="fifo"), max_epochs=3)
+    fifo = build_scheduler(SimpleNamespace(type="fifo"), 3, Ledger(3, stop_tag="fifo"))
     decisions: list = []
     run(fifo, script(n_trials=5, max_epochs=3), decisions)
     assert len(decisions) == 15 and {d for _, _, d in decisions} == {TrialScheduler.CONTINUE}

@@ -52,7 +52,7 @@ def test_every_combination_replays_through_the_real_classes(sampler, stopped, sc
         assert not stopped_ids
     else:
         assert stopped_ids, "ASHA at reduction 2 stops some of 10 trials"
-        assert stopped_ids <= replayed.scheduler.stopped  # the record a launch keeps
+        assert stopped_ids <= replayed.scheduler.ledger.stopped  # the record a launch keeps
 
     # Optuna was told every trial, in the state a launch tells it.
     study = compat.optuna_study(replayed.searcher)

@@ -2,6 +2,9 @@
 
 import pytest
 
+from tune_events import Fed
+
+from search.engine.ledger import Ledger
 from search.run.failfast import FailFast, repeated_failure, signature
 
 A, B = "failed: UnpicklingError: invalid load key", "oom: OutOfMemoryError: CUDA"
@@ -30,6 +33,12 @@ def test_signatures_ignore_sizes_and_addresses_but_not_the_error():
     assert signature("RuntimeError: first line\ntraceback detail") == "RuntimeError: first line"
 
 
+def fed_failfast(k: int, max_epochs: int) -> Fed:
+    """Fail-fast as a launch runs it: after the ledger that decides how each trial ended."""
+    ledger = Ledger(max_epochs, stop_tag="asha")
+    return Fed(ledger, FailFast(k, ledger))
+
+
 class _Ended:
     """What FailFast reads of a Ray Trial that ended by itself (no error file)."""
 
@@ -42,7 +51,7 @@ def _invalid(trial_id: str, reason: str = "ValueError: pretrained is '/x' but no
 
 
 def test_three_alike_self_reported_failures_stop_the_search_with_a_summary():
-    stopper = FailFast(3, max_epochs=5)
+    stopper = fed_failfast(3, max_epochs=5)
     for trial_id in "abc":
         assert not stopper.stop_all()
         stopper.on_trial_complete(0, [], _invalid(trial_id))
@@ -51,7 +60,7 @@ def test_three_alike_self_reported_failures_stop_the_search_with_a_summary():
 
 
 def test_divergence_and_completed_trials_never_count_as_alike_failures():
-    stopper = FailFast(3, max_epochs=2)
+    stopper = fed_failfast(3, max_epochs=2)
     stopper.on_trial_complete(0, [], _invalid("a"))
     stopper.on_trial_complete(0, [], _Ended("b", {"epoch": 1, "outcome": "diverged",
                                                   "reason": "DivergenceError: nan"}))

@@ -10,6 +10,9 @@ import time
 import ray.cloudpickle
 from rich.console import Console
 
+from tune_events import Fed
+
+from search.engine.ledger import Ledger
 from search.run.driverlog import Tee
 from search.run.progress import ProgressPrinter
 
@@ -46,12 +49,20 @@ def stamp(clock: Clock) -> str:
     return time.strftime("%H:%M:%S", time.localtime(clock.now))
 
 
+def fed(printer_of, stopped=()) -> Fed:
+    """A printer as a launch runs it, after the ledger (which knows the scheduler's stops)."""
+    ledger = Ledger(3, stop_tag="asha")
+    for trial_id in stopped:
+        ledger.stop(trial_id)
+    return Fed(ledger, printer_of(ledger))
+
+
 def printer_on(file, clock: Clock, trials: int = 3, stopped: frozenset = frozenset(),
-               terminal: bool = False) -> ProgressPrinter:
+               terminal: bool = False) -> Fed:
     console = Console(file=file, width=200, force_terminal=terminal,
                       color_system="standard" if terminal else None)
-    return ProgressPrinter("val_acc", 3, trials, scheduler_stops=stopped.__contains__,
-                           console=console, mode="max", clock=clock)
+    return fed(lambda ledger: ProgressPrinter("val_acc", 3, trials, ledger, console=console,
+                                              mode="max", clock=clock), stopped)
 
 
 def result(epoch: int, value: float, seconds: float = 1.0) -> dict:
@@ -171,8 +182,8 @@ def test_on_a_terminal_the_drivers_log_gets_lines_never_footer_frames(monkeypatc
     terminal, log, clock = Terminal(), io.StringIO(), Clock()
     monkeypatch.setattr(sys, "stderr", Tee(terminal, log))  # what driverlog.teed_stderr does
     console = Console(stderr=True, soft_wrap=True)  # the CLI's: writes to sys.stderr
-    printer = ProgressPrinter("val_acc", 3, 2, scheduler_stops=lambda t: False,
-                              console=console, mode="max", clock=clock)
+    printer = fed(lambda ledger: ProgressPrinter("val_acc", 3, 2, ledger, console=console,
+                                                 mode="max", clock=clock))
     a = Trial("a")
     printer.setup()
     assert sys.stderr is not terminal and isinstance(printer.screen.copy, io.StringIO)
@@ -199,10 +210,11 @@ def test_on_a_terminal_the_drivers_log_gets_lines_never_footer_frames(monkeypatc
 
 def test_a_resumed_launch_keeps_counting_from_the_trials_ray_restored():
     stream, clock = io.StringIO(), Clock()
-    stopped = {"a"}
-    first = ProgressPrinter("val_loss", 3, 4, scheduler_stops=stopped.__contains__,
+    first = ProgressPrinter("val_loss", 3, 4, Ledger(3, stop_tag="asha"),
                             console=Console(file=stream, width=200), mode="min", clock=clock)
-    restored = ray.cloudpickle.loads(ray.cloudpickle.dumps(first))  # as tuner.pkl holds it
+    printer = ray.cloudpickle.loads(ray.cloudpickle.dumps(first))  # as tuner.pkl holds it
+    restored = Fed(printer.ledger, printer)  # a ledger pickles empty; the launch loads it:
+    restored.ledger.stop("a")  # ASHA stopped a (the record's scheduler.json)
     restored.console, restored.clock = Console(file=stream, width=200), clock
     earlier = [
         Trial("a", status="TERMINATED", last_result={"epoch": 1, "val_loss": 0.9},
@@ -234,7 +246,7 @@ def test_a_resumed_launch_keeps_counting_from_the_trials_ray_restored():
 def test_a_quiet_console_prints_nothing_and_draws_no_footer():
     stream = Terminal()
     console = Console(file=stream, force_terminal=True, quiet=True)  # the benchmarks' console
-    printer = ProgressPrinter("val_acc", 3, 1, scheduler_stops=lambda t: False, console=console)
+    printer = fed(lambda ledger: ProgressPrinter("val_acc", 3, 1, ledger, console=console))
     a = Trial("a")
     printer.setup()
     printer.on_trial_start(0, [a], a)

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from search.engine.ledger import Ledger
+from tune_events import Fed
 from search.tracking.points import METRICS, mlflow_key, step_of
 
 
@@ -93,9 +95,15 @@ def make_mirror(store):
 
     job = load_spec("spaces/digits.yaml").job()  # max_epochs 6
 
-    def make(deadline_s: float = 120.0, stops=lambda trial_id: False,
-             conditional=("residual_scale",)) -> MlflowMirror:
-        return MlflowMirror(store.uri, store.parent, job, scheduler_stops=stops,
-                            deadline_s=deadline_s, conditional=conditional)
+    def make(deadline_s: float = 120.0, stopped=(), conditional=("residual_scale",),
+             parent=None) -> Fed:
+        """A mirror as a launch runs it: fed after the launch's ledger; the scheduler stopped
+        the trials `stopped`."""
+        ledger = Ledger(job.max_epochs, stop_tag="asha")
+        for trial_id in stopped:
+            ledger.stop(trial_id)
+        return Fed(ledger, MlflowMirror(store.uri, parent or store.parent, job, ledger,
+                                        deadline_s=deadline_s, conditional=conditional))
 
     return make
+

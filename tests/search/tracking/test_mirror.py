@@ -96,8 +96,7 @@ def test_an_interrupted_search_closes_its_runs_and_a_resume_reopens_them(
     """Ctrl+C: running trials' runs end KILLED, reason interrupted. The resumed launch continues
     those trials: their runs are RUNNING again, without that verdict, and end with their true
     outcome. A trial that ended before the interruption keeps its run as it was."""
-    stops = lambda trial_id: trial_id == "c"  # noqa: E731 - ASHA stopped c
-    first = make_mirror(stops=stops)
+    first = make_mirror(stopped="c")  # ASHA stopped c
     a, b, c = make_trial("a", 0.1), make_trial("b", 0.2), make_trial("c", 0.3)
     for trial in (a, b, c):
         first.on_trial_start(0, [a, b, c], trial)
@@ -106,7 +105,7 @@ def test_an_interrupted_search_closes_its_runs_and_a_resume_reopens_them(
     c.status = "TERMINATED"
     first.on_trial_complete(0, [a, b, c], c)
     snapshot = first.get_state()  # Tune's last snapshot comes before the interrupted close
-    first.end_reason = "interrupted"
+    first.ledger.interrupted = True  # the launch's interruption hook
     # Ray still hands over a result while it stops the trials after that snapshot: the resume
     # trains epoch 3 of a again, so this one must not reach MLflow (it would be there twice).
     first.on_trial_result(0, [a, b, c], a, make_epoch(3))
@@ -121,7 +120,7 @@ def test_an_interrupted_search_closes_its_runs_and_a_resume_reopens_them(
     assert (runs["c"].info.status, runs["c"].data.tags["outcome"]) == ("FINISHED", "stopped")
     assert first.failures == 0
 
-    second = make_mirror(stops=stops)
+    second = make_mirror(stopped="c")
     second.set_state(snapshot)
     a, b, c = make_trial("a", 0.1), make_trial("b", 0.2), make_trial("c", 0.3)
     c.status = "TERMINATED"
@@ -185,7 +184,7 @@ def test_writes_the_store_refused_are_repaired_by_reconcile(store, make_mirror, 
     rejects them at once): run creations, epochs and a close are all dropped after their
     deadline. Once it accepts writes again, reconcile creates the runs, with their params,
     back-fills every epoch and redoes the close."""
-    mirror = make_mirror(deadline_s=0.2, stops=lambda trial_id: trial_id == "a")
+    mirror = make_mirror(deadline_s=0.2, stopped="a")
     experiment = store.client.get_run(store.parent).info.experiment_id
     store.client.delete_experiment(experiment)
     trials = [make_trial("a", 0.1), make_trial("b", 0.2)]
@@ -238,7 +237,7 @@ def test_an_epoch_reaches_mlflow_once_its_checkpoint_is_rays(store, make_mirror,
     mirror.get_state()  # Tune's snapshot, which holds epoch 1's checkpoint
     assert mirror.flush(30) and store.steps(mirror.runs["a"], "val_acc") == [1]
     mirror.on_trial_result(0, [a], a, make_epoch(2, should_checkpoint=True))
-    mirror.end_reason = "interrupted"  # before Ray took epoch 2's checkpoint
+    mirror.ledger.interrupted = True  # before Ray took epoch 2's checkpoint
     mirror.on_experiment_end([a])
     assert mirror.flush(30)
     assert store.steps(mirror.runs["a"], "val_acc") == [1]

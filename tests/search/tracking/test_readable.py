@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 from search.tracking import view
-from search.tracking.mirror import MlflowMirror
 from search.tracking.store import (BEST_TAG, KIND, KIND_TAG, NOTE_TAG, children_query,
                                    open_parent, summarise_parent)
 from search.tracking.ui import search_link
@@ -112,9 +111,7 @@ SPEC = {"name": "exp", "data": {"dataset": "digits"},
 
 
 def test_the_winner_is_marked_and_the_parent_shows_the_objective_and_the_search(
-        store, make_trial, make_epoch):
-    from search.spec.model import load_spec
-
+        store, make_mirror, make_trial, make_epoch):
     parent = open_parent(store.uri, "searched", "searched", tags={}, params={"trials": 4},
                          artifacts={"spec.json": json.dumps(SPEC)})
     client = store.client
@@ -129,8 +126,7 @@ def test_the_winner_is_marked_and_the_parent_shows_the_objective_and_the_search(
     # an experiment without the view (the store fixture's: no spec.json): no view in the link
     assert "viewStateShareKey" not in search_link(store.uri, store.parent, "http://h:1")
 
-    mirror = MlflowMirror(store.uri, parent, load_spec("spaces/digits.yaml").job(),
-                          scheduler_stops=lambda trial_id: False, conditional={"residual_scale"})
+    mirror = make_mirror(parent=parent)
     trials = [make_trial(t, 0.1, **NAMES[t]) for t in "ab"]
     for trial in trials:
         mirror.on_trial_start(0, trials, trial)
