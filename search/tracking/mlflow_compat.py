@@ -2,7 +2,7 @@
 
 MLflow has no public way to ask which schema revision a complete store of this version has (its
 own check, `_verify_schema`, compares against it), nor to migrate a store to a given revision
-(the tests build an older store with it). When an upgrade renames one of them,
+(the tests build older stores with it). When an upgrade renames one of them,
 `tests/search/tracking/test_mlflow_compat.py` fails on the name in `PRIVATE` instead of every
 launch failing at its pre-flight. Nothing else in `search/` may touch an underscore name of
 MLflow.
@@ -29,3 +29,22 @@ def alembic_config(uri: str) -> Any:
     from mlflow.store.db.utils import _get_alembic_config
 
     return _get_alembic_config(uri)
+
+
+def build_schema(uri: str, revision: str) -> None:
+    """Give the new database at `uri` MLflow's schema as of `revision`, as an older MLflow made
+    it: its initial tables, then its migrations up to that one (the tests build older and
+    half-built stores with it)."""
+    import sqlalchemy
+    from alembic import command
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+
+    engine = sqlalchemy.create_engine(uri)
+    try:
+        InitialBase.metadata.create_all(engine)
+        config = alembic_config(uri)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    finally:
+        engine.dispose()

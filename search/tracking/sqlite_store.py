@@ -53,16 +53,18 @@ def condition(contents: Optional[Contents], head: str) -> str:
     if contents is None:
         return NEW
     tables = contents.tables
-    if any(name.startswith(TMP_TABLE) for name in tables):
-        return HALF_BUILT  # a table rebuild stopped between its copy and its rename
     if not tables - {"alembic_version"}:
         return NEW  # MLflow, too, reads a file with only alembic's table as empty
     if "experiments" not in tables:
         return FOREIGN
+    if contents.revision == head:
+        return COMPLETE  # as MLflow judges it (a stray table of alembic's is no harm then)
+    if any(name.startswith(TMP_TABLE) for name in tables):
+        return HALF_BUILT  # a table rebuild stopped between its copy and its rename
     # No revision: MLflow's first tables, stopped before its first migration. MLflow finishes
     # that, as it upgrades an older store; whether it can finish any other is known only by
     # trying (on a copy).
-    return COMPLETE if contents.revision == head else BEHIND
+    return BEHIND
 
 
 def half_built(db: Path, why: str, runs: int) -> str:

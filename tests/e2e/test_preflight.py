@@ -203,7 +203,11 @@ sys.stdin.read()
 
 
 def half_build(db: Path) -> str:
-    """What a batch migration stopped half-way leaves (see tests/search/tracking)."""
+    """What an older MLflow's batch migration stopped half-way leaves (see tests/search/tracking
+    /test_sqlite_store.py): its schema at an older revision, the copy of a table never renamed."""
+    from search.tracking.mlflow_compat import build_schema
+
+    build_schema(f"sqlite:///{db}", "bda7b8c39065")
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE _alembic_tmp_experiments AS SELECT * FROM experiments")
     return f"{db} was left half-built by an interrupted creation or upgrade"
@@ -219,9 +223,9 @@ def test_an_unusable_sqlite_store_ends_the_launch_in_one_line(case, tmp_path, wr
 
     spec = digits_spec()
     db = tmp_path / "mlflow.db"
-    assert probe(f"sqlite:///{db}") is None  # a complete store, made as a launch makes it
     holder = None
-    if case == "locked":  # another process holds it: no reader or writer gets in
+    if case == "locked":  # another process holds a complete store: no reader or writer gets in
+        assert probe(f"sqlite:///{db}") is None
         holder = subprocess.Popen([sys.executable, "-c", HOLD, str(db)], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)
         assert holder.stdout.readline().strip() == "held"

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from alembic import command
 from mlflow.tracking import MlflowClient
 
 from search.tracking import sqlite_store
-from search.tracking.mlflow_compat import alembic_config, schema_head
+from search.tracking.mlflow_compat import build_schema, schema_head
 from search.tracking.sqlite_store import (BEHIND, COMPLETE, FOREIGN, HALF_BUILT, NEW, Contents,
                                           condition, read)
 from search.tracking.store import probe
@@ -45,7 +44,7 @@ def contents(*tables: str, revision=None) -> Contents:
     (contents("experiments", "_alembic_tmp_experiments", "alembic_version", revision="0ld"),
      HALF_BUILT),
     (contents("experiments", "_alembic_tmp_trace_info", "alembic_version", revision=HEAD),
-     HALF_BUILT),
+     COMPLETE),  # MLflow opens it: its schema is at the head
     (contents("users", "orders"), FOREIGN),
 ])
 def test_what_a_sqlite_file_holds(found, expected):
@@ -156,17 +155,8 @@ def test_a_store_locked_by_another_process_is_named_as_locked(held):
 def older(tmp_path_factory) -> Path:
     """A store of an older MLflow (its schema at BEFORE_V3_TRACES), built once by MLflow's own
     initial tables and migrations, with one experiment."""
-    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
-
     db = tmp_path_factory.mktemp("older") / "mlflow.db"
-    uri = f"sqlite:///{db}"
-    engine = sqlalchemy.create_engine(uri)
-    InitialBase.metadata.create_all(engine)
-    config = alembic_config(uri)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, BEFORE_V3_TRACES)
-    engine.dispose()
+    build_schema(f"sqlite:///{db}", BEFORE_V3_TRACES)
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO experiments (experiment_id, name, artifact_location, "
                      "lifecycle_stage) VALUES (7, 'kept', '/tmp/kept', 'active')")
