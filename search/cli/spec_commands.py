@@ -9,8 +9,8 @@ import typer
 import yaml
 from rich.table import Table
 
-from search.cli.console import (EpochsOpt, SeedOpt, SpecArg, TrialsOpt, bad_config, fail, load,
-                                located, out)
+from search.cli.console import (EpochsOpt, SeedOpt, SpecArg, TrialsOpt, bad_config, err, fail,
+                                load, located, out)
 from search.spec.problems import SpecError
 from search.spec.redact import redact
 
@@ -60,7 +60,8 @@ def _preflight(spec: Any) -> None:
     if problems:
         bad_config(SpecError(problems, source=preflight.SOURCE), "pre-flight failed")
     try:
-        preflight.tracking(location.tracking_uri)
+        preflight.tracking(location.tracking_uri,
+                           note=lambda text: err.print(text, highlight=False, markup=False))
     except LaunchError as error:
         fail("pre-flight failed", str(error))
 

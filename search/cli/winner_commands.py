@@ -107,7 +107,7 @@ def retrain(spec_path: Path = typer.Argument(..., help="A one-trial spec, as `ex
 def _probe(uri: str) -> None:
     from search.tracking.store import probe
 
-    problem = probe(uri)
+    problem = probe(uri, note=_note)
     if problem:
         fail("MLflow store unavailable", f"{uri}: {problem}")
 

@@ -110,7 +110,7 @@ def _decided(spec: SearchSpec, record: Experiment, job: TrialJob, address: Optio
     from search.run.driver import drive
 
     preflight.check(spec, record.location, job, preflight.without_data(address))
-    preflight.tracking(record.location.tracking_uri)
+    preflight.tracking(record.location.tracking_uri, note=lambda text: say(console, text))
 
     return drive(spec, record, job, decision, address=address, console=console,
                  callbacks=callbacks, reuse_actors=reuse_actors)

@@ -9,8 +9,9 @@ finds is reported at once, as `validate` does (exit 2, each naming field, value 
               through Optuna (which stores a list-valued choice by its position), through the
               define-by-run function Ray calls, into the trainer's `TrainConfig`
 
-The tracking store is probed last (`tracking`): an unreachable server is not the file's fault,
-so it ends the launch with exit 1, not 2. `resnet-search validate --preflight` runs the same.
+The tracking store is probed last (`tracking`): an unreachable server (or a locked or half-built
+SQLite store) is not the file's fault, so it ends the launch with exit 1, not 2.
+`resnet-search validate --preflight` runs the same.
 """
 
 from __future__ import annotations
@@ -131,10 +132,10 @@ def check(spec: SearchSpec, location: Location, job: TrialJob,
         raise SpecError(found, source=SOURCE)
 
 
-def tracking(uri: str) -> None:
-    """The MLflow store answers (a SQLite file is created here), or LaunchError: in seconds,
-    before any training."""
-    problem = store.probe(uri)
+def tracking(uri: str, note: Callable[[str], None] = lambda text: None) -> None:
+    """The MLflow store answers, or LaunchError, before any training: a server within seconds;
+    a local SQLite file is created here if it is new (`note` says so), with no deadline."""
+    problem = store.probe(uri, note=note)
     if problem:
         raise LaunchError(f"MLflow tracking store {redact(uri)} is unusable: {redact(problem)}")
 

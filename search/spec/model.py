@@ -123,6 +123,22 @@ def uri_credentials_problem(uri: str) -> Optional[tuple[str, str]]:
                       "use MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD env vars")
 
 
+# A file with one of these endings given without a scheme is meant as a SQLite database.
+DATABASE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def database_path_problem(uri: str) -> Optional[str]:
+    """Why `uri` is a database file given as a path, or None. MLflow reads a plain path (or a
+    `file:` URI) as its filesystem store, a directory of files it no longer supports: the launch
+    would end in its "maintenance mode" message, exit 1."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("", "file") or not parts.path.endswith(DATABASE_SUFFIXES):
+        return None
+    return (f"mlflow_uri is {uri!r} but a SQLite database needs the sqlite:/// scheme (a plain "
+            f"path or file: URI is MLflow's unsupported filesystem store); did you mean "
+            f"'sqlite:///{parts.path}'?")
+
+
 class Objective(BaseModel):
     model_config = STRICT
     metric: Literal["val_acc", "val_loss", "train_acc", "train_loss"] = "val_acc"
@@ -248,6 +264,8 @@ class Tracking(BaseModel):
             redacted, reason = found  # the secret must not reach logs through the error
             raise Problems([Problem("", redacted, reason)])
         return uri
+
+    _database_path = field_validator("mlflow_uri")(rule(database_path_problem))
 
 
 class SearchSpec(BaseModel):

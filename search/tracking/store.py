@@ -1,10 +1,10 @@
-"""The MLflow tracking store: probed before a launch, the experiment's parent run opened, reopened
-by a resumed launch and summarised at the end of each. Synchronous calls; the launch puts each
-under a deadline (`within`)."""
+"""The MLflow tracking store: probed before a launch (a local SQLite store made ready by
+sqlite_store.py), the experiment's parent run opened, reopened by a resumed launch and
+summarised at the end of each. Synchronous calls; the launch puts each under a deadline
+(`within`)."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
@@ -19,7 +19,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from search.tracking import describe, view
+from search.tracking import describe, sqlite_store, view
 from search.tracking.names import BEST_TAG, EPOCHS_TAG
 
 log = logging.getLogger("resnet_search.tracking")
@@ -74,13 +74,23 @@ def sqlite_file(uri: str) -> Optional[Path]:
     return None if path in ("", ":memory:") else Path(path)
 
 
-def probe(uri: str, timeout_s: float = 10.0) -> Optional[str]:
-    """Why the tracking store cannot be used, or None. Runs before any training starts."""
+def probe(uri: str, timeout_s: float = 10.0,
+          note: Callable[[str], None] = lambda text: None) -> Optional[str]:
+    """Why the tracking store cannot be used, or None. Runs before any training starts.
+
+    A server (any store but a local SQLite file) must answer within `timeout_s`. A local SQLite
+    store gets no deadline: its creation is local work that a busy machine only slows down, and
+    a launch given up mid-way would leave it half-built. It is made ready (sqlite_store.py; a
+    line through `note` says when it is being created), and `timeout_s` is how long SQLite waits
+    for another process that holds it locked."""
+    db = sqlite_file(uri)
+    if db is not None:
+        return _local(uri, db, timeout_s, note)
     refused: list[str] = []
 
     def contact() -> None:
         try:
-            _first_contact(uri)
+            MlflowClient(uri).search_experiments(max_results=1)
         except MlflowException as error:
             why = refusal(error)
             if why is None:
@@ -89,6 +99,19 @@ def probe(uri: str, timeout_s: float = 10.0) -> Optional[str]:
 
     problem = within(timeout_s, contact)
     return refused[0] if refused else problem
+
+
+def _local(uri: str, db: Path, busy_s: float, note: Callable[[str], None]) -> Optional[str]:
+    try:
+        problem = sqlite_store.ready(db, artifact_location(uri) or "", busy_s, note)
+        if problem:
+            return problem
+        MlflowClient(uri).search_experiments(max_results=1)  # MLflow itself can use it
+    except Exception as error:  # noqa: BLE001 - any failure is reported, none raised
+        if sqlite_store.is_locked(error):
+            return sqlite_store.locked(db)
+        return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+    return None
 
 
 # A server's answer to credentials (HTTP 401/403, or the error codes MLflow maps them to). MLflow
@@ -126,22 +149,6 @@ def credentials_used() -> Optional[str]:
                   else "~/.mlflow/credentials")
         return f"user '{user}' (from {source})"
     return "the token in MLFLOW_TRACKING_TOKEN" if MLFLOW_TRACKING_TOKEN.get() else None
-
-
-def _first_contact(uri: str) -> None:
-    db = sqlite_file(uri)
-    if db is None:
-        MlflowClient(uri).search_experiments(max_results=1)
-        return
-    # The first client of a new SQLite file creates and migrates its schema; two launches doing
-    # that at the same instant collide and one dies. A lock file next to the database serialises
-    # them: the second finds the schema made and only checks it. (flock is released when the
-    # file closes, and by the kernel if this process dies.) MLflow makes a missing directory of
-    # the database; so do we, for the lock file.
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{db}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        MlflowClient(uri).search_experiments(max_results=1)
 
 
 def artifact_location(uri: str) -> Optional[str]:

@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from search.spec.problems import SpecError
-from search.spec.model import load_spec, parse_spec
+from search.spec.model import database_path_problem, load_spec, parse_spec
 from search.spec.params import choice_problems, cycle_problems, range_problems, when_problems
 
 DELETE = object()
@@ -232,6 +232,8 @@ CASES = [
     ("name-hidden", {"name": ".cache"}, "name", ["'.cache'", "start with a letter or digit"]),
     ("name-int", {"name": 5}, "name", ["5", "a string"]),
     ("storage-empty", {"storage_path": ""}, "storage_path", ["''", "at least 1 character"]),
+    ("tracking-db-path", {"tracking": {"mlflow_uri": "mlflow.db"}}, "tracking.mlflow_uri",
+     ["'mlflow.db'", "needs the sqlite:/// scheme", "did you mean 'sqlite:///mlflow.db'"]),
 ]
 
 
@@ -256,6 +258,28 @@ def test_credentials_in_tracking_uri_are_rejected_and_redacted():
     assert "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD" in problem.message
     assert "https://***@mlflow.example.com" in problem.message
     assert "hunter2" not in str(err.value) and "hunter2" not in repr(problem.value)
+
+
+@pytest.mark.parametrize("uri, meant", [
+    ("mlflow.db", "sqlite:///mlflow.db"),
+    ("../mlflow.db", "sqlite:///../mlflow.db"),
+    ("runs/store.sqlite", "sqlite:///runs/store.sqlite"),
+    ("/srv/mlflow.sqlite3", "sqlite:////srv/mlflow.sqlite3"),
+    ("file:///srv/mlflow.db", "sqlite:////srv/mlflow.db"),
+    ("sqlite:///mlflow.db", None),
+    ("sqlite:////srv/mlflow.db", None),
+    ("http://127.0.0.1:5000", None),
+    ("https://mlflow.example.com/store.db", None),  # a server's path, not a file here
+    ("postgresql://db.example.com/mlflow", None),
+    ("./mlruns", None),  # a directory: MLflow's own message says what to do
+])
+def test_a_database_file_given_as_a_path(uri, meant):
+    problem = database_path_problem(uri)
+    if meant is None:
+        assert problem is None
+    else:
+        assert problem.startswith(f"mlflow_uri is {uri!r} but") and "sqlite:///" in problem
+        assert problem.endswith(f"did you mean {meant!r}?")
 
 
 def test_spec_error_survives_pickling():
