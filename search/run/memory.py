@@ -110,10 +110,10 @@ def candidates(spec: SearchSpec, job: TrialJob) -> list[TrainConfig]:
 Measure = Callable[[DataConfig, list[TrainConfig]], dict]
 
 
-def measure(data: DataConfig, configs: list[TrainConfig]) -> dict:
+def measure(data: DataConfig, configs: list[TrainConfig], device: str = "cuda") -> dict:
     """Run the footprint probe in a process of its own on the GPU (the driver keeps no CUDA
     context, and the probe's memory is gone before the trials start)."""
-    request = {"device": "cuda", "data": resolved(data),
+    request = {"device": device, "data": resolved(data),
                "configs": [resolved(cfg) for cfg in configs]}
     try:
         out = subprocess.run([sys.executable, "-m", "resnet_core.train.footprint"],
