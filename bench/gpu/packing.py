@@ -2,8 +2,8 @@
 GPUs. For k = 1, 4 and 8: the aggregate training images/s, each trial's peak memory, and the
 memory pre-flight's prediction of that peak next to what the trials really held.
 
-Eight Ray actors are placed with `num_gpus=1/8` each on a Ray of one GPU, as a search with
-`trial.resources.gpu: 0.125` places its trials. Each builds the Trainer a trial builds
+Eight Ray actors (the largest k) are placed with `num_gpus=1/8` each on a Ray of one GPU, as a
+search with `trial.resources.gpu: 0.125` places its trials. Each builds the Trainer a trial builds
 (resnet_core: the dataset resident on the device, bf16 + channels_last) on synthetic
 CIFAR-shaped data and warms up (cuDNN's autotuner, the optimizer's state). Then k of them train
 together for --seconds, starting at the same wall-clock instant; a trial counts the images of
@@ -15,8 +15,9 @@ Before Ray starts, the pre-flight's probe (search/run/memory.py, the `resnet-sea
 code) measures the same config in a process of its own, and its rule says whether 8 fit; after
 the runs, nvidia-smi's per-process memory of each actor is recorded beside it.
 
-On the CPU (--device cpu, the dry run) there is no GPU to share: the actors ask for 1/8 of a
-custom resource `fake_gpu`, of which this Ray has one, so the same fractional placement runs.
+On the CPU (--device cpu, the dry run, with --trials 1,2,4 on its 2 cores) there is no GPU to
+share: the actors ask for 1/k of a custom resource `fake_gpu`, of which this Ray has one, so the
+same fractional placement runs.
 
     python bench/gpu/packing.py --device cuda --out bench/results
 """
@@ -37,7 +38,7 @@ if __package__ in (None, ""):
 from bench.common import RESULTS, provenance, write_result
 
 TARGETS = {4: 2.5, 8: 3.0}  # shared/PERFORMANCE.md target 2: aggregate vs one trial alone
-SLOTS = 8
+MAX_SLOTS = 8
 SYNC_EVERY = 8  # steps between clock reads (each read waits for the GPU's queue)
 
 
@@ -125,8 +126,9 @@ def nvidia_smi_mib() -> dict[int, float]:
     return found
 
 
-def preflight(cfg: dict, data: dict, device: str) -> dict[str, Any]:
-    """What the launch's memory pre-flight measures and decides for 8 trials of this config."""
+def preflight(cfg: dict, data: dict, device: str, slots: int) -> dict[str, Any]:
+    """What the launch's memory pre-flight measures and decides for `slots` trials of this
+    config."""
     from resnet_core.config import DataConfig, TrainConfig
     from search.run import memory
 
@@ -137,8 +139,10 @@ def preflight(cfg: dict, data: dict, device: str) -> dict[str, Any]:
     out: dict[str, Any] = {"probe": result, "seconds": time.perf_counter() - start}
     if "peak_reserved" in entry and result["kind"] == "cuda":
         need = entry["peak_reserved"] + result["overhead_mib"]
-        out |= {"per_trial_mib": need, "verdict_gpu_0.125": memory.packing_problem(
-            1 / SLOTS, need, result["total_mib"], result["device_name"], "probe") or "fits"}
+        out |= {"per_trial_mib": need, "gpu": memory.fraction_for(slots),
+                "verdict": memory.packing_problem(memory.fraction_for(slots), need,
+                                                  result["total_mib"], result["device_name"],
+                                                  "probe") or "fits"}
     return out
 
 
@@ -152,20 +156,23 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=12.0, help="timed window per k")
     parser.add_argument("--warm-steps", type=int, default=20)
-    parser.add_argument("--trials", default="1,4,8", help="k values, at most 8")
+    parser.add_argument("--trials", default="1,4,8",
+                        help=f"k values, at most {MAX_SLOTS}; the largest is the number of "
+                             "actors, each placed with 1/largest of the GPU")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     ks = [int(k) for k in args.trials.split(",")]
-    if max(ks) > SLOTS:
-        parser.error(f"--trials: at most {SLOTS}")
+    if not 1 <= min(ks) <= max(ks) <= MAX_SLOTS:
+        parser.error(f"--trials: values 1 to {MAX_SLOTS}")
+    slots = max(ks)
     cfg, data = configs(args)
     result: dict[str, Any] = {"config": cfg, "data": data, "settings": vars(args),
-                              "placement": (f"{SLOTS} Ray actors with num_gpus=1/{SLOTS}"
+                              "placement": (f"{slots} Ray actors with num_gpus=1/{slots}"
                                             if args.device == "cuda" else
-                                            f"{SLOTS} Ray actors with 1/{SLOTS} of a custom "
+                                            f"{slots} Ray actors with 1/{slots} of a custom "
                                             "resource fake_gpu (CPU dry run)")}
     try:
-        result["preflight"] = preflight(cfg, data, args.device)
+        result["preflight"] = preflight(cfg, data, args.device, slots)
     except Exception as error:  # noqa: BLE001 - recorded; the packing runs regardless
         result["preflight"] = {"error": f"{type(error).__name__}: {error}"}
 
@@ -176,11 +183,11 @@ def main(argv: list[str] | None = None) -> dict:
              resources={} if cuda else {"fake_gpu": 1}, include_dashboard=False,
              log_to_driver=True)
     try:
-        share = {"num_gpus": 1 / SLOTS, "num_cpus": 1} if cuda else {
-            "resources": {"fake_gpu": 1 / SLOTS}, "num_cpus": 0}
+        share = {"num_gpus": 1 / slots, "num_cpus": 1} if cuda else {
+            "resources": {"fake_gpu": 1 / slots}, "num_cpus": 0}
         actor = ray.remote(Trial).options(**share)
         started = time.perf_counter()
-        trials = [actor.remote(cfg, data, args.device, args.warm_steps) for _ in range(SLOTS)]
+        trials = [actor.remote(cfg, data, args.device, args.warm_steps) for _ in range(slots)]
         pids = ray.get([t.pid.remote() for t in trials])
         result["actors_ready_s"] = time.perf_counter() - started
         arms: dict[str, Any] = {}

@@ -61,7 +61,8 @@ def test_the_probe_measures_on_the_gpu_and_a_larger_batch_needs_more():
     small = TrainConfig(depth=18, batch_size=64, eval_batch_size=64)
     large = TrainConfig(depth=18, batch_size=1024, eval_batch_size=1024)
     huge = TrainConfig(depth=18, width=8.0, batch_size=65536, eval_batch_size=1024)
-    data = DataConfig(dataset="synthetic", synthetic_size=70_000)
+    # 72,000 training images: one batch of 65,536 exists (a smaller split has no full batch)
+    data = DataConfig(dataset="synthetic", synthetic_size=80_000)
     result = run_probe({"device": "cuda", "data": resolved(data),
                         "configs": [resolved(small), resolved(large), resolved(huge)]})
     assert result["kind"] == "cuda" and result["total_mib"] > 10_000
