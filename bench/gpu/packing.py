@@ -11,6 +11,9 @@ the steps it finished inside its window (synchronising every few steps to read t
 Aggregate = the sum over the k trials of images ÷ seconds. Ratios are against k = 1, measured
 in the same run on the same actors.
 
+With --fused, the largest k trials (differing in lr and seed) then train as one stacked,
+vmapped model in this process (resnet_core/train/fused.py, the HFTA idea), timed the same way.
+
 Before Ray starts, the pre-flight's probe (search/run/memory.py, the `resnet-search launch`
 code) measures the same config in a process of its own, and its rule says whether 8 fit; after
 the runs, nvidia-smi's per-process memory of each actor is recorded beside it.
@@ -107,6 +110,48 @@ class Trial:
         return out
 
 
+def fused_arm(cfg: dict, data: dict, device: str, k: int, seconds: float,
+              warm_steps: int) -> dict[str, Any]:
+    """k trials differing in lr and seed as one vmapped model in this process (the HFTA idea,
+    resnet_core/train/fused.py), timed like a packed arm: images of all k ÷ seconds."""
+    import dataclasses
+
+    import torch
+
+    from resnet_core.config import DataConfig, TrainConfig
+    from resnet_core.data.datasets import load_data
+    from resnet_core.train.fused import FusedTrials
+
+    base = TrainConfig(**{key: tuple(v) if isinstance(v, list) else v for key, v in cfg.items()})
+    cfgs = [dataclasses.replace(base, lr=base.lr * (0.5 + i / k), seed=i) for i in range(k)]
+    dev = torch.device(device)
+    fused = FusedTrials(cfgs, load_data(DataConfig(**data)), device=dev)
+    stream = itertools.chain.from_iterable(fused.batches(e) for e in itertools.count())
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    for _ in range(warm_steps):
+        fused.train_step(*next(stream))
+    sync()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    start, steps, elapsed = time.perf_counter(), 0, 0.0
+    while elapsed < seconds:
+        for _ in range(SYNC_EVERY):
+            fused.train_step(*next(stream))
+        steps += SYNC_EVERY
+        sync()
+        elapsed = time.perf_counter() - start
+    images = steps * base.batch_size * k
+    out = {"trials": k, "images": images, "seconds": elapsed,
+           "aggregate_img_per_s": images / elapsed, "process": "one (no Ray)"}
+    if dev.type == "cuda":
+        out["peak_reserved_mib"] = torch.cuda.max_memory_reserved(dev) / 2**20
+    return out
+
+
 def nvidia_smi_mib() -> dict[int, float]:
     """Used GPU memory per process id, as the driver counts it (empty without nvidia-smi)."""
     import shutil
@@ -159,6 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--trials", default="1,4,8",
                         help=f"k values, at most {MAX_SLOTS}; the largest is the number of "
                              "actors, each placed with 1/largest of the GPU")
+    parser.add_argument("--fused", action="store_true",
+                        help="also train the largest k as one fused (vmapped) model")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     ks = [int(k) for k in args.trials.split(",")]
@@ -207,6 +254,12 @@ def main(argv: list[str] | None = None) -> dict:
         result["actor_pids"] = pids
     finally:
         ray.shutdown()
+    if args.fused:  # the GPU is free again: the fused arm runs in this process
+        try:
+            result["fused"] = fused_arm(cfg, data, args.device, slots, args.seconds,
+                                        args.warm_steps)
+        except Exception as error:  # noqa: BLE001 - recorded; the packed arms stand
+            result["fused"] = {"error": f"{type(error).__name__}: {str(error)[:500]}"}
     one = result["arms"].get("1", {}).get("aggregate_img_per_s")
     result["ratios"] = {k: (arm["aggregate_img_per_s"] / one if one and "error" not in arm
                             else None) for k, arm in result["arms"].items() if k != "1"}
@@ -220,6 +273,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"packing k={k}: " + (f"{agg:,.0f} img/s aggregate" if agg else arm["error"])
               + (f", {ratio:.2f}x one trial (target >= {TARGETS[int(k)]}x)"
                  if ratio and int(k) in TARGETS else ""))
+    fused = result.get("fused")
+    if fused:
+        agg = fused.get("aggregate_img_per_s")
+        print(f"fused k={slots}: " + (f"{agg:,.0f} img/s aggregate, {agg / one:.2f}x one trial"
+                                      if agg and one else fused.get("error", "?")))
     print(f"wrote {path}")
     return result
 

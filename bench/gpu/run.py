@@ -12,7 +12,8 @@ crash or hang costs that step only and the next one runs:
     cuda_tests   pytest -m cuda over the files that hold cuda tests (on the CPU: collected only)
     throughput   bench/train_throughput.py: ResNet-18 CIFAR stem, bf16 + channels_last, ours
                  eager and compiled against the tutorial pipeline, one alternation
-    packing      bench/gpu/packing.py: 1, 4 and 8 trials through Ray's fractional GPUs
+    packing      bench/gpu/packing.py: 1, 4 and 8 trials through Ray's fractional GPUs, then
+                 8 as one fused (vmapped) model
     search       bench/gpu/search.py: a 16-trial search through `resnet-search launch`
     profile      bench/gpu/profile_step.py: one trial step under torch.profiler
     data_path    bench/data_path.py: the data path alone (last: only if time is left)
@@ -77,18 +78,18 @@ STEPS: list[Step] = [
     Step("install", 40, "carried wheels into --site, then the launch's imports"),
     Step("environment", 15, "GPU, driver, versions"),
     Step("cuda_tests", 100, "pytest -m cuda"),
-    Step("throughput", 140, "ResNet-18 bf16 + channels_last: ours, ours compiled, tutorial",
+    Step("throughput", 130, "ResNet-18 bf16 + channels_last: ours, ours compiled, tutorial",
          full=["--depth", "18", "--batch-size", "512", "--steps", "60", "--repeats", "5",
                "--warmup", "1", "--compare-compile"],
          tiny=[*TINY_NET, "--steps", "2", "--repeats", "1", "--warmup", "0", "--workers", "1",
                "--compare-compile", "--threads", "1"],
          script="bench/train_throughput.py"),
-    Step("packing", 80, "1, 4 and 8 packed trials through Ray's fractional GPUs",
-         full=["--depth", "20", "--batch-size", "128", "--seconds", "12"],
+    Step("packing", 95, "1, 4 and 8 packed trials through Ray's fractional GPUs",
+         full=["--depth", "20", "--batch-size", "128", "--seconds", "10", "--fused"],
          tiny=[*TINY_NET, "--image-size", "16", "--seconds", "1", "--warm-steps", "1",
-               "--trials", "1,2,4"],
+               "--trials", "1,2,4", "--fused"],
          script="bench/gpu/packing.py"),
-    Step("search", 110, "16 trials: launch, Ray Tune + Optuna + ASHA, MLflow",
+    Step("search", 105, "16 trials: launch, Ray Tune + Optuna + ASHA, MLflow",
          full=["--size", "full"], tiny=["--size", "tiny"], script="bench/gpu/search.py"),
     Step("profile", 30, "one trial step under torch.profiler",
          full=["--depth", "18", "--batch-size", "512"],
@@ -452,6 +453,7 @@ def headline(results: Path, device: str, summary: dict[str, Any]) -> dict[str, A
                 for k, a in arms.items()},
             "preflight_per_trial_mib": pk.get("preflight", {}).get("per_trial_mib"),
             "preflight_verdict": pk.get("preflight", {}).get("verdict"),
+            "fused_img_per_s": (pk.get("fused") or {}).get("aggregate_img_per_s"),
             "target": "8 trials >= 3x one trial, no OOM",
             "met": bool((pk.get("ratios") or {}).get("8") and pk["ratios"]["8"] >= 3
                         and not pk.get("oom"))}

@@ -117,6 +117,7 @@ def test_each_benchmark_wrote_its_figures(dry_run):
         assert len(arm["trials"]) == int(k) and arm["aggregate_img_per_s"] > 0
         assert len({t["pid"] for t in arm["trials"]}) == int(k)  # k processes at once
     assert packing["preflight"]["probe"]["kind"] == "cpu-rss"
+    assert packing["fused"]["trials"] == 4 and packing["fused"]["aggregate_img_per_s"] > 0
     search = json.loads((results / "search16_cpu.json").read_text())
     assert search["exit_code"] == 0 and search["trials_in_mlflow"] == 16
     assert search["statuses"] == ["FINISHED"]
