@@ -29,7 +29,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from bench.common import alternate, median, provenance, ratio_line, write_result
+from bench.common import RESULTS, alternate, median, provenance, ratio_line, write_result
 from resnet_core.data import DeviceLoader, policy_at
 from resnet_core.data.datasets import channel_stats
 
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the result JSON")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads of this process (ours runs here; each tutorial "
                              "worker already runs with 1, DataLoader's default in workers)")
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "worker start-up is inside its epoch (persistent_workers=False, its default)",
         "provenance": provenance(args.device),
     }
-    path = write_result(f"data_path_{args.device}", result)
+    path = write_result(f"data_path_{args.device}", result, args.out)
     print(ratio_line("data_path", ours_rate, base_rate, unit="batches/s",
                      baseline_name="tutorial", target=TARGET[args.device]))
     print(f"wrote {path}")

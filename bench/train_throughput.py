@@ -12,7 +12,13 @@ workers at every epoch boundary (persistent_workers=False, its default): that is
 pays, so it is inside the measurement.
 
     python bench/train_throughput.py                                # CUDA if present
+    python bench/train_throughput.py --compare-compile              # + ours under torch.compile
     python bench/train_throughput.py --device cpu --depth 20 --steps 10 --batch-size 64
+
+`--compare-compile` adds a third arm, ours with `compile: true`, timed in the same alternation
+(its compilation happens in an untimed round first, whose seconds are reported as
+`compile_first_round_s`). On the CPU the trainer compiles nothing (runtime_for), so that arm is
+eager there.
 
 Writes bench/results/train_throughput_<device>.json and prints one ratio line. Needs only
 torch and torchvision (plus PIL, which torchvision brings).
@@ -21,6 +27,7 @@ torch and torchvision (plus PIL, which torchvision brings).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import os
 import sys
@@ -36,7 +43,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from bench.common import alternate, median, provenance, ratio_line, write_result
+from bench.common import (RESULTS, alternate, median, provenance, ratio_line, timed,
+                          write_result)
 from bench.data_path import PILImages
 from resnet_core.config import TrainConfig
 from resnet_core.data.datasets import DataSplits, channel_stats
@@ -122,6 +130,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds per side first")
     parser.add_argument("--compile", action="store_true", help="torch.compile ours (CUDA)")
+    parser.add_argument("--compare-compile", action="store_true",
+                        help="also time ours under torch.compile, in the same alternation")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the result JSON")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads of this process (default: torch's)")
     return parser.parse_args(argv)
@@ -142,15 +153,28 @@ def main(argv: list[str] | None = None) -> dict:
     ours_run, trainer = ours(images, labels, cfg, device, args.steps)
     base_run = tutorial(images, labels, cfg, device, args.steps, args.workers)
     peaks: dict[str, float] = {}
-    times = alternate({"ours": with_peak_memory(ours_run, device, peaks, "ours"),
-                       "tutorial": with_peak_memory(base_run, device, peaks, "tutorial")},
-                      repeats=args.repeats, warmup=args.warmup, device=device)
+    arms = {"ours": with_peak_memory(ours_run, device, peaks, "ours"),
+            "tutorial": with_peak_memory(base_run, device, peaks, "tutorial")}
+    compiled: dict = {}
+    if args.compare_compile:
+        compiled_run, compiled_trainer = ours(images, labels,
+                                              dataclasses.replace(cfg, compile=True), device,
+                                              args.steps)
+        compiled = {"compile_first_round_s": timed(compiled_run, device),
+                    "compiled_runtime_compile": compiled_trainer.runtime.compile}
+        arms["ours_compiled"] = with_peak_memory(compiled_run, device, peaks, "ours_compiled")
+    times = alternate(arms, repeats=args.repeats, warmup=args.warmup, device=device)
     work = args.steps * args.batch_size
     ours_rate, base_rate = work / median(times["ours"]), work / median(times["tutorial"])
+    if args.compare_compile:
+        rate = work / median(times["ours_compiled"])
+        compiled |= {"ours_compiled_img_per_s": rate, "compiled_ratio": rate / base_rate,
+                     "compiled_vs_eager": rate / ours_rate}
     rt = trainer.runtime
     result = {
         "ours_img_per_s": ours_rate, "tutorial_img_per_s": base_rate,
         "ratio": ours_rate / base_rate, "target_ratio": TARGET.get(device.type),
+        **compiled,
         "peak_mem_mb": peaks or None,
         "round_seconds": times, "images_per_round": work,
         "warmup": f"{args.warmup} untimed round(s) of {args.steps} steps per side before "
@@ -163,9 +187,13 @@ def main(argv: list[str] | None = None) -> dict:
         "settings": vars(args),
         "provenance": provenance(device),
     }
-    path = write_result(f"train_throughput_{device.type}", result)
+    path = write_result(f"train_throughput_{device.type}", result, args.out)
     print(ratio_line("train_throughput", ours_rate, base_rate, unit="img/s",
                      baseline_name="tutorial", target=TARGET.get(device.type)))
+    if args.compare_compile:
+        print(ratio_line("train_throughput (compiled)", compiled["ours_compiled_img_per_s"],
+                         base_rate, unit="img/s", baseline_name="tutorial",
+                         target=TARGET.get(device.type)))
     print(f"wrote {path}")
     return result
 

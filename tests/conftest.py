@@ -1,4 +1,5 @@
-"""Fixtures more than one test package uses: a real S3-compatible server."""
+"""Fixtures more than one test package uses: a real S3-compatible server; and the rule of the
+`cuda` marker: such a test selected on a machine without a GPU fails, it is never skipped."""
 
 from __future__ import annotations
 
@@ -19,3 +20,12 @@ def s3(s3_endpoint, monkeypatch):
     for key, value in credentials(s3_endpoint).items():
         monkeypatch.setenv(key, value)
     return new_bucket(s3_endpoint)
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("cuda") is not None:
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.fail("marked cuda, but torch sees no CUDA device here: a machine without a "
+                        "GPU runs the tests with -m 'not cuda'", pytrace=False)

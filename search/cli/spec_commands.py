@@ -20,7 +20,8 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
              preflight: bool = typer.Option(
                  False, "--preflight", help="Also run the checks launch makes before Ray starts: "
                  "storage_path writable, the data readable with two classes and a batch, every "
-                 "sampled value accepted by the trainer, the MLflow store reachable.")) -> None:
+                 "sampled value accepted by the trainer, the GPUs a trial asks for present and "
+                 "packed trials fitting in their memory, the MLflow store reachable.")) -> None:
     """Check a search space and print it resolved, with a summary of what it explores.
 
     Exits 0 when valid and 2 with one line per problem (field, value, rule) when not; with --preflight, 1 when only the MLflow store cannot be reached."""
@@ -56,7 +57,12 @@ def _preflight(spec: Any) -> None:
     from search.run.launch import job_of
 
     location = located(spec)
-    problems = preflight.problems(spec, location, job_of(spec, location))
+    try:
+        problems = preflight.problems(spec, location, job_of(spec, location),
+                                      say=lambda text: out.print(text, highlight=False,
+                                                                 markup=False))
+    except LaunchError as error:  # the GPU memory probe could not run
+        fail("pre-flight failed", str(error))
     if problems:
         bad_config(SpecError(problems, source=preflight.SOURCE), "pre-flight failed")
     try:

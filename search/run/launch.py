@@ -60,7 +60,7 @@ def launch(spec: SearchSpec, *, address: Optional[str] = None, console: Any = No
         # Not even the lease can be taken there: report it with every other problem now.
         from search.run import preflight
 
-        preflight.check(spec, location, job, preflight.without_data(address))
+        preflight.check(spec, location, job, preflight.for_launch(address))
     # (An object store has no directories to leave behind: a prefix goes with its objects.)
     made = [d for d in (location.directory, location.storage)
             if is_local(d) and not d.exists()]
@@ -109,7 +109,8 @@ def _decided(spec: SearchSpec, record: Experiment, job: TrialJob, address: Optio
     from search.run import preflight  # the engines load only now (Ray with the driver)
     from search.run.driver import drive
 
-    preflight.check(spec, record.location, job, preflight.without_data(address))
+    preflight.check(spec, record.location, job, preflight.for_launch(address),
+                    lambda text: say(console, text))
     preflight.tracking(record.location.tracking_uri, note=lambda text: say(console, text))
 
     return drive(spec, record, job, decision, address=address, console=console,

@@ -8,6 +8,9 @@ finds is reported at once, as `validate` does (exit 2, each naming field, value 
     trials    every value each distribution can produce goes the way a trial's config goes:
               through Optuna (which stores a list-valued choice by its position), through the
               define-by-run function Ray calls, into the trainer's `TrainConfig`
+    gpu       a local launch asking for GPUs has them; and, when every other check passed,
+              trials packed on a GPU (0 < trial.resources.gpu < 1) fit in its memory, measured
+              on probe steps of the heaviest configs (search/run/memory.py)
 
 The tracking store is probed last (`tracking`): an unreachable server (or a locked or half-built
 SQLite store) is not the file's fault, so it ends the launch with exit 1, not 2.
@@ -25,6 +28,7 @@ from resnet_core.data import (DataSplits, DatasetMissingError, DatasetUnreadable
                               load_data)
 from search.engine.space import DefineByRun, optuna_params
 from search.experiment.location import Location, storage_problem
+from search.run import memory
 from search.run.errors import LaunchError
 from search.spec import points, schema
 from search.spec.job import TrialJob
@@ -116,18 +120,33 @@ def trials(spec: SearchSpec, location: Location, job: TrialJob) -> list[Problem]
     return problems
 
 
+def gpu(spec: SearchSpec, location: Location, job: TrialJob) -> list[Problem]:
+    """This machine has the GPUs each trial asks for (its memory is measured last)."""
+    return memory.problems(spec, job, memory.no_say, measure_memory=False)
+
+
 Check = Callable[[SearchSpec, Location, TrialJob], list[Problem]]
-CHECKS: dict[str, Check] = {"storage": storage, "data": data, "trials": trials}
+CHECKS: dict[str, Check] = {"storage": storage, "data": data, "trials": trials, "gpu": gpu}
+# Read on the driver's machine: with --address the trials run elsewhere (search/run/checks.py
+# checks the nodes instead).
+LOCAL = ("data", "gpu")
 
 
 def problems(spec: SearchSpec, location: Location, job: TrialJob,
-             names: tuple[str, ...] = tuple(CHECKS)) -> list[Problem]:
-    return [problem for name in names for problem in CHECKS[name](spec, location, job)]
+             names: tuple[str, ...] = tuple(CHECKS),
+             say: Callable[[str], None] = memory.no_say) -> list[Problem]:
+    """Every problem of the checks `names`. The memory of packed trials is measured only when
+    none was found: probing configs that cannot run would say nothing, and costs GPU seconds."""
+    found = [problem for name in names for problem in CHECKS[name](spec, location, job)]
+    if "gpu" in names and not found:
+        found += memory.packing_problems(spec, job, say)
+    return found
 
 
 def check(spec: SearchSpec, location: Location, job: TrialJob,
-          names: tuple[str, ...] = tuple(CHECKS)) -> None:
-    found = problems(spec, location, job, names)
+          names: tuple[str, ...] = tuple(CHECKS),
+          say: Callable[[str], None] = memory.no_say) -> None:
+    found = problems(spec, location, job, names, say)
     if found:
         raise SpecError(found, source=SOURCE)
 
@@ -140,7 +159,8 @@ def tracking(uri: str, note: Callable[[str], None] = lambda text: None) -> None:
         raise LaunchError(f"MLflow tracking store {redact(uri)} is unusable: {redact(problem)}")
 
 
-def without_data(address: Optional[str]) -> tuple[str, ...]:
-    """The checks for a launch: on a remote cluster the data lives where the workers run."""
-    return tuple(name for name in CHECKS if not (address and name == "data"))
+def for_launch(address: Optional[str]) -> tuple[str, ...]:
+    """The checks for a launch: on a remote cluster the data and the GPUs are where the
+    workers run, not here."""
+    return tuple(name for name in CHECKS if not (address and name in LOCAL))
 

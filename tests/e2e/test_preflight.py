@@ -77,6 +77,9 @@ CASES: dict[str, tuple[Callable[[Path], dict], str, str]] = {
                      "no parameter of the space varies"),
     "fewer points than trials": (lambda t: {"space": TWO}, "budget.trials",
                                  "only 2 distinct configurations"),
+    # (the test hides any GPU of the machine it runs on: CUDA_VISIBLE_DEVICES="")
+    "gpu on a machine without one": (lambda t: {"trial": {"resources": {"cpu": 1, "gpu": 0.5}}},
+                                     "trial.resources.gpu", "has no GPUs that torch can use"),
 }
 
 
@@ -113,7 +116,9 @@ def assert_refused_before_ray(result, field: str, rule: str, spec: dict, home: P
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_launch_refuses_before_ray_starts(case, tmp_path, write_spec, digits_spec, cli):
+def test_launch_refuses_before_ray_starts(case, tmp_path, write_spec, digits_spec, cli,
+                                          monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a machine without GPUs, wherever it runs
     spec = spec_for(case, tmp_path, digits_spec)
     result = cli("launch", str(write_spec(spec)), cwd=tmp_path, timeout=120)
     _, field, rule = CASES[case]
@@ -131,8 +136,11 @@ def test_all_problems_are_reported_at_once(tmp_path, write_spec, digits_spec, cl
         assert "(3 problems)" in result.stderr
 
 
-@pytest.mark.parametrize("case", ["corrupt image", "storage on gs"])
-def test_validate_preflight_runs_the_same_checks(case, tmp_path, write_spec, digits_spec, cli):
+@pytest.mark.parametrize("case", ["corrupt image", "storage on gs",
+                                  "gpu on a machine without one"])
+def test_validate_preflight_runs_the_same_checks(case, tmp_path, write_spec, digits_spec, cli,
+                                                 monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     spec = spec_for(case, tmp_path, digits_spec)
     path = write_spec(spec)
     assert cli("validate", str(path), cwd=tmp_path, timeout=120).returncode == 0  # the file
