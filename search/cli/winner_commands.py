@@ -88,7 +88,7 @@ def retrain(spec_path: Path = typer.Argument(..., help="A one-trial spec, as `ex
     from search.winner.header import read_provenance
     from search.winner.retrain import existing, plan_of
 
-    spec = load(spec_path, None, epochs, None)
+    spec = load(spec_path, None, epochs, None, epochs_flag="--epochs")
     try:
         plan = plan_of(spec, read_provenance(spec_path.read_text(errors="replace")))
     except SpecError as error:

@@ -271,6 +271,30 @@ def test_a_bad_config_exits_2_naming_field_and_value(case, command, tmp_path, wr
     assert not (Path(spec["storage_path"]) / NAME).exists()
 
 
+# command-line flags that override a field: (command, flags, the rendered problem's start)
+BAD_FLAGS = {
+    "launch --trials 0": ("launch", ("--trials", "0"), "(--trials): budget.trials: trials is 0"),
+    "validate --max-epochs 0": ("validate", ("--max-epochs", "0"),
+                                "(--max-epochs): budget.max_epochs: max_epochs is 0"),
+    "retrain --epochs 0": ("retrain", ("--epochs", "0"),
+                           "(--epochs): budget.max_epochs: max_epochs is 0"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FLAGS)
+def test_a_bad_override_is_blamed_on_its_flag_not_the_file(case, tmp_path, write_spec,
+                                                          digits_spec, cli):
+    command, flags, said = BAD_FLAGS[case]
+    spec = digits_spec()
+    if command == "retrain":  # a one-trial spec, as export-best writes it
+        spec = {**digits_spec(budget={"trials": 1, "max_epochs": 3}), "space": {}}
+    path = write_spec(spec)
+    result = cli(command, str(path), *flags, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{path} {said}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # --- 6. the trial's process is SIGKILLed mid-trial ----------------------------------------------
 
 def trial_worker(home: Path) -> Optional[psutil.Process]:
