@@ -24,8 +24,8 @@ def trials_table(results: Any, title: str, top: Optional[int] = None) -> Table:
         table.add_column(column)
     for rank, trial in enumerate(results.trials[:top], 1):
         best = "-" if trial.best is None else f"{trial.best:.4f}"
-        table.add_row(str(rank), trial.trial_id, best, str(trial.epochs), trial.outcome.value,
-                      params_text(trial.params))
+        table.add_row(str(rank), trial.trial_id, best, str(trial.epochs),
+                      trial.shown(results.live), params_text(trial.params))
     return table
 
 

@@ -20,7 +20,7 @@ from search.experiment.state import (
     STATE_FILE, DamagedRecord, State, Status, damaged, read_json, read_state, write_json_atomic,
     write_state)
 from search.experiment.storage import StoragePath, as_path, entries, move, remove_tree
-from search.experiment.summary import Summary, job_of_saved, summarize
+from search.experiment.summary import Summary, is_live, job_of_saved, status_of, summarize
 from search.spec.job import TrialJob
 
 SPEC_FILE = "spec.json"
@@ -128,8 +128,13 @@ class Experiment:
 
     def recorded_results(self) -> Results:
         """The trials as the record's own spec reads them (`trials`, reports): no spec file
-        needed, the experiment's directory (or URI) is enough."""
-        return self.results(job_of_saved(self._recorded()[1]))
+        needed, the experiment's directory (or URI) is enough. `live` when a driver runs the
+        search now, as `status` decides it."""
+        state, spec = self._recorded()
+        results = self.results(job_of_saved(spec))
+        driver = self.driver()
+        results.live = is_live(status_of(state, driver.describe() if driver else None, False))
+        return results
 
     def _recorded(self) -> tuple[State, dict]:
         state = self.state()

@@ -50,6 +50,12 @@ def test_a_running_search_is_seen_stopped_from_another_shell_and_resumed(
         assert running["trials_budget"] == 4 and running["epochs_budget"] == 4 * 5
         if storage.kind == "directory":  # S3: Ray uploads trials' results every 15 s
             assert running["trials"]["running"] >= 1 and running["epochs_used"] >= 1
+            # `trials` reads a running trial as `status` counts it: running, never killed
+            # (nothing kills a trial of this search).
+            listed = as_json(cli("trials", str(path), "--json", cwd=tmp_path, timeout=120))
+            shown = {t["outcome"] for t in listed["trials"] if t["status"] == "RUNNING"}
+            table = cli("trials", str(path), cwd=tmp_path, timeout=120)
+            assert shown == {"running"} and "killed" not in table.stdout, (listed, table.stdout)
         stopped = cli("stop", str(path), "--json", cwd=tmp_path, timeout=300)
         assert "asked the driver" in stopped.stderr
         assert as_json(stopped)["experiment"]["status"] == "interrupted"  # it waited
