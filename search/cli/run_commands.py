@@ -13,7 +13,7 @@ import typer
 from search.cli.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EpochsOpt, NameOpt,
                                 SeedOpt, SpecArg, TrialsOpt, bad_config, err, fail, load, located,
                                 out)
-from search.cli.report import print_ending
+from search.cli.report import interrupted_line, print_ending
 
 
 def launch(spec_path: Path = SpecArg,
@@ -75,8 +75,7 @@ def launch(spec_path: Path = SpecArg,
         raise typer.Exit(EXIT_INTERRUPTED) from None
     print_ending(ending, top)
     if ending.status is Status.INTERRUPTED:
-        err.print(f"interrupted ({ending.reason}): the search is saved; run the same command "
-                  "again to resume it.", highlight=False, markup=False)
+        err.print(interrupted_line(ending), highlight=False, markup=False)
         raise typer.Exit(exit_code(ending.signal) if ending.signal else EXIT_INTERRUPTED)
     if ending.status is Status.ABORTED:
         err.print("[bold red]search aborted[/]: ", end="", highlight=False)

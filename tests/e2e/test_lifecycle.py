@@ -84,7 +84,10 @@ def test_ctrl_c_saves_the_search_exits_130_and_the_same_command_resumes_it(
             os.killpg(driver.pid, signal.SIGKILL)
     log = driver_log(driver)
     assert code == 130, log
-    assert "run the same command again to resume" in log
+    assert "interrupted (SIGINT): the search is saved; run the same command again to resume" in log
+    # A partial search has no result yet: nothing a script could read as the search's best.
+    assert "best config:" not in log and "best checkpoint:" not in log, log
+    assert "best trials of" not in log, log
     assert "Tuner.restore" not in log and "Traceback" not in log, log
     record, job = record_of(path)
     assert record.state().status.value == "interrupted"
