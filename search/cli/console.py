@@ -16,7 +16,7 @@ err = Console(stderr=True, soft_wrap=True)
 EXIT_OK = 0
 EXIT_FAILED = 1  # the search could not start, was refused, or was aborted
 EXIT_BAD_CONFIG = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT; a SIGTERM ends with 143
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; a SIGTERM ends with 143, a SIGHUP with 129
 
 SpecArg = typer.Argument(..., help="Search-space YAML file (see spaces/).", show_default=False)
 TrialsOpt = typer.Option(None, "--trials", help="Override budget.trials.")

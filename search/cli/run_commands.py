@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -34,7 +35,7 @@ def launch(spec_path: Path = SpecArg,
 
     One driver per experiment: a second launch of the same experiment is refused while the first runs.
 
-    Ctrl+C (or SIGTERM) saves the search and exits 130 (143); the same command resumes it.
+    Ctrl+C (or SIGTERM, or SIGHUP: its terminal closed) saves the search and exits 130 (143, 129); the same command resumes it.
 
     The search stops when its first trials all fail alike (trial.abort_on_same_error).
 
@@ -69,10 +70,10 @@ def launch(spec_path: Path = SpecArg,
         fail("damaged experiment record", str(error))
     except LaunchError as error:
         fail("cannot launch", str(error))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:  # a signal before Tune listened, or a second one
         err.print("interrupted: every finished epoch is saved; run the same command again to "
                   "resume.", highlight=False, markup=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(exit_code(getattr(error, "signum", signal.SIGINT))) from None
     print_ending(ending, top)
     if ending.status is Status.INTERRUPTED:
         err.print(interrupted_line(ending), highlight=False, markup=False)

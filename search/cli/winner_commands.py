@@ -12,8 +12,7 @@ from typing import Any, Optional
 
 import typer
 
-from search.cli.console import (EXIT_BAD_CONFIG, EXIT_INTERRUPTED, bad_config, err, fail, load,
-                                out)
+from search.cli.console import EXIT_BAD_CONFIG, bad_config, err, fail, load, out
 from search.cli.lifecycle_commands import experiment_of, from_record
 
 ExperimentArg = typer.Argument(..., help="A spec file, an experiment directory or its URI "
@@ -83,7 +82,7 @@ def retrain(spec_path: Path = typer.Argument(..., help="A one-trial spec, as `ex
             force: bool = ForceOpt) -> None:
     """Train the spec's config on train+validation for its full budget, then evaluate it once on the test split.
 
-    In this process, no Ray. Logs an MLflow run in the search's MLflow experiment, tagged with the search's parent run and the winning trial's run, and writes DIR/model.pt (a state_dict: torch.load(..., weights_only=True)) with DIR/model_card.md and model_card.json. Exit 1 when it cannot be done (data, MLflow store, an earlier retrain in DIR without --force), 130 on Ctrl+C (nothing written)."""
+    In this process, no Ray. Logs an MLflow run in the search's MLflow experiment, tagged with the search's parent run and the winning trial's run, and writes DIR/model.pt (a state_dict: torch.load(..., weights_only=True)) with DIR/model_card.md and model_card.json. Exit 1 when it cannot be done (data, MLflow store, an earlier retrain in DIR without --force), 130 on Ctrl+C, 143 on SIGTERM, 129 when its terminal closes (nothing written)."""
     from search.spec.problems import SpecError
     from search.winner.header import read_provenance
     from search.winner.retrain import existing, plan_of
@@ -125,14 +124,17 @@ def _trained(plan: Any, directory: Path) -> None:
               f"train_acc {m['train_acc']:.4f}  lr {m['lr']:.4g}  {m['epoch_seconds']:.1f} s")
 
     # Ctrl+C is a KeyboardInterrupt however this process was started (a shell without job
-    # control starts background jobs with SIGINT ignored).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # control starts background jobs with SIGINT ignored); so are SIGTERM and a closed
+    # terminal's SIGHUP (after which nothing is written to the terminal that is gone).
+    from search.run.interrupt import exit_code, on_signals
+
+    on_signals()
     try:
         done = retrain(plan, directory, on_epoch=progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         _note(f"interrupted: nothing was saved in {directory}; the MLflow run is closed as "
               "KILLED")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(exit_code(getattr(error, "signum", signal.SIGINT))) from None
     except (RetrainFailed, TrackingFailed) as error:
         fail("retrain failed", str(error))
     except OSError as error:

@@ -17,6 +17,7 @@ from search.engine import compat
 from search.remote import cluster
 from search.remote.auth import make_private_token, private_token, token_file
 from search.run.errors import LaunchError
+from search.run.interrupt import hangup_blocked
 from search.spec.redact import RedactSecrets
 from search.tracking.store import quiet_client
 
@@ -52,8 +53,10 @@ def init_ray(address: Optional[str]) -> None:
         # left on this machine, and retries forever when that one has died since.
         make_private_token()
         private_token(token_file())
-        # Nothing of it is for other machines: the token is then not its only guard.
-        with compat.loopback_node():
+        # Nothing of it is for other machines: the token is then not its only guard. Its GCS,
+        # raylet and agents share the driver's process group, which a closed terminal's SIGHUP
+        # reaches: they start with it blocked, and live on while the driver saves the search.
+        with compat.loopback_node(), hangup_blocked():
             ray.init(address="local", include_dashboard=False, log_to_driver=False)
         private_token(token_file())  # in case Ray made one after all
 

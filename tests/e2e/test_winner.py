@@ -190,29 +190,37 @@ def test_the_retrain_is_an_mlflow_run_of_the_search_linked_to_the_winner(
                                                                         "model_card.json"}
 
 
-def test_ctrl_c_exits_130_saves_nothing_and_closes_the_run_killed(finished, exported, work):
+# What stops a retrain: Ctrl+C in its terminal, and that terminal closed (SIGHUP), with the exit
+# code of each.
+STOPPING = {"SIGINT": 130, "SIGHUP": 129}
+
+
+@pytest.mark.parametrize("sig", STOPPING)
+def test_ctrl_c_exits_130_saves_nothing_and_closes_the_run_killed(finished, exported, work,
+                                                                   sig):
     spec = yaml.safe_load((work / "out" / "best.yaml").read_text())
-    spec["tracking"]["experiment"] = f"{NAME}-interrupted"  # keep the search's own clean
-    (work / "interrupted.yaml").write_text(yaml.safe_dump(spec))
-    with open(work / "interrupted.log", "w") as log:
+    experiment_name = f"{NAME}-interrupted-{sig}"  # keep the search's own clean
+    spec["tracking"]["experiment"] = experiment_name
+    (work / f"{sig}.yaml").write_text(yaml.safe_dump(spec))
+    output_file = work / f"{sig}.log"
+    with open(output_file, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "search.cli", "retrain", "interrupted.yaml", "--epochs", "50",
-             "-o", "stopped"], cwd=work, env=cli_env(work), stdout=log,
+            [sys.executable, "-m", "search.cli", "retrain", f"{sig}.yaml", "--epochs", "50",
+             "-o", f"stopped-{sig}"], cwd=work, env=cli_env(work), stdout=log,
             stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: "epoch 1/50" in (work / "interrupted.log").read_text(), 180,
-                 "the first epoch")
-        proc.send_signal(signal.SIGINT)  # what Ctrl+C in its terminal sends
+        wait_for(lambda: "epoch 1/50" in output_file.read_text(), 180, "the first epoch")
+        proc.send_signal(getattr(signal, sig))
         code = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    output = (work / "interrupted.log").read_text()
-    assert code == 130, output
+    output = output_file.read_text()
+    assert code == STOPPING[sig], output
     assert "interrupted: nothing was saved" in output and "Traceback" not in output
-    assert not list((work / "stopped").glob("model*"))  # no weights, no card
+    assert not list((work / f"stopped-{sig}").glob("model*"))  # no weights, no card
     client = MlflowClient(finished.server_url)
-    experiment = client.get_experiment_by_name(f"{NAME}-interrupted")
+    experiment = client.get_experiment_by_name(experiment_name)
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "KILLED" and run.data.tags["reason"] == "interrupted"
 
