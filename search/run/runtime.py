@@ -18,6 +18,7 @@ from search.remote import cluster
 from search.remote.auth import make_private_token, private_token, token_file
 from search.run.errors import LaunchError
 from search.run.interrupt import hangup_blocked
+from search.run.raystart import give_ray_time, start_failed
 from search.spec.redact import RedactSecrets
 from search.tracking.store import quiet_client
 
@@ -53,11 +54,15 @@ def init_ray(address: Optional[str]) -> None:
         # left on this machine, and retries forever when that one has died since.
         make_private_token()
         private_token(token_file())
+        give_ray_time()  # for the processes Ray starts (the launch set it before `import ray`)
         # Nothing of it is for other machines: the token is then not its only guard. Its GCS,
         # raylet and agents share the driver's process group, which a closed terminal's SIGHUP
         # reaches: they start with it blocked, and live on while the driver saves the search.
-        with compat.loopback_node(), hangup_blocked():
-            ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        try:
+            with compat.loopback_node(), hangup_blocked():
+                ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        except Exception as error:  # noqa: BLE001  whatever Ray raises, the user needs one line
+            raise LaunchError(start_failed(error, os.getloadavg()[0], os.cpu_count())) from None
         private_token(token_file())  # in case Ray made one after all
 
 
