@@ -85,13 +85,16 @@ def retrain(spec_path: Path = typer.Argument(..., help="A one-trial spec, as `ex
     In this process, no Ray. Logs an MLflow run in the search's MLflow experiment, tagged with the search's parent run and the winning trial's run, and writes DIR/model.pt (a state_dict: torch.load(..., weights_only=True)) with DIR/model_card.md and model_card.json. Exit 1 when it cannot be done (data, MLflow store, an earlier retrain in DIR without --force), 130 on Ctrl+C, 143 on SIGTERM, 129 when its terminal closes (nothing written)."""
     from search.spec.problems import SpecError
     from search.winner.header import read_provenance
-    from search.winner.retrain import existing, plan_of
+    from search.winner.retrain import existing, plan_of, verified
 
     spec = load(spec_path, None, epochs, None, epochs_flag="--epochs")
+    source, unverified = verified(read_provenance(spec_path.read_text(errors="replace")))
     try:
-        plan = plan_of(spec, read_provenance(spec_path.read_text(errors="replace")))
+        plan = plan_of(spec, source)
     except SpecError as error:
         bad_config(error, "cannot retrain this spec")
+    if unverified:
+        _note(unverified)
     directory = output if output is not None else Path(f"{plan.name}-retrained")
     if directory.exists() and not directory.is_dir():
         fail("cannot write", f"{directory} is a file; give -o a directory", EXIT_BAD_CONFIG)

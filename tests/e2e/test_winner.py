@@ -225,6 +225,31 @@ def test_ctrl_c_exits_130_saves_nothing_and_closes_the_run_killed(finished, expo
     assert run.info.status == "KILLED" and run.data.tags["reason"] == "interrupted"
 
 
+def test_a_header_naming_a_checkpoint_that_is_gone_is_warned_of_and_marked_unverified(
+        finished, exported, work, winner, cli):
+    text = (work / "out" / "best.yaml").read_text()
+    gone = f"{finished.experiment}/{winner.trial_id}/checkpoint_999999"
+    assert f"#   checkpoint: {winner.checkpoint}\n" in text
+    text = text.replace(f"#   checkpoint: {winner.checkpoint}\n", f"#   checkpoint: {gone}\n")
+    # (its own MLflow experiment: the search's holds only the retrain the other tests read)
+    text = text.replace(f"\n  experiment: {NAME}\n", f"\n  experiment: {NAME}-unverified\n")
+    (work / "unverified.yaml").write_text(text)
+    done = cli("retrain", "unverified.yaml", "--epochs", "1", "-o", "unverified", cwd=work,
+               timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (f"warning: the checkpoint its provenance header names does not exist: {gone}"
+            in done.stderr)
+    card = json.loads((work / "unverified" / "model_card.json").read_text())
+    assert card["source"]["checkpoint"] == gone
+    assert card["source"]["checkpoint_verified"] is False
+    assert "**Unverified**" in (work / "unverified" / "model_card.md").read_text()
+    client = MlflowClient(finished.server_url)
+    experiment = client.get_experiment_by_name(f"{NAME}-unverified")
+    [run] = client.search_runs([experiment.experiment_id])
+    assert run.data.tags["retrain_of.checkpoint"] == gone
+    assert run.data.tags["retrain_of.checkpoint_verified"] == "false"
+
+
 def test_retrain_refuses_a_search_and_an_earlier_retrain(finished, retrained, work, cli):
     searching = cli("retrain", str(finished.spec_path), cwd=work, timeout=120)
     assert searching.returncode == 2, searching.stdout + searching.stderr
