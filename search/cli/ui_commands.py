@@ -29,7 +29,7 @@ def ui(target: str = TargetArg, port: int = PortOpt) -> None:
     """Open the MLflow UI on an experiment's runs: print the link for a tracking server, or run MLflow's UI on 127.0.0.1 for a SQLite store until Ctrl+C."""
     from search.cli.lifecycle_commands import experiment_of, from_record
     from search.run.interrupt import on_signals
-    from search.spec.redact import redact
+    from search.spec.redact import missing_secret, redact
     from search.tracking import store
     from search.tracking.ui import UIError, is_server, search_link, start_server, stop_server
 
@@ -38,7 +38,9 @@ def ui(target: str = TargetArg, port: int = PortOpt) -> None:
     if state is None:
         fail("no experiment", f"{experiment.directory} holds no experiment record: launch "
                               f"{target} first")
-    uri = state.tracking_uri
+    uri = experiment.location.tracking_uri  # a spec file's, or the record's with its secret
+    if missing_secret(uri):
+        fail("no secret for the tracking store", str(missing_secret(uri)))
     db = store.sqlite_file(uri)
     if db is not None and not db.is_file():
         fail("no MLflow store", f"{db} does not exist (the tracking store of "

@@ -107,9 +107,10 @@ def retrain(spec_path: Path = typer.Argument(..., help="A one-trial spec, as `ex
 
 
 def _probe(uri: str) -> None:
+    from search.spec.redact import missing_secret
     from search.tracking.store import probe
 
-    problem = probe(uri)
+    problem = missing_secret(uri) or probe(uri)
     if problem:
         fail("MLflow store unavailable", f"{uri}: {problem}")
 

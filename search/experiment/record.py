@@ -22,6 +22,7 @@ from search.experiment.state import (
 from search.experiment.storage import StoragePath, as_path, entries, move, remove_tree
 from search.experiment.summary import Summary, is_live, job_of_saved, status_of, summarize
 from search.spec.job import TrialJob
+from search.spec.redact import restored, spec_at_rest
 
 SPEC_FILE = "spec.json"
 
@@ -46,7 +47,7 @@ class Experiment:
             raise NoExperiment(f"{directory} holds no experiment record ({STATE_FILE}); give a "
                                "spec file or an experiment directory under its storage_path")
         return cls(Location(storage=directory.parent, directory=directory,
-                            tracking_uri=state.tracking_uri, data_root=""))
+                            tracking_uri=restored(state.tracking_uri), data_root=""))
 
     # ---- state ----
     def state(self) -> Optional[State]:
@@ -78,7 +79,7 @@ class Experiment:
         return self._mapping(SPEC_FILE)
 
     def save_spec(self, resolved: dict) -> None:
-        write_json_atomic(self.directory / SPEC_FILE, resolved)
+        write_json_atomic(self.directory / SPEC_FILE, spec_at_rest(resolved))
 
     def scheduler_state(self) -> dict:
         return self._mapping(SCHEDULER_FILE) or {}
@@ -94,7 +95,7 @@ class Experiment:
         state = self.state()
         # The saved spec only explains a refusal: a damaged one must not block a resume.
         saved = self.saved_spec() if state is not None and state.spec_hash != spec_hash else None
-        return rule.decide(state, saved, spec, spec_hash, self.ray_saved())
+        return rule.decide(state, saved, spec_at_rest(spec), spec_hash, self.ray_saved())
 
     def lease(self, **kw: Any) -> Lease:
         """Lease.acquire(directory, heartbeat_s=, ttl_s=): raises LeaseHeld while in use."""

@@ -88,13 +88,14 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
         record.save_spec(spec.resolved())
         now = time.time()
         record.save_state(State(name=spec.name, spec_hash=spec.spec_hash(),
-                                parent_run_id=parent, tracking_uri=uri,
+                                parent_run_id=parent, tracking_uri=redact(uri),
                                 status=Status.RUNNING, created_at=now, updated_at=now))
         tuner = new_tuner(spec, job, record.location.storage, uri, parent, console, callbacks,
                           reuse_actors)
     ours = parts(tuner)
     if resumed:
         ours.progress.console = console or ours.progress.console  # not pickled with the tuner
+        ours.mirror.relink(uri)  # pickled with its URI's secret masked
         ours.scheduler.load_state(record.scheduler_state())
         record.mark(Status.RUNNING)
         # What an earlier driver could not write to MLflow (a dead store, a crash) first.

@@ -29,7 +29,7 @@ from search.spec import points, schema
 from search.spec.job import TrialJob
 from search.spec.model import SearchSpec
 from search.spec.problems import Problem, SpecError
-from search.spec.redact import redact
+from search.spec.redact import missing_secret, redact
 from search.tracking import store
 
 SOURCE = "pre-flight"
@@ -134,7 +134,7 @@ def check(spec: SearchSpec, location: Location, job: TrialJob,
 def tracking(uri: str) -> None:
     """The MLflow store answers (a SQLite file is created here), or LaunchError: in seconds,
     before any training."""
-    problem = store.probe(uri)
+    problem = missing_secret(uri) or store.probe(uri)
     if problem:
         raise LaunchError(f"MLflow tracking store {redact(uri)} is unusable: {redact(problem)}")
 

@@ -27,6 +27,7 @@ from search.spec import objective, points, schema as trial_schema
 from search.spec.job import TrialJob
 from search.spec.params import STRICT, ChoiceParam, FloatParam, IntParam, Param, parse_space
 from search.spec.problems import Problem, Problems, SpecError, problems_from, show
+from search.spec.redact import spec_at_rest
 from search.spec.yaml_io import load_yaml
 
 __all__ = ["SearchSpec", "Param", "FloatParam", "IntParam", "ChoiceParam", "load_spec",
@@ -334,7 +335,10 @@ class SearchSpec(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
     def spec_hash(self) -> str:
-        canonical = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        """The search as it is kept at rest: a tracking URI's secret (masked in the record) is
+        not part of it, so a rotated password is no change of the search."""
+        canonical = json.dumps(spec_at_rest(self.resolved()), sort_keys=True,
+                               separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     @property
