@@ -49,7 +49,7 @@ def launch(spec_path: Path = SpecArg,
                   markup=False)
     from search.experiment.lease import LeaseError
     from search.experiment.state import DamagedRecord, Status
-    from search.run.errors import LaunchError
+    from search.run.errors import LaunchError, StorageFull
     from search.run.interrupt import exit_code
     from search.run.launch import launch as run_launch
     from search.spec.problems import SpecError
@@ -68,6 +68,8 @@ def launch(spec_path: Path = SpecArg,
         fail("already running", str(error))
     except DamagedRecord as error:
         fail("damaged experiment record", str(error))
+    except StorageFull as error:
+        fail("cannot go on", str(error))
     except LaunchError as error:
         fail("cannot launch", str(error))
     except KeyboardInterrupt as error:  # a signal before Tune listened, or a second one
@@ -75,6 +77,8 @@ def launch(spec_path: Path = SpecArg,
                   "resume.", highlight=False, markup=False)
         raise typer.Exit(exit_code(getattr(error, "signum", signal.SIGINT))) from None
     print_ending(ending, top)
+    if ending.full:
+        fail("cannot go on", ending.full)
     if ending.status is Status.INTERRUPTED:
         err.print(interrupted_line(ending), highlight=False, markup=False)
         raise typer.Exit(exit_code(ending.signal) if ending.signal else EXIT_INTERRUPTED)

@@ -17,6 +17,7 @@ from ray.tune import Callback, Stopper
 
 from search.engine.trial_errors import error_reason
 from search.experiment.outcome import Outcome, outcome_of
+from search.run.fullstorage import no_space
 
 # Outcomes that say nothing about the config's quality but a lot about the set-up.
 COUNTED = {Outcome.FAILED, Outcome.INVALID, Outcome.OOM}
@@ -56,7 +57,7 @@ class FailFast(Callback, Stopper):
         last = trial.last_result or {}
         verdict = outcome_of(last, max_epochs=self.max_epochs, errored=errored)
         reason = error_reason(trial) if errored else str(last.get("reason", ""))
-        counted = verdict in COUNTED
+        counted = verdict in COUNTED and not no_space(reason)  # the disk, not the set-up
         self.ends.append(f"{verdict.value}: {signature(reason)}" if counted else None)
         if counted:
             self.examples.append((trial.trial_id, f"{verdict.value}: {reason}"))

@@ -75,8 +75,11 @@ class OneLineErrors(logging.Filter):
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
             first = (str(error).splitlines() or [""])[0]
-            record.msg = f"{record.getMessage()}{type(error).__name__}: {first}"
+            said = record.getMessage()
+            said += "" if said.endswith(" ") else " "
+            record.msg = f"{said}{type(error).__name__}: {first}"
             record.args, record.exc_info, record.exc_text = None, None, None
+            record.stack_info = None
         return True
 
 
@@ -93,8 +96,9 @@ class DropMessages(logging.Filter):
         return not str(record.msg).startswith(self.starts)
 
 
-# Loggers whose errors are Ray's own retried housekeeping, not the user's to debug.
-ONE_LINE_LOGGERS = ("ray.tune.execution.experiment_state",)
+# Loggers whose errors are Ray's own retried housekeeping, not the user's to debug; "ray.tune.tune"
+# logs a failed last snapshot (a full storage_path) with two tracebacks and its stack.
+ONE_LINE_LOGGERS = ("ray.tune.execution.experiment_state", "ray.tune.tune")
 REPLACED = {
     "ray.tune.tune": ("Stop signal received", "Experiment has been interrupted",
                       "Trials did not complete", "Wrote the latest version", "Total run time"),

@@ -16,6 +16,7 @@ from search.experiment.storage import StoragePath, is_local
 from search.run.checks import cluster_totals, slots
 from search.run.errors import LaunchError
 from search.run.failfast import FailFast
+from search.run.fullstorage import StorageGuard
 from search.run.progress import ProgressPrinter
 from search.run.trainable import run_trial
 from search.spec.job import TrialJob
@@ -51,7 +52,8 @@ def new_tuner(spec: SearchSpec, job: TrialJob, storage: StoragePath, uri: str, p
             trial_dirname_creator=lambda trial: trial.trial_id),
         run_config=tune.RunConfig(
             name=spec.name, storage_path=str(storage),
-            callbacks=[mirror, printer, fail_fast, SchedulerRecord(scheduler), *callbacks],
+            callbacks=[StorageGuard(), mirror, printer, fail_fast, SchedulerRecord(scheduler),
+                       *callbacks],
             stop=fail_fast, verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.trial.max_failures),
             # Two, not one: Ray deletes the previous checkpoint as soon as it registers a new
@@ -94,6 +96,7 @@ class Parts:
     scheduler_record: SchedulerRecord
     fail_fast: FailFast
     progress: ProgressPrinter
+    storage: Any = None  # StorageGuard; None in a tuner saved before it existed
 
 
 def parts(tuner: tune.Tuner) -> Parts:
@@ -108,4 +111,5 @@ def parts(tuner: tune.Tuner) -> Parts:
 
     return Parts(mirror=one(MlflowMirror), scheduler=compat.tuner_scheduler(tuner),
                  scheduler_record=one(SchedulerRecord), fail_fast=one(FailFast),
-                 progress=one(ProgressPrinter))
+                 progress=one(ProgressPrinter),
+                 storage=next((c for c in callbacks if isinstance(c, StorageGuard)), None))
