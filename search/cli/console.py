@@ -16,7 +16,7 @@ err = Console(stderr=True, soft_wrap=True)
 EXIT_OK = 0
 EXIT_FAILED = 1  # the search could not start, was refused, or was aborted
 EXIT_BAD_CONFIG = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT; a SIGTERM ends with 143
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; a SIGTERM ends with 143, a SIGHUP with 129
 
 SpecArg = typer.Argument(..., help="Search-space YAML file (see spaces/).", show_default=False)
 TrialsOpt = typer.Option(None, "--trials", help="Override budget.trials.")
@@ -27,14 +27,16 @@ NameOpt = typer.Option(None, "--name", help="Override the experiment name (a new
 
 
 def load(path: Path, trials: Optional[int], max_epochs: Optional[int], seed: Optional[int],
-         name: Optional[str] = None, relative_to: Optional[Path] = None) -> Any:
-    """The validated spec, or exit 2 with one line per problem (field, value, rule)."""
+         name: Optional[str] = None, relative_to: Optional[Path] = None,
+         epochs_flag: str = "--max-epochs") -> Any:
+    """The validated spec, or exit 2 with one line per problem (field, value, rule; the flag
+    when one gave the value)."""
     from search.spec.model import load_spec
     from search.spec.problems import SpecError
 
     try:
         spec = load_spec(path, trials=trials, max_epochs=max_epochs, seed=seed,
-                         relative_to=relative_to)
+                         relative_to=relative_to, flags={"max_epochs": epochs_flag})
         return spec.renamed(name) if name is not None else spec
     except SpecError as error:
         bad_config(error, "invalid search space")

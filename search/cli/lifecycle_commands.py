@@ -31,17 +31,15 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON (for scripts) instead o
 
 def experiment_of(target: str) -> Any:
     """The local experiment a target names: a spec file (where its experiment lives) or an
-    experiment directory."""
-    from search.experiment.record import Experiment, NoExperiment
+    experiment directory, whose record is read now (exit 1 naming the file when it is missing
+    or damaged, as for a spec file's experiment later)."""
+    from search.experiment.record import Experiment
 
     path = storage_path(target)
     if path.is_file():
         return Experiment(located(load(Path(target), None, None, None)))
     if path.is_dir():
-        try:
-            return Experiment.open(path)
-        except NoExperiment as error:
-            fail("no experiment", str(error))
+        return from_record(lambda: Experiment.open(path))
     fail("no such experiment", f"{target} is neither a spec file nor an experiment directory",
          EXIT_BAD_CONFIG)
 

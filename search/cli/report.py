@@ -24,9 +24,18 @@ def trials_table(results: Any, title: str, top: Optional[int] = None) -> Table:
         table.add_column(column)
     for rank, trial in enumerate(results.trials[:top], 1):
         best = "-" if trial.best is None else f"{trial.best:.4f}"
-        table.add_row(str(rank), trial.trial_id, best, str(trial.epochs), trial.outcome.value,
-                      params_text(trial.params))
+        table.add_row(str(rank), trial.trial_id, best, str(trial.epochs),
+                      trial.shown(results.live), params_text(trial.params))
     return table
+
+
+def directory_text(ending: Any) -> str:
+    """The experiment's directory as a command line takes it: relative when under the working
+    directory (shorter), else as the record says."""
+    directory = str(ending.location.directory)
+    if "://" not in directory and not (here := os.path.relpath(directory)).startswith(".."):
+        directory = here
+    return shlex.quote(directory)
 
 
 def mlflow_link(ending: Any) -> str:
@@ -35,10 +44,7 @@ def mlflow_link(ending: Any) -> str:
     uri = ending.location.tracking_uri
     # Decided without importing MLflow: a finished experiment's results print in seconds.
     if not uri.startswith(("http://", "https://")):
-        directory = str(ending.location.directory)
-        if "://" not in directory and not (here := os.path.relpath(directory)).startswith(".."):
-            directory = here  # under the working directory: shorter
-        return f"resnet-search ui {shlex.quote(directory)}"
+        return f"resnet-search ui {directory_text(ending)}"
     from search.tracking import store, ui
 
     found: list[str] = []
@@ -48,21 +54,25 @@ def mlflow_link(ending: Any) -> str:
 
 
 def print_ending(ending: Any, top: int) -> None:
+    """The results of a search that ended. An interrupted search has none yet: it gets no
+    table and no `best config:` (a script reading it would take a partial search's best for
+    the result); the launch says in one line that it is saved and how to resume it (`trials`
+    and `status` show it so far). `best config:` and `best checkpoint:` are a finished
+    search's only: an aborted one shows its table, which says how its trials failed."""
+    from search.experiment.state import Status
+
     results = ending.results
+    _mirror_warning(ending)
+    if ending.status is Status.INTERRUPTED:
+        return
     out.print(trials_table(results, f"best trials of '{ending.location.directory.name}' "
                                     f"({len(results.trials)} trials)", top))
-    if results.best is not None:
+    if results.best is not None and ending.status is Status.FINISHED:
         out.print("best config: " + json.dumps(results.best.params, default=str),
                   highlight=False, markup=False)
         if results.best.checkpoint is not None:
             out.print(f"best checkpoint: {results.best.checkpoint}", highlight=False,
                       markup=False)
-    if ending.mirror_failures:
-        err.print(f"warning: {ending.mirror_failures} MLflow writes failed after retries; the "
-                  "per-epoch metrics were back-filled from Ray's results where the store "
-                  f"allowed, and Ray's experiment state in {ending.location.directory} is "
-                  "complete.",
-                  highlight=False, markup=False)
     resumed = " (resumed)" if ending.resumed else ""
     out.print(f"experiment state: {ending.location.directory}{resumed}", highlight=False,
               markup=False)
@@ -72,3 +82,18 @@ def print_ending(ending: Any, top: int) -> None:
         err.print(f"this experiment finished earlier (read from its record; Ray was not "
                   f"started); to run it again, launch under a new name: --name "
                   f"{ending.location.directory.name}-2", highlight=False, markup=False)
+
+
+def interrupted_line(ending: Any) -> str:
+    """The one line an interrupted launch ends with."""
+    return (f"interrupted ({ending.reason}): the search is saved; run the same command again "
+            f"to resume it (its trials so far: resnet-search trials {directory_text(ending)})")
+
+
+def _mirror_warning(ending: Any) -> None:
+    if ending.mirror_failures:
+        err.print(f"warning: {ending.mirror_failures} MLflow writes failed after retries; the "
+                  "per-epoch metrics were back-filled from Ray's results where the store "
+                  f"allowed, and Ray's experiment state in {ending.location.directory} is "
+                  "complete.",
+                  highlight=False, markup=False)

@@ -77,15 +77,16 @@ def report(target: str = ExperimentArg,
 
 def _publish(experiment: Any, folder: Path) -> None:
     from search.report.publish import ARTIFACT_PATH, log_to_parent
-    from search.spec.redact import redact
+    from search.spec.redact import missing_secret, redact
 
     state = from_record(experiment.state)
     if state is None:  # recorded_results read it a moment ago: removed meanwhile
         err.print("warning: no experiment record to find the MLflow parent run in; the report "
                   f"stays in {folder}", highlight=False, markup=False)
         return
-    failed = log_to_parent(state.tracking_uri, state.parent_run_id, folder)
-    where = f"parent run {state.parent_run_id} in {redact(state.tracking_uri)}"
+    uri = experiment.location.tracking_uri  # a spec file's, or the record's with its secret
+    where = f"parent run {state.parent_run_id} in {redact(uri)}"
+    failed = missing_secret(uri) or log_to_parent(uri, state.parent_run_id, folder)
     if failed:
         err.print(f"warning: could not log the report to MLflow ({where}): {redact(failed)}; "
                   f"the files stay in {folder}", highlight=False, markup=False)

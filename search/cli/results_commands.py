@@ -24,7 +24,7 @@ def trials(target: str = ExperimentArg, as_json: bool = JsonOpt) -> None:
     if as_json:
         dump({"experiment": experiment.name, "directory": str(experiment.directory),
               "metric": results.metric, "mode": results.mode,
-              "trials": [trial.as_json() for trial in results.trials]})
+              "trials": [trial.as_json(results.live) for trial in results.trials]})
         return
     out.print(trials_table(results, f"trials of '{experiment.name}' ({len(results.trials)}, "
                                     f"best {results.metric} first)"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -13,7 +14,7 @@ import typer
 from search.cli.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EpochsOpt, NameOpt,
                                 SeedOpt, SpecArg, TrialsOpt, bad_config, err, fail, load, located,
                                 out)
-from search.cli.report import print_ending
+from search.cli.report import interrupted_line, print_ending
 
 
 def launch(spec_path: Path = SpecArg,
@@ -34,7 +35,7 @@ def launch(spec_path: Path = SpecArg,
 
     One driver per experiment: a second launch of the same experiment is refused while the first runs.
 
-    Ctrl+C (or SIGTERM) saves the search and exits 130 (143); the same command resumes it.
+    Ctrl+C (or SIGTERM, or SIGHUP: its terminal closed) saves the search and exits 130 (143, 129); the same command resumes it.
 
     The search stops when its first trials all fail alike (trial.abort_on_same_error).
 
@@ -48,7 +49,7 @@ def launch(spec_path: Path = SpecArg,
                   markup=False)
     from search.experiment.lease import LeaseError, LeaseLost
     from search.experiment.state import DamagedRecord, Status
-    from search.run.errors import LaunchError
+    from search.run.errors import LaunchError, StorageFull
     from search.run.interrupt import exit_code
     from search.run.launch import launch as run_launch
     from search.spec.problems import SpecError
@@ -69,16 +70,19 @@ def launch(spec_path: Path = SpecArg,
         fail("taken over", str(error))
     except DamagedRecord as error:
         fail("damaged experiment record", str(error))
+    except StorageFull as error:
+        fail("cannot go on", str(error))
     except LaunchError as error:
         fail("cannot launch", str(error))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:  # a signal before Tune listened, or a second one
         err.print("interrupted: every finished epoch is saved; run the same command again to "
                   "resume.", highlight=False, markup=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(exit_code(getattr(error, "signum", signal.SIGINT))) from None
     print_ending(ending, top)
+    if ending.full:
+        fail("cannot go on", ending.full)
     if ending.status is Status.INTERRUPTED:
-        err.print(f"interrupted ({ending.reason}): the search is saved; run the same command "
-                  "again to resume it.", highlight=False, markup=False)
+        err.print(interrupted_line(ending), highlight=False, markup=False)
         raise typer.Exit(exit_code(ending.signal) if ending.signal else EXIT_INTERRUPTED)
     if ending.status is Status.ABORTED:
         err.print("[bold red]search aborted[/]: ", end="", highlight=False)

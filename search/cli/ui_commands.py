@@ -2,8 +2,8 @@
 
 A tracking server already has a UI: the command prints the address of the experiment's runs.
 A SQLite file (or a directory store) has none: the command runs MLflow's own (`mlflow ui`) on
-127.0.0.1 for that store until Ctrl+C (or SIGTERM), which ends it normally (exit 0), as it
-ends `mlflow ui`: stopping a server is how it is meant to end.
+127.0.0.1 for that store until Ctrl+C (or SIGTERM, or SIGHUP: its terminal closed), which
+ends it normally (exit 0), as it ends `mlflow ui`: stopping a server is how it is meant to end.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ READ_S = 30.0
 def ui(target: str = TargetArg, port: int = PortOpt) -> None:
     """Open the MLflow UI on an experiment's runs: print the link for a tracking server, or run MLflow's UI on 127.0.0.1 for a SQLite store until Ctrl+C."""
     from search.cli.lifecycle_commands import experiment_of, from_record
-    from search.spec.redact import redact
+    from search.run.interrupt import on_signals
+    from search.spec.redact import missing_secret, redact
     from search.tracking import store
     from search.tracking.ui import UIError, is_server, search_link, start_server, stop_server
 
@@ -37,7 +38,9 @@ def ui(target: str = TargetArg, port: int = PortOpt) -> None:
     if state is None:
         fail("no experiment", f"{experiment.directory} holds no experiment record: launch "
                               f"{target} first")
-    uri = state.tracking_uri
+    uri = experiment.location.tracking_uri  # a spec file's, or the record's with its secret
+    if missing_secret(uri):
+        fail("no secret for the tracking store", str(missing_secret(uri)))
     db = store.sqlite_file(uri)
     if db is not None and not db.is_file():
         fail("no MLflow store", f"{db} does not exist (the tracking store of "
@@ -56,8 +59,9 @@ def ui(target: str = TargetArg, port: int = PortOpt) -> None:
     # The server's own output, for when it does not start (or stops): not on this terminal.
     log = Path(tempfile.gettempdir()) / f"resnet-search-ui-{port}.log"
     # The server runs in a process group of its own (its workers with it): a SIGTERM to this
-    # command stops it as Ctrl+C does, rather than leave it behind.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # command, or a closed terminal's SIGHUP, stops it as Ctrl+C does, rather than leave it
+    # behind.
+    on_signals((signal.SIGTERM, signal.SIGHUP))
     try:
         server = start_server(uri, port, log=log)
     except UIError as error:
@@ -73,10 +77,6 @@ def ui(target: str = TargetArg, port: int = PortOpt) -> None:
         return
     fail("the MLflow UI stopped", f"mlflow ui exited with {code}; its output is in {log}",
          EXIT_FAILED)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:

@@ -12,8 +12,7 @@ from typing import Any, Optional
 
 import typer
 
-from search.cli.console import (EXIT_BAD_CONFIG, EXIT_INTERRUPTED, bad_config, err, fail, load,
-                                out)
+from search.cli.console import EXIT_BAD_CONFIG, bad_config, err, fail, load, out
 from search.cli.lifecycle_commands import experiment_of, from_record
 
 ExperimentArg = typer.Argument(..., help="A spec file, an experiment directory or its URI "
@@ -83,16 +82,19 @@ def retrain(spec_path: Path = typer.Argument(..., help="A one-trial spec, as `ex
             force: bool = ForceOpt) -> None:
     """Train the spec's config on train+validation for its full budget, then evaluate it once on the test split.
 
-    In this process, no Ray. Logs an MLflow run in the search's MLflow experiment, tagged with the search's parent run and the winning trial's run, and writes DIR/model.pt (a state_dict: torch.load(..., weights_only=True)) with DIR/model_card.md and model_card.json. Exit 1 when it cannot be done (data, MLflow store, an earlier retrain in DIR without --force), 130 on Ctrl+C (nothing written)."""
+    In this process, no Ray. Logs an MLflow run in the search's MLflow experiment, tagged with the search's parent run and the winning trial's run, and writes DIR/model.pt (a state_dict: torch.load(..., weights_only=True)) with DIR/model_card.md and model_card.json. Exit 1 when it cannot be done (data, MLflow store, an earlier retrain in DIR without --force), 130 on Ctrl+C, 143 on SIGTERM, 129 when its terminal closes (nothing written)."""
     from search.spec.problems import SpecError
     from search.winner.header import read_provenance
-    from search.winner.retrain import existing, plan_of
+    from search.winner.retrain import existing, plan_of, verified
 
-    spec = load(spec_path, None, epochs, None)
+    spec = load(spec_path, None, epochs, None, epochs_flag="--epochs")
+    source, unverified = verified(read_provenance(spec_path.read_text(errors="replace")))
     try:
-        plan = plan_of(spec, read_provenance(spec_path.read_text(errors="replace")))
+        plan = plan_of(spec, source)
     except SpecError as error:
         bad_config(error, "cannot retrain this spec")
+    if unverified:
+        _note(unverified)
     directory = output if output is not None else Path(f"{plan.name}-retrained")
     if directory.exists() and not directory.is_dir():
         fail("cannot write", f"{directory} is a file; give -o a directory", EXIT_BAD_CONFIG)
@@ -105,9 +107,10 @@ def retrain(spec_path: Path = typer.Argument(..., help="A one-trial spec, as `ex
 
 
 def _probe(uri: str) -> None:
+    from search.spec.redact import missing_secret
     from search.tracking.store import probe
 
-    problem = probe(uri, note=_note)
+    problem = missing_secret(uri) or probe(uri, note=_note)
     if problem:
         fail("MLflow store unavailable", f"{uri}: {problem}")
 
@@ -125,14 +128,17 @@ def _trained(plan: Any, directory: Path) -> None:
               f"train_acc {m['train_acc']:.4f}  lr {m['lr']:.4g}  {m['epoch_seconds']:.1f} s")
 
     # Ctrl+C is a KeyboardInterrupt however this process was started (a shell without job
-    # control starts background jobs with SIGINT ignored).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # control starts background jobs with SIGINT ignored); so are SIGTERM and a closed
+    # terminal's SIGHUP (after which nothing is written to the terminal that is gone).
+    from search.run.interrupt import exit_code, on_signals
+
+    on_signals()
     try:
         done = retrain(plan, directory, on_epoch=progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         _note(f"interrupted: nothing was saved in {directory}; the MLflow run is closed as "
               "KILLED")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(exit_code(getattr(error, "signum", signal.SIGINT))) from None
     except (RetrainFailed, TrackingFailed) as error:
         fail("retrain failed", str(error))
     except OSError as error:

@@ -69,6 +69,14 @@ def set_asha_num_stopped(scheduler: Any, count: int) -> None:
 
 # --- Ray's Tuner: the run config and scheduler of a tuner, also one restored from its pickle ----
 
+def forget_failure(trial: Any) -> None:
+    """Take back the failure Ray just counted for a Tune trial (its `num_failures` decides
+    whether it is retried again, and is saved with the experiment)."""
+    metadata = trial.run_metadata
+    metadata.num_failures = max(0, metadata.num_failures - 1)
+    metadata.invalidate_cache()
+
+
 def tuner_run_config(tuner: Any) -> Any:
     return tuner._local_tuner.get_run_config()
 

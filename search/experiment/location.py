@@ -18,6 +18,7 @@ from typing import Optional
 from search.experiment.storage import (S3_ACCESS, StoragePath, UnsupportedStorage, as_path,
                                        is_local, scheme)
 from search.spec.problems import Problem, SpecError
+from search.spec.redact import restored
 
 _SQLITE = "sqlite:///"
 
@@ -39,8 +40,10 @@ def absolute(path: str, base_dir: Path) -> Path:
 
 
 def resolve_tracking_uri(uri: str, base_dir: Path) -> str:
-    """A relative `sqlite:///file.db` made absolute against `base_dir`; any other URI (an
-    absolute `sqlite:////x.db`, `http(s)://`, `databricks`, ...) is returned unchanged."""
+    """A relative `sqlite:///file.db` made absolute against `base_dir`; a URI whose secret a file
+    keeps masked (an export's) completed from MLFLOW_TRACKING_URI (search.spec.redact); any
+    other URI (an absolute `sqlite:////x.db`, `http(s)://`, `databricks`, ...) unchanged."""
+    uri = restored(uri)
     if not uri.startswith(_SQLITE):
         return uri
     path = uri[len(_SQLITE):]

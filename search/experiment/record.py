@@ -25,8 +25,9 @@ from search.experiment.state import (
     STATE_FILE, DamagedRecord, State, Status, damaged, read_json, read_state, write_json_atomic,
     write_state)
 from search.experiment.storage import StoragePath, as_path, entries, is_local, move, remove_tree
-from search.experiment.summary import Summary, job_of_saved, summarize
+from search.experiment.summary import Summary, is_live, job_of_saved, status_of, summarize
 from search.spec.job import TrialJob
+from search.spec.redact import restored, spec_at_rest
 
 SPEC_FILE = "spec.json"
 
@@ -62,7 +63,7 @@ class Experiment:
             raise NoExperiment(f"{directory} holds no experiment record ({STATE_FILE}); give a "
                                "spec file or an experiment directory under its storage_path")
         return cls(Location(storage=directory.parent, directory=directory,
-                            tracking_uri=state.tracking_uri, data_root=""))
+                            tracking_uri=restored(state.tracking_uri), data_root=""))
 
     # ---- state ----
     def state(self) -> Optional[State]:
@@ -106,7 +107,7 @@ class Experiment:
 
     def save_spec(self, resolved: dict) -> None:
         self._writable()
-        write_json_atomic(self.directory / SPEC_FILE, resolved)
+        write_json_atomic(self.directory / SPEC_FILE, spec_at_rest(resolved))
 
     def scheduler_state(self) -> dict:
         return self._mapping(SCHEDULER_FILE) or {}
@@ -123,7 +124,7 @@ class Experiment:
         state = self.state()
         # The saved spec only explains a refusal: a damaged one must not block a resume.
         saved = self.saved_spec() if state is not None and state.spec_hash != spec_hash else None
-        return rule.decide(state, saved, spec, spec_hash, self.ray_saved())
+        return rule.decide(state, saved, spec_at_rest(spec), spec_hash, self.ray_saved())
 
     def lease(self, **kw: Any) -> Lease:
         """Take the experiment's lease (`Lease.acquire(directory, heartbeat_s=, ttl_s=)`):
@@ -169,8 +170,13 @@ class Experiment:
 
     def recorded_results(self) -> Results:
         """The trials as the record's own spec reads them (`trials`, reports): no spec file
-        needed, the experiment's directory (or URI) is enough."""
-        return self.results(job_of_saved(self._recorded()[1]))
+        needed, the experiment's directory (or URI) is enough. `live` when a driver runs the
+        search now, as `status` decides it."""
+        state, spec = self._recorded()
+        results = self.results(job_of_saved(spec))
+        driver = self.driver()
+        results.live = is_live(status_of(state, driver.describe() if driver else None, False))
+        return results
 
     def _recorded(self) -> tuple[State, dict]:
         state = self.state()

@@ -56,9 +56,20 @@ class TrialRecord:
         return [(int(r["epoch"]), float(r[name])) for r in self.results
                 if objective.finite(r.get(name))]
 
-    def as_json(self) -> dict:
+    def shown(self, live: bool) -> str:
+        """How the trial reads (`trials`, the tables, status's counts): `running` while a live
+        search runs it, `pending` while it waits (to start, or for the next launch to resume
+        it), else its outcome. The outcome of a trial that has not ended would be a guess:
+        outcome_of calls a running trial short of its budget `killed`."""
+        if self.status == "RUNNING" and live:
+            return "running"
+        if self.status in UNENDED:
+            return "pending"
+        return self.outcome.value
+
+    def as_json(self, live: bool = False) -> dict:
         """What `trials --json` prints of a trial: plain JSON types only."""
-        return {"trial_id": self.trial_id, "status": self.status, "outcome": self.outcome.value,
+        return {"trial_id": self.trial_id, "status": self.status, "outcome": self.shown(live),
                 "epochs": self.epochs, "best": self.best if objective.finite(self.best) else None,
                 "params": self.params, "error": self.error, "config_error": self.config_error,
                 "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
@@ -71,6 +82,7 @@ class Results:
     mode: str
     trials: list[TrialRecord] = field(default_factory=list)  # best first
     orphans: list[str] = field(default_factory=list)  # trial dirs Ray never saved
+    live: bool = False  # a driver runs the search now: its RUNNING trials are running
 
     @property
     def best(self) -> Optional[TrialRecord]:
@@ -133,6 +145,7 @@ class _Listed:
 
 # Ray keeps a trial that was still running at the snapshot as resumable from there.
 ENDED = ("TERMINATED", "ERROR")
+UNENDED = ("PENDING", "PAUSED", "RUNNING")
 
 
 _CHECKPOINT_NAME = re.compile(rb"checkpoint_\d{6}")

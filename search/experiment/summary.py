@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional, Protocol, Sequence
 
 from resnet_core.config import DataConfig
-from search.experiment.outcome import Outcome
 from search.experiment.results import Results, TrialRecord
 from search.experiment.state import State, Status
 from search.spec.job import TrialJob
@@ -25,16 +24,16 @@ KINDS = ("running", "pending", "completed", "stopped", "killed", "failed")
 
 
 def kind_of(trial: TrialRecord, live: bool = True) -> str:
-    """Which count a trial goes into: Ray's status while it lives, its outcome once it ended.
-    A trial Ray saved as RUNNING in a search no driver runs waits to resume: pending."""
-    if trial.status == "RUNNING" and live:
-        return "running"
-    if trial.status in ("PENDING", "PAUSED", "RUNNING"):
-        return "pending"
-    if trial.status == "ERROR":
-        return "failed"
-    return {Outcome.COMPLETED: "completed", Outcome.STOPPED: "stopped",
-            Outcome.KILLED: "killed"}.get(trial.outcome, "failed")
+    """Which count a trial goes into: how it reads (`TrialRecord.shown`, what `trials` prints:
+    running, pending, or its outcome), with every kind of failure counted as failed. A trial
+    Ray saved as RUNNING in a search no driver runs waits to resume: pending."""
+    shown = trial.shown(live)
+    return shown if shown in KINDS else "failed"
+
+
+def is_live(status: str) -> bool:
+    """Whether a search with this status (`status_of`) has a driver running its trials."""
+    return status in (Status.RUNNING.value, "stopping")
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,7 @@ def summarize(name: str, directory: str, state: State, results: Results, spec: d
     status = status_of(state, driver, stop_requested)
     trials_budget = int(spec["budget"]["trials"])
     max_epochs = int(spec["budget"]["max_epochs"])
-    live = status in ("running", "stopping")
+    live = is_live(status)
     kinds = {t.trial_id: kind_of(t, live) for t in results.trials}
     counts = dict.fromkeys(KINDS, 0)
     for kind in kinds.values():

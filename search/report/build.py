@@ -112,7 +112,8 @@ def summary(name: str, results: Results, found: optuna_plots.Facts) -> list[str]
     """The lines above the plots: the trials and how they ended, and the best one."""
     ended: dict[str, int] = {}
     for trial in results.trials:
-        ended[trial.outcome.value] = ended.get(trial.outcome.value, 0) + 1
+        shown = trial.shown(results.live)
+        ended[shown] = ended.get(shown, 0) + 1
     lines = [f"experiment '{name}': {len(results.trials)} trials ("
              + ", ".join(f"{n} {kind}" for kind, n in ended.items()) + f"), "
              f"{results.epochs_used} trial-epochs; objective {results.metric} ({results.mode})",

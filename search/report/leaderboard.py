@@ -27,7 +27,7 @@ def rows(results: Results) -> list[dict[str, Any]]:
     return [{"rank": rank, "trial_id": trial.trial_id,
              f"best_{results.metric}": trial.best if objective.finite(trial.best) else None,
              f"final_{results.metric}": final_value(trial), "epochs": trial.epochs,
-             "outcome": trial.outcome.value,
+             "outcome": trial.shown(results.live),
              **{name: trial.params.get(name) for name in names}}
             for rank, trial in enumerate(results.trials, 1)]
 

@@ -20,6 +20,8 @@ from search.run.checks import check_nodes, check_resources, cluster_totals
 from search.run.driverlog import teed_stderr
 from search.run.interrupt import Interruption, StopWatch
 from search.run.ending import Ending
+from search.run.errors import StorageFull
+from search.run.fullstorage import no_space, storage_full
 from search.run.runtime import init_ray, quiet_engines
 from search.run.tuner import new_tuner, parts, restored_tuner
 from search.spec.job import TrialJob
@@ -58,6 +60,8 @@ def drive(spec: SearchSpec, record: Experiment, job: TrialJob, decision: Decisio
         raise  # the record, Ray's state and the MLflow runs are the new holder's now
     except BaseException as error:
         _failed(record, uri, parent, error)
+        if no_space(error):  # the driver's own write to a full storage_path
+            raise StorageFull(storage_full(record.location.storage)) from None
         raise
     finally:
         record.clear_stop()  # obeyed (or moot): it must not stop the next launch
@@ -70,7 +74,7 @@ def _failed(record: Experiment, uri: str, parent: str, error: BaseException) -> 
         f"{type(error).__name__}: {first}")
     if record.ray_saved():  # something was computed: it stays resumable
         with contextlib.suppress(DamagedRecord):
-            record.mark(Status.INTERRUPTED, why)
+            _mark(record, Status.INTERRUPTED, why)
         state, status = Status.INTERRUPTED.value, "KILLED"
     else:  # nothing was computed: nothing may look resumable
         record.forget()
@@ -91,13 +95,14 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
         record.save_spec(spec.resolved())
         now = time.time()
         record.save_state(State(name=spec.name, spec_hash=spec.spec_hash(),
-                                parent_run_id=parent, tracking_uri=uri,
+                                parent_run_id=parent, tracking_uri=redact(uri),
                                 status=Status.RUNNING, created_at=now, updated_at=now))
         tuner = new_tuner(spec, job, record.directory, uri, parent, console, callbacks,
                           reuse_actors)
     ours = parts(tuner, spec)
     if resumed:
         ours.progress.console = console or ours.progress.console  # not pickled with the tuner
+        ours.mirror.relink(uri)  # pickled with its URI's secret masked
         earlier = record.results(job)
         ours.ledger.restore(earlier)
         ours.scheduler.load_state(record.scheduler_state())
@@ -110,6 +115,8 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
             record.journal() as journal:
         ours.ledger.journal = journal.append
         interruption.hooks.append(lambda: setattr(ours.ledger, "interrupted", True))
+        if ours.storage is not None:  # a trial found storage_path full: stop, resumable
+            ours.storage.stop = lambda: interruption.request(FULL)
         try:
             tuner.fit()
         finally:  # Tune ends the live footer itself, but not at a second Ctrl+C
@@ -121,10 +128,11 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
         status, reason = Status.ABORTED, ours.fail_fast.tripped
     else:
         status, reason = Status.FINISHED, None
-    record.mark(status, reason)
+    full = storage_full(record.location.storage) if reason == FULL else None
+    _mark(record, status, reason)
     results = record.results(job)
-    # For optuna-dashboard and `report`; a failure is logged in one line, never raised.
-    study.persist_or_warn(record.directory, results, spec.resolved())
+    if full is None:  # For optuna-dashboard and `report`; a failure is one line, never raised.
+        study.persist_or_warn(record.directory, results, spec.resolved())
     ours.mirror.reconcile(*_reported(results))
     if not ours.mirror.flush(TRACKING_DEADLINE_S):
         log.warning("MLflow did not take every write within %.0f s; Ray's experiment state in "
@@ -134,7 +142,20 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
         uri, parent, metric=spec.objective.metric, best=_best(results, ours.mirror.runs),
         state=status.value, reason=reason, status=PARENT_STATUS[status]))
     return Ending(status, record.location, results, parent, resumed=resumed,
-                  mirror_failures=failures, reason=reason, signal=interruption.signal)
+                  mirror_failures=failures, reason=reason, signal=interruption.signal, full=full)
+
+
+FULL = "storage_path is full"  # the reason a search stopped by its StorageGuard is recorded with
+
+
+def _mark(record: Experiment, status: Status, reason: Optional[str]) -> None:
+    """Record how the search ended; a record that cannot be written for want of space keeps
+    what it said (`running`: status calls it crashed, and the same command resumes it)."""
+    try:
+        record.mark(status, reason)
+    except OSError as error:
+        if not no_space(error):
+            raise
 
 
 # An interrupted search stays resumable: its parent run is KILLED until the next launch reopens it.

@@ -25,3 +25,4 @@ class Ending:
     reason: Optional[str] = None  # why it was aborted or interrupted
     signal: Optional[int] = None  # the signal that interrupted it
     took_over: Optional[Holder] = None  # the crashed driver whose lease this launch took over
+    full: Optional[str] = None  # the line of a search stopped because storage_path is full

@@ -3,3 +3,7 @@
 
 class LaunchError(RuntimeError):
     pass
+
+
+class StorageFull(LaunchError):
+    """storage_path ran out of space during the search (search/run/fullstorage.py)."""

@@ -18,6 +18,7 @@ from ray.tune import Callback, Stopper
 from search.engine.ledger import Ledger
 from search.engine.trial_errors import error_reason
 from search.experiment.outcome import Outcome
+from search.run.fullstorage import no_space
 
 # Outcomes that say nothing about the config's quality but a lot about the set-up.
 COUNTED = {Outcome.FAILED, Outcome.INVALID, Outcome.OOM}
@@ -62,7 +63,7 @@ class FailFast(Callback, Stopper):
         end = self.ledger.end(trial.trial_id, errored=errored,
                               last=self.ledger.last.get(trial.trial_id) or trial.last_result,
                               reason=lambda: error_reason(trial))
-        counted = end.outcome in COUNTED
+        counted = end.outcome in COUNTED and not no_space(end.reason)  # the disk, not the set-up
         self.ends.append(f"{end.outcome.value}: {signature(end.reason)}" if counted else None)
         if counted:
             self.examples.append((trial.trial_id, f"{end.outcome.value}: {end.reason}"))

@@ -28,6 +28,7 @@ from search.experiment.state import Status
 from search.run.ending import Ending
 from search.run.errors import LaunchError
 from search.run.interrupt import MainThreadAbort
+from search.run.raystart import give_ray_time
 from search.spec.job import TrialJob
 from search.spec.model import SearchSpec
 
@@ -53,6 +54,7 @@ def launch(spec: SearchSpec, *, address: Optional[str] = None, console: Any = No
     """Run the experiment, resume it, or report it finished. Raises LeaseHeld (another driver
     holds it), LeaseLost (taken over while this one ran), DamagedRecord, LaunchError (cannot start) and SpecError (a field that cannot
     work here). `callbacks` and `reuse_actors` exist for benchmarks."""
+    give_ray_time()  # before anything imports Ray: the driver reads its deadlines then
     location = locate_spec(spec)
     record = Experiment(location)
     job = job_of(spec, location)

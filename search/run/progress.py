@@ -26,6 +26,7 @@ from search.engine.trial_errors import error_reason
 from search.experiment.outcome import Outcome
 from search.experiment.summary import eta
 from search.run import standing
+from search.run.fullstorage import no_space
 from search.run.screen import LiveFooter, Plain, screen_for
 from search.spec import objective
 
@@ -145,6 +146,8 @@ class ProgressPrinter(Callback):
         self._ended(trial, trials, errored=True)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if no_space(error_reason(trial)):
+            return  # not retried for real: the search stops, and its last line says why
         self._say(("retry", "yellow"), f" {trial.trial_id} (failure {trial.num_failures}) from "
                   f"its last checkpoint: {error_reason(trial)}")
 

@@ -17,6 +17,8 @@ from search.engine import compat
 from search.remote import cluster
 from search.remote.auth import make_private_token, private_token, token_file
 from search.run.errors import LaunchError
+from search.run.interrupt import hangup_blocked
+from search.run.raystart import give_ray_time, start_failed
 from search.spec.redact import RedactSecrets
 from search.tracking.store import quiet_client
 
@@ -52,9 +54,15 @@ def init_ray(address: Optional[str]) -> None:
         # left on this machine, and retries forever when that one has died since.
         make_private_token()
         private_token(token_file())
-        # Nothing of it is for other machines: the token is then not its only guard.
-        with compat.loopback_node():
-            ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        give_ray_time()  # for the processes Ray starts (the launch set it before `import ray`)
+        # Nothing of it is for other machines: the token is then not its only guard. Its GCS,
+        # raylet and agents share the driver's process group, which a closed terminal's SIGHUP
+        # reaches: they start with it blocked, and live on while the driver saves the search.
+        try:
+            with compat.loopback_node(), hangup_blocked():
+                ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        except Exception as error:  # noqa: BLE001  whatever Ray raises, the user needs one line
+            raise LaunchError(start_failed(error, os.getloadavg()[0], os.cpu_count())) from None
         private_token(token_file())  # in case Ray made one after all
 
 
@@ -67,8 +75,11 @@ class OneLineErrors(logging.Filter):
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
             first = (str(error).splitlines() or [""])[0]
-            record.msg = f"{record.getMessage()}{type(error).__name__}: {first}"
+            said = record.getMessage()
+            said += "" if said.endswith(" ") else " "
+            record.msg = f"{said}{type(error).__name__}: {first}"
             record.args, record.exc_info, record.exc_text = None, None, None
+            record.stack_info = None
         return True
 
 
@@ -85,8 +96,9 @@ class DropMessages(logging.Filter):
         return not str(record.msg).startswith(self.starts)
 
 
-# Loggers whose errors are Ray's own retried housekeeping, not the user's to debug.
-ONE_LINE_LOGGERS = ("ray.tune.execution.experiment_state",)
+# Loggers whose errors are Ray's own retried housekeeping, not the user's to debug; "ray.tune.tune"
+# logs a failed last snapshot (a full storage_path) with two tracebacks and its stack.
+ONE_LINE_LOGGERS = ("ray.tune.execution.experiment_state", "ray.tune.tune")
 REPLACED = {
     "ray.tune.tune": ("Stop signal received", "Experiment has been interrupted",
                       "Trials did not complete", "Wrote the latest version", "Total run time"),

@@ -18,6 +18,7 @@ from search.experiment.storage import StoragePath, is_local
 from search.run.checks import cluster_totals, slots
 from search.run.errors import LaunchError
 from search.run.failfast import FailFast
+from search.run.fullstorage import StorageGuard
 from search.run.progress import ProgressPrinter
 from search.run.trainable import run_trial
 from search.spec.job import TrialJob
@@ -56,8 +57,10 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
             trial_dirname_creator=lambda trial: trial.trial_id),
         run_config=tune.RunConfig(
             name=RAY_DIR, storage_path=str(experiment),
-            # The ledger first: every other callback reads what it decided.
-            callbacks=[ledger, mirror, printer, fail_fast, SchedulerRecord(scheduler),
+            # The storage guard first (it takes back a failure Ray counted for a full disk),
+            # then the ledger: every other callback reads what the ledger decided.
+            callbacks=[StorageGuard(), ledger, mirror, printer, fail_fast,
+                       SchedulerRecord(scheduler),
                        *callbacks],
             stop=fail_fast, verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.trial.max_failures),
@@ -109,6 +112,7 @@ class Parts:
     fail_fast: FailFast
     progress: ProgressPrinter
     searcher: Any  # the searcher Tune asks (FidelityAwareOptunaSearch, or stock OptunaSearch)
+    storage: Any = None  # StorageGuard; None in a tuner saved before it existed
 
 
 def parts(tuner: tune.Tuner, spec: SearchSpec) -> Parts:
@@ -131,7 +135,8 @@ def parts(tuner: tune.Tuner, spec: SearchSpec) -> Parts:
     ours = Parts(ledger=ledger, mirror=one(MlflowMirror),
                  scheduler=compat.tuner_scheduler(tuner), scheduler_record=one(SchedulerRecord),
                  fail_fast=one(FailFast), progress=one(ProgressPrinter),
-                 searcher=compat.tuner_searcher(tuner))
+                 searcher=compat.tuner_searcher(tuner),
+                 storage=next((c for c in callbacks if isinstance(c, StorageGuard)), None))
     linked = [ours.mirror, ours.scheduler, ours.fail_fast, ours.progress]
     if isinstance(ours.searcher, FidelityAwareOptunaSearch):  # the stock one decides nothing
         linked.append(ours.searcher)

@@ -27,6 +27,7 @@ from search.spec import objective, points, schema as trial_schema
 from search.spec.job import TrialJob
 from search.spec.params import STRICT, ChoiceParam, FloatParam, IntParam, Param, parse_space
 from search.spec.problems import Problem, Problems, SpecError, problems_from, show
+from search.spec.redact import spec_at_rest
 from search.spec.yaml_io import load_yaml
 
 __all__ = ["SearchSpec", "Param", "FloatParam", "IntParam", "ChoiceParam", "load_spec",
@@ -352,7 +353,10 @@ class SearchSpec(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
     def spec_hash(self) -> str:
-        canonical = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        """The search as it is kept at rest: a tracking URI's secret (masked in the record) is
+        not part of it, so a rotated password is no change of the search."""
+        canonical = json.dumps(spec_at_rest(self.resolved()), sort_keys=True,
+                               separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     @property
@@ -413,12 +417,30 @@ def parse_spec(mapping: Any, source: str = "<spec>",
     return spec.located(source, Path(base_dir if base_dir is not None else os.getcwd()))
 
 
+# The fields each override of load_spec writes, and the flag that gives it on the command line
+# (`retrain` calls its max_epochs `--epochs`): a bad value there is the flag's, not the file's.
+OVERRIDDEN = {"trials": ("budget.trials",), "max_epochs": ("budget.max_epochs",),
+              "seed": ("sampler.seed", "fixed.seed")}
+FLAGS = {"trials": "--trials", "max_epochs": "--max-epochs", "seed": "--seed"}
+
+
 def load_spec(path: str | PathLike, *, trials: Optional[int] = None,
               max_epochs: Optional[int] = None, seed: Optional[int] = None,
-              relative_to: Optional[str | PathLike] = None) -> SearchSpec:
+              relative_to: Optional[str | PathLike] = None,
+              flags: Optional[dict[str, str]] = None) -> SearchSpec:
     """Read, strictly parse and validate a spec file, with command-line overrides applied.
     Its relative paths are relative to its own directory, or to `relative_to` (a submitted
-    job's copy of a spec keeps meaning what the original meant)."""
+    job's copy of a spec keeps meaning what the original meant). A problem with an overridden
+    field names the flag (`flags` renames FLAGS' entries)."""
     raw = apply_overrides(load_yaml(path), trials, max_epochs, seed)
     base = Path(relative_to) if relative_to is not None else Path(path).resolve().parent
-    return parse_spec(raw, str(path), base_dir=base)
+    try:
+        return parse_spec(raw, str(path), base_dir=base)
+    except SpecError as error:
+        given = {"trials": trials, "max_epochs": max_epochs, "seed": seed}
+        named = {**FLAGS, **(flags or {})}
+        by_loc = {loc: named[key] for key, value in given.items() if value is not None
+                  for loc in OVERRIDDEN[key]}
+        for problem in error.problems:
+            problem.flag = by_loc.get(problem.loc, problem.flag)
+        raise SpecError(error.problems, error.source) from None

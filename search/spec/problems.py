@@ -62,8 +62,10 @@ class Problem:
     loc: str        # dotted field path, e.g. "space.lr.float"; "" for the file as a whole
     value: Any      # the offending input
     message: str    # names the value (repr) and the rule
+    flag: str = ""  # the command-line flag that gave the value ("--trials"), when one did
 
     def render(self, source: str) -> str:
+        source = f"{source} ({self.flag})" if self.flag else source
         return f"{source}: {self.loc}: {self.message}" if self.loc else f"{source}: {self.message}"
 
 

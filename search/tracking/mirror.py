@@ -25,6 +25,7 @@ from search.engine.ledger import Ledger
 from search.engine.trial_errors import error_reason
 from search.experiment.outcome import Outcome
 from search.spec.job import TrialJob
+from search.spec.redact import redact
 from search.tracking.backfill import backfill
 from search.tracking.names import EPOCHS_TAG, hp_metrics, logged_params, number_of, run_name
 from search.tracking.points import METRICS, best_point, points
@@ -92,6 +93,16 @@ class MlflowMirror(Callback):
         self._next_number: Optional[int] = None  # read from MLflow at this driver's first run
         self._hp_times: dict[str, int] = {}  # trial id -> the timestamp of its hp.* metrics
         self.writer = Writer(uri, deadline_s)
+
+    def __getstate__(self) -> dict:
+        # Tune pickles its callbacks with the tuner (tuner.pkl, on shared storage): the URI goes
+        # in masked, and a restored mirror gets it back from the launch (`relink`).
+        return {**self.__dict__, "uri": redact(self.uri)}
+
+    def relink(self, uri: str) -> None:
+        """The tracking URI, secret included, for a mirror restored from its pickle."""
+        self.uri = uri
+        self.writer.relink(uri)
 
     def __setstate__(self, state: dict) -> None:
         # Tune pickles its callbacks with the tuner; a mirror pickled before these attributes

@@ -64,7 +64,8 @@ class Writer:
         self._client: Optional[MlflowClient] = None
 
     def __getstate__(self) -> dict:
-        return {"uri": self.uri, "deadline_s": self.deadline_s, "backoff_s": self.backoff_s,
+        # Pickled with the tuner (its URI's secret masked: `relink` gives it back).
+        return {"uri": redact(self.uri), "deadline_s": self.deadline_s, "backoff_s": self.backoff_s,
                 "max_backoff_s": self.max_backoff_s, "failures": self.failures,
                 "retries": self.retries}
 
@@ -73,6 +74,11 @@ class Writer:
                       state.get("max_backoff_s", 8.0))
         self.failures = state.get("failures", 0)
         self.retries = state.get("retries", 0)
+
+    def relink(self, uri: str) -> None:
+        """The tracking URI, secret included, for a writer restored from its pickle (before its
+        first action: its client is made then)."""
+        self.uri, self._client = uri, None
 
     def submit(self, action: Action) -> None:
         """Queue `action(client)`; returns at once and never raises for MLflow's sake."""

@@ -49,9 +49,13 @@ def _source_line(source: Optional[dict]) -> str:
     objective = source.get("objective") or {}
     scored = (f", {objective.get('metric')} {_value(objective.get('value'))} after "
               f"{source.get('epochs')} epochs" if objective.get("value") is not None else "")
-    return (f"Trial `{source.get('trial_id')}` of search `{source.get('experiment')}`{scored} "
+    line = (f"Trial `{source.get('trial_id')}` of search `{source.get('experiment')}`{scored} "
             f"(experiment directory `{source.get('directory')}`, MLflow parent run "
             f"`{(source.get('mlflow') or {}).get('parent_run_id')}`).")
+    if source.get("checkpoint_verified") is False:
+        line += (f" **Unverified**: the checkpoint the spec's header names "
+                 f"(`{source.get('checkpoint')}`) did not exist when it was retrained.")
+    return line
 
 
 def card_markdown(card: dict) -> str:

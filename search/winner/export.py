@@ -23,6 +23,7 @@ import yaml
 from search.experiment.results import Results, TrialRecord
 from search.experiment.state import State
 from search.spec import objective
+from search.spec.redact import redact
 from search.winner.header import header
 
 SUFFIX = "-best"
@@ -105,7 +106,9 @@ def winner_spec(saved: dict, winner: TrialRecord, *, data_root: str, storage: st
         # One trial: nothing to compare it with, nothing to stop early.
         "scheduler": {"type": "fifo"},
         "fixed": {k: v for k, v in winner.config.items() if k != SET_BY_BUDGET},
-        "tracking": {"mlflow_uri": tracking_uri,
+        # A file meant to travel: the URI's secret stays masked (retrain gets it back from
+        # MLFLOW_TRACKING_URI).
+        "tracking": {"mlflow_uri": redact(tracking_uri),
                      "experiment": tracking.get("experiment") or saved["name"]},
         "storage_path": storage,
     }

@@ -57,6 +57,8 @@ def link_tags(source: Optional[dict], trial_run: str) -> dict[str, str]:
             "parent_run_id": (source.get("mlflow") or {}).get("parent_run_id"),
             "trial_run_id": trial_run, "checkpoint": source.get("checkpoint"),
             "spec_hash": source.get("spec_hash")}
+    if "checkpoint_verified" in source:  # retrain.verified: is the named checkpoint there?
+        tags["checkpoint_verified"] = "true" if source["checkpoint_verified"] else "false"
     if objective.get("metric") and objective.get("value") is not None:
         tags[str(objective["metric"])] = objective["value"]
     return {f"{TAG}.{key}": store.text(value) for key, value in tags.items()

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 
 from resnet_core.config import DataConfig, TrainConfig, resolved
 from search.experiment.location import absolute, resolve_tracking_uri
+from search.experiment.storage import as_path
 from search.spec.model import SearchSpec
 from search.spec.problems import Problem, SpecError
 from search.spec.redact import redact
@@ -74,6 +75,28 @@ def plan_of(spec: SearchSpec, source: Optional[dict] = None) -> Plan:
                 mlflow_experiment=spec.tracking.experiment or spec.name,
                 spec_hash=spec.spec_hash(),
                 threads=max(1, int(spec.trial.resources.cpu)), source=source)
+
+
+def verified(source: Optional[dict],
+             exists: Callable[[str], bool] = lambda path: as_path(path).exists()
+             ) -> tuple[Optional[dict], Optional[str]]:
+    """The provenance as a retrain records it, with `checkpoint_verified`: whether the
+    checkpoint its header names is there. When it is not (deleted, moved, a header copied or
+    edited by hand), the link to the search is still recorded, marked unverified, and the
+    second value is the warning that says so; None otherwise."""
+    checkpoint = (source or {}).get("checkpoint")
+    if not checkpoint:
+        return source, None
+    try:
+        found = bool(exists(str(checkpoint)))
+    except Exception:  # noqa: BLE001  an unreadable store (no credentials, no bucket) is
+        found = False  # no evidence either
+    if found:
+        return {**source, "checkpoint_verified": True}, None
+    return {**source, "checkpoint_verified": False}, (
+        f"warning: the checkpoint its provenance header names does not exist: {checkpoint}; "
+        f"the retrain is recorded as coming from trial {source.get('trial_id')} of "
+        f"'{source.get('experiment')}', marked unverified (retrain_of.checkpoint_verified=false)")
 
 
 def existing(directory: Path) -> list[str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -52,8 +54,61 @@ def start_launch(spec_path: Path, cwd: Path, *args: str) -> subprocess.Popen:
             env=cli_env(cwd), start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
 
 
+class Terminal:
+    """A pseudo-terminal a launch runs in, as in an SSH session: the controlling terminal of
+    the launch's session (its stdin, stdout and stderr), its output copied to cwd/driver.log by
+    a reader thread (a full terminal would block the launch). `hang_up()` closes it as sshd does
+    when the connection drops: the kernel sends SIGHUP to the session's leader."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.master, self.slave = os.openpty()
+        self.log = cwd / "driver.log"
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def start(self) -> None:
+        os.close(self.slave)  # the launch holds its own
+        self._thread.start()
+
+    def _read(self) -> None:
+        with open(self.log, "ab") as log:
+            while not self._closing.is_set():
+                ready, _, _ = select.select([self.master], [], [], 0.2)
+                if not ready:
+                    continue
+                try:
+                    data = os.read(self.master, 65536)
+                except OSError:  # EIO: nothing holds the terminal open any more
+                    data = b""
+                if not data:
+                    break
+                log.write(data)
+                log.flush()
+        os.close(self.master)  # here, not while this thread reads it
+
+    def hang_up(self) -> None:
+        self._closing.set()
+        self._thread.join(timeout=10)
+
+
+def start_in_terminal(spec_path: Path, cwd: Path, *args: str) -> tuple[subprocess.Popen,
+                                                                        Terminal]:
+    """`resnet-search launch` in a session of its own whose controlling terminal is a new
+    pseudo-terminal (TIOCSCTTY, then exec: the pid is the launch's)."""
+    terminal = Terminal(cwd)
+    take_terminal = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+                     "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", take_terminal, "-m", "search.cli", "launch", str(spec_path),
+         *args], cwd=cwd, env=cli_env(cwd), start_new_session=True, stdin=terminal.slave,
+        stdout=terminal.slave, stderr=terminal.slave)
+    terminal.start()
+    return proc, terminal
+
+
 def driver_log(proc: subprocess.Popen) -> str:
-    log = Path(proc.args[4]).parent / "driver.log"  # the spec and the log share tmp_path
+    spec = proc.args[proc.args.index("launch") + 1]
+    log = Path(spec).parent / "driver.log"  # the spec and the log share tmp_path
     return log.read_text()[-3000:] if log.exists() else ""
 
 

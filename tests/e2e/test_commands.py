@@ -7,6 +7,7 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
 from driving import (MEDIUM_DATA, epochs_of, results, runs_of, start_launch, steps, trial_dirs,
                      wait_for)
 from processes import ours
@@ -50,6 +51,12 @@ def test_a_running_search_is_seen_stopped_from_another_shell_and_resumed(
         assert running["trials_budget"] == 4 and running["epochs_budget"] == 4 * 5
         if storage.kind == "directory":  # S3: Ray uploads trials' results every 15 s
             assert running["trials"]["running"] >= 1 and running["epochs_used"] >= 1
+            # `trials` reads a running trial as `status` counts it: running, never killed
+            # (nothing kills a trial of this search).
+            listed = as_json(cli("trials", str(path), "--json", cwd=tmp_path, timeout=120))
+            shown = {t["outcome"] for t in listed["trials"] if t["status"] == "RUNNING"}
+            table = cli("trials", str(path), cwd=tmp_path, timeout=120)
+            assert shown == {"running"} and "killed" not in table.stdout, (listed, table.stdout)
         stopped = cli("stop", str(path), "--json", cwd=tmp_path, timeout=300)
         assert "asked the driver" in stopped.stderr
         assert as_json(stopped)["experiment"]["status"] == "interrupted"  # it waited
@@ -105,3 +112,23 @@ def test_status_of_nothing_says_so(tmp_path, cli):
     empty = cli("status", str(tmp_path), cwd=tmp_path, timeout=60)
     assert empty.returncode == 1 and "holds no experiment record" in empty.stderr
     assert "Traceback" not in missing.stderr + empty.stderr
+
+
+# A record file a disk error, a stray editor or a copy cut short left behind.
+DAMAGED = {"not UTF-8": b"\xff\xfe{\"format\": 2}", "not JSON": b"{\"format\": 2, \"name\": "}
+
+
+@pytest.mark.parametrize("command", ["status", "trials", "logs", "report", "export-best", "ui"])
+def test_a_damaged_record_of_an_experiment_directory_is_named_in_one_line(command, tmp_path,
+                                                                         cli):
+    directory = tmp_path / "runs" / "damaged"
+    directory.mkdir(parents=True)
+    (directory / "launch.log").write_text("=== launch ===\n")
+    for damage, content in DAMAGED.items():
+        (directory / "resnet_search.json").write_bytes(content)
+        shown = cli(command, str(directory), cwd=tmp_path, timeout=120)
+        assert shown.returncode == 1, (damage, shown.stdout + shown.stderr)
+        [line] = shown.stderr.strip().splitlines()
+        assert line.startswith("damaged experiment record: ") and "Traceback" not in line
+        assert f"{directory / 'resnet_search.json'} is damaged" in line  # the file
+        assert "restore resnet_search.json from a backup" in line  # and what to do

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Optional
 
 import pytest
@@ -21,6 +23,7 @@ from driving import (NAME, PARENT_TAG, SMALL_DATA, by_param, driver_log, epochs_
                      trial_dirs, wait_for)
 from processes import kill_ours, ours, psutil  # tests/e2e/*.py (pytest's pythonpath)
 
+from search.experiment.record import Experiment
 from search.experiment.results import per_epoch
 
 
@@ -270,6 +273,30 @@ def test_a_bad_config_exits_2_naming_field_and_value(case, command, tmp_path, wr
     assert not (Path(spec["storage_path"]) / NAME).exists()
 
 
+# command-line flags that override a field: (command, flags, the rendered problem's start)
+BAD_FLAGS = {
+    "launch --trials 0": ("launch", ("--trials", "0"), "(--trials): budget.trials: trials is 0"),
+    "validate --max-epochs 0": ("validate", ("--max-epochs", "0"),
+                                "(--max-epochs): budget.max_epochs: max_epochs is 0"),
+    "retrain --epochs 0": ("retrain", ("--epochs", "0"),
+                           "(--epochs): budget.max_epochs: max_epochs is 0"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FLAGS)
+def test_a_bad_override_is_blamed_on_its_flag_not_the_file(case, tmp_path, write_spec,
+                                                          digits_spec, cli):
+    command, flags, said = BAD_FLAGS[case]
+    spec = digits_spec()
+    if command == "retrain":  # a one-trial spec, as export-best writes it
+        spec = {**digits_spec(budget={"trials": 1, "max_epochs": 3}), "space": {}}
+    path = write_spec(spec)
+    result = cli(command, str(path), *flags, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{path} {said}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # --- 6. the trial's process is SIGKILLed mid-trial ----------------------------------------------
 
 def trial_worker(home: Path) -> Optional[psutil.Process]:
@@ -313,3 +340,58 @@ def test_a_killed_trial_process_resumes_from_its_checkpoint(
     assert int(run.data.tags.get("restarts", "0")) >= 1, run.data.tags
     assert steps(client, run) == [1, 2, 3, 4]
     assert (trial / "error.txt").exists()  # Ray saw the failure it recovered from
+
+
+# --- 7. storage_path runs out of space -------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """storage_path on a real filesystem of 1 MiB (tmpfs; the tests run as root, as CI does),
+    which a search fills within its first epochs; `grow()` frees space as a user would."""
+    where = tmp_path / "runs"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
+                             capture_output=True, text=True)
+    assert mounted.returncode == 0, f"cannot mount a small filesystem here: {mounted.stderr}"
+    try:
+        yield SimpleNamespace(path=where, grow=lambda: subprocess.run(
+            ["mount", "-o", "remount,size=64m", str(where)], check=True))
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def failures_saved(experiment: Path) -> dict[str, int]:
+    """Each trial's failure count in Ray's newest experiment snapshot: what a resume restores,
+    and what its retries are counted against."""
+    newest = sorted(experiment.glob("experiment_state-*.json"))[-1]
+    return {json.loads(trial)["trial_id"]: json.loads(metadata)["num_failures"]
+            for trial, metadata in json.loads(newest.read_text())["trial_data"]}
+
+
+def test_a_full_storage_path_ends_in_one_line_spends_no_retry_and_resumes_once_freed(
+        tmp_path, write_spec, digits_spec, cli, small_disk, reaper):
+    spec = digits_spec(budget={"trials": 4, "max_epochs": 3}, scheduler={"type": "fifo"},
+                       data=SMALL_DATA, storage_path=str(small_disk.path),
+                       trial={"resources": {"cpu": 1, "gpu": 0}, "max_failures": 1})
+    path = write_spec(spec)
+    experiment = small_disk.path / NAME
+    full = cli("launch", str(path), cwd=tmp_path, timeout=600)
+    assert full.returncode == 1, full.stdout + full.stderr
+    assert "Traceback" not in full.stderr, full.stderr
+    said = [line for line in full.stderr.splitlines() if line.startswith("cannot go on: ")]
+    assert said == [f"cannot go on: storage_path is full: {small_disk.path} has no space left on "
+                    "device; the search is saved as far as the storage took it: free space "
+                    "there, then run the same command to resume it"], full.stderr
+    assert " retry " not in full.stderr  # no trial was retried into the full disk
+    assert set(failures_saved(experiment).values()) == {0}, failures_saved(experiment)
+    assert Experiment.open(experiment).state() is not None  # the record is intact
+
+    small_disk.grow()
+    again = cli("launch", str(path), cwd=tmp_path, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "(resumed)" in again.stdout
+    done = Experiment.open(experiment).recorded_results()
+    assert len(done.trials) == 4
+    assert all([r["epoch"] for r in t.results] == [1, 2, 3] for t in done.trials)
+    assert {t.outcome.value for t in done.trials} == {"completed"}
+

@@ -29,6 +29,19 @@ def test_gpu_trials_on_a_cluster_without_gpus_are_refused(tmp_path, write_spec, 
     assert "Traceback" not in result.stderr
 
 
+def test_a_ray_that_does_not_start_in_time_is_one_line_saying_what_was_slow(
+        tmp_path, write_spec, digits_spec, cli, reaper, monkeypatch):
+    # A deadline no start can meet: Ray's own setting, as a busy machine trips a real one.
+    monkeypatch.setenv("RAY_gcs_server_port_wait_time_s", "0")
+    result = cli("launch", str(write_spec(digits_spec())), cwd=tmp_path, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("cannot launch")]
+    assert "Ray's GCS server did not publish its port in time" in line
+    assert "launch again, or give Ray longer with RAY_gcs_server_port_wait_time_s=SECONDS" in line
+    assert not (tmp_path / "runs" / "e2e-digits").exists()  # nothing was scheduled
+
+
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted(p.name for p in (ROOT / "spaces").glob("*.yaml"))
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 from driving import (MEDIUM_DATA, NAME, PARENT_TAG, SMALL_DATA, driver_log, results, runs_of,
-                     saved_trials, small_search, start_launch, steps, trial_dirs, wait_for)
+                     saved_trials, small_search, start_in_terminal, start_launch, steps,
+                     trial_dirs, wait_for)
 from processes import kill_ours, ours
 
 from search.experiment.location import locate
@@ -84,7 +85,10 @@ def test_ctrl_c_saves_the_search_exits_130_and_the_same_command_resumes_it(
             os.killpg(driver.pid, signal.SIGKILL)
     log = driver_log(driver)
     assert code == 130, log
-    assert "run the same command again to resume" in log
+    assert "interrupted (SIGINT): the search is saved; run the same command again to resume" in log
+    # A partial search has no result yet: nothing a script could read as the search's best.
+    assert "best config:" not in log and "best checkpoint:" not in log, log
+    assert "best trials of" not in log, log
     assert "Tuner.restore" not in log and "Traceback" not in log, log
     record, job = record_of(path)
     assert record.state().status.value == "interrupted"
@@ -124,6 +128,41 @@ def test_ctrl_c_saves_the_search_exits_130_and_the_same_command_resumes_it(
     best = after.best
     assert parents[0].data.tags["best_trial_id"] == best.trial_id
     assert parents[0].data.metrics["best_val_acc"] == pytest.approx(best.best)
+
+
+def test_a_closed_terminal_saves_the_search_exits_129_and_the_same_command_resumes_it(
+        tmp_path, write_spec, digits_spec, cli, reaper):
+    """An SSH session drops: the launch's terminal hangs up (the kernel's SIGHUP to the session
+    leader) and the shell passes SIGHUP on to the job's process group, where Ray's GCS and
+    raylet run beside the driver."""
+    spec, path, experiment = small_search(digits_spec, write_spec)
+    driver, terminal = start_in_terminal(path, tmp_path)
+    try:
+        wait_for(lambda: any(len(results(d)) == 3 for d in trial_dirs(experiment)), 180,
+                 "a finished trial", proc=driver)
+        terminal.hang_up()
+        os.killpg(driver.pid, signal.SIGHUP)
+        code = driver.wait(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+        terminal.hang_up()
+    assert code == 129, driver_log(driver)
+    record, job = record_of(path)
+    state = record.state()
+    assert (state.status.value, state.reason) == ("interrupted", "SIGHUP")
+    log = (experiment / "launch.log").read_text()  # what was printed after the hang-up too
+    assert "launch ended: " in log and "Traceback" not in log, log
+    _, parents, children = runs_of(spec["tracking"]["mlflow_uri"])
+    assert [(p.info.status, p.data.tags["state"]) for p in parents] == [("KILLED",
+                                                                         "interrupted")]
+    assert all(c.info.status != "RUNNING" for c in children)
+
+    again = cli("launch", str(path), cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "(resumed)" in again.stdout and record.state().status.value == "finished"
+    assert all([r["epoch"] for r in t.results] == [1, 2, 3]
+               for t in record.results(job).trials)
 
 
 # --- exact resume ------------------------------------------------------------------------------

@@ -287,7 +287,8 @@ def local_experiment(tmp_path: Path) -> tuple[Path, str]:
     return directory, parent
 
 
-def test_ui_serves_a_sqlite_store_until_ctrl_c(tmp_path, cli):
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGHUP"])  # Ctrl+C, or its terminal closed
+def test_ui_serves_a_sqlite_store_until_ctrl_c(tmp_path, cli, sig):
     directory, parent = local_experiment(tmp_path)
     port = free_port()
     env = {**os.environ, "HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
@@ -309,7 +310,7 @@ def test_ui_serves_a_sqlite_store_until_ctrl_c(tmp_path, cli):
         assert f"port {port} on 127.0.0.1 is in use" in busy.stderr
         assert "Traceback" not in busy.stderr
 
-        ui.send_signal(signal.SIGINT)
+        ui.send_signal(getattr(signal, sig))
         assert ui.wait(60) == 0, ui.stderr.read()
     finally:
         if ui.poll() is None:
@@ -323,7 +324,7 @@ def test_ui_serves_a_sqlite_store_until_ctrl_c(tmp_path, cli):
             break
         time.sleep(0.5)
     else:
-        pytest.fail(f"the MLflow UI still answers on port {port} after Ctrl+C")
+        pytest.fail(f"the MLflow UI still answers on port {port} after {sig}")
 
 
 @pytest.mark.parametrize("case", ["no record", "no store"])

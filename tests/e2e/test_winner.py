@@ -190,31 +190,64 @@ def test_the_retrain_is_an_mlflow_run_of_the_search_linked_to_the_winner(
                                                                         "model_card.json"}
 
 
-def test_ctrl_c_exits_130_saves_nothing_and_closes_the_run_killed(finished, exported, work):
+# What stops a retrain: Ctrl+C in its terminal, and that terminal closed (SIGHUP), with the exit
+# code of each.
+STOPPING = {"SIGINT": 130, "SIGHUP": 129}
+
+
+@pytest.mark.parametrize("sig", STOPPING)
+def test_ctrl_c_exits_130_saves_nothing_and_closes_the_run_killed(finished, exported, work,
+                                                                   sig):
     spec = yaml.safe_load((work / "out" / "best.yaml").read_text())
-    spec["tracking"]["experiment"] = f"{NAME}-interrupted"  # keep the search's own clean
-    (work / "interrupted.yaml").write_text(yaml.safe_dump(spec))
-    with open(work / "interrupted.log", "w") as log:
+    experiment_name = f"{NAME}-interrupted-{sig}"  # keep the search's own clean
+    spec["tracking"]["experiment"] = experiment_name
+    (work / f"{sig}.yaml").write_text(yaml.safe_dump(spec))
+    output_file = work / f"{sig}.log"
+    with open(output_file, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "search.cli", "retrain", "interrupted.yaml", "--epochs", "50",
-             "-o", "stopped"], cwd=work, env=cli_env(work), stdout=log,
+            [sys.executable, "-m", "search.cli", "retrain", f"{sig}.yaml", "--epochs", "50",
+             "-o", f"stopped-{sig}"], cwd=work, env=cli_env(work), stdout=log,
             stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: "epoch 1/50" in (work / "interrupted.log").read_text(), 180,
-                 "the first epoch")
-        proc.send_signal(signal.SIGINT)  # what Ctrl+C in its terminal sends
+        wait_for(lambda: "epoch 1/50" in output_file.read_text(), 180, "the first epoch")
+        proc.send_signal(getattr(signal, sig))
         code = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    output = (work / "interrupted.log").read_text()
-    assert code == 130, output
+    output = output_file.read_text()
+    assert code == STOPPING[sig], output
     assert "interrupted: nothing was saved" in output and "Traceback" not in output
-    assert not list((work / "stopped").glob("model*"))  # no weights, no card
+    assert not list((work / f"stopped-{sig}").glob("model*"))  # no weights, no card
     client = MlflowClient(finished.server_url)
-    experiment = client.get_experiment_by_name(f"{NAME}-interrupted")
+    experiment = client.get_experiment_by_name(experiment_name)
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "KILLED" and run.data.tags["reason"] == "interrupted"
+
+
+def test_a_header_naming_a_checkpoint_that_is_gone_is_warned_of_and_marked_unverified(
+        finished, exported, work, winner, cli):
+    text = (work / "out" / "best.yaml").read_text()
+    gone = f"{finished.experiment}/{winner.trial_id}/checkpoint_999999"
+    assert f"#   checkpoint: {winner.checkpoint}\n" in text
+    text = text.replace(f"#   checkpoint: {winner.checkpoint}\n", f"#   checkpoint: {gone}\n")
+    # (its own MLflow experiment: the search's holds only the retrain the other tests read)
+    text = text.replace(f"\n  experiment: {NAME}\n", f"\n  experiment: {NAME}-unverified\n")
+    (work / "unverified.yaml").write_text(text)
+    done = cli("retrain", "unverified.yaml", "--epochs", "1", "-o", "unverified", cwd=work,
+               timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (f"warning: the checkpoint its provenance header names does not exist: {gone}"
+            in done.stderr)
+    card = json.loads((work / "unverified" / "model_card.json").read_text())
+    assert card["source"]["checkpoint"] == gone
+    assert card["source"]["checkpoint_verified"] is False
+    assert "**Unverified**" in (work / "unverified" / "model_card.md").read_text()
+    client = MlflowClient(finished.server_url)
+    experiment = client.get_experiment_by_name(f"{NAME}-unverified")
+    [run] = client.search_runs([experiment.experiment_id])
+    assert run.data.tags["retrain_of.checkpoint"] == gone
+    assert run.data.tags["retrain_of.checkpoint_verified"] == "false"
 
 
 def test_retrain_refuses_a_search_and_an_earlier_retrain(finished, retrained, work, cli):

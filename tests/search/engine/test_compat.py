@@ -257,3 +257,15 @@ def test_keep_loopback_addresses_makes_ray_keep_a_loopback_node_address():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["127.0.0.1", "0"]
+
+
+def test_forget_failure_takes_back_the_failure_ray_counted():
+    from ray.tune.experiment import Trial
+
+    trial = Trial("compat", stub=True)
+    trial.run_metadata.num_failures = 2
+    compat.forget_failure(trial)
+    assert trial.num_failures == 1  # what should_recover() and the saved state read
+    trial.run_metadata.num_failures = 0
+    compat.forget_failure(trial)
+    assert trial.num_failures == 0

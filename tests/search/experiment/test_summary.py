@@ -10,7 +10,8 @@ from search.experiment.outcome import Outcome
 from search.experiment.record import Experiment, NoExperiment, experiments_in
 from search.experiment.results import Results, TrialRecord
 from search.experiment.state import State, Status
-from search.experiment.summary import eta, job_of_saved, kind_of, status_of, summarize
+from search.experiment.summary import (KINDS, eta, job_of_saved, kind_of, status_of,
+                                       summarize)
 
 SPEC = {"budget": {"trials": 6, "max_epochs": 4}, "objective": {"metric": "val_acc",
                                                                 "mode": "max"},
@@ -44,6 +45,22 @@ def state(status=Status.RUNNING, created=1000.0, updated=1100.0, reason=None):
 ])
 def test_which_count_a_trial_goes_into(status, outcome, live, kind):
     assert kind_of(trial(status=status, outcome=outcome), live) == kind
+
+
+@pytest.mark.parametrize("status, outcome, live, shown", [
+    # outcome_of calls a trial short of its budget `killed`: not while it runs or waits
+    ("RUNNING", Outcome.KILLED, True, "running"),
+    ("RUNNING", Outcome.KILLED, False, "pending"),
+    ("PENDING", Outcome.KILLED, True, "pending"),
+    ("PAUSED", Outcome.KILLED, False, "pending"),
+    ("TERMINATED", Outcome.KILLED, True, "killed"),
+    ("TERMINATED", Outcome.DIVERGED, True, "diverged"),  # `trials` keeps the kind of failure
+    ("ERROR", Outcome.FAILED, False, "failed"),
+])
+def test_how_a_trial_reads_in_trials_agrees_with_the_status_counts(status, outcome, live, shown):
+    read = trial(status=status, outcome=outcome, epochs=2)
+    assert read.shown(live) == shown and read.as_json(live)["outcome"] == shown
+    assert kind_of(read, live) == (shown if shown in KINDS else "failed")
 
 
 @pytest.mark.parametrize("recorded, driver, stop, shown", [

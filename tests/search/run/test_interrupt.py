@@ -26,12 +26,17 @@ with Interruption() as interruption:
         os.kill(os.getpid(), getattr(signal, sys.argv[1]))
         time.sleep(0.5)
         print("tune stopped" if stopped else "no stop", interruption.name, flush=True)
-        if sys.argv[3] == "twice":
-            os.kill(os.getpid(), signal.SIGINT)
+        if sys.argv[3] != "once":  # a second signal
+            os.kill(os.getpid(), getattr(signal, sys.argv[3]))
             time.sleep(0.5)
+            print("still saving", flush=True)
     except KeyboardInterrupt:
         print("KeyboardInterrupt", interruption.name, flush=True)
 print("restored", signal.getsignal(signal.SIGINT) is before, flush=True)
+if interruption.hung_up:  # the ending that follows must outlive the shell's next SIGHUP
+    os.kill(os.getpid(), signal.SIGHUP)
+    time.sleep(0.2)
+    print("outlived SIGHUP", flush=True)
 """
 
 
@@ -47,9 +52,21 @@ def test_a_signal_during_the_search_runs_the_hooks_and_asks_tune_to_stop(sig):
     assert run(sig, "in-fit") == ["hook", f"tune stopped {sig}", "restored True"]
 
 
+def test_a_closed_terminal_is_an_interruption_that_outlives_the_hangups_that_follow():
+    assert run("SIGHUP", "in-fit") == ["hook", "tune stopped SIGHUP", "restored True",
+                                       "outlived SIGHUP"]
+    # The shell passes its SIGHUP on, and the kernel sends one when the shell exits: the same
+    # event, not a second Ctrl+C.
+    assert run("SIGHUP", "in-fit", "SIGHUP") == ["hook", "tune stopped SIGHUP", "still saving",
+                                                 "restored True", "outlived SIGHUP"]
+    # Ctrl+C, then the terminal is closed: still saving.
+    assert run("SIGINT", "in-fit", "SIGHUP") == ["hook", "tune stopped SIGINT", "still saving",
+                                                 "restored True", "outlived SIGHUP"]
+
+
 def test_a_second_signal_stops_at_once():
-    assert run("SIGTERM", "in-fit", "twice") == ["hook", "tune stopped SIGTERM",
-                                                 "KeyboardInterrupt SIGTERM", "restored True"]
+    assert run("SIGTERM", "in-fit", "SIGINT") == ["hook", "tune stopped SIGTERM",
+                                                  "KeyboardInterrupt SIGTERM", "restored True"]
 
 
 def test_a_signal_before_tune_listens_stops_at_once():
@@ -57,7 +74,8 @@ def test_a_signal_before_tune_listens_stops_at_once():
     assert run("SIGINT", "before-fit") == ["KeyboardInterrupt SIGINT", "restored True"]
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                       (signal.SIGHUP, 129)])
 def test_exit_codes_follow_the_shell(sig, code):
     assert exit_code(sig) == code
 

@@ -4,7 +4,8 @@ import logging
 
 import pytest
 
-from search.spec.redact import RedactSecrets, redact
+from search.spec.redact import (RedactSecrets, masked, missing_secret, redact, restored,
+                                spec_at_rest)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -30,3 +31,41 @@ def test_log_records_are_redacted_with_their_arguments():
                                ("http://h/?token=SEKRIT", "refused"), None)
     assert RedactSecrets().filter(record)
     assert record.getMessage() == "failed at http://h/?token=***: refused"
+
+
+# --- at rest: masked in the files, given back from MLFLOW_TRACKING_URI ------------------------
+
+FULL = "postgresql+psycopg2://h:5432/mlflow?user=u&password=S3CRET"
+MASKED = "postgresql+psycopg2://h:5432/mlflow?user=u&password=***"
+
+
+@pytest.mark.parametrize("uri, is_masked", [
+    (MASKED, True), ("https://bob:***@h/x", True), ("http://h/?token=***", True),
+    (FULL, False), ("sqlite:////abs/mlflow.db", False), ("http://h:5000", False),
+])
+def test_a_masked_uri_is_told_from_a_full_one(uri, is_masked):
+    assert masked(uri) is is_masked
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({"MLFLOW_TRACKING_URI": FULL}, FULL),  # the same URI with its secret: given back
+    ({"MLFLOW_TRACKING_URI": FULL.replace("h:5432", "other:5432")}, MASKED),  # another store
+    ({"MLFLOW_TRACKING_URI": MASKED}, MASKED),  # no secret there either
+    ({}, MASKED),
+])
+def test_a_masked_uri_gets_its_secret_back_from_mlflows_variable(environ, expected):
+    assert restored(MASKED, environ) == expected
+    assert restored(FULL, environ) == FULL and restored("sqlite:///m.db", environ) == "sqlite:///m.db"
+
+
+def test_a_uri_still_masked_says_where_to_give_the_secret():
+    assert missing_secret(FULL) is None
+    said = missing_secret(MASKED)
+    assert MASKED in said and "MLFLOW_TRACKING_URI" in said and "S3CRET" not in said
+
+
+def test_a_spec_at_rest_holds_its_uri_masked_and_nothing_else_changed():
+    resolved = {"name": "x", "tracking": {"mlflow_uri": FULL, "experiment": "e"}, "fixed": {}}
+    assert spec_at_rest(resolved) == {**resolved, "tracking": {"mlflow_uri": MASKED,
+                                                               "experiment": "e"}}
+    assert resolved["tracking"]["mlflow_uri"] == FULL  # a copy

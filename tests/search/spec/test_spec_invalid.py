@@ -344,6 +344,14 @@ def test_invalid_override_is_a_spec_error(tmp_path):
     with pytest.raises(SpecError) as err:
         load_spec(path, trials=0)
     assert [p.loc for p in err.value.problems] == ["budget.trials"]
+    # The value came from the command line: the flag is named, as `--name` is.
+    assert str(err.value) == f"{path} (--trials): budget.trials: trials is 0 but must be >= 1"
+    with pytest.raises(SpecError) as err:
+        load_spec(path, max_epochs=0, flags={"max_epochs": "--epochs"})  # retrain's name
+    assert str(err.value).startswith(f"{path} (--epochs): budget.max_epochs: ")
+    with pytest.raises(SpecError) as err:  # a field no flag set stays the file's
+        load_spec(path, max_epochs=2)
+    assert str(err.value).startswith(f"{path}: scheduler.grace_period: ")
 
 
 # --- the pure rules, table-driven -------------------------------------------------------------

@@ -258,3 +258,18 @@ def test_tracking_experiment_and_uri():
                                                "experiment": "shared"}})
     assert (spec.tracking.mlflow_uri, spec.tracking.experiment) == ("http://127.0.0.1:5000",
                                                                     "shared")
+
+
+def test_the_spec_hash_leaves_a_tracking_uris_secret_out():
+    """The record keeps the URI masked, so a rotated password must not read as a changed
+    search; another store still does."""
+    def spec(uri: str):
+        return parse_spec({"name": "t", "data": {"dataset": "synthetic"},
+                           "budget": {"trials": 1, "max_epochs": 2},
+                           "tracking": {"mlflow_uri": uri}})
+
+    old = spec("postgresql://db:5432/mlflow?user=u&password=old")
+    assert spec("postgresql://db:5432/mlflow?user=u&password=new").spec_hash() == old.spec_hash()
+    assert spec("postgresql://db2:5432/mlflow?user=u&password=old").spec_hash() != \
+        old.spec_hash()
+    assert old.resolved()["tracking"]["mlflow_uri"].endswith("password=old")  # kept in memory

@@ -294,3 +294,24 @@ def test_an_epoch_logged_after_the_last_snapshot_is_not_logged_again_by_the_resu
     for key in ("val_acc", "train_loss"):
         assert store.steps(run_id, key) == [1, 2, 3], key
     assert first.failures == second.failures == 0
+
+
+def test_a_pickled_mirror_keeps_its_uris_secret_masked_and_a_restore_gives_it_back():
+    """Tune pickles its callbacks into tuner.pkl on shared storage: the tracking URI goes in
+    masked, and the launch that restores the tuner links the full one back (driver.py)."""
+    import ray.cloudpickle
+
+    from search.spec.model import load_spec
+    from search.tracking.mirror import MlflowMirror
+
+    full = "postgresql+psycopg2://h:5432/mlflow?user=u&password=S3CRET"
+    masked = "postgresql+psycopg2://h:5432/mlflow?user=u&password=***"
+    mirror = MlflowMirror(full, "parent", load_spec("spaces/digits.yaml").job(),
+                          scheduler_stops=lambda trial_id: False)
+    blob = ray.cloudpickle.dumps(mirror)  # as Tune pickles its run config
+    assert b"S3CRET" not in blob
+    assert mirror.uri == full and mirror.writer.uri == full  # the live one keeps it
+    restored = ray.cloudpickle.loads(blob)
+    assert (restored.uri, restored.writer.uri) == (masked, masked)
+    restored.relink(full)
+    assert (restored.uri, restored.writer.uri) == (full, full)

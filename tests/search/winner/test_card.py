@@ -50,6 +50,14 @@ def test_markdown_says_how_to_load_the_weights():
     assert f'json.load(open("{CARD_JSON}"))' in text
 
 
+def test_an_unverified_source_says_so():
+    source = {**CARD["source"], "checkpoint": "/w/gone", "checkpoint_verified": False}
+    text = card_markdown({**CARD, "source": source}).split("## Metrics")[0]
+    assert "**Unverified**: the checkpoint the spec's header names (`/w/gone`) did not" in text
+    verified = card_markdown({**CARD, "source": {**source, "checkpoint_verified": True}})
+    assert "Unverified" not in verified
+
+
 def test_a_spec_without_provenance_says_so():
     text = card_markdown({**CARD, "source": None})
     assert "A spec without provenance (not exported by `export-best`)." in text

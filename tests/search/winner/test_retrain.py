@@ -19,7 +19,7 @@ from search.spec.model import load_spec
 from search.spec.problems import SpecError
 from search.winner.card import CARD_JSON, CARD_MD, MODEL_FILE
 from search.winner.mlflow_run import link_tags
-from search.winner.retrain import existing, plan_of, retrain, save
+from search.winner.retrain import existing, plan_of, retrain, save, verified
 
 SOURCE = {"experiment": "digits-search", "directory": "/w/runs/digits-search",
           "trial_id": "t002", "epochs": 2, "checkpoint": "/w/runs/digits-search/t002/c",
@@ -106,6 +106,25 @@ def test_a_spec_that_still_searches_is_refused_naming_its_parameters(tmp_path):
 ])
 def test_link_tags(source, trial_run, expected):
     assert link_tags(source, trial_run) == expected
+
+
+def test_a_checkpoint_the_header_names_is_verified_and_a_missing_one_marked(tmp_path):
+    checkpoint = tmp_path / "t002" / "checkpoint_000001"
+    checkpoint.mkdir(parents=True)
+    there, warning = verified({**SOURCE, "checkpoint": str(checkpoint)})
+    assert there["checkpoint_verified"] is True and warning is None
+    gone = str(tmp_path / "t002" / "checkpoint_000009")
+    marked, warning = verified({**SOURCE, "checkpoint": gone})
+    assert marked == {**SOURCE, "checkpoint": gone, "checkpoint_verified": False}
+    assert warning.startswith(f"warning: the checkpoint its provenance header names does not "
+                              f"exist: {gone}; ") and "t002 of 'digits-search'" in warning
+    assert link_tags(marked, "")["retrain_of.checkpoint_verified"] == "false"
+    assert link_tags(there, "")["retrain_of.checkpoint_verified"] == "true"
+    # A store that cannot be asked (no credentials) is no evidence either.
+    assert verified(SOURCE, exists=lambda path: 1 / 0)[0]["checkpoint_verified"] is False
+    # Nothing named, nothing to verify: no provenance, or an export without a checkpoint.
+    assert verified(None) == (None, None)
+    assert verified({**SOURCE, "checkpoint": None}) == ({**SOURCE, "checkpoint": None}, None)
 
 
 # ---- saving: weights, then the card ---------------------------------------------------------

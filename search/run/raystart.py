@@ -1,0 +1,64 @@
+"""Ray's start-up deadlines, made generous, and a start that failed anyway, said in one line.
+
+Ray gives each of its processes a fixed time to come up: the GCS 30 s to publish its port, a
+node 10 s to be found registered, a worker 60 s to register, an agent 30 s. On a loaded machine
+(the 2-core CI box runs several searches at once) Ray, slowly but visibly progressing, trips
+them and `ray.init` raises. A process that fails exits, and Ray notices that at once: these
+deadlines only ever catch one that hangs, so they are set to 10 minutes, far beyond the slowest
+start measured here (a local Ray up about 25 s after the launch began, at a load of 8 to 12 on 2
+cores). Each is an environment setting Ray reads in every process it starts (and the driver its
+own C++ settings when `ray` is first imported): `give_ray_time` sets them before that, unless
+the environment already chose.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+# Ray 2.59's start-up deadlines: the variable, and what it times (seconds unless named _ms).
+DEADLINES = {
+    # python/ray/_private/node.py: the GCS server's port file, and as many 1-s connect tries
+    "RAY_gcs_server_port_wait_time_s": "600",
+    # ray_config_def.h: finding a node registered in the GCS (the driver's start, get_node)
+    "RAY_raylet_start_wait_time_s": "600",
+    # ray_config_def.h: a worker process registering with its raylet (else it is killed)
+    "RAY_worker_register_timeout_seconds": "600",
+    # ray_config_def.h: the raylet's agents registering (else the raylet exits)
+    "RAY_agent_register_timeout_ms": "600000",
+}
+
+
+def give_ray_time() -> None:
+    """Generous start-up deadlines for Ray, unless the environment set them. Before `import
+    ray` for the driver's own settings; the processes Ray starts read them in any case."""
+    for name, value in DEADLINES.items():
+        os.environ.setdefault(name, value)
+
+
+# What Ray says when a start-up deadline passed -> (what was slow, the setting that times it).
+SLOW = {
+    "gcs_server_port": ("Ray's GCS server did not publish its port in time",
+                        "RAY_gcs_server_port_wait_time_s"),
+    "timed out during startup": ("Ray's raylet did not register in time",
+                                 "RAY_raylet_start_wait_time_s"),
+    "not registered with GCS": ("Ray's raylet did not register in time",
+                                "RAY_raylet_start_wait_time_s"),
+}
+
+
+def start_failed(error: BaseException, load: Optional[float] = None,
+                 cpus: Optional[int] = None) -> str:
+    """The one line for a local Ray that did not start (pure): what was slow, and how to
+    retry."""
+    said = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    slow, setting = next((found for needle, found in SLOW.items() if needle in said),
+                         (None, None))
+    busy = (f" on a busy machine (load {load:.1f} on {cpus} CPUs)"
+            if load is not None and cpus else "")
+    if slow is None:
+        return (f"Ray did not start{busy}: {type(error).__name__}: {said}; nothing was run: "
+                "launch again")
+    now = os.environ.get(setting)
+    return (f"{slow}{busy}: {said}; nothing was run: launch again, or give Ray longer with "
+            f"{setting}=SECONDS (now {now or 'Ray default'})")

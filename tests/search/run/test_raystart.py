@@ -1,0 +1,52 @@
+"""Ray's start-up deadlines: generous unless the environment chose, each a setting the installed
+Ray still reads, and a start that failed said in one line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from search.run.raystart import DEADLINES, give_ray_time, start_failed
+
+
+def test_each_deadline_is_a_setting_the_installed_ray_reads():
+    import ray
+
+    root = Path(ray.__file__).parent
+    python = "".join(p.read_text(errors="replace") for p in (root / "_private").glob("*.py"))
+    binary = (root / "_raylet.so").read_bytes()
+    for name in DEADLINES:
+        assert name in python or name.encode() in binary, name
+
+
+def test_the_environment_wins_and_the_rest_is_generous(monkeypatch):
+    for name in DEADLINES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAY_gcs_server_port_wait_time_s", "5")
+    give_ray_time()
+    assert os.environ["RAY_gcs_server_port_wait_time_s"] == "5"
+    assert os.environ["RAY_raylet_start_wait_time_s"] == "600"
+    assert os.environ["RAY_agent_register_timeout_ms"] == "600000"
+
+
+@pytest.mark.parametrize("said, slow, setting", [
+    ("Timed out waiting for file /tmp/ray/session_1/gcs_server_port_ab",
+     "Ray's GCS server did not publish its port in time", "RAY_gcs_server_port_wait_time_s"),
+    ("The current node timed out during startup. This could happen because some of the "
+     "raylet failed to startup or the GCS has become overloaded.",
+     "Ray's raylet did not register in time", "RAY_raylet_start_wait_time_s"),
+])
+def test_a_deadline_that_passed_names_what_was_slow_and_how_to_retry(said, slow, setting,
+                                                                     monkeypatch):
+    monkeypatch.setenv(setting, "7")
+    line = start_failed(RuntimeError(said + "\nmore of Ray's text"), load=9.25, cpus=2)
+    assert line == (f"{slow} on a busy machine (load 9.2 on 2 CPUs): {said}; nothing was run: "
+                    f"launch again, or give Ray longer with {setting}=SECONDS (now 7)")
+
+
+def test_any_other_failure_is_one_line_too():
+    line = start_failed(OSError("[Errno 28] No space left on device"))
+    assert line == ("Ray did not start: OSError: [Errno 28] No space left on device; nothing "
+                    "was run: launch again")
