@@ -139,14 +139,15 @@ def table_lines(summary: dict) -> list[str]:
     order = sorted(summary["strategies"], key=lambda n: summary["strategies"][n][
         "mean_rank_anytime"])
     lines = [f"{'strategy':>34s} | epochs to random's best / B | seconds / random's | "
-             f"rank any | rank final | regret mean | regret final | trials"]
+             f"rank any | rank final | regret mean | regret final | trials (full)"]
     for name in order:
         row = summary["strategies"][name]
         lines.append(f"{name:>34s} | {spread_text(row['ratio']):>27s} | "
                      f"{shown(row['seconds_ratio']['median']):>18s} | "
                      f"{row['mean_rank_anytime']:8.2f} | {row['mean_rank_final']:10.2f} | "
                      f"{row['regret_mean']['median']:11.4f} | "
-                     f"{row['regret_final']['median']:12.4f} | {row['trials']['median']:g}")
+                     f"{row['regret_final']['median']:12.4f} | {row['trials']['median']:g} "
+                     f"({row['trials_full']['median']:g})")
     if "paired" in summary:
         p = summary["paired"]
         lines.append(f"  {p['ours']} vs {p['other']} over {p['pairs']} task-seeds: better "
@@ -215,7 +216,8 @@ def run_lcbench(args: argparse.Namespace) -> dict:
         summary["targets"] = targets(summary)
         summary["per_seed"] = {t: {n: {k: [_rounded(r[k]) for r in records[t][n]] for k in
                                        ("epochs_to_target", "seconds_to_target", "best",
-                                        "trials", "regret_mean", "regret_final")}
+                                        "trials", "trials_full", "regret_mean",
+                                        "regret_final")}
                                    for n in strategies} for t in split[half]}
         report["halves"][half] = summary
         print(f"\nLCBench, {half} half ({len(split[half])} tasks x {args.seeds} seeds), B = "

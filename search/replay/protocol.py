@@ -89,6 +89,7 @@ def seed_records(problem: ProblemFile, evaluator: Any, strategies: Mapping[str, 
             "seconds_ratio": None if seconds is None else seconds / baseline.end,
             "best": figures.best(values, mode), "trials": len(run.trials),
             "epochs": len(values), "end_seconds": run.end,
+            **anatomy(run, evaluator.max_epochs),
             "regret": [round(r, 5) for r in curve],
             "regret_mean": statistics.fmean(curve), "regret_final": curve[-1],
         }
@@ -96,6 +97,15 @@ def seed_records(problem: ProblemFile, evaluator: Any, strategies: Mapping[str, 
         for name, rank in figures.ranks({n: r[measure] for n, r in out.items()}).items():
             out[name][key] = rank
     return out
+
+
+def anatomy(run: simulator.Replay, max_epochs: int) -> dict:
+    """Where a search's epochs went: how many trials ran to max_epochs, how many stopped after
+    their first epoch, and the share of all epochs spent in trials that ran to the end."""
+    lengths = [trial.epoch for trial in run.trials.values() if trial.epoch]
+    full = [n for n in lengths if n >= max_epochs]
+    return {"trials_full": len(full), "trials_one_epoch": sum(n == 1 for n in lengths),
+            "share_epochs_in_full": sum(full) / max(1, sum(lengths))}
 
 
 def _band(curves: Sequence[Sequence[float]]) -> dict[str, list[float]]:
@@ -120,6 +130,8 @@ def summarise(records: Mapping[str, Mapping[str, Sequence[dict]]], budget_epochs
             "seconds_ratio": figures.spread([r["seconds_ratio"] for r in rows]),
             "best": figures.spread([r["best"] for r in rows]),
             "trials": figures.spread([r["trials"] for r in rows]),
+            **{key: figures.spread([r[key] for r in rows]) for key in
+               ("trials_full", "trials_one_epoch", "share_epochs_in_full") if key in rows[0]},
             "mean_rank_anytime": statistics.fmean(
                 statistics.fmean(r["rank_anytime"] for r in records[t][name]) for t in tasks),
             "mean_rank_final": statistics.fmean(

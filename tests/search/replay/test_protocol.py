@@ -66,6 +66,11 @@ def test_seed_records_measure_every_strategy_against_randoms_best(toy):
             assert 0 < row["seconds_to_target"] <= row["end_seconds"]
             assert row["seconds_to_target"] % 2.0 == pytest.approx(0)  # epochs of 2 s
             assert row["best"] >= random["best"]
+    # FIFO runs every trial it starts to the end (but those the budget cuts off); ASHA stops
+    # most after their first epoch
+    assert random["trials_full"] == 20 and random["share_epochs_in_full"] == 1.0
+    assert records["random_asha"]["trials_one_epoch"] > records["random_asha"]["trials_full"]
+    assert records["random_asha"]["share_epochs_in_full"] < 1.0
     ranks = sorted(r["rank_anytime"] for r in records.values())
     assert sum(ranks) == pytest.approx(1 + 2 + 3)
 
