@@ -260,6 +260,7 @@ def plot_lcbench(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     halves_ = report["halves"]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]  # one colour per strategy
     fig, axes = plt.subplots(2, len(halves_), figsize=(6.5 * len(halves_), 9), squeeze=False)
     for column, (half, summary) in enumerate(halves_.items()):
         top, bottom = axes[0][column], axes[1][column]
@@ -269,11 +270,12 @@ def plot_lcbench(report: dict, path: Path) -> None:
                        key=lambda n: summary["strategies"][n]["mean_rank_anytime"])
         for name in names:
             band = summary["strategies"][name]["regret_band"]
+            color = colors[list(report["strategies"]).index(name) % len(colors)]
             floor = 1e-4  # a log axis: regret 0 (the reference's best reached) drawn at 1e-4
-            top.plot(x, [max(v, floor) for v in band["median"]],
+            top.plot(x, [max(v, floor) for v in band["median"]], color=color,
                      label=f"{name} (rank {summary['strategies'][name]['mean_rank_anytime']:.2f})")
             top.fill_between(x, [max(v, floor) for v in band["q25"]],
-                             [max(v, floor) for v in band["q75"]], alpha=0.12)
+                             [max(v, floor) for v in band["q75"]], color=color, alpha=0.10)
         top.set_yscale("log")
         top.axvline(0.15, color="grey", linestyle="--", linewidth=1, label="0.15 B")
         top.set_xlabel("epochs spent / B")
