@@ -151,3 +151,63 @@ def summarise(values: dict[str, dict[int, list]], baseline: str, budget: int, mo
         out["paired"] = {"ours": ours, "other": other,
                          **paired(per[ours], per[other], budget, mode)}
     return out
+
+
+# ---- the published protocols' figures over many tasks (search/replay/protocol.py) ------------
+
+def seconds_to_target(values: Sequence[Any], times: Sequence[float], target: float,
+                      mode: str) -> Optional[float]:
+    """The virtual clock when the first result at least as good as `target` came in."""
+    reached = epochs_to_target(values, target, mode)
+    return None if reached is None else float(times[reached - 1])
+
+
+def regret(value: Optional[float], worst: float, best: float, mode: str) -> float:
+    """Normalised regret of a best-so-far `value`: 0 at the task's best known value, 1 at its
+    worst (and 1 before any value), clipped to [0, 1]: a value past the known best is no better
+    than it (pure)."""
+    span = score(best, mode) - score(worst, mode)
+    if not objective.finite(value) or span <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (score(best, mode) - score(value, mode)) / span))
+
+
+def checkpoints(values: Sequence[Any], at: Sequence[int], mode: str) -> list[Optional[float]]:
+    """The best value after each count of epochs in `at` (ascending; the last best is held
+    past the search's end; None before the first finite value)."""
+    out: list[Optional[float]] = []
+    current: Optional[float] = None
+    position = 0
+    for count in at:
+        while position < min(count, len(values)):
+            if objective.better(values[position], current, mode):
+                current = float(values[position])
+            position += 1
+        out.append(current)
+    return out
+
+
+def ranks(costs: dict[str, float]) -> dict[str, float]:
+    """Each name's rank by cost, 1 = lowest, ties sharing their mean rank (pure)."""
+    ordered = sorted(costs, key=lambda n: costs[n])
+    out: dict[str, float] = {}
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and costs[ordered[j + 1]] == costs[ordered[i]]:
+            j += 1
+        for name in ordered[i:j + 1]:
+            out[name] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def wilcoxon_less(ours: Sequence[float], other: Sequence[float]) -> Optional[float]:
+    """One-sided Wilcoxon signed-rank p-value that `ours` is lower than `other`, pair by pair;
+    None when every pair ties."""
+    from scipy.stats import wilcoxon
+
+    if not any(a != b for a, b in zip(ours, other)):
+        return None
+    return float(wilcoxon(list(ours), list(other), alternative="less",
+                          zero_method="wilcox").pvalue)

@@ -7,7 +7,11 @@ No Ray runtime, no torch: the Ray classes are plain Python objects here. The cal
 slot is free; each result goes to the scheduler first, then (unless it said STOP) to the
 searcher; a trial that ends (STOP, or its last epoch) is completed in the scheduler and then
 in the searcher with its last result. Time advances to the next epoch to finish, each epoch
-lasting what the table recorded for it.
+lasting what the table recorded for it (or the benchmark problem's clock says).
+
+A search ends when it has run `budget.trials` trials, or, given `budget_epochs`, as soon as that
+many epochs have been reported (the published protocols' budget in full-training equivalents;
+trials still running then are cut off, as Tune's time budget ends an experiment).
 """
 
 from __future__ import annotations
@@ -81,16 +85,22 @@ def seed_everything(seed: int) -> None:
 
 
 def replay(spec: SearchSpec, predictor: Predictor, workers: int,
-           seed: Optional[int] = None) -> Replay:
+           seed: Optional[int] = None, budget_epochs: Optional[int] = None) -> Replay:
     """Run `spec`'s search (its sampler, scheduler, budget.trials, budget.max_epochs) against
-    `predictor` with `workers` trials at a time."""
+    `predictor` with `workers` trials at a time, for at most `budget_epochs` epochs in all.
+    `spec` is a SearchSpec or anything with its objective, budget, sampler, scheduler and space
+    (search.replay.problems.spec.ProblemSearch)."""
     if workers < 1:
         raise ValueError(f"workers is {workers} but must be >= 1")
+    if budget_epochs is not None and budget_epochs < 1:
+        raise ValueError(f"budget_epochs is {budget_epochs} but must be >= 1")
     with quiet_optuna():
-        return _replay(spec, predictor, workers, spec.sampler.seed if seed is None else seed)
+        return _replay(spec, predictor, workers, spec.sampler.seed if seed is None else seed,
+                       budget_epochs)
 
 
-def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional[int]) -> Replay:
+def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional[int],
+            budget_epochs: Optional[int]) -> Replay:
     seed_everything(seed or 0)
     metric, mode, max_epochs = spec.objective.metric, spec.objective.mode, spec.budget.max_epochs
     ledger = Ledger(max_epochs, stop_tag=spec.scheduler.type)
@@ -103,7 +113,7 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
 
     def start(now: float) -> bool:
         nonlocal order
-        if len(out.trials) >= spec.budget.trials:
+        if len(out.trials) >= spec.budget.trials or spent():
             return False
         trial_id = f"r{len(out.trials):05d}"
         config = searcher.suggest(trial_id)
@@ -115,6 +125,9 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
         order += 1
         heapq.heappush(clock, (now + epoch_seconds(trial.curve, 1), order, trial_id))
         return True
+
+    def spent() -> bool:
+        return budget_epochs is not None and len(out.results) >= budget_epochs
 
     def complete(trial: Trial, result: dict) -> None:
         scheduler.on_trial_complete(None, trial, result)
@@ -137,6 +150,8 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
         decision = scheduler.on_trial_result(None, trial, result)
         if decision != TrialScheduler.STOP:
             searcher.on_trial_result(trial_id, result)
+        if spent():
+            break  # the budget is spent: the experiment ends, trials in flight with it
         if decision == TrialScheduler.STOP or last:
             trial.stopped = decision == TrialScheduler.STOP and trial.epoch < max_epochs
             complete(trial, result)

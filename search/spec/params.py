@@ -7,7 +7,7 @@ the range, no step on a log range) are checked here, before any trial starts.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Optional, Union
+from typing import Annotated, Any, ClassVar, Iterable, Optional, Protocol, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, Strict, StrictInt, ValidationError,
                       field_validator)
@@ -81,6 +81,40 @@ Param = Union[FloatParam, IntParam, ChoiceParam]
 _BY_KIND: dict[str, type[_Param]] = {"float": FloatParam, "int": IntParam, "choice": ChoiceParam}
 
 
+class Fields(Protocol):
+    """What a `space:` section's parameters are checked against: the trainer's schema for a
+    search spec, a benchmark problem's own parameters for a replayed one (search.replay)."""
+
+    def names(self) -> Iterable[str]: ...
+
+    def unknown(self, name: Any) -> str: ...  # why `name` is not a parameter
+
+    def value_problem(self, name: str, value: Any) -> Optional[str]: ...
+
+    def range_problem(self, name: str, kind: str, low: Any, high: Any,
+                      step: Any) -> Optional[str]: ...
+
+
+class TrainerFields:
+    """The trainer's schema (search.spec.schema, from resnet_core.config)."""
+
+    def names(self) -> Iterable[str]:
+        return trial_schema.searchable()
+
+    def unknown(self, name: Any) -> str:
+        return trial_schema.unknown_field(name)
+
+    def value_problem(self, name: str, value: Any) -> Optional[str]:
+        return trial_schema.check_value(name, value)
+
+    def range_problem(self, name: str, kind: str, low: Any, high: Any,
+                      step: Any) -> Optional[str]:
+        return trial_schema.check_range(name, kind, low, high, step)
+
+
+TRAINER = TrainerFields()
+
+
 def range_problems(kind: str, low: float, high: float, log: bool, step: Any) -> list[Problem]:
     """Rules of a numeric range on its own (locs relative to the parameter)."""
     out = []
@@ -132,12 +166,12 @@ def _same(a: Any, b: Any) -> bool:
     return isinstance(a, bool) == isinstance(b, bool) and a == b
 
 
-def field_problems(name: str, param: _Param) -> list[Problem]:
-    """Every value the distribution can produce must be valid for training field `name`."""
+def field_problems(name: str, param: _Param, fields: Fields = TRAINER) -> list[Problem]:
+    """Every value the distribution can produce must be valid for field `name`."""
     if isinstance(param, ChoiceParam):
         return [Problem(join_loc("choice", i), v, reason) for i, v in enumerate(param.choices)
-                if (reason := trial_schema.check_value(name, v)) is not None]
-    reason = trial_schema.check_range(name, param.kind, param.low, param.high, param.step)
+                if (reason := fields.value_problem(name, v)) is not None]
+    reason = fields.range_problem(name, param.kind, param.low, param.high, param.step)
     return [Problem(param.kind, [param.low, param.high], reason)] if reason else []
 
 
@@ -198,7 +232,8 @@ def cycle_problems(space: dict[str, _Param]) -> list[Problem]:
     return out
 
 
-def parse_param(name: str, raw: Any) -> tuple[Optional[_Param], list[Problem]]:
+def parse_param(name: str, raw: Any,
+                fields: Fields = TRAINER) -> tuple[Optional[_Param], list[Problem]]:
     """One entry of `space` -> (Param or None, problems with locs relative to `space`)."""
     if isinstance(raw, _Param):  # built in code: checked like any other entry
         raw = raw.model_dump(by_alias=True)
@@ -218,7 +253,7 @@ def parse_param(name: str, raw: Any) -> tuple[Optional[_Param], list[Problem]]:
         own = choice_problems(param.choices)
     else:
         own = range_problems(param.kind, param.low, param.high, param.log, param.step)
-    own = own or field_problems(name, param)
+    own = own or field_problems(name, param, fields)
     return (None if own else param), [Problem(join_loc(name, p.loc), p.value, p.message)
                                       for p in own]
 
@@ -232,19 +267,21 @@ def _kind_message(raw: dict, kinds: list[str]) -> str:
     return "missing the distribution; use one of float, int, choice"
 
 
-def parse_space(raw: Any, fixed: Any = ()) -> Any:
-    """Validate a whole `space` mapping, collecting every problem (raised as Problems)."""
+def parse_space(raw: Any, fixed: Any = (), fields: Fields = TRAINER) -> Any:
+    """Validate a whole `space` mapping against `fields`, collecting every problem (raised as
+    Problems)."""
     if not isinstance(raw, dict):
         return raw  # pydantic reports the wrong type
     params, problems = {}, []
+    known = set(fields.names())
     for name, entry in raw.items():
-        if not isinstance(name, str) or name not in trial_schema.searchable():
-            problems.append(Problem(str(name), name, trial_schema.unknown_field(name)))
+        if not isinstance(name, str) or name not in known:
+            problems.append(Problem(str(name), name, fields.unknown(name)))
             continue
         if name in fixed:
             problems.append(Problem(name, name, f"{name} is both in fixed and in space; "
                                     "remove one of them"))
-        param, found = parse_param(name, entry)
+        param, found = parse_param(name, entry, fields)
         problems += found
         if param is not None:
             params[name] = param

@@ -207,3 +207,51 @@ def test_paired_of_no_seeds():
     found = figures.paired([], [], budget=5, mode="max")
     assert found == {"better": 0, "tie": 0, "worse": 0, "wilcoxon_p_less": None,
                      "median_difference": None}
+
+
+# ---- the published protocols' figures ---------------------------------------------------------
+
+def test_seconds_to_target_is_the_clock_of_the_first_result_that_reaches_it():
+    assert figures.seconds_to_target([0.1, 0.6, 0.9], [2.0, 3.5, 4.0], 0.5, "max") == 3.5
+    assert figures.seconds_to_target([0.1, 0.4], [2.0, 3.5], 0.5, "max") is None
+    assert figures.seconds_to_target([0.9, 0.4], [1.0, 9.0], 0.5, "min") == 9.0
+
+
+@pytest.mark.parametrize("value, worst, best, mode, expected", [
+    (90.0, 50.0, 100.0, "max", 0.2),
+    (100.0, 50.0, 100.0, "max", 0.0),
+    (101.0, 50.0, 100.0, "max", 0.0),  # past the known best: no better than it
+    (40.0, 50.0, 100.0, "max", 1.0),   # below the known worst: clipped
+    (None, 50.0, 100.0, "max", 1.0),   # nothing yet
+    (NAN, 50.0, 100.0, "max", 1.0),
+    (0.3, 0.9, 0.1, "min", 0.25),      # a loss: 0.1 best, 0.9 worst
+    (0.5, 0.5, 0.5, "max", 1.0),       # no span: no regret can be told
+])
+def test_regret(value, worst, best, mode, expected):
+    assert figures.regret(value, worst, best, mode) == pytest.approx(expected)
+
+
+def test_checkpoints_hold_the_best_so_far_at_each_count():
+    values = [0.2, NAN, 0.7, 0.5, 0.9]
+    assert figures.checkpoints(values, [1, 2, 3, 5, 8], "max") == [0.2, 0.2, 0.7, 0.9, 0.9]
+    assert figures.checkpoints(values, [1, 3, 5], "min") == [0.2, 0.2, 0.2]
+    assert figures.checkpoints([NAN, 0.4], [1, 2], "max") == [None, 0.4]
+    assert figures.checkpoints([], [1, 2], "max") == [None, None]
+
+
+@pytest.mark.parametrize("costs, expected", [
+    ({"a": 0.1, "b": 0.3, "c": 0.2}, {"a": 1, "c": 2, "b": 3}),
+    ({"a": 0.1, "b": 0.1, "c": 0.2}, {"a": 1.5, "b": 1.5, "c": 3}),  # ties share the mean
+    ({"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 2, "b": 2, "c": 2}),
+    ({"a": 0.5}, {"a": 1}),
+])
+def test_ranks(costs, expected):
+    assert figures.ranks(costs) == expected
+
+
+def test_wilcoxon_less_is_one_sided_and_none_when_every_pair_ties():
+    lower = [1, 2, 3, 4, 5, 6, 7, 8]
+    higher = [v + 3 for v in lower]
+    assert figures.wilcoxon_less(lower, higher) < 0.01
+    assert figures.wilcoxon_less(higher, lower) > 0.99
+    assert figures.wilcoxon_less(lower, lower) is None
