@@ -15,7 +15,7 @@ from typing import Any, Iterator
 # (where, attribute) pairs reached below; the compatibility test checks each on a real object.
 PRIVATE = {
     "OptunaSearch": ("_ot_trials", "_ot_study", "_completed_trials"),
-    "AsyncHyperBandScheduler": ("_brackets", "_trial_info", "_max_t", "_num_stopped"),
+    "AsyncHyperBandScheduler": ("_brackets", "_trial_info", "_num_stopped"),
     "_Bracket": ("_rungs",),
     "Tuner": ("_local_tuner",),
     "TunerInternal": ("_tune_config", "get_run_config"),
@@ -53,10 +53,6 @@ def bracket_rungs(bracket: Any) -> list:
 
 def asha_assignment(scheduler: Any) -> dict:
     return scheduler._trial_info
-
-
-def asha_max_t(scheduler: Any) -> float:
-    return scheduler._max_t
 
 
 def asha_num_stopped(scheduler: Any) -> int:

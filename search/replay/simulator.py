@@ -93,7 +93,7 @@ def replay(spec: SearchSpec, predictor: Predictor, workers: int,
 def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional[int]) -> Replay:
     seed_everything(seed or 0)
     metric, mode, max_epochs = spec.objective.metric, spec.objective.mode, spec.budget.max_epochs
-    ledger = Ledger(max_epochs, stop_tag=spec.scheduler.type)
+    ledger = Ledger(max_epochs, stop_tag=spec.scheduler.stop_tag)
     scheduler = build_scheduler(spec.scheduler, max_epochs, ledger)
     scheduler.set_search_properties(metric, mode)
     searcher = build_searcher(spec, ledger)

@@ -28,6 +28,7 @@ from search.experiment.summary import eta
 from search.run import standing
 from search.run.screen import LiveFooter, Plain, screen_for
 from search.spec import objective
+from search.spec.schedulers import DEFAULT
 
 # Lines are built from plain text and styles, never markup: a config (milestones=[0.5, 0.75])
 # or an error message may hold brackets. Styles render in a terminal and vanish in a pipe.
@@ -62,7 +63,7 @@ class ProgressPrinter(Callback):
 
     def __init__(self, metric: str, max_epochs: int, trials: int, ledger: Ledger,
                  console: Optional[Console] = None, *, mode: Optional[str] = None,
-                 stop_label: str = "ASHA", clock: Callable[[], float] = time.time) -> None:
+                 stop_label: str = DEFAULT.label, clock: Callable[[], float] = time.time) -> None:
         self.metric, self.max_epochs, self.trials = metric, max_epochs, trials
         self.mode = mode or objective.natural_mode(metric)
         self.ledger = ledger  # how each trial ended (search.engine.ledger)
@@ -96,7 +97,7 @@ class ProgressPrinter(Callback):
 
     def __setstate__(self, state: dict) -> None:
         state.pop("scheduler_stops", None)  # resnet-search 0.2: the ledger decides now
-        self.__dict__.update({"ledger": None, "stop_label": "ASHA", **state})
+        self.__dict__.update({"ledger": None, "stop_label": DEFAULT.label, **state})
         if "mode" not in state:  # pickled by an earlier version
             self.mode = objective.natural_mode(self.metric)
         self._fresh(None, time.time)
@@ -243,7 +244,7 @@ class ProgressPrinter(Callback):
                       [Ran(self.epochs.get(t, 0)) for t in self.outcomes],
                       [Ran(self.epochs.get(t, 0)) for t in self.running],
                       self.trials - len(self.outcomes), self.max_epochs),
-            started_at=started, at=now)
+            started_at=started, at=now, stop_label=self.stop_label)
 
     # --- output ---
     def _footer(self) -> RenderableType:

@@ -114,7 +114,7 @@ def test_asha_accessors_hold_rungs_assignment_and_counters(tmp_path):
     rungs = compat.bracket_rungs(compat.asha_assignment(asha)["t1"])
     assert all(isinstance(recorded, dict) for _, recorded in rungs)
     assert {milestone: recorded for milestone, recorded in rungs}[1] == {"t1": 0.5}
-    assert compat.asha_max_t(asha) == 9 and compat.asha_num_stopped(asha) == 0
+    assert compat.asha_num_stopped(asha) == 0
     compat.set_asha_num_stopped(asha, 3)
     assert compat.asha_num_stopped(asha) == 3
 

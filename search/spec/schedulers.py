@@ -1,0 +1,129 @@
+"""The `scheduler:` registry: each type is one entry, and everything the product says about a
+scheduler is answered by its entry, decided there once.
+
+An entry is the Pydantic model of its YAML section (its fields, bounds and defaults) and says,
+as Syne Tune's schedulers say through `metadata()` and `Bracket.rungs`:
+
+- `rungs(max_epochs)`: per bracket, the epochs below the budget at which it compares trials and
+  may stop them (`validate`'s summary, the report's learning curves);
+- `stop_tag`: what its early stops are called in the ledger, the record and MLflow
+  (`stopped_by=asha`): the type's own name;
+- `label`: what people call it ("stopped by ASHA" on the progress lines and in the report);
+- `budget_problems(max_epochs)`: its rules across sections (ASHA's grace period within the
+  budget);
+- `ray_class` and `ray_kwargs(max_epochs)`: the Ray Tune scheduler a launch runs, as data.
+
+Why the entry describes the Ray scheduler instead of building it: the spec, the report and the
+CLI read the registry, and none of them may load Ray (the layer table in README.md). Building
+is `search.engine.schedulers.build_scheduler`'s one generic job: it imports the named class and
+adds what every launch needs of a scheduler (the ledger is told of its early stops; ASHA's
+state round-trips through the record). So a new type is one entry here: its Ray class must
+decide in epochs (`TIME_ATTR`) and may pause trials (Tune resumes them from their per-epoch
+checkpoint); it starts anew on resume unless the engine knows how to save that Ray class's
+state exactly (`search.engine.schedulers.EXACT`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, ClassVar, Literal, Mapping, Optional, Union
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from search.spec.params import STRICT
+from search.spec.problems import Problem
+
+# The result key a scheduler decides on: epochs, not Tune iterations. After a restore Tune's
+# iteration counter and our epoch can differ, and the rungs must be in the budget's unit.
+TIME_ATTR = "epoch"
+
+
+class SchedulerEntry(BaseModel):
+    """What every entry answers (see the module's docstring)."""
+
+    model_config = STRICT
+    type: str
+    label: ClassVar[str]
+    ray_class: ClassVar[str]  # import path of Ray Tune's scheduler class
+
+    @property
+    def stop_tag(self) -> str:
+        return self.type
+
+    def rungs(self, max_epochs: int) -> list[list[int]]:
+        """Per bracket, the epochs below `max_epochs` at which trials are compared (and may be
+        stopped); a bracket whose trials all run the budget has none."""
+        return []
+
+    def ray_kwargs(self, max_epochs: int) -> dict[str, Any]:
+        return {}
+
+    def budget_problems(self, max_epochs: int) -> list[Problem]:
+        return []
+
+
+class ASHA(SchedulerEntry):
+    type: Literal["asha"] = "asha"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(3.0, ge=2)
+    brackets: int = Field(1, ge=1)
+
+    label: ClassVar[str] = "ASHA"
+    ray_class: ClassVar[str] = "ray.tune.schedulers.AsyncHyperBandScheduler"
+
+    def ray_kwargs(self, max_epochs: int) -> dict[str, Any]:
+        return dict(time_attr=TIME_ATTR, max_t=max_epochs, grace_period=self.grace_period,
+                    reduction_factor=self.reduction_factor, brackets=self.brackets)
+
+    def rungs(self, max_epochs: int) -> list[list[int]]:
+        return [asha_rungs(self.grace_period, self.reduction_factor, s, max_epochs)
+                for s in range(self.brackets)]
+
+    def budget_problems(self, max_epochs: int) -> list[Problem]:
+        if self.grace_period <= max_epochs:
+            return []
+        return [Problem("grace_period", self.grace_period, "grace_period is "
+                        f"{self.grace_period} but must be <= budget.max_epochs ({max_epochs}); "
+                        "no trial could be stopped early")]
+
+
+def asha_rungs(grace: int, reduction: float, bracket: int, max_epochs: int) -> list[int]:
+    """The epochs at which bracket `bracket` of Ray's ASHA compares trials: its milestones
+    grace * reduction^(k + bracket), counted as Ray counts them (`async_hyperband._Bracket`), each
+    reached at the first whole epoch at or past it, and only below the budget (at max_epochs a
+    trial is done before any rung is read)."""
+    count = int(math.log(max_epochs / grace) / math.log(reduction) - bracket + 1)
+    epochs = (math.ceil(grace * reduction ** (k + bracket)) for k in range(count))
+    return sorted(e for e in epochs if e < max_epochs)
+
+
+class FIFO(SchedulerEntry):
+    type: Literal["fifo"] = "fifo"
+
+    label: ClassVar[str] = "FIFO"
+    ray_class: ClassVar[str] = "ray.tune.schedulers.FIFOScheduler"
+
+
+# The registry: one entry per `scheduler.type`. The first is the default.
+ENTRIES = (ASHA, FIFO)
+SCHEDULERS: dict[str, type[SchedulerEntry]] = {
+    entry.model_fields["type"].default: entry for entry in ENTRIES}
+DEFAULT = ENTRIES[0]
+
+Scheduler = Annotated[Union[ENTRIES], Field(discriminator="type")]  # type: ignore[valid-type]
+_SECTION: TypeAdapter = TypeAdapter(Scheduler)
+
+
+def section(mapping: Optional[Mapping[str, Any]]) -> Optional[SchedulerEntry]:
+    """The entry of a resolved spec's `scheduler` section (as a record keeps it), or None when
+    it is not one this version knows (a report of a record from another version)."""
+    try:
+        return _SECTION.validate_python({"type": DEFAULT().type, **(mapping or {})})
+    except ValidationError:
+        return None
+
+
+def label_of(stop_tag: str) -> str:
+    """What people call the scheduler whose early stops carry `stop_tag`."""
+    entry = SCHEDULERS.get(stop_tag)
+    return entry.label if entry is not None else stop_tag
