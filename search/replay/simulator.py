@@ -5,9 +5,12 @@ controller drives them, with each trial's epochs taken from a predictor instead 
 No Ray runtime, no torch: the Ray classes are plain Python objects here. The calls follow
 `ray.tune.execution.tune_controller.TuneController` (Ray 2.x): a new trial is suggested when a
 slot is free; each result goes to the scheduler first, then (unless it said STOP) to the
-searcher; a trial that ends (STOP, or its last epoch) is completed in the scheduler and then
-in the searcher with its last result. Time advances to the next epoch to finish, each epoch
-lasting what the table recorded for it.
+searcher, then to the launch's ledger; a trial that ends (STOP, or its last epoch) is completed
+in the scheduler and then in the searcher with its last result. A trial the scheduler PAUSEs
+gives up its slot but still counts against `workers` (Tune's concurrency limit counts every
+trial not ended) until the scheduler chooses it to run again from where it paused, or stops it
+through the controller (the searcher then hears no result, as from Tune). Time advances to the
+next epoch to finish, each epoch lasting what the table recorded for it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Optional
 
 import numpy as np
@@ -30,6 +34,10 @@ from search.spec import objective
 from search.spec.model import SearchSpec
 
 
+# Ray's trial statuses (ray.tune.experiment.Trial), as the schedulers read them.
+RUNNING, PAUSED, TERMINATED = "RUNNING", "PAUSED", "TERMINATED"
+
+
 @dataclass(frozen=True)
 class Result:
     time: float  # virtual seconds since the search started
@@ -38,15 +46,20 @@ class Result:
     value: float  # the objective after this epoch
 
 
-@dataclass
+@dataclass(eq=False)  # hashable by identity, as Ray's trials are (HyperBand keys on them)
 class Trial:
-    """What Ray's schedulers read of a trial: its id (and config, for a custom scheduler)."""
+    """What Ray's schedulers read of a trial: its id, its status (one of Ray's) and whether a
+    checkpoint is being saved (never: a replay's saves are instant), and its config for a
+    custom scheduler."""
 
     trial_id: str
     config: dict
     curve: Curve
     epoch: int = 0
     stopped: bool = False  # by the scheduler, before its last epoch
+    status: str = RUNNING
+    is_saving: bool = False
+    paused_at: list[int] = field(default_factory=list)  # the epochs the scheduler paused it at
 
 
 @dataclass
@@ -102,7 +115,6 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
     order = 0
 
     def start(now: float) -> bool:
-        nonlocal order
         if len(out.trials) >= spec.budget.trials:
             return False
         trial_id = f"r{len(out.trials):05d}"
@@ -111,18 +123,45 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
             return False
         trial = Trial(trial_id, config, predictor(config))
         out.trials[trial_id] = trial
-        scheduler.on_trial_add(None, trial)
-        order += 1
-        heapq.heappush(clock, (now + epoch_seconds(trial.curve, 1), order, trial_id))
+        scheduler.on_trial_add(controller, trial)
+        push(trial, now)
         return True
 
     def complete(trial: Trial, result: dict) -> None:
-        scheduler.on_trial_complete(None, trial, result)
+        trial.status = TERMINATED
+        scheduler.on_trial_complete(controller, trial, result)
         searcher.on_trial_complete(trial.trial_id, result=result)
 
+    def stop_paused(trial: Trial) -> None:
+        """What Tune does when a scheduler stops a trial it paused (HyperBand stops no other
+        through the controller): the searcher hears no result (the ledger has the last)."""
+        trial.status, trial.stopped = TERMINATED, trial.epoch < max_epochs
+        scheduler.on_trial_remove(controller, trial)
+        searcher.on_trial_complete(trial.trial_id)
+
+    controller = SimpleNamespace(stop_trial=stop_paused)  # what schedulers call of Tune's
+
+    def fill(now: float) -> None:
+        """Free slots go first to a paused trial the scheduler wants to run again, then to new
+        trials while paused ones leave room: they count against `workers`, as Tune's
+        concurrency limit counts every trial that has not ended."""
+        while len(clock) < workers:
+            paused = [t for t in out.trials.values() if t.status == PAUSED]
+            chosen = scheduler.choose_trial_to_run(controller) if paused else None
+            if chosen is not None and chosen.status == PAUSED:
+                chosen.status = RUNNING
+                push(chosen, now)
+            elif len(clock) + len(paused) >= workers or not start(now):
+                return
+
+    def push(trial: Trial, now: float) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(clock, (now + epoch_seconds(trial.curve, trial.epoch + 1), order,
+                               trial.trial_id))
+
     now = 0.0
-    while len(clock) < workers and start(now):
-        pass
+    fill(now)
     while clock:
         now, _, trial_id = heapq.heappop(clock)
         trial = out.trials[trial_id]
@@ -134,17 +173,21 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
             result |= {"outcome": Outcome.DIVERGED.value, metric: objective.worst(mode)}
         last = trial.epoch == length(trial.curve)
         out.results.append(Result(now, trial_id, trial.epoch, result[metric]))
-        decision = scheduler.on_trial_result(None, trial, result)
+        decision = scheduler.on_trial_result(controller, trial, result)
         if decision != TrialScheduler.STOP:
             searcher.on_trial_result(trial_id, result)
+        ledger.on_trial_result(0, [], trial, result)  # the launch's first callback
         if decision == TrialScheduler.STOP or last:
+            # (A trial's last result ends it even when paused there: it has nothing left to
+            # train, and the rung it would wait at is its bracket's last, which compares none.)
             trial.stopped = decision == TrialScheduler.STOP and trial.epoch < max_epochs
             complete(trial, result)
-            while len(clock) < workers and start(now):
-                pass
+            fill(now)
+        elif decision == TrialScheduler.PAUSE:  # until the scheduler chooses it again
+            trial.status = PAUSED
+            trial.paused_at.append(trial.epoch)
+            fill(now)
         else:
-            order += 1
-            heapq.heappush(clock, (now + epoch_seconds(trial.curve, trial.epoch + 1), order,
-                                   trial_id))
+            push(trial, now)
     out.end = now
     return out

@@ -50,6 +50,7 @@ class Standing:
     started_at: float  # when this launch's search began (wall clock)
     at: float  # when this snapshot was taken
     stop_label: str = DEFAULT.label  # who stops trials early, as people call it
+    paused: int = 0  # paused by the scheduler: neither running nor ended
 
 
 def clock(seconds: float) -> str:
@@ -70,9 +71,10 @@ def budget_text(s: Standing) -> str:
 def trials_text(s: Standing, final: bool = False) -> str:
     # A trial still running when the launch ends (an interruption) resumes with the next one.
     stopped = f"stopped by {s.stop_label}"
-    counts = {"unfinished" if final else "running": len(s.running), "done": s.done,
-              stopped: s.stopped, "killed": s.killed, "failed": s.failed,
-              "to start": s.to_start}
+    counts = ({"unfinished": len(s.running) + s.paused} if final else
+              {"running": len(s.running), "paused": s.paused})
+    counts |= {"done": s.done, stopped: s.stopped, "killed": s.killed, "failed": s.failed,
+               "to start": s.to_start}
     # The usual ones always (a reader looks for them), the rare ones only when they happen;
     # once the launch has ended, nothing runs and what is left to start is not news.
     always = {"done", stopped, "failed"} | (set() if final else {"running", "to start"})
