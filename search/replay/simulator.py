@@ -3,12 +3,13 @@
 controller drives them, with each trial's epochs taken from a predictor instead of trained.
 
 No Ray runtime, no torch: the Ray classes are plain Python objects here. The calls follow
-`ray.tune.execution.tune_controller.TuneController` (Ray 2.x): a new trial is suggested when a
-slot is free; each result goes to the scheduler first, then (unless it said STOP) to the
-searcher, then to the launch's ledger; a trial that ends (STOP, or its last epoch) is completed
-in the scheduler and then in the searcher with its last result. A trial the scheduler PAUSEs
-gives up its slot but still counts against `workers` (Tune's concurrency limit counts every
-trial not ended) until the scheduler chooses it to run again from where it paused, or stops it
+`ray.tune.execution.tune_controller.TuneController` (Ray 2.x): new trials are suggested while
+fewer than the launch's concurrency limit are out (`workers`, or more where the scheduler needs
+them to fill its brackets), and the scheduler chooses which waiting trial takes a free slot;
+each result goes to the scheduler first, then (unless it said STOP) to the searcher, then to
+the launch's ledger; a trial that ends (STOP, or its last epoch) is completed in the scheduler
+and then in the searcher with its last result. A trial the scheduler PAUSEs gives up its slot
+and stays out until the scheduler chooses it to run on from where it paused, or stops it
 through the controller (the searcher then hears no result, as from Tune). Time advances to the
 next epoch to finish, each epoch lasting what the table recorded for it.
 """
@@ -35,7 +36,7 @@ from search.spec.model import SearchSpec
 
 
 # Ray's trial statuses (ray.tune.experiment.Trial), as the schedulers read them.
-RUNNING, PAUSED, TERMINATED = "RUNNING", "PAUSED", "TERMINATED"
+PENDING, RUNNING, PAUSED, TERMINATED = "PENDING", "RUNNING", "PAUSED", "TERMINATED"
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Trial:
     curve: Curve
     epoch: int = 0
     stopped: bool = False  # by the scheduler, before its last epoch
-    status: str = RUNNING
+    status: str = PENDING
     is_saving: bool = False
     paused_at: list[int] = field(default_factory=list)  # the epochs the scheduler paused it at
 
@@ -113,8 +114,13 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
     out = Replay(searcher=searcher, scheduler=scheduler)
     clock: list[tuple[float, int, str]] = []  # (time the epoch ends, tie-break, trial)
     order = 0
+    live: dict[str, Trial] = {}  # the trials out (not ended), in the order they were suggested
+    # Tune's concurrency limit: `workers` run at once, and a scheduler may need more trials
+    # out to fill its brackets (search.spec.schedulers), as a launch gives it (run/tuner.py).
+    limit = spec.scheduler.trials_out(max_epochs, workers)
 
-    def start(now: float) -> bool:
+    def create() -> bool:
+        """A new trial: suggested, and added to the scheduler to wait for a slot."""
         if len(out.trials) >= spec.budget.trials:
             return False
         trial_id = f"r{len(out.trials):05d}"
@@ -122,13 +128,13 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
         if not isinstance(config, dict):  # None or Searcher.FINISHED: nothing more to try
             return False
         trial = Trial(trial_id, config, predictor(config))
-        out.trials[trial_id] = trial
+        out.trials[trial_id] = live[trial_id] = trial
         scheduler.on_trial_add(controller, trial)
-        push(trial, now)
         return True
 
     def complete(trial: Trial, result: dict) -> None:
         trial.status = TERMINATED
+        del live[trial.trial_id]
         scheduler.on_trial_complete(controller, trial, result)
         searcher.on_trial_complete(trial.trial_id, result=result)
 
@@ -136,23 +142,26 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
         """What Tune does when a scheduler stops a trial it paused (HyperBand stops no other
         through the controller): the searcher hears no result (the ledger has the last)."""
         trial.status, trial.stopped = TERMINATED, trial.epoch < max_epochs
+        del live[trial.trial_id]
         scheduler.on_trial_remove(controller, trial)
         searcher.on_trial_complete(trial.trial_id)
 
-    controller = SimpleNamespace(stop_trial=stop_paused)  # what schedulers call of Tune's
+    # What schedulers call of Tune's controller (Ray lists every trial; the ended ones are
+    # never chosen, so only those out are listed here).
+    controller = SimpleNamespace(stop_trial=stop_paused, get_trials=lambda: list(live.values()))
 
     def fill(now: float) -> None:
-        """Free slots go first to a paused trial the scheduler wants to run again, then to new
-        trials while paused ones leave room: they count against `workers`, as Tune's
-        concurrency limit counts every trial that has not ended."""
+        """What Tune does when a slot frees: it suggests new trials while fewer than its
+        concurrency limit are out (running, waiting or paused), then runs the waiting or paused
+        trial the scheduler chooses (FIFO: the oldest waiting) until `workers` run."""
+        while len(live) < limit and create():
+            pass
         while len(clock) < workers:
-            paused = [t for t in out.trials.values() if t.status == PAUSED]
-            chosen = scheduler.choose_trial_to_run(controller) if paused else None
-            if chosen is not None and chosen.status == PAUSED:
-                chosen.status = RUNNING
-                push(chosen, now)
-            elif len(clock) + len(paused) >= workers or not start(now):
+            chosen = scheduler.choose_trial_to_run(controller)
+            if chosen is None:
                 return
+            chosen.status = RUNNING
+            push(chosen, now)
 
     def push(trial: Trial, now: float) -> None:
         nonlocal order

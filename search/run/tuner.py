@@ -48,8 +48,9 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
             metric=spec.objective.metric, mode=spec.objective.mode,
             search_alg=build_searcher(spec, ledger), scheduler=scheduler,
             num_samples=spec.budget.trials,
-            max_concurrent_trials=spec.trial.max_concurrent or slots(
-                spec.trial.resources, cluster_totals()),
+            max_concurrent_trials=spec.scheduler.trials_out(
+                spec.budget.max_epochs,
+                spec.trial.max_concurrent or slots(spec.trial.resources, cluster_totals())),
             time_budget_s=spec.budget.time_limit_s,
             # Warm workers: the next trial reuses the process and its cached dataset.
             reuse_actors=reuse_actors,

@@ -293,6 +293,18 @@ class SearchSpec(BaseModel):
         return {} if space is None else parse_space(space, info.data.get("fixed") or {})
 
     @model_validator(mode="after")
+    def _enough_trials_out(self) -> SearchSpec:
+        wanted, needed = self.trial.max_concurrent, self.scheduler.trials_out(
+            self.budget.max_epochs, 1)
+        if wanted is not None and wanted < needed:
+            raise Problems([Problem(
+                "trial.max_concurrent", wanted, f"max_concurrent is {wanted} but scheduler "
+                f"{self.scheduler.type} needs {needed} trials out at once at max_epochs "
+                f"{self.budget.max_epochs} to fill its brackets (a waiting or paused trial "
+                "uses no resources); raise it or leave it unset")])
+        return self
+
+    @model_validator(mode="after")
     def _room_for_the_trials(self) -> SearchSpec:
         reason = room_problem(self.budget.trials, points.distinct_points(self.space),
                               self.budget.repeat)

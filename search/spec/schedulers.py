@@ -11,6 +11,8 @@ as Syne Tune's schedulers say through `metadata()` and `Bracket.rungs`:
 - `label`: what people call it ("stopped by ASHA" on the progress lines and in the report);
 - `budget_problems(max_epochs)`: its rules across sections (ASHA's grace period within the
   budget);
+- `trials_out(max_epochs, running)`: how many trials a search must keep out at once (running,
+  waiting or paused) for it to work as designed, when `running` can run at once;
 - `ray_class` and `ray_kwargs(max_epochs)`: the Ray Tune scheduler a launch runs, as data.
 
 Why the entry describes the Ray scheduler instead of building it: the spec, the report and the
@@ -60,6 +62,13 @@ class SchedulerEntry(BaseModel):
 
     def budget_problems(self, max_epochs: int) -> list[Problem]:
         return []
+
+    def trials_out(self, max_epochs: int, running: int) -> int:
+        """The trials a search keeps out at once (Tune's concurrency limit: running, waiting
+        or paused) when `running` of them run at once. An asynchronous scheduler needs no
+        more; a synchronous one fills each bracket with trials out together before it starts
+        the next, and Ray's puts every new trial in a bracket whose trials have ended."""
+        return running
 
 
 class ASHA(SchedulerEntry):

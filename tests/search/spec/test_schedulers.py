@@ -108,6 +108,12 @@ def test_the_report_draws_the_rungs_of_a_record_without_saved_rungs(section, exp
             spec.scheduler.label, tuple(tuple(bracket) for bracket in rungs))
 
 
+@pytest.mark.parametrize("name", ["asha", "fifo"])
+def test_an_asynchronous_scheduler_needs_no_more_trials_out_than_run(name):
+    entry = registry.SCHEDULERS[name]()
+    assert [entry.trials_out(9, running) for running in (1, 2, 8)] == [1, 2, 8]
+
+
 def test_the_default_is_asha_with_one_bracket():
     assert registry.DEFAULT is registry.ASHA
     assert spec_with(None).scheduler == registry.ASHA()
