@@ -22,6 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ray.tune import Callback
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.engine import compat
@@ -60,6 +61,24 @@ class Recording:
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
         super().on_trial_remove(_Telling(tune_controller, self), trial)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        chosen = super().choose_trial_to_run(tune_controller)
+        if chosen is None:
+            self._stop_stranded(tune_controller)
+        return chosen
+
+    def _stop_stranded(self, tune_controller: Any) -> None:
+        """Stop the trials this scheduler paused when nothing runs or waits and it chooses none
+        of them: no result will come to change its mind, and Tune would wait for ever. Ray's
+        HyperBand leaves a bracket's paused trials so when the bracket's last running trial
+        ends itself (diverged) after the others paused at its last rung: its own clean-up,
+        which stops them, runs only for a trial that reaches that rung."""
+        trials = tune_controller.get_trials()
+        if any(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials):
+            return
+        for trial in [t for t in trials if t.status == Trial.PAUSED]:
+            _Telling(tune_controller, self).stop_trial(trial)
 
     def note_stop(self, trial_id: str) -> None:
         # Stopped at its last epoch, a trial simply ended: only an earlier stop is the

@@ -154,14 +154,19 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
         """What Tune does when a slot frees: it suggests new trials while fewer than its
         concurrency limit are out (running, waiting or paused), then runs the waiting or paused
         trial the scheduler chooses (FIFO: the oldest waiting) until `workers` run."""
-        while len(live) < limit and create():
-            pass
-        while len(clock) < workers:
-            chosen = scheduler.choose_trial_to_run(controller)
+        while True:
+            while len(live) < limit and create():
+                pass
+            chosen = scheduler.choose_trial_to_run(controller) if len(clock) < workers else None
             if chosen is None:
                 return
             chosen.status = RUNNING
-            push(chosen, now)
+            if chosen.epoch == length(chosen.curve):
+                # Paused at its last result: run again, its function returns at once and Tune
+                # ends it with that result.
+                complete(chosen, ledger.last[chosen.trial_id])
+            else:
+                push(chosen, now)
 
     def push(trial: Trial, now: float) -> None:
         nonlocal order
@@ -186,15 +191,13 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
         if decision != TrialScheduler.STOP:
             searcher.on_trial_result(trial_id, result)
         ledger.on_trial_result(0, [], trial, result)  # the launch's first callback
-        if decision == TrialScheduler.STOP or last:
-            # (A trial's last result ends it even when paused there: it has nothing left to
-            # train, and the rung it would wait at is its bracket's last, which compares none.)
-            trial.stopped = decision == TrialScheduler.STOP and trial.epoch < max_epochs
-            complete(trial, result)
-            fill(now)
-        elif decision == TrialScheduler.PAUSE:  # until the scheduler chooses it again
+        if decision == TrialScheduler.PAUSE:  # out until the scheduler runs or stops it
             trial.status = PAUSED
             trial.paused_at.append(trial.epoch)
+            fill(now)
+        elif decision == TrialScheduler.STOP or last:
+            trial.stopped = decision == TrialScheduler.STOP and trial.epoch < max_epochs
+            complete(trial, result)
             fill(now)
         else:
             push(trial, now)

@@ -177,3 +177,42 @@ def test_a_trial_stopped_through_tunes_controller_is_the_ledgers_early_stop():
     # Tune pickles the scheduler in tuner.pkl: its class is found again by name.
     again = pickle.loads(ray.cloudpickle.dumps(culling))
     assert type(again) is type(culling) and type(culling).__module__ == "search.engine.schedulers"
+
+
+class Pausing(FIFOScheduler):
+    """A scheduler that pauses every trial at its first result and never runs one again."""
+
+    def on_trial_result(self, tune_controller, trial, result):
+        return TrialScheduler.PAUSE
+
+    def choose_trial_to_run(self, tune_controller):
+        return next((t for t in tune_controller.get_trials() if t.status == "PENDING"), None)
+
+
+class Trials(Controller):
+    def __init__(self, *trials) -> None:
+        super().__init__()
+        self.trials = list(trials)
+
+    def get_trials(self) -> list:
+        return self.trials
+
+    def stop_trial(self, trial) -> None:
+        super().stop_trial(trial)
+        trial.status = "TERMINATED"
+
+
+def test_paused_trials_nothing_will_run_again_are_stopped_not_left_for_ever():
+    """Tune would wait for ever for trials a scheduler paused and never chooses, once nothing
+    runs or waits: they are stopped (told to the ledger as the scheduler's early stops)."""
+    pausing = recording(Pausing)(ledger=Ledger(3, stop_tag="pausing"))
+    early, done, running = (SimpleNamespace(trial_id=i, status="RUNNING") for i in "abc")
+    controller = Trials(early, done, running)
+    for trial, epoch in ((early, 1), (done, 3)):
+        assert pausing.on_trial_result(controller, trial, {"epoch": epoch}) == "PAUSE"
+        trial.status = "PAUSED"
+    assert pausing.choose_trial_to_run(controller) is None
+    assert controller.stopped == []  # c still runs: its result may still change things
+    running.status = "TERMINATED"
+    assert pausing.choose_trial_to_run(controller) is None
+    assert controller.stopped == ["a", "b"] and pausing.ledger.stopped == {"a"}
