@@ -106,6 +106,8 @@ class _Telling:
     def stop_trial(self, trial: Any) -> None:
         self.scheduler.note_stop(trial.trial_id)
         self.controller.stop_trial(trial)
+        # A trial stopped while paused: else Ray's snapshots keep it PAUSED (unfinished).
+        compat.snapshot_trial(self.controller, trial)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.controller, name)

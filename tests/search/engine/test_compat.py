@@ -43,7 +43,23 @@ def _tuner(tmp: Path, scheduler: Any = None) -> tune.Tuner:
                       run_config=tune.RunConfig(name="compat", storage_path=str(tmp)))
 
 
+def _controller(tmp: Path) -> Any:
+    # What a scheduler is handed: Tune's controller, wrapped. The attributes checked are the
+    # class's methods and the wrapper's own; no controller need be running.
+    from ray.tune.execution.tune_controller import TuneController
+
+    return object.__new__(TuneController)
+
+
+def _wrapped_controller(tmp: Path) -> Any:
+    from ray.tune.execution.tune_controller import TrialRunnerWrapper
+
+    return TrialRunnerWrapper(_controller(tmp), trial_executor=None)
+
+
 FACTORIES: dict[str, Callable[[Path], Any]] = {
+    "TuneController": _controller,
+    "TrialRunnerWrapper": _wrapped_controller,
     "OptunaSearch": _searcher,
     "AsyncHyperBandScheduler": _asha,
     "_Bracket": lambda tmp: compat.asha_brackets(_asha(tmp))[0],
@@ -257,3 +273,12 @@ def test_keep_loopback_addresses_makes_ray_keep_a_loopback_node_address():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["127.0.0.1", "0"]
+
+
+def test_a_trial_marked_for_the_snapshot_reaches_the_controller_inside_its_wrapper(tmp_path):
+    wrapped = _wrapped_controller(tmp_path)
+    marked = []
+    wrapped._tune_controller._mark_trial_to_checkpoint = marked.append
+    compat.snapshot_trial(wrapped, "t1")
+    assert marked == ["t1"]
+    compat.snapshot_trial(SimpleNamespace(), "t2")  # the replay's controller: nothing to mark
