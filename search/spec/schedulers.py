@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, ClassVar, Literal, Mapping, Optional, Union
 
+import numpy as np
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from search.spec.params import STRICT
@@ -106,6 +107,57 @@ def asha_rungs(grace: int, reduction: float, bracket: int, max_epochs: int) -> l
     return sorted(e for e in epochs if e < max_epochs)
 
 
+class HyperBand(SchedulerEntry):
+    """Ray's synchronous HyperBand: brackets of successive halving, each starting its trials at
+    a smaller budget. A trial that reaches its bracket's rung before the others waits PAUSED
+    (its slot goes to another trial) and goes on from its checkpoint if it is among the best
+    1/reduction_factor when the last one arrives. A bracket's survivors stop at its last rung,
+    which can fall below the budget: at max_epochs 10 and factor 3, a bracket compares at
+    epochs 3 and 9, and its best trials stop at 9. A search keeps one more trial out at once
+    than its largest bracket takes (`trials_out`), most of them waiting or paused."""
+
+    type: Literal["hyperband"] = "hyperband"
+    reduction_factor: float = Field(3.0, ge=2)
+
+    label: ClassVar[str] = "Hyperband"
+    ray_class: ClassVar[str] = "ray.tune.schedulers.HyperBandScheduler"
+
+    def ray_kwargs(self, max_epochs: int) -> dict[str, Any]:
+        return dict(time_attr=TIME_ATTR, max_t=max_epochs, reduction_factor=self.reduction_factor)
+
+    def rungs(self, max_epochs: int) -> list[list[int]]:
+        return [milestones for _, milestones in hyperband_brackets(max_epochs,
+                                                                   self.reduction_factor)]
+
+    def trials_out(self, max_epochs: int, running: int) -> int:
+        # Ray opens the next bracket only for a trial added while the last one is full: with
+        # no more out than a bracket takes, the first would take every trial, one by one.
+        largest = max(size for size, _ in hyperband_brackets(max_epochs, self.reduction_factor))
+        return max(running, largest + 1)
+
+
+def hyperband_brackets(max_epochs: int, reduction: float) -> list[tuple[int, list[int]]]:
+    """The brackets of Ray's `HyperBandScheduler`, in the order it fills them, each as (how many
+    trials it takes, the milestones below the budget at which it halves them and, at the last,
+    stops them), counted as Ray counts them (`HyperBandScheduler.__init__`,
+    `_Bracket.successive_halving`): bracket s takes ceil(s_max/(s+1) * eta^s) trials, starts
+    at int(max_t * eta^-s) epochs and multiplies by eta, capped at max_t; one that would start
+    at 0 is skipped."""
+    count = int(np.round(np.log(max_epochs) / np.log(reduction))) + 1
+    brackets = []
+    for s in range(count):
+        milestone = int(max_epochs * reduction ** (-s))
+        if milestone == 0:
+            continue
+        milestones = [milestone]
+        for _ in range(s):
+            milestone = int(min(milestone * reduction, max_epochs))
+            milestones.append(milestone)
+        size = int(np.ceil(count / (s + 1) * reduction ** s))
+        brackets.append((size, [m for m in milestones if m < max_epochs]))
+    return brackets
+
+
 class FIFO(SchedulerEntry):
     type: Literal["fifo"] = "fifo"
 
@@ -114,7 +166,7 @@ class FIFO(SchedulerEntry):
 
 
 # The registry: one entry per `scheduler.type`. The first is the default.
-ENTRIES = (ASHA, FIFO)
+ENTRIES = (ASHA, HyperBand, FIFO)
 SCHEDULERS: dict[str, type[SchedulerEntry]] = {
     entry.model_fields["type"].default: entry for entry in ENTRIES}
 DEFAULT = ENTRIES[0]

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import math
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
+
+from ray.tune.schedulers import TrialScheduler
 
 from search.cli.spec_commands import rungs_text
 from search.engine import compat
@@ -16,7 +19,7 @@ from search.engine.ledger import Ledger
 from search.engine.schedulers import Recording, build_scheduler, ray_class
 from search.report import curves
 from search.spec import schedulers as registry
-from search.spec.model import parse_spec
+from search.spec.model import SpecError, parse_spec
 
 
 def spec_with(scheduler: dict | None, max_epochs: int = 9):
@@ -56,13 +59,98 @@ def asha_compared_at(scheduler, max_epochs: int) -> list[list[int]]:
     return [found[i] for i in range(len(brackets))]
 
 
+class Trial:
+    """What HyperBand reads of a Ray trial (it keys its brackets on the trial object)."""
+
+    def __init__(self, trial_id: str, score: float) -> None:
+        self.trial_id, self.status, self.is_saving = trial_id, "PENDING", False
+        self.score, self.epoch, self.events = score, 0, []  # events: epochs paused or stopped at
+
+
+class Controller:
+    """Tune's controller as a scheduler calls it: it lists the trials, and stops those the
+    scheduler paused and dropped."""
+
+    def __init__(self, scheduler, trials: list[Trial]) -> None:
+        self.scheduler, self.trials = scheduler, trials
+
+    def get_trials(self) -> list[Trial]:
+        return self.trials
+
+    def stop_trial(self, trial: Trial) -> None:
+        assert trial.status == "PAUSED", trial.status  # a running one is answered STOP
+        self.scheduler.on_trial_remove(self, trial)
+        trial.status = "TERMINATED"
+        trial.events.append(trial.epoch)
+
+
+def drive(scheduler, n_trials: int, out: int | None = None) -> list[Trial]:
+    """Trials run one at a time as Tune's controller runs them: the trial the scheduler chooses
+    runs until it is paused or stopped. With `out`, a trial is added only while fewer than that
+    are out (Tune's concurrency limit, which counts waiting and paused trials); without, all
+    are added first (none joins a bracket late)."""
+    rng = np.random.default_rng(0)
+    trials: list[Trial] = []
+    controller = Controller(scheduler, trials)
+
+    def add() -> None:
+        trials.append(Trial(f"t{len(trials)}", rng.random()))
+        scheduler.on_trial_add(controller, trials[-1])
+
+    while len(trials) < n_trials and (out is None or sum(
+            t.status != "TERMINATED" for t in trials) < out):
+        add()
+    while (trial := scheduler.choose_trial_to_run(controller)) is not None:
+        trial.status = "RUNNING"
+        while trial.status == "RUNNING":
+            trial.epoch += 1
+            decision = scheduler.on_trial_result(controller, trial, {
+                "epoch": trial.epoch, "val_acc": trial.score + trial.epoch / 100})
+            if decision == TrialScheduler.PAUSE:
+                trial.status = "PAUSED"
+            elif decision == TrialScheduler.STOP:
+                scheduler.on_trial_complete(controller, trial, {"epoch": trial.epoch})
+                trial.status = "TERMINATED"
+            if decision != TrialScheduler.CONTINUE:
+                trial.events.append(trial.epoch)
+        while out is not None and len(trials) < n_trials and sum(
+                t.status != "TERMINATED" for t in trials) < out:
+            add()
+    assert all(t.status == "TERMINATED" for t in trials)  # every trial ended
+    return trials
+
+
+def first_band(scheduler, trials: list[Trial]) -> dict[Any, list[Trial]]:
+    """The trials of each bracket of HyperBand's first band, by its own record (it has no
+    public one), in the order it opened them."""
+    brackets: dict[Any, list[Trial]] = {}
+    for trial in trials:
+        bracket, band = scheduler._trial_info[trial]
+        if band == 0:
+            brackets.setdefault(bracket, []).append(trial)
+    return brackets
+
+
+def hyperband_compared_at(scheduler, max_epochs: int) -> list[list[int]]:
+    """Per bracket of HyperBand's first band, the epochs at which it paused or stopped any of
+    the bracket's trials, with enough trials added first to fill more than one band."""
+    trials = drive(scheduler, n_trials=200)
+    assert any(scheduler._trial_info[t][1] > 0 for t in trials)  # the first band is complete
+    # The ledger heard of exactly the trials stopped before their last epoch.
+    assert scheduler.ledger.stopped == {t.trial_id for t in trials if t.epoch < max_epochs}
+    return [sorted({e for t in bracket for e in t.events if e < max_epochs})
+            for bracket in first_band(scheduler, trials).values()]
+
+
 RAY_RUNGS = {
     "asha": asha_compared_at,
+    "hyperband": hyperband_compared_at,
     "fifo": lambda scheduler, max_epochs: [],  # no brackets: no trial is ever compared
 }
 
 # type: (stop tag, label)
-NAMES = {"asha": ("asha", "ASHA"), "fifo": ("fifo", "FIFO")}
+NAMES = {"asha": ("asha", "ASHA"), "hyperband": ("hyperband", "Hyperband"),
+         "fifo": ("fifo", "FIFO")}
 
 # (section, {max_epochs: rungs per bracket})
 RUNGS = [
@@ -71,6 +159,11 @@ RUNGS = [
      {2: [[], [], []], 8: [[2, 4], [4], []], 20: [[2, 4, 8, 16], [4, 8, 16], [8, 16]]}),
     # a milestone between epochs is reached at the next whole epoch (2.5 -> 3, 6.25 -> 7)
     ({"type": "asha", "reduction_factor": 2.5}, {10: [[1, 3, 7]], 16: [[1, 3, 7]]}),
+    # HyperBand fills its brackets largest first; the first runs every trial to the budget.
+    ({"type": "hyperband"}, {1: [[]], 2: [[]], 3: [[], [1]], 4: [[], [1, 3]], 9: [[], [3], [1, 3]],
+                             10: [[], [3, 9], [1, 3, 9]]}),
+    ({"type": "hyperband", "reduction_factor": 2},
+     {2: [[], [1]], 4: [[], [2], [1, 2]], 5: [[], [2, 4], [1, 2, 4]]}),
     ({"type": "fifo"}, {1: [], 9: [], 30: []}),
 ]
 
@@ -131,6 +224,7 @@ def test_a_section_of_another_version_is_not_guessed():
     ({"type": "asha", "brackets": 2}, 9, " (ASHA rungs at epochs [1, 3] | [3], one list per "
                                          "bracket)"),
     ({"type": "asha"}, 1, ""),
+    ({"type": "hyperband"}, 4, " (Hyperband rungs at epochs [] | [1, 3], one list per bracket)"),
     ({"type": "fifo"}, 9, ""),
 ])
 def test_validate_names_the_rungs(scheduler, max_epochs, text):
@@ -147,3 +241,44 @@ def test_rungs_match_ray_over_a_grid_of_settings():
                     built(entry, max_epochs), max_epochs), (grace, reduction, max_epochs)
                 assert all(math.ceil(grace) <= e < max_epochs for b in entry.rungs(max_epochs)
                            for e in b)
+
+
+def test_hyperband_rungs_match_ray_over_a_grid_of_settings():
+    for reduction in (2, 2.5, 3, 4):
+        for max_epochs in range(1, 40, 2):
+            entry = registry.HyperBand(reduction_factor=reduction)
+            assert entry.rungs(max_epochs) == hyperband_compared_at(
+                built(entry, max_epochs), max_epochs), (reduction, max_epochs)
+
+
+@pytest.mark.parametrize("reduction, max_epochs", [(2, 3), (3, 4), (3, 9), (2, 5), (3, 30),
+                                                 (2.5, 17)])
+def test_hyperband_keeps_one_more_trial_out_than_its_largest_bracket_takes(reduction,
+                                                                           max_epochs):
+    """With that many out, Ray's HyperBand opens every bracket of its band, and each takes as
+    many trials as it does when all are added at once; with no more than the largest bracket
+    out, a bracket can take every trial."""
+    entry = registry.HyperBand(reduction_factor=reduction)
+    out = entry.trials_out(max_epochs, 1)
+    assert entry.trials_out(max_epochs, 500) == 500
+    at_once = built(entry, max_epochs)
+    sizes = [len(b) for b in first_band(at_once, drive(at_once, n_trials=400)).values()]
+    assert out == max(sizes) + 1
+    limited = built(entry, max_epochs)
+    opened = first_band(limited, drive(limited, n_trials=3 * sum(sizes), out=out))
+    assert len(opened) == len(entry.rungs(max_epochs)) == len(sizes)
+    if (reduction, max_epochs) == (2, 3):  # its first bracket takes 3 trials: with 3 out...
+        fewer = built(entry, max_epochs)
+        assert len(first_band(fewer, drive(fewer, n_trials=40, out=out - 1))) == 1
+
+
+def test_a_spec_that_keeps_too_few_trials_out_for_hyperband_is_refused():
+    with pytest.raises(SpecError) as refused:
+        parse_spec({"name": "s", "data": {"dataset": "digits"},
+                    "budget": {"trials": 8, "max_epochs": 4},
+                    "trial": {"max_concurrent": 3}, "scheduler": {"type": "hyperband"},
+                    "space": {"lr": {"float": [0.001, 0.1]}}})
+    assert str(refused.value) == (
+        "<spec>: trial.max_concurrent: max_concurrent is 3 but scheduler hyperband needs 4 "
+        "trials out at once at max_epochs 4 to fill its brackets (a waiting or paused trial "
+        "uses no resources); raise it or leave it unset")
