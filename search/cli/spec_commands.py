@@ -39,16 +39,27 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
         table.add_row(name, f"fixed {value}")
     out.print(table)
     b = spec.budget
-    rungs = spec.scheduler.rungs(b.max_epochs) if spec.scheduler.type == "asha" else []
     out.print(f"{b.trials} trials x up to {b.max_epochs} epochs = at most "
               f"{b.trials * b.max_epochs} "
               f"trial-epochs; sampler {spec.sampler.type}, scheduler {spec.scheduler.type}"
-              + (f" (ASHA rungs at epochs {rungs})" if rungs else "")
+              + rungs_text(spec.scheduler, b.max_epochs)
               + f"; objective {spec.objective.mode} {spec.objective.metric}.", highlight=False)
     if preflight:
         _preflight(spec)
     out.print(f"[green]valid[/] (spec hash {spec.spec_hash()})"
               + (", pre-flight passed" if preflight else ""))
+
+
+def rungs_text(scheduler: Any, max_epochs: int) -> str:
+    """' (ASHA rungs at epochs [1, 3])': where the scheduler compares trials, one list per
+    bracket; nothing for one that never does."""
+    brackets = scheduler.rungs(max_epochs)
+    if not any(brackets):
+        return ""
+    if len(brackets) == 1:
+        return f" ({scheduler.label} rungs at epochs {brackets[0]})"
+    return (f" ({scheduler.label} rungs at epochs {' | '.join(map(str, brackets))}, "
+            "one list per bracket)")
 
 
 def _preflight(spec: Any) -> None:

@@ -15,8 +15,10 @@ from typing import Any, Iterator
 # (where, attribute) pairs reached below; the compatibility test checks each on a real object.
 PRIVATE = {
     "OptunaSearch": ("_ot_trials", "_ot_study", "_completed_trials"),
-    "AsyncHyperBandScheduler": ("_brackets", "_trial_info", "_max_t", "_num_stopped"),
+    "AsyncHyperBandScheduler": ("_brackets", "_trial_info", "_num_stopped"),
     "_Bracket": ("_rungs",),
+    "TuneController": ("_mark_trial_to_checkpoint",),
+    "TrialRunnerWrapper": ("_tune_controller",),
     "Tuner": ("_local_tuner",),
     "NASBench201": ("_dataset",),
     "TunerInternal": ("_tune_config", "get_run_config"),
@@ -56,16 +58,25 @@ def asha_assignment(scheduler: Any) -> dict:
     return scheduler._trial_info
 
 
-def asha_max_t(scheduler: Any) -> float:
-    return scheduler._max_t
-
-
 def asha_num_stopped(scheduler: Any) -> int:
     return scheduler._num_stopped
 
 
 def set_asha_num_stopped(scheduler: Any, count: int) -> None:
     scheduler._num_stopped = count
+
+
+# --- Ray's TuneController, as a scheduler is handed it (wrapped in a TrialRunnerWrapper) -------
+
+def snapshot_trial(controller: Any, trial: Any) -> None:
+    """Have Tune's next experiment snapshot write `trial` anew. Ray marks a trial it stops only
+    while the trial's actor lives: one it stops while paused stays PAUSED in every snapshot
+    after, and in the record read from them. A controller without snapshots (the replay's) is
+    left alone."""
+    inner = getattr(controller, "_tune_controller", controller)
+    mark = getattr(inner, "_mark_trial_to_checkpoint", None)
+    if mark is not None:
+        mark(trial)
 
 
 # --- Ray's Tuner: the run config and scheduler of a tuner, also one restored from its pickle ----

@@ -1,41 +1,124 @@
-"""Trial schedulers: the registry of `scheduler:` types, built on Ray Tune's own, with their
-state kept in the experiment record so that a resumed search decides exactly as an
-uninterrupted one would.
+"""Trial schedulers: the Ray Tune scheduler a `scheduler:` entry names (search.spec.schedulers),
+built with what every launch needs of it, and its state kept in the experiment record so that
+a resumed search decides exactly as an uninterrupted one would, where that state is known.
+
+Every scheduler a launch runs is its Ray class with `Recording` mixed in: the ledger is told of
+each trial the scheduler stops before its last epoch, whether by answering STOP to the trial's
+own result or by stopping another trial through Tune's controller (HyperBand stops the trials
+it paused and found wanting that way).
 
 Ray snapshots the searcher and the callbacks with the experiment, but not the scheduler: a
 restored ASHA starts with empty rungs, so every trial that resumes (or starts) after a restart
 is compared against nothing and runs to its last epoch (measured: 6 trials, 15 trial-epochs
-uninterrupted, 18 after one driver kill). Here the scheduler's state is written as plain JSON at
-every experiment snapshot (`SchedulerRecord`) and loaded back into the restored scheduler.
+uninterrupted, 18 after one driver kill). For the Ray classes in `EXACT` the scheduler's whole
+state is written as plain JSON at every experiment snapshot (`SchedulerRecord`) and loaded back
+into the restored scheduler; any other starts its brackets anew on resume, and the record
+keeps only which trials it stopped.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ray.tune import Callback
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.engine import compat
 from search.engine.ledger import Ledger
+from search.spec.schedulers import SCHEDULERS, TIME_ATTR
 
 if TYPE_CHECKING:
-    from search.spec.model import Scheduler
-
-# Epochs, not Tune iterations: after a restore Tune's iteration counter and our epoch can differ,
-# and the rungs must be in the unit the budget is written in.
-TIME_ATTR = "epoch"
+    from search.spec.schedulers import SchedulerEntry
 
 
-class RecordingASHA(ASHAScheduler):
-    """ASHA that tells the launch's ledger which trials it stopped (an early stop by the
-    scheduler is told apart from one by the experiment in Optuna and MLflow), and whose whole
-    state round-trips through plain JSON: every bracket's rungs, which bracket each trial is
-    in, what it stopped."""
+class Recording:
+    """Mixed into a Ray scheduler: tells the launch's ledger which trials it stopped early (an
+    early stop by the scheduler is told apart from one by the experiment in Optuna and MLflow),
+    and says its state for the record (by default: only those stops)."""
 
     def __init__(self, *, ledger: Ledger, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ledger = ledger
+        self._epochs: dict[str, int] = {}  # trial id -> the last epoch the scheduler saw
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({"_epochs": {}, **state})  # pickled before it existed (0.2)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        self._epochs[trial.trial_id] = int(result.get(TIME_ATTR, 0))
+        decision = super().on_trial_result(_Telling(tune_controller, self), trial, result)
+        if decision == TrialScheduler.STOP:
+            self.note_stop(trial.trial_id)
+        return decision
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        super().on_trial_complete(_Telling(tune_controller, self), trial, result)
+
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_error(_Telling(tune_controller, self), trial)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_remove(_Telling(tune_controller, self), trial)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        chosen = super().choose_trial_to_run(tune_controller)
+        if chosen is None:
+            self._stop_stranded(tune_controller)
+        return chosen
+
+    def _stop_stranded(self, tune_controller: Any) -> None:
+        """Stop the trials this scheduler paused when nothing runs or waits and it chooses none
+        of them: no result will come to change its mind, and Tune would wait for ever. Ray's
+        HyperBand leaves a bracket's paused trials so when the bracket's last running trial
+        ends itself (diverged) after the others paused at its last rung: its own clean-up,
+        which stops them, runs only for a trial that reaches that rung."""
+        trials = tune_controller.get_trials()
+        if any(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials):
+            return
+        for trial in [t for t in trials if t.status == Trial.PAUSED]:
+            _Telling(tune_controller, self).stop_trial(trial)
+
+    def note_stop(self, trial_id: str) -> None:
+        # Stopped at its last epoch, a trial simply ended: only an earlier stop is the
+        # scheduler's doing.
+        if self._epochs.get(trial_id, 0) < self.ledger.max_epochs:
+            self.ledger.stop(trial_id)
+
+    def state(self) -> dict:
+        return {"type": self.ledger.stop_tag, "stopped": sorted(self.ledger.stopped)}
+
+    def load_state(self, state: dict) -> None:
+        pass  # (its "stopped" list is the ledger's, which the launch loads from the record)
+
+
+class _Telling:
+    """Tune's controller as a scheduler sees it, telling the scheduler's ledger of every trial
+    the scheduler stops through it before Tune does (Tune tells the searcher next, which has
+    the ledger decide how the trial ended)."""
+
+    def __init__(self, controller: Any, scheduler: Recording) -> None:
+        while isinstance(controller, _Telling):  # a scheduler calling its own hooks
+            controller = controller.controller
+        self.controller, self.scheduler = controller, scheduler
+
+    def stop_trial(self, trial: Any) -> None:
+        self.scheduler.note_stop(trial.trial_id)
+        self.controller.stop_trial(trial)
+        # A trial stopped while paused: else Ray's snapshots keep it PAUSED (unfinished).
+        compat.snapshot_trial(self.controller, trial)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.controller, name)
+
+
+class RecordingASHA(Recording, ASHAScheduler):
+    """ASHA whose whole state round-trips through plain JSON: every bracket's rungs, which
+    bracket each trial is in, what it stopped."""
+
+    def __init__(self, *, ledger: Ledger, **kwargs: Any) -> None:
+        super().__init__(ledger=ledger, **kwargs)
         self._restored_brackets: dict[str, int] = {}
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
@@ -46,17 +129,10 @@ class RecordingASHA(ASHAScheduler):
         else:
             compat.asha_assignment(self)[trial.trial_id] = compat.asha_brackets(self)[index]
 
-    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        decision = super().on_trial_result(tune_controller, trial, result)
-        if decision == TrialScheduler.STOP and result.get(TIME_ATTR, 0) < compat.asha_max_t(self):
-            self.ledger.stop(trial.trial_id)
-        return decision
-
     def state(self) -> dict:
         brackets = compat.asha_brackets(self)
         return {
-            "type": "asha", "stopped": sorted(self.ledger.stopped),
-            "num_stopped": compat.asha_num_stopped(self),
+            **super().state(), "num_stopped": compat.asha_num_stopped(self),
             "rungs": [[[milestone, dict(recorded)] for milestone, recorded in
                        compat.bracket_rungs(bracket)] for bracket in brackets],
             "brackets": {trial_id: brackets.index(bracket)
@@ -76,20 +152,49 @@ class RecordingASHA(ASHAScheduler):
                 recorded.clear()
                 recorded.update(values)
         self._restored_brackets = dict(state.get("brackets", {}))
-        # (Its "stopped" list is the ledger's, which the launch loads from the record.)
         compat.set_asha_num_stopped(self, int(state.get("num_stopped", 0)))
 
 
-class RecordingFIFO(FIFOScheduler):
-    def __init__(self, *, ledger: Ledger) -> None:
-        super().__init__()
-        self.ledger = ledger  # never told of a stop: FIFO stops no trial
+class RecordingFIFO(Recording, FIFOScheduler):
+    """FIFO stops no trial: its ledger is never told of a stop, and it has no state."""
 
-    def state(self) -> dict:
-        return {"type": "fifo", "stopped": []}
 
-    def load_state(self, state: dict) -> None:
-        pass
+# The Ray classes whose state the engine saves exactly (all of it, or there is none), under the
+# class names the tuner.pkl files of earlier versions know them by.
+EXACT: dict[type, type] = {ASHAScheduler: RecordingASHA, FIFOScheduler: RecordingFIFO}
+
+
+def ray_class(path: str) -> type:
+    module, _, name = path.rpartition(".")
+    found = getattr(importlib.import_module(module), name)
+    if not (isinstance(found, type) and issubclass(found, TrialScheduler)):
+        raise TypeError(f"{path} is not a Ray Tune trial scheduler")
+    return found
+
+
+def recording(scheduler_class: type) -> type:
+    """The class a launch builds for a Ray scheduler class: `Recording` mixed in."""
+    if scheduler_class in EXACT:
+        return EXACT[scheduler_class]
+    name = f"Recording{scheduler_class.__name__}"
+    made = globals().get(name)
+    if made is None:
+        # A module attribute, so that Ray's pickle of a tuner names it like any other class.
+        made = globals()[name] = type(name, (Recording, scheduler_class), {
+            "__module__": __name__, "__doc__": f"{scheduler_class.__name__}, recording."})
+    return made
+
+
+# Made as the module loads, for every entry of the registry: a tuner.pkl refers to its
+# scheduler's class by name, and a resumed launch must find it before it builds anything.
+for _entry in SCHEDULERS.values():
+    recording(ray_class(_entry.ray_class))
+
+
+def build_scheduler(section: SchedulerEntry, max_epochs: int, ledger: Ledger) -> TrialScheduler:
+    """The scheduler of a `scheduler:` section, as a launch and a replay run it."""
+    return recording(ray_class(section.ray_class))(ledger=ledger,
+                                                   **section.ray_kwargs(max_epochs))
 
 
 class SchedulerRecord(Callback):
@@ -118,15 +223,3 @@ class SchedulerRecord(Callback):
         # Tune's last snapshot can come before the scheduler's last decisions: without this
         # the record would not know that the search's final trials were stopped by it.
         self.get_state()
-
-
-SCHEDULERS: dict[str, Callable[[Any, int, Ledger], TrialScheduler]] = {
-    "asha": lambda s, max_epochs, ledger: RecordingASHA(
-        ledger=ledger, time_attr=TIME_ATTR, max_t=max_epochs, grace_period=s.grace_period,
-        reduction_factor=s.reduction_factor, brackets=s.brackets),
-    "fifo": lambda s, max_epochs, ledger: RecordingFIFO(ledger=ledger),
-}
-
-
-def build_scheduler(scheduler_spec: Scheduler, max_epochs: int, ledger: Ledger) -> TrialScheduler:
-    return SCHEDULERS[scheduler_spec.type](scheduler_spec, max_epochs, ledger)

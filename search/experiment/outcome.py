@@ -14,7 +14,7 @@ from enum import Enum
 
 class Outcome(str, Enum):
     COMPLETED = "completed"  # ran every epoch of the budget
-    STOPPED = "stopped"  # the scheduler (ASHA) stopped it early: a partial-budget result
+    STOPPED = "stopped"  # the scheduler stopped it early: a partial-budget result
     KILLED = "killed"  # ended early by the experiment (time limit, Ctrl+C), not by the scheduler
     DIVERGED = "diverged"  # the loss became NaN/inf: final for this config, not retried
     OOM = "oom"  # out of memory: final for this config on this hardware, not retried

@@ -10,7 +10,7 @@ restore (and so never unpickle) an experiment to look at it. What Ray writes:
     ray/<trial_id>/error.txt          one "Failure # n" block per failed attempt
     results/<trial_id>.jsonl          ours: every result the driver saw (journal.py), read in
                                       place of Ray's result.json where it exists
-    scheduler.json                    ours: {"stopped": [trial ids ASHA stopped early]}
+    scheduler.json                    ours: {"stopped": [trials the scheduler stopped early], ...}
 """
 
 from __future__ import annotations

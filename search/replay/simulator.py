@@ -3,15 +3,20 @@
 controller drives them, with each trial's epochs taken from a predictor instead of trained.
 
 No Ray runtime, no torch: the Ray classes are plain Python objects here. The calls follow
-`ray.tune.execution.tune_controller.TuneController` (Ray 2.x): a new trial is suggested when a
-slot is free; each result goes to the scheduler first, then (unless it said STOP) to the
-searcher; a trial that ends (STOP, or its last epoch) is completed in the scheduler and then
-in the searcher with its last result. Time advances to the next epoch to finish, each epoch
-lasting what the table recorded for it (or the benchmark problem's clock says).
+`ray.tune.execution.tune_controller.TuneController` (Ray 2.x): new trials are suggested while
+fewer than the launch's concurrency limit are out (`workers`, or more where the scheduler needs
+them to fill its brackets), and the scheduler chooses which waiting trial takes a free slot;
+each result goes to the scheduler first, then (unless it said STOP) to the searcher, then to
+the launch's ledger; a trial that ends (STOP, or its last epoch) is completed in the scheduler
+and then in the searcher with its last result. A trial the scheduler PAUSEs gives up its slot
+and stays out until the scheduler chooses it to run on from where it paused, or stops it
+through the controller (the searcher then hears no result, as from Tune). Time advances to the
+next epoch to finish, each epoch lasting what the table recorded for it (or the benchmark
+problem's clock says).
 
 A search ends when it has run `budget.trials` trials, or, given `budget_epochs`, as soon as that
 many epochs have been reported (the published protocols' budget in full-training equivalents;
-trials still running then are cut off, as Tune's time budget ends an experiment).
+trials still out then are cut off, as Tune's time budget ends an experiment).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Optional
 
 import numpy as np
@@ -34,6 +40,10 @@ from search.spec import objective
 from search.spec.model import SearchSpec
 
 
+# Ray's trial statuses (ray.tune.experiment.Trial), as the schedulers read them.
+PENDING, RUNNING, PAUSED, TERMINATED = "PENDING", "RUNNING", "PAUSED", "TERMINATED"
+
+
 @dataclass(frozen=True)
 class Result:
     time: float  # virtual seconds since the search started
@@ -42,15 +52,20 @@ class Result:
     value: float  # the objective after this epoch
 
 
-@dataclass
+@dataclass(eq=False)  # hashable by identity, as Ray's trials are (HyperBand keys on them)
 class Trial:
-    """What Ray's schedulers read of a trial: its id (and config, for a custom scheduler)."""
+    """What Ray's schedulers read of a trial: its id, its status (one of Ray's) and whether a
+    checkpoint is being saved (never: a replay's saves are instant), and its config for a
+    custom scheduler."""
 
     trial_id: str
     config: dict
     curve: Curve
     epoch: int = 0
     stopped: bool = False  # by the scheduler, before its last epoch
+    status: str = PENDING
+    is_saving: bool = False
+    paused_at: list[int] = field(default_factory=list)  # the epochs the scheduler paused it at
 
 
 @dataclass
@@ -103,16 +118,20 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
             budget_epochs: Optional[int]) -> Replay:
     seed_everything(seed or 0)
     metric, mode, max_epochs = spec.objective.metric, spec.objective.mode, spec.budget.max_epochs
-    ledger = Ledger(max_epochs, stop_tag=spec.scheduler.type)
+    ledger = Ledger(max_epochs, stop_tag=spec.scheduler.stop_tag)
     scheduler = build_scheduler(spec.scheduler, max_epochs, ledger)
     scheduler.set_search_properties(metric, mode)
     searcher = build_searcher(spec, ledger)
     out = Replay(searcher=searcher, scheduler=scheduler)
     clock: list[tuple[float, int, str]] = []  # (time the epoch ends, tie-break, trial)
     order = 0
+    live: dict[str, Trial] = {}  # the trials out (not ended), in the order they were suggested
+    # Tune's concurrency limit: `workers` run at once, and a scheduler may need more trials
+    # out to fill its brackets (search.spec.schedulers), as a launch gives it (run/tuner.py).
+    limit = spec.scheduler.trials_out(max_epochs, workers)
 
-    def start(now: float) -> bool:
-        nonlocal order
+    def create() -> bool:
+        """A new trial: suggested, and added to the scheduler to wait for a slot."""
         if len(out.trials) >= spec.budget.trials or spent():
             return False
         trial_id = f"r{len(out.trials):05d}"
@@ -120,22 +139,57 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
         if not isinstance(config, dict):  # None or Searcher.FINISHED: nothing more to try
             return False
         trial = Trial(trial_id, config, predictor(config))
-        out.trials[trial_id] = trial
-        scheduler.on_trial_add(None, trial)
-        order += 1
-        heapq.heappush(clock, (now + epoch_seconds(trial.curve, 1), order, trial_id))
+        out.trials[trial_id] = live[trial_id] = trial
+        scheduler.on_trial_add(controller, trial)
         return True
 
     def spent() -> bool:
         return budget_epochs is not None and len(out.results) >= budget_epochs
 
     def complete(trial: Trial, result: dict) -> None:
-        scheduler.on_trial_complete(None, trial, result)
+        trial.status = TERMINATED
+        del live[trial.trial_id]
+        scheduler.on_trial_complete(controller, trial, result)
         searcher.on_trial_complete(trial.trial_id, result=result)
 
+    def stop_paused(trial: Trial) -> None:
+        """What Tune does when a scheduler stops a trial it paused (HyperBand stops no other
+        through the controller): the searcher hears no result (the ledger has the last)."""
+        trial.status, trial.stopped = TERMINATED, trial.epoch < max_epochs
+        del live[trial.trial_id]
+        scheduler.on_trial_remove(controller, trial)
+        searcher.on_trial_complete(trial.trial_id)
+
+    # What schedulers call of Tune's controller (Ray lists every trial; the ended ones are
+    # never chosen, so only those out are listed here).
+    controller = SimpleNamespace(stop_trial=stop_paused, get_trials=lambda: list(live.values()))
+
+    def fill(now: float) -> None:
+        """What Tune does when a slot frees: it suggests new trials while fewer than its
+        concurrency limit are out (running, waiting or paused), then runs the waiting or paused
+        trial the scheduler chooses (FIFO: the oldest waiting) until `workers` run."""
+        while True:
+            while len(live) < limit and create():
+                pass
+            chosen = scheduler.choose_trial_to_run(controller) if len(clock) < workers else None
+            if chosen is None:
+                return
+            chosen.status = RUNNING
+            if chosen.epoch == length(chosen.curve):
+                # Paused at its last result: run again, its function returns at once and Tune
+                # ends it with that result.
+                complete(chosen, ledger.last[chosen.trial_id])
+            else:
+                push(chosen, now)
+
+    def push(trial: Trial, now: float) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(clock, (now + epoch_seconds(trial.curve, trial.epoch + 1), order,
+                               trial.trial_id))
+
     now = 0.0
-    while len(clock) < workers and start(now):
-        pass
+    fill(now)
     while clock:
         now, _, trial_id = heapq.heappop(clock)
         trial = out.trials[trial_id]
@@ -147,19 +201,21 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
             result |= {"outcome": Outcome.DIVERGED.value, metric: objective.worst(mode)}
         last = trial.epoch == length(trial.curve)
         out.results.append(Result(now, trial_id, trial.epoch, result[metric]))
-        decision = scheduler.on_trial_result(None, trial, result)
+        decision = scheduler.on_trial_result(controller, trial, result)
         if decision != TrialScheduler.STOP:
             searcher.on_trial_result(trial_id, result)
+        ledger.on_trial_result(0, [], trial, result)  # the launch's first callback
         if spent():
             break  # the budget is spent: the experiment ends, trials in flight with it
-        if decision == TrialScheduler.STOP or last:
+        if decision == TrialScheduler.PAUSE:  # out until the scheduler runs or stops it
+            trial.status = PAUSED
+            trial.paused_at.append(trial.epoch)
+            fill(now)
+        elif decision == TrialScheduler.STOP or last:
             trial.stopped = decision == TrialScheduler.STOP and trial.epoch < max_epochs
             complete(trial, result)
-            while len(clock) < workers and start(now):
-                pass
+            fill(now)
         else:
-            order += 1
-            heapq.heappush(clock, (now + epoch_seconds(trial.curve, trial.epoch + 1), order,
-                                   trial_id))
+            push(trial, now)
     out.end = now
     return out

@@ -57,7 +57,7 @@ def make(experiment: Experiment, folder: Path) -> Report:
     report.files.append(write_csv(results, folder / LEADERBOARD_FILE))
     found = optuna_plots.facts(report.study)
     figures = _optuna_figures(report, found) + _learning_curves(
-        report, curves.milestones(spec, experiment.scheduler_state()),
+        report, curves.rungs(spec, experiment.scheduler_state()),
         int(spec["budget"]["max_epochs"]))
     index = folder / INDEX_FILE
     index.write_text(render(experiment.name, summary(experiment.name, results, found),
@@ -97,7 +97,7 @@ def _optuna_figures(report: Report, found: optuna_plots.Facts) -> list[Figure]:
     return figures
 
 
-def _learning_curves(report: Report, rungs: list[int], max_epochs: int) -> list[Figure]:
+def _learning_curves(report: Report, rungs: curves.Rungs, max_epochs: int) -> list[Figure]:
     results = report.results
     if not any(t.curve() for t in results.trials):
         report.notes.append(f"Learning curves: no trial of {len(results.trials)} has reported "

@@ -1,15 +1,18 @@
-"""Every trial's learning curve (the objective per epoch), with ASHA's rungs (the epochs where it
-compares trials) and the point where each trial that did not run its budget ended: the plot that
-shows what early stopping did, which Optuna has no plot for. Interactive with plotly, static with
-matplotlib."""
+"""Every trial's learning curve (the objective per epoch), with the scheduler's rungs (the epochs
+where it compares trials, per bracket) and the point where each trial that did not run its
+budget ended: the plot that shows what early stopping did, which Optuna has no plot for.
+Interactive with plotly, static with matplotlib."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from search.engine.study import UNFINISHED
 from search.experiment.outcome import Outcome
 from search.experiment.results import Results
+from search.spec.schedulers import section
 
 RUNNING = "running"  # a trial the launch left unfinished (a resume continues it)
 # One colour per kind of end: the curves of a search read as "who got how far, and why".
@@ -21,7 +24,30 @@ COLORS = {Outcome.COMPLETED.value: "#1f77b4", Outcome.STOPPED.value: "#7f7f7f",
 END_MARKS = {Outcome.STOPPED.value: ("x", "x"), Outcome.KILLED.value: ("square", "s"),
              Outcome.DIVERGED.value: ("triangle-up", "^"), Outcome.OOM.value: ("diamond", "D"),
              Outcome.INVALID.value: ("cross", "P"), Outcome.FAILED.value: ("star", "*")}
-ENDED_BY = {Outcome.STOPPED.value: "stopped by ASHA"}
+ENDED_BY = {Outcome.STOPPED.value: "stopped by {label}"}
+
+
+@dataclass(frozen=True)
+class Rungs:
+    """Where the search's scheduler compared trials: per bracket, the epochs below the budget;
+    and the scheduler, as people call it."""
+
+    label: str
+    brackets: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def epochs(self) -> list[int]:
+        return sorted({epoch for bracket in self.brackets for epoch in bracket})
+
+    def brackets_at(self, epoch: int) -> list[int]:
+        """The brackets (numbered from 1) with a rung at `epoch`."""
+        return [i for i, bracket in enumerate(self.brackets, 1) if epoch in bracket]
+
+    def annotation(self, epoch: int) -> str:
+        """A rung's caption, naming the brackets that compare there when there are several."""
+        if len(self.brackets) < 2:
+            return f"rung {epoch}"
+        return f"rung {epoch} (bracket {', '.join(map(str, self.brackets_at(epoch)))})"
 
 
 def kind(trial: Any) -> str:
@@ -29,23 +55,27 @@ def kind(trial: Any) -> str:
     return RUNNING if trial.status in UNFINISHED else trial.outcome.value
 
 
-def milestones(spec: Mapping[str, Any], scheduler_state: Mapping[str, Any]) -> list[int]:
-    """The epochs at which ASHA compared trials, as the search ran: every bracket's rungs from
-    the record's scheduler.json; from the spec's scheduler when the record has none (a search
-    that ended before its first snapshot); none for FIFO."""
-    scheduler = spec.get("scheduler") or {}
-    if scheduler.get("type", "asha") != "asha":
-        return []
-    recorded = {int(m) for bracket in scheduler_state.get("rungs") or []
-                for m, _ in bracket}
-    if recorded:
-        return sorted(recorded)
+def rungs(spec: Mapping[str, Any], scheduler_state: Mapping[str, Any]) -> Rungs:
+    """The rungs of the search's scheduler as the search ran: every bracket's rungs from the
+    record's scheduler.json where its scheduler records them (ASHA); else from the spec's
+    scheduler entry (a scheduler without recorded state, or a search that ended before its
+    first snapshot). A milestone is reached at the first whole epoch at or past it."""
     max_epochs = int(spec["budget"]["max_epochs"])
-    epoch, found = float(scheduler.get("grace_period", 1)), []
-    while epoch < max_epochs:  # ASHA's first bracket: grace * rf^k below the budget
-        found.append(int(epoch))
-        epoch *= float(scheduler.get("reduction_factor", 3))
-    return found
+    entry = section(spec.get("scheduler"))
+    label = entry.label if entry is not None else str(
+        (spec.get("scheduler") or {}).get("type") or "the scheduler")
+    recorded = [tuple(sorted({epoch for m, _ in bracket
+                              if (epoch := math.ceil(float(m))) < max_epochs}))
+                for bracket in scheduler_state.get("rungs") or []]
+    if any(recorded):
+        return Rungs(label, tuple(recorded))
+    found = entry.rungs(max_epochs) if entry is not None else []
+    return Rungs(label, tuple(tuple(bracket) for bracket in found))
+
+
+def milestones(spec: Mapping[str, Any], scheduler_state: Mapping[str, Any]) -> list[int]:
+    """The epochs at which the scheduler compared trials, in any bracket (see `rungs`)."""
+    return rungs(spec, scheduler_state).epochs
 
 
 def ended_early(results: Results, max_epochs: int) -> list[tuple[Any, tuple[int, float]]]:
@@ -54,15 +84,24 @@ def ended_early(results: Results, max_epochs: int) -> list[tuple[Any, tuple[int,
             if t.curve() and kind(t) in END_MARKS and t.epochs < max_epochs]
 
 
-def title(results: Results, rungs: list[int]) -> str:
-    where = (f"ASHA's rungs at epoch{'s' if len(rungs) > 1 else ''} "
-             f"{', '.join(map(str, rungs))}" if rungs else "no early stopping")
+def title(results: Results, rungs: Rungs) -> str:
+    epochs = rungs.epochs
+    where = (f"{rungs.label}'s rungs at epoch{'s' if len(epochs) > 1 else ''} "
+             f"{', '.join(map(str, epochs))}" if epochs else "no early stopping")
+    if epochs and len(rungs.brackets) > 1:
+        where += " (by bracket: " + " | ".join(
+            ", ".join(map(str, bracket)) or "none" for bracket in rungs.brackets) + ")"
     return f"Learning curves: {results.metric} per epoch of every trial; {where}"
 
 
-def figure(results: Results, rungs: list[int], max_epochs: int) -> Any:
+def ended_by(outcome: str, rungs: Rungs) -> str:
+    return ENDED_BY.get(outcome, outcome).format(label=rungs.label)
+
+
+def figure(results: Results, rungs: Rungs, max_epochs: int) -> Any:
     """The interactive figure: one line per trial that reported an epoch (coloured by outcome,
-    one legend entry per outcome), a dashed line per rung, a marker where a trial ended early."""
+    one legend entry per outcome), a dashed line per rung (naming its brackets when there are
+    several), a marker where a trial ended early."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -83,21 +122,21 @@ def figure(results: Results, rungs: list[int], max_epochs: int) -> Any:
         symbol, _ = END_MARKS[outcome]
         fig.add_trace(go.Scatter(
             x=[e for _, (e, _) in points], y=[v for _, (_, v) in points], mode="markers",
-            name=f"ended: {ENDED_BY.get(outcome, outcome)}",
+            name=f"ended: {ended_by(outcome, rungs)}",
             marker={"symbol": symbol, "size": 11, "color": COLORS[outcome],
                     "line": {"width": 1, "color": "black"}},
             text=[t.trial_id for t, _ in points],
             hovertemplate="trial %{text} ended at epoch %{x}<extra></extra>"))
-    for rung in rungs:
+    for rung in rungs.epochs:
         fig.add_vline(x=rung, line_dash="dash", line_color="#444", opacity=0.6,
-                      annotation_text=f"rung {rung}", annotation_position="top")
+                      annotation_text=rungs.annotation(rung), annotation_position="top")
     fig.update_layout(title=title(results, rungs), xaxis_title="epoch",
                       yaxis_title=results.metric, template="plotly_white",
                       xaxis={"range": [0.5, max_epochs + 0.5], "dtick": _tick(max_epochs)})
     return fig
 
 
-def draw(results: Results, rungs: list[int], max_epochs: int) -> Any:
+def draw(results: Results, rungs: Rungs, max_epochs: int) -> Any:
     """The same plot with matplotlib (Agg), for the PNG."""
     import matplotlib
 
@@ -115,16 +154,16 @@ def draw(results: Results, rungs: list[int], max_epochs: int) -> Any:
     handles = [Line2D([], [], color=COLORS[k], label=k) for k in kinds]
     for outcome, points in _by_outcome(ended_early(results, max_epochs)).items():
         _, marker = END_MARKS[outcome]
-        label = f"ended: {ENDED_BY.get(outcome, outcome)}"
+        label = f"ended: {ended_by(outcome, rungs)}"
         edge = None if marker == "x" else "black"  # an "x" has no face to outline
         ax.scatter([e for _, (e, _) in points], [v for _, (_, v) in points], marker=marker,
                    s=60, color=COLORS[outcome], edgecolors=edge, linewidths=0.8, zorder=3,
                    label=label)
         handles.append(Line2D([], [], linestyle="none", marker=marker, color=COLORS[outcome],
                               markeredgecolor=edge or COLORS[outcome], label=label))
-    for rung in rungs:
+    for rung in rungs.epochs:
         ax.axvline(rung, linestyle="--", color="#444", alpha=0.6, linewidth=1)
-        ax.annotate(f"rung {rung}", (rung, 1.0), xycoords=("data", "axes fraction"),
+        ax.annotate(rungs.annotation(rung), (rung, 1.0), xycoords=("data", "axes fraction"),
                     ha="center", va="bottom", fontsize=8)
     ax.set(xlabel="epoch", ylabel=results.metric, xlim=(0.5, max_epochs + 0.5))
     ax.set_title(title(results, rungs), fontsize=10, pad=14)

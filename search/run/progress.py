@@ -29,6 +29,7 @@ from search.run import standing
 from search.run.fullstorage import no_space
 from search.run.screen import LiveFooter, Plain, screen_for
 from search.spec import objective
+from search.spec.schedulers import DEFAULT
 
 # Lines are built from plain text and styles, never markup: a config (milestones=[0.5, 0.75])
 # or an error message may hold brackets. Styles render in a terminal and vanish in a pipe.
@@ -63,7 +64,7 @@ class ProgressPrinter(Callback):
 
     def __init__(self, metric: str, max_epochs: int, trials: int, ledger: Ledger,
                  console: Optional[Console] = None, *, mode: Optional[str] = None,
-                 stop_label: str = "ASHA", clock: Callable[[], float] = time.time) -> None:
+                 stop_label: str = DEFAULT.label, clock: Callable[[], float] = time.time) -> None:
         self.metric, self.max_epochs, self.trials = metric, max_epochs, trials
         self.mode = mode or objective.natural_mode(metric)
         self.ledger = ledger  # how each trial ended (search.engine.ledger)
@@ -83,6 +84,7 @@ class ProgressPrinter(Callback):
         self.best: dict[str, float] = {}  # trial id -> its best finite objective
         self.outcomes: dict[str, Outcome] = {}  # ended trials
         self.running: dict[str, None] = {}  # running trial ids, in the order they started
+        self.paused: set[str] = set()  # of those, the ones a scheduler has paused
         self.spoke: dict[str, float] = {}  # trial id -> when its last line was printed
         self.epochs_now = 0  # epochs reported in this launch: the rate behind the ETA
         self.status_at: Optional[float] = None  # when the last status line was printed
@@ -97,7 +99,7 @@ class ProgressPrinter(Callback):
 
     def __setstate__(self, state: dict) -> None:
         state.pop("scheduler_stops", None)  # resnet-search 0.2: the ledger decides now
-        self.__dict__.update({"ledger": None, "stop_label": "ASHA", **state})
+        self.__dict__.update({"ledger": None, "stop_label": DEFAULT.label, **state})
         if "mode" not in state:  # pickled by an earlier version
             self.mode = objective.natural_mode(self.metric)
         self._fresh(None, time.time)
@@ -108,14 +110,25 @@ class ProgressPrinter(Callback):
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         self._adopt(trials)
+        # A scheduler may pause a trial (HyperBand, at a rung until its bracket is compared):
+        # it has not ended, and it does not run. Tune says so only through its status.
+        paused = {t.trial_id for t in trials if t.status == "PAUSED"}
+        if paused != self.paused:
+            self.paused = paused
+            self._snapshot()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._adopt(trials)
         self.running[trial.trial_id] = None
+        self.paused.discard(trial.trial_id)
         self.spoke[trial.trial_id] = self.clock()
         if self.first_start is None:  # Ray's start-up is no part of the rate of training
             self.first_start = self.spoke[trial.trial_id]
-        self._say(("start", "dim"), f" {trial.trial_id}  {short(trial.config)}")
+        done = self.epochs.get(trial.trial_id, 0)
+        if done:  # paused, interrupted or failed before: it goes on from its checkpoint
+            self._say(("resume", "dim"), f" {trial.trial_id} after epoch {done}")
+        else:
+            self._say(("start", "dim"), f" {trial.trial_id}  {short(trial.config)}")
         self._update()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
@@ -237,7 +250,9 @@ class ProgressPrinter(Callback):
         self.standing = standing.Standing(
             metric=self.metric, max_epochs=self.max_epochs,
             epochs_used=sum(self.epochs.values()), epochs_budget=self.trials * self.max_epochs,
-            running=tuple((t, self.epochs.get(t, 0)) for t in self.running),
+            running=tuple((t, self.epochs.get(t, 0)) for t in self.running
+                          if t not in self.paused),
+            paused=len(self.paused & self.running.keys()),
             done=kinds.count("done"), stopped=kinds.count("stopped"),
             killed=kinds.count("killed"), failed=kinds.count("failed"),
             to_start=max(0, self.trials - len(self.outcomes) - len(self.running)),
@@ -246,7 +261,7 @@ class ProgressPrinter(Callback):
                       [Ran(self.epochs.get(t, 0)) for t in self.outcomes],
                       [Ran(self.epochs.get(t, 0)) for t in self.running],
                       self.trials - len(self.outcomes), self.max_epochs),
-            started_at=started, at=now)
+            started_at=started, at=now, stop_label=self.stop_label)
 
     # --- output ---
     def _footer(self) -> RenderableType:

@@ -20,6 +20,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from search.spec.schedulers import DEFAULT
+
 # An epoch at least this long is news on its own: a CIFAR trial prints a line per epoch, while
 # digits' one-second epochs print none (the footer and the trial's end line say enough).
 LONG_EPOCH_S = 20.0
@@ -36,10 +38,10 @@ class Standing:
     metric: str
     max_epochs: int
     epochs_used: int  # trial-epochs reported, earlier launches of a resumed search included
-    epochs_budget: int  # trials x max_epochs: every trial to its last epoch, as if no ASHA
+    epochs_budget: int  # trials x max_epochs: every trial to its last epoch, none stopped early
     running: tuple[tuple[str, int], ...]  # (trial id, epochs done) of each running trial
     done: int  # ran every epoch
-    stopped: int  # stopped early by the scheduler (ASHA)
+    stopped: int  # stopped early by the scheduler
     killed: int  # ended early by the experiment (a time limit, an interruption)
     failed: int  # failed, diverged, out of memory, invalid config
     to_start: int  # of the budget's trials, neither running nor ended
@@ -47,6 +49,8 @@ class Standing:
     eta_s: Optional[float]  # seconds left as estimated at `at`; None until a trial has ended
     started_at: float  # when this launch's search began (wall clock)
     at: float  # when this snapshot was taken
+    stop_label: str = DEFAULT.label  # who stops trials early, as people call it
+    paused: int = 0  # paused by the scheduler: neither running nor ended
 
 
 def clock(seconds: float) -> str:
@@ -66,12 +70,14 @@ def budget_text(s: Standing) -> str:
 
 def trials_text(s: Standing, final: bool = False) -> str:
     # A trial still running when the launch ends (an interruption) resumes with the next one.
-    counts = {"unfinished" if final else "running": len(s.running), "done": s.done,
-              "stopped by ASHA": s.stopped, "killed": s.killed, "failed": s.failed,
-              "to start": s.to_start}
+    stopped = f"stopped by {s.stop_label}"
+    counts = ({"unfinished": len(s.running) + s.paused} if final else
+              {"running": len(s.running), "paused": s.paused})
+    counts |= {"done": s.done, stopped: s.stopped, "killed": s.killed, "failed": s.failed,
+               "to start": s.to_start}
     # The usual ones always (a reader looks for them), the rare ones only when they happen;
     # once the launch has ended, nothing runs and what is left to start is not news.
-    always = {"done", "stopped by ASHA", "failed"} | (set() if final else {"running", "to start"})
+    always = {"done", stopped, "failed"} | (set() if final else {"running", "to start"})
     return "trials: " + " · ".join(f"{n} {what}" for what, n in counts.items()
                                    if n or what in always)
 
@@ -91,7 +97,7 @@ def eta_left(s: Standing, now: float) -> Optional[float]:
 def eta_text(s: Standing, now: float) -> str:
     left = eta_left(s, now)
     # The estimate assumes the trials to come spend what the ended ones spent on average
-    # (search/experiment/summary.py: eta), which is what ASHA's early stops make honest.
+    # (search/experiment/summary.py: eta), which is what a scheduler's early stops make honest.
     return "ETA once a trial has ended" if left is None else f"ETA ~{clock(left)}"
 
 

@@ -35,13 +35,13 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
               console: Any, callbacks: tuple, reuse_actors: bool) -> tune.Tuner:
     """A new Ray Tune experiment in the `ray/` folder of the experiment directory
     `experiment` (search/experiment/decide.py says why there)."""
-    ledger = Ledger(spec.budget.max_epochs, stop_tag=spec.scheduler.type)
+    ledger = Ledger(spec.budget.max_epochs, stop_tag=spec.scheduler.stop_tag)
     scheduler = build_scheduler(spec.scheduler, spec.budget.max_epochs, ledger)
     mirror = MlflowMirror(uri, parent, job, ledger,
                           conditional=[name for name, p in spec.space.items() if p.when])
     printer = ProgressPrinter(spec.objective.metric, spec.budget.max_epochs, spec.budget.trials,
                               ledger, console=console, mode=spec.objective.mode,
-                              stop_label=STOP_LABELS.get(spec.scheduler.type, spec.scheduler.type))
+                              stop_label=spec.scheduler.label)
     fail_fast = FailFast(spec.trial.abort_on_same_error, ledger)
     return tune.Tuner(
         trainable(spec, job),
@@ -49,8 +49,9 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
             metric=spec.objective.metric, mode=spec.objective.mode,
             search_alg=build_searcher(spec, ledger), scheduler=scheduler,
             num_samples=spec.budget.trials,
-            max_concurrent_trials=spec.trial.max_concurrent or slots(
-                spec.trial.resources, cluster_totals()),
+            max_concurrent_trials=spec.scheduler.trials_out(
+                spec.budget.max_epochs,
+                spec.trial.max_concurrent or slots(spec.trial.resources, cluster_totals())),
             time_budget_s=spec.budget.time_limit_s,
             # Warm workers: the next trial reuses the process and its cached dataset.
             reuse_actors=reuse_actors,
@@ -71,9 +72,6 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
             # from checkpoint as it does not exist on storage anymore"; CI caught it).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             sync_config=sync_config(experiment)))
-
-
-STOP_LABELS = {"asha": "ASHA"}
 
 
 # How often the driver uploads its trials' results (result.json, params.json) and Ray's
@@ -107,7 +105,7 @@ class Parts:
 
     ledger: Ledger
     mirror: MlflowMirror
-    scheduler: Any  # search.engine.schedulers.RecordingASHA / RecordingFIFO
+    scheduler: Any  # a Ray scheduler with search.engine.schedulers.Recording mixed in
     scheduler_record: SchedulerRecord
     fail_fast: FailFast
     progress: ProgressPrinter
@@ -129,7 +127,7 @@ def parts(tuner: tune.Tuner, spec: SearchSpec) -> Parts:
 
     ledgers = [c for c in callbacks if isinstance(c, Ledger)]
     if not ledgers:
-        ledgers = [Ledger(spec.budget.max_epochs, stop_tag=spec.scheduler.type)]
+        ledgers = [Ledger(spec.budget.max_epochs, stop_tag=spec.scheduler.stop_tag)]
         run_config.callbacks = callbacks = [ledgers[0], *callbacks]
     ledger = one(Ledger)
     ours = Parts(ledger=ledger, mirror=one(MlflowMirror),

@@ -28,6 +28,7 @@ from search.spec.job import TrialJob
 from search.spec.params import STRICT, ChoiceParam, FloatParam, IntParam, Param, parse_space
 from search.spec.problems import Problem, Problems, SpecError, problems_from, show
 from search.spec.redact import spec_at_rest
+from search.spec.schedulers import DEFAULT, Scheduler
 from search.spec.yaml_io import load_yaml
 
 __all__ = ["SearchSpec", "Param", "FloatParam", "IntParam", "ChoiceParam", "load_spec",
@@ -227,31 +228,6 @@ class QMC(_Sampler):
 Sampler = Annotated[Union[TPE, GP, CmaEs, RandomSampler, QMC], Field(discriminator="type")]
 
 
-class ASHA(BaseModel):
-    model_config = STRICT
-    type: Literal["asha"] = "asha"
-    grace_period: int = Field(1, ge=1)
-    reduction_factor: float = Field(3.0, ge=2)
-    brackets: int = Field(1, ge=1)
-
-
-    def rungs(self, max_epochs: int) -> list[int]:
-        """The epochs at which ASHA compares trials (its rungs in the first bracket)."""
-        found, epoch = [], self.grace_period
-        while epoch < max_epochs:
-            found.append(int(epoch))
-            epoch *= self.reduction_factor
-        return found
-
-
-class FIFO(BaseModel):
-    model_config = STRICT
-    type: Literal["fifo"] = "fifo"
-
-
-Scheduler = Annotated[Union[ASHA, FIFO], Field(discriminator="type")]
-
-
 class Tracking(BaseModel):
     model_config = STRICT
     mlflow_uri: str = Field("sqlite:///mlflow.db", min_length=1)
@@ -277,7 +253,7 @@ class SearchSpec(BaseModel):
     budget: Budget
     trial: TrialSpec = Field(default_factory=TrialSpec)
     sampler: Sampler = Field(default_factory=TPE)
-    scheduler: Scheduler = Field(default_factory=ASHA)
+    scheduler: Scheduler = Field(default_factory=DEFAULT)
     fixed: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, Param] = Field(default_factory=dict)
     tracking: Tracking = Field(default_factory=Tracking)
@@ -289,12 +265,11 @@ class SearchSpec(BaseModel):
 
     @field_validator("scheduler")
     @classmethod
-    def _grace_within_budget(cls, scheduler: Any, info: ValidationInfo) -> Any:
+    def _scheduler_fits_budget(cls, scheduler: Any, info: ValidationInfo) -> Any:
         budget = info.data.get("budget")
-        if isinstance(scheduler, ASHA) and budget and scheduler.grace_period > budget.max_epochs:
-            raise Problems([Problem("grace_period", scheduler.grace_period, "grace_period is "
-                                    f"{scheduler.grace_period} but must be <= budget.max_epochs "
-                                    f"({budget.max_epochs}); no trial could be stopped early")])
+        problems = scheduler.budget_problems(budget.max_epochs) if budget else []
+        if problems:
+            raise Problems(problems)
         return scheduler
 
     @field_validator("fixed", mode="before")
@@ -317,6 +292,18 @@ class SearchSpec(BaseModel):
     @classmethod
     def _space_params(cls, space: Any, info: ValidationInfo) -> Any:
         return {} if space is None else parse_space(space, info.data.get("fixed") or {})
+
+    @model_validator(mode="after")
+    def _enough_trials_out(self) -> SearchSpec:
+        wanted, needed = self.trial.max_concurrent, self.scheduler.trials_out(
+            self.budget.max_epochs, 1)
+        if wanted is not None and wanted < needed:
+            raise Problems([Problem(
+                "trial.max_concurrent", wanted, f"max_concurrent is {wanted} but scheduler "
+                f"{self.scheduler.type} needs {needed} trials out at once at max_epochs "
+                f"{self.budget.max_epochs} to fill its brackets (a waiting or paused trial "
+                "uses no resources); raise it or leave it unset")])
+        return self
 
     @model_validator(mode="after")
     def _room_for_the_trials(self) -> SearchSpec:

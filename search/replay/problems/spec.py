@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, \
 from search.replay.predict import Curve
 from search.replay.problems import FAMILIES
 from search.replay.problems.base import Evaluator, Family, ProblemFields
-from search.spec.model import ASHA, Budget, Sampler, Scheduler
+from search.spec.model import Budget, Sampler, Scheduler
 from search.spec.params import STRICT, parse_space
 from search.spec.problems import Problem, Problems, SpecError, problems_from, show, suggest
 from search.spec.yaml_io import load_yaml
@@ -184,12 +184,12 @@ class ProblemSearch(BaseModel):
 
     @field_validator("scheduler")
     @classmethod
-    def _grace_within_budget(cls, scheduler: Any, info: ValidationInfo) -> Any:
+    def _scheduler_fits_budget(cls, scheduler: Any, info: ValidationInfo) -> Any:
+        # The scheduler's own rules across sections (search.spec.schedulers), as a spec's.
         budget = info.data.get("budget")
-        if isinstance(scheduler, ASHA) and budget and scheduler.grace_period > budget.max_epochs:
-            raise Problems([Problem("grace_period", scheduler.grace_period, "grace_period is "
-                                    f"{scheduler.grace_period} but must be <= max_epochs "
-                                    f"({budget.max_epochs}) of the problem")])
+        problems = scheduler.budget_problems(budget.max_epochs) if budget else []
+        if problems:
+            raise Problems(problems)
         return scheduler
 
 

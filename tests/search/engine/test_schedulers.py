@@ -7,12 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 import ray.cloudpickle
-from ray.tune.schedulers import TrialScheduler
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from search.engine.ledger import Ledger
-from search.engine.schedulers import SchedulerRecord, build_scheduler
+from search.engine.schedulers import SchedulerRecord, build_scheduler, recording
+from search.spec import schedulers as registry
 
-ASHA = SimpleNamespace(type="asha", grace_period=1, reduction_factor=3, brackets=1)
+ASHA = registry.ASHA(grace_period=1, reduction_factor=3, brackets=1)
 
 
 def scheduler(spec=ASHA, max_epochs=9):
@@ -51,8 +52,7 @@ def run(sched, events, decisions):
 @pytest.mark.parametrize("cut", [1, 4, 8])
 def test_a_restored_asha_stops_exactly_the_trials_an_uninterrupted_one_stops(reduction_factor,
                                                                             cut):
-    spec = SimpleNamespace(type="asha", grace_period=1, reduction_factor=reduction_factor,
-                           brackets=1)
+    spec = registry.ASHA(grace_period=1, reduction_factor=reduction_factor, brackets=1)
     events = script()
     alone: list = []
     run(scheduler(spec), events, alone)
@@ -85,7 +85,7 @@ def test_without_its_state_a_restored_asha_decides_differently():
 
 
 def test_a_restored_trial_goes_back_to_its_bracket():
-    spec = SimpleNamespace(type="asha", grace_period=1, reduction_factor=2, brackets=3)
+    spec = registry.ASHA(grace_period=1, reduction_factor=2, brackets=3)
     first = scheduler(spec)
     for i in range(20):
         first.on_trial_add(None, trial(f"t{i}"))
@@ -105,7 +105,7 @@ def test_state_of_a_scheduler_with_other_rungs_is_refused():
 
 
 def test_fifo_never_stops_a_trial():
-    fifo = build_scheduler(SimpleNamespace(type="fifo"), 3, Ledger(3, stop_tag="fifo"))
+    fifo = build_scheduler(registry.FIFO(), 3, Ledger(3, stop_tag="fifo"))
     decisions: list = []
     run(fifo, script(n_trials=5, max_epochs=3), decisions)
     assert len(decisions) == 15 and {d for _, _, d in decisions} == {TrialScheduler.CONTINUE}
@@ -140,3 +140,79 @@ def test_the_record_saves_the_last_decisions_when_the_experiment_ends():
     record.on_experiment_end(trials=[])
     assert saved[-1] == live.state() and saved[-1] != saved[0]
     assert len(saved[-1]["stopped"]) > len(saved[0]["stopped"])
+
+
+class Culling(FIFOScheduler):
+    """A scheduler that, at each result, stops every other trial through Tune's controller
+    (as HyperBand stops the paused trials it drops)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list = []
+
+    def on_trial_result(self, tune_controller, trial, result):
+        for other in self.seen:
+            tune_controller.stop_trial(other)
+        self.seen = [trial]
+        return TrialScheduler.PAUSE
+
+
+class Controller:
+    def __init__(self) -> None:
+        self.stopped: list[str] = []
+
+    def stop_trial(self, trial) -> None:
+        self.stopped.append(trial.trial_id)
+
+
+def test_a_trial_stopped_through_tunes_controller_is_the_ledgers_early_stop():
+    culling = recording(Culling)(ledger=Ledger(3, stop_tag="culling"))
+    controller = Controller()
+    culling.on_trial_result(controller, trial("a"), {"epoch": 1})
+    culling.on_trial_result(controller, trial("b"), {"epoch": 3})  # stops a, at epoch 1
+    culling.on_trial_result(controller, trial("c"), {"epoch": 2})  # stops b, at its last epoch
+    assert controller.stopped == ["a", "b"]  # Tune still stops them
+    assert culling.ledger.stopped == {"a"}  # only a was stopped before its last epoch
+    assert culling.state() == {"type": "culling", "stopped": ["a"]}
+    # Tune pickles the scheduler in tuner.pkl: its class is found again by name.
+    again = pickle.loads(ray.cloudpickle.dumps(culling))
+    assert type(again) is type(culling) and type(culling).__module__ == "search.engine.schedulers"
+
+
+class Pausing(FIFOScheduler):
+    """A scheduler that pauses every trial at its first result and never runs one again."""
+
+    def on_trial_result(self, tune_controller, trial, result):
+        return TrialScheduler.PAUSE
+
+    def choose_trial_to_run(self, tune_controller):
+        return next((t for t in tune_controller.get_trials() if t.status == "PENDING"), None)
+
+
+class Trials(Controller):
+    def __init__(self, *trials) -> None:
+        super().__init__()
+        self.trials = list(trials)
+
+    def get_trials(self) -> list:
+        return self.trials
+
+    def stop_trial(self, trial) -> None:
+        super().stop_trial(trial)
+        trial.status = "TERMINATED"
+
+
+def test_paused_trials_nothing_will_run_again_are_stopped_not_left_for_ever():
+    """Tune would wait for ever for trials a scheduler paused and never chooses, once nothing
+    runs or waits: they are stopped (told to the ledger as the scheduler's early stops)."""
+    pausing = recording(Pausing)(ledger=Ledger(3, stop_tag="pausing"))
+    early, done, running = (SimpleNamespace(trial_id=i, status="RUNNING") for i in "abc")
+    controller = Trials(early, done, running)
+    for trial, epoch in ((early, 1), (done, 3)):
+        assert pausing.on_trial_result(controller, trial, {"epoch": epoch}) == "PAUSE"
+        trial.status = "PAUSED"
+    assert pausing.choose_trial_to_run(controller) is None
+    assert controller.stopped == []  # c still runs: its result may still change things
+    running.status = "TERMINATED"
+    assert pausing.choose_trial_to_run(controller) is None
+    assert controller.stopped == ["a", "b"] and pausing.ledger.stopped == {"a"}

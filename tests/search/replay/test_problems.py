@@ -215,7 +215,8 @@ def test_every_sampler_and_scheduler_of_the_spec_searches_a_problem(lcbench_file
 
 def test_a_strategy_the_problem_cannot_take_is_refused(lcbench_file):
     evaluator = lcbench_file.open("3945")
-    with pytest.raises(SpecError, match="grace_period is 60 but must be <= max_epochs \\(52\\)"):
+    with pytest.raises(SpecError,
+                       match="grace_period is 60 but must be <= budget.max_epochs \\(52\\)"):
         problem_search(lcbench_file, evaluator,
                        {"sampler": {"type": "tpe"}, "scheduler": {"type": "asha",
                                                                   "grace_period": 60}}, 10, 0)

@@ -8,6 +8,7 @@ import pytest
 from search.report import curves
 
 SPEC = {"budget": {"max_epochs": 30}}
+ASHA_RUNGS = curves.Rungs("ASHA", ((1, 2),))  # the record's (conftest.py: RUNGS)
 
 
 @pytest.mark.parametrize("scheduler, state, expected", [
@@ -18,6 +19,9 @@ SPEC = {"budget": {"max_epochs": 30}}
     ({"type": "asha", "grace_period": 2, "reduction_factor": 3}, {}, [2, 6, 18]),
     ({"type": "asha", "grace_period": 1, "reduction_factor": 2}, {"rungs": []}, [1, 2, 4, 8, 16]),
     ({"type": "asha", "grace_period": 30, "reduction_factor": 3}, {}, []),
+    # a milestone between epochs is reached at the next whole one; none at the budget
+    ({"type": "asha", "grace_period": 1, "reduction_factor": 2.5},
+     {"rungs": [[[39.0625, {}], [15.625, {}], [6.25, {}], [2.5, {}], [1.0, {}]]]}, [1, 3, 7, 16]),
     ({"type": "fifo"}, {"type": "fifo", "stopped": []}, []),
 ])
 def test_milestones(scheduler, state, expected):
@@ -30,7 +34,7 @@ def lines(figure) -> list:
 
 def test_one_line_per_trial_that_reported_with_rungs_and_early_ends(record):
     results = record().recorded_results()
-    figure = curves.figure(results, [1, 2], max_epochs=4)
+    figure = curves.figure(results, ASHA_RUNGS, max_epochs=4)
     reported = [t for t in results.trials if t.curve()]
     assert sorted(trace.meta for trace in lines(figure)) == sorted(t.trial_id for t in reported)
     for trace in lines(figure):
@@ -48,7 +52,7 @@ def test_one_line_per_trial_that_reported_with_rungs_and_early_ends(record):
 
 def test_a_stopped_trial_is_marked_where_it_stopped(record):
     results = record().recorded_results()
-    figure = curves.figure(results, [1, 2], max_epochs=4)
+    figure = curves.figure(results, ASHA_RUNGS, max_epochs=4)
     (stops,) = [t for t in figure.data if t.name == "ended: stopped by ASHA"]
     by_id = {t.trial_id: t for t in results.trials}
     for trial_id, epoch, value in zip(stops.text, stops.x, stops.y):
@@ -60,7 +64,7 @@ def test_the_static_plot_draws_the_same(record):
     import matplotlib.pyplot as plt
 
     results = record().recorded_results()
-    figure = curves.draw(results, [1, 2], max_epochs=4)
+    figure = curves.draw(results, ASHA_RUNGS, max_epochs=4)
     try:
         (ax,) = figure.axes
         reported = [t for t in results.trials if t.curve()]
@@ -76,5 +80,17 @@ def test_the_static_plot_draws_the_same(record):
 
 def test_without_asha_there_are_no_rungs(record):
     results = record().recorded_results()
-    figure = curves.figure(results, [], max_epochs=4)
+    figure = curves.figure(results, curves.Rungs("FIFO"), max_epochs=4)
     assert not figure.layout.shapes and "no early stopping" in figure.layout.title.text
+
+
+def test_rungs_of_several_brackets_are_named_by_bracket_and_stops_by_the_scheduler(record):
+    results = record().recorded_results()
+    rungs = curves.Rungs("Median", ((1, 3), (3,)))
+    figure = curves.figure(results, rungs, max_epochs=4)
+    assert [shape.x0 for shape in figure.layout.shapes] == [1, 3]
+    assert [a.text for a in figure.layout.annotations] == ["rung 1 (bracket 1)",
+                                                          "rung 3 (bracket 1, 2)"]
+    assert figure.layout.title.text.endswith(
+        "Median's rungs at epochs 1, 3 (by bracket: 1, 3 | 3)")
+    assert "ended: stopped by Median" in {t.name for t in figure.data}

@@ -254,3 +254,32 @@ def test_a_quiet_console_prints_nothing_and_draws_no_footer():
     printer.on_trial_complete(0, [a], a)
     printer.on_experiment_end([a])
     assert stream.getvalue() == ""
+
+
+def test_a_paused_trial_is_neither_running_nor_ended_and_resumes_where_it_paused():
+    """A scheduler may pause a trial at a rung (HyperBand) and run it again later: Tune says so
+    only through the trial's status, and starts it again."""
+    stream, clock = io.StringIO(), Clock()
+    printer = printer_on(stream, clock, trials=2)
+    a, b = Trial("a", {"lr": 0.1}), Trial("b")
+    printer.setup()
+    printer.on_trial_start(0, [a, b], a)
+    printer.on_trial_start(0, [a, b], b)
+    printer.on_trial_result(0, [a, b], a, result(1, 0.6))
+    a.status = "PAUSED"
+    printer.on_step_begin(0, [a, b])
+    assert printer.standing.running == (("b", 0),) and printer.standing.paused == 1
+    assert "trials: 1 running · 1 paused · 0 done" in standing_line(printer, clock)
+    a.status = "RUNNING"
+    printer.on_trial_start(0, [a, b], a)
+    printer.on_trial_result(0, [a, b], a, result(2, 0.7))
+    assert printer.standing.running == (("a", 2), ("b", 0)) and printer.standing.paused == 0
+    lines = [line[9:] for line in stream.getvalue().splitlines()]
+    assert lines == ["start a  lr=0.1", "start b  ", "resume a after epoch 1"]
+    assert printer.standing.epochs_used == 2  # its epochs count once
+
+
+def standing_line(printer, clock) -> str:
+    from search.run.standing import status_line
+
+    return status_line(printer.standing, clock.now)

@@ -78,3 +78,15 @@ def test_the_footer_shows_the_standing_on_lines_that_never_wrap():
     assert lines[1].startswith("trials: 2 running · 1 done")
     assert lines[2] == "best: val_acc=0.9313 (t3)"
     assert lines[3] == "running: t1 epoch 2/3 · t5 epoch 1/3"
+
+
+def test_paused_trials_are_counted_apart_while_the_launch_runs_and_unfinished_after():
+    paused = standing(running=(("t1", 2),), paused=2)
+    assert "trials: 1 running · 2 paused · 1 done · 2 stopped by ASHA" in status_line(
+        paused, now=1015.0)
+    assert "trials: 3 unfinished · 1 done" in status_line(paused, now=1015.0, final=True)
+    assert "paused" not in status_line(standing(), now=1015.0)  # shown when there are some
+
+
+def test_the_stops_are_named_by_the_scheduler():
+    assert "2 stopped by Hyperband" in status_line(standing(stop_label="Hyperband"), now=1015.0)

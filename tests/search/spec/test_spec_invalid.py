@@ -16,6 +16,7 @@ import pytest
 from search.spec.problems import SpecError
 from search.spec.model import database_path_problem, load_spec, parse_spec
 from search.spec.params import choice_problems, cycle_problems, range_problems, when_problems
+from search.spec.schedulers import SCHEDULERS
 
 DELETE = object()
 BASE = {
@@ -185,8 +186,8 @@ CASES = [
      "scheduler.grace_period", ["10", "<= budget.max_epochs (6)"]),
     ("brackets-0", {"scheduler": {"type": "asha", "brackets": 0}}, "scheduler.brackets",
      ["0", ">= 1"]),
-    ("scheduler-type", {"scheduler": {"type": "hyperband"}}, "scheduler.type",
-     ["'hyperband'", "asha, fifo"]),
+    ("scheduler-type", {"scheduler": {"type": "pbt"}}, "scheduler.type",
+     ["'pbt'", ", ".join(SCHEDULERS)]),
     ("sampler-type", {"sampler": {"type": "tpee"}}, "sampler.type",
      ["'tpee'", "tpe, gp, cmaes, random, qmc", "did you mean 'tpe'"]),
     ("sampler-no-type", {"sampler": {"seed": 1}}, "sampler.type", ["missing", "tpe, gp"]),
