@@ -266,11 +266,7 @@ class SearchSpec(BaseModel):
     @field_validator("scheduler")
     @classmethod
     def _scheduler_fits_budget(cls, scheduler: Any, info: ValidationInfo) -> Any:
-        budget = info.data.get("budget")
-        problems = scheduler.budget_problems(budget.max_epochs) if budget else []
-        if problems:
-            raise Problems(problems)
-        return scheduler
+        return scheduler.within(info.data.get("budget"))
 
     @field_validator("fixed", mode="before")
     @classmethod

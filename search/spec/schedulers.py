@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from search.spec.params import STRICT
-from search.spec.problems import Problem
+from search.spec.problems import Problem, Problems
 
 # The result key a scheduler decides on: epochs, not Tune iterations. After a restore Tune's
 # iteration counter and our epoch can differ, and the rungs must be in the budget's unit.
@@ -63,6 +63,15 @@ class SchedulerEntry(BaseModel):
 
     def budget_problems(self, max_epochs: int) -> list[Problem]:
         return []
+
+    def within(self, budget: Any) -> "SchedulerEntry":
+        """This section, or Problems naming each of its rules that `budget` (a `budget:`
+        section, or None when that failed to validate) breaks: the body of the field validator
+        of every model that holds a budget and a scheduler."""
+        problems = self.budget_problems(budget.max_epochs) if budget is not None else []
+        if problems:
+            raise Problems(problems)
+        return self
 
     def trials_out(self, max_epochs: int, running: int) -> int:
         """The trials a search keeps out at once (Tune's concurrency limit: running, waiting

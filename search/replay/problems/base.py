@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Protocol, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Union
 
 from search.replay.predict import Curve
 from search.spec.problems import show, suggest
@@ -116,21 +116,19 @@ class Evaluator(Protocol):
     def __call__(self, params: Mapping[str, Any]) -> Curve: ...
 
 
-class Family(Protocol):
+@dataclass(frozen=True)
+class Family:
     """A kind of benchmark problem (one module of this package): its parameters with their
-    published defaults, its tasks, and an evaluator per task. `data` is where the family's
-    files are (the vendored surrogate, a recorded table); None where a package holds them."""
+    published defaults, its tasks, and an evaluator per task. Each function takes `data`, where
+    the family's files are (the vendored surrogate, a recorded table); None where a package
+    holds them."""
 
     name: str
     needs_data: bool
-
-    def parameters(self, data: Optional[Path]) -> dict[str, Domain]: ...
-
-    def defaults(self, data: Optional[Path]) -> dict[str, Any]: ...
-
-    def tasks(self, data: Optional[Path]) -> list[str]: ...
-
-    def open(self, task: str, data: Optional[Path]) -> Evaluator: ...
+    parameters: Callable[[Optional[Path]], dict[str, Domain]]
+    defaults: Callable[[Optional[Path]], dict[str, Any]]
+    tasks: Callable[[Optional[Path]], list[str]]
+    open: Callable[[str, Optional[Path]], Evaluator]
 
 
 def sample(parameters: Mapping[str, Domain], count: int, seed: int) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from typing import Any, Mapping, Optional
 
 from search.replay import predict, table
 from search.replay.predict import Curve
-from search.replay.problems.base import Categorical, Domain, Numeric, ProblemFields
+from search.replay.problems.base import Categorical, Domain, Family, Numeric, ProblemFields
 from search.spec.params import parse_space
 
 NAME = "digits"
@@ -60,17 +60,10 @@ class Task:
         return self.predict(params)
 
 
-class Digits:
-    name, needs_data = NAME, True
-    parameters = staticmethod(parameters)
-    defaults = staticmethod(defaults)
-    tasks = staticmethod(tasks)
-
-    @staticmethod
-    def open(task: str, data: Optional[Path]) -> Task:
-        if data is None or Path(data).stem != task:
-            raise ValueError(f"digits task {task!r} is not the table {data}")
-        return Task(Path(data))
+def open_task(task: str, data: Optional[Path]) -> Task:
+    if data is None or Path(data).stem != task:
+        raise ValueError(f"digits task {task!r} is not the table {data}")
+    return Task(Path(data))
 
 
-FAMILY = Digits()
+FAMILY = Family(NAME, True, parameters, defaults, tasks, open_task)

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from search.replay.predict import Curve
-from search.replay.problems.base import Domain, Numeric, sample
+from search.replay.problems.base import Domain, Family, Numeric, sample
 
 NAME = "lcbench"
 MAX_EPOCHS = 52
@@ -145,17 +145,10 @@ class Task:
         return self._cache[key]
 
 
-class LCBench:
-    name, needs_data = NAME, True
-    parameters = staticmethod(parameters)
-    defaults = staticmethod(defaults)
-    tasks = staticmethod(tasks)
-
-    @staticmethod
-    def open(task: str, data: Optional[Path]) -> Task:
-        if data is None:
-            _folder(data)
-        return Task(str(task), Path(data))
+def open_task(task: str, data: Optional[Path]) -> Task:
+    if data is None:
+        _folder(data)
+    return Task(str(task), Path(data))
 
 
-FAMILY = LCBench()
+FAMILY = Family(NAME, True, parameters, defaults, tasks, open_task)

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional
 
 from search.engine import compat
 from search.replay.predict import Curve
-from search.replay.problems.base import Categorical, Domain
+from search.replay.problems.base import Categorical, Domain, Family
 
 NAME = "nb201"
 METRIC, MODE = "val_acc", "max"
@@ -72,15 +72,8 @@ class Task:
         return min(values), max(values)
 
 
-class NB201:
-    name, needs_data = NAME, False
-    parameters = staticmethod(parameters)
-    defaults = staticmethod(defaults)
-    tasks = staticmethod(tasks)
-
-    @staticmethod
-    def open(task: str, data: Optional[Path] = None) -> Task:
-        return Task(str(task))
+def open_task(task: str, data: Optional[Path] = None) -> Task:
+    return Task(str(task))
 
 
-FAMILY = NB201()
+FAMILY = Family(NAME, False, parameters, defaults, tasks, open_task)

@@ -185,12 +185,7 @@ class ProblemSearch(BaseModel):
     @field_validator("scheduler")
     @classmethod
     def _scheduler_fits_budget(cls, scheduler: Any, info: ValidationInfo) -> Any:
-        # The scheduler's own rules across sections (search.spec.schedulers), as a spec's.
-        budget = info.data.get("budget")
-        problems = scheduler.budget_problems(budget.max_epochs) if budget else []
-        if problems:
-            raise Problems(problems)
-        return scheduler
+        return scheduler.within(info.data.get("budget"))
 
 
 def problem_search(problem: ProblemFile, evaluator: Evaluator, row: Mapping[str, Any],
