@@ -63,7 +63,8 @@ def ui(target: str = TargetArg, port: int = PortOpt) -> None:
     # behind.
     on_signals((signal.SIGTERM, signal.SIGHUP))
     try:
-        server = start_server(uri, port, log=log)
+        server = start_server(uri, port, log=log, note=lambda text: err.print(
+            text, highlight=False, markup=False))
     except UIError as error:
         fail("cannot start the MLflow UI", str(error))
     except KeyboardInterrupt:
