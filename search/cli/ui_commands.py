@@ -47,7 +47,7 @@ def ui(target: str = TargetArg, port: int = PortOpt) -> None:
                                 f"{experiment.directory}); nothing was logged there")
     address = uri if is_server(uri) else f"http://127.0.0.1:{port}"
     found: list[str] = []
-    failed = store.within(READ_S, lambda: found.append(
+    failed = store.bounded(uri, READ_S, lambda: found.append(
         search_link(uri, state.parent_run_id, server=address)))
     if failed or not found:
         fail("cannot read the MLflow store", f"{redact(uri)}: {failed}")

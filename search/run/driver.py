@@ -31,7 +31,8 @@ from search.tracking import store
 
 log = logging.getLogger("resnet_search.launch")
 
-# MLflow calls made at the start and the end of a search never hold it up longer than this.
+# MLflow calls made at the start and the end of a search never wait longer than this for a
+# tracking server (a local SQLite store is local work: no deadline, search/tracking/store.py).
 TRACKING_DEADLINE_S = 60.0
 
 
@@ -79,7 +80,7 @@ def _failed(record: Experiment, uri: str, parent: str, error: BaseException) -> 
     else:  # nothing was computed: nothing may look resumable
         record.forget()
         state, status = "failed", "FAILED"
-    _tracked("close the parent run", lambda: store.summarise_parent(
+    _tracked(uri, "close the parent run", lambda: store.summarise_parent(
         uri, parent, metric="", best=None, state=state, reason=why, status=status))
 
 
@@ -87,11 +88,11 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
             reopened: bool, console: Any, callbacks: tuple, reuse_actors: bool) -> Ending:
     uri = record.location.tracking_uri
     if resumed:
-        _tracked("reopen the parent run", lambda: store.reopen_parent(uri, parent))
+        _tracked(uri, "reopen the parent run", lambda: store.reopen_parent(uri, parent))
         tuner = restored_tuner(spec, job, record.directory)
     else:
         if reopened:  # the last driver died before computing anything
-            _tracked("reopen the parent run", lambda: store.reopen_parent(uri, parent))
+            _tracked(uri, "reopen the parent run", lambda: store.reopen_parent(uri, parent))
         record.save_spec(spec.resolved())
         now = time.time()
         record.save_state(State(name=spec.name, spec_hash=spec.spec_hash(),
@@ -138,7 +139,7 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
         log.warning("MLflow did not take every write within %.0f s; Ray's experiment state in "
                     "%s is complete", TRACKING_DEADLINE_S, record.directory)
     failures = ours.mirror.failures
-    failures += _tracked("summarise the parent run", lambda: store.summarise_parent(
+    failures += _tracked(uri, "summarise the parent run", lambda: store.summarise_parent(
         uri, parent, metric=spec.objective.metric, best=_best(results, ours.mirror.runs),
         state=status.value, reason=reason, status=PARENT_STATUS[status]))
     return Ending(status, record.location, results, parent, resumed=resumed,
@@ -179,10 +180,10 @@ def _best(results: Any, runs: dict[str, str]) -> Optional[dict]:
             "value": best.best, "params": best.params, "config": best.config}
 
 
-def _tracked(what: str, call: Any) -> int:
-    """Run one synchronous MLflow call under the deadline; a failure is logged and counted,
-    never raised: Ray's state has everything."""
-    failed = store.within(TRACKING_DEADLINE_S, call)
+def _tracked(uri: str, what: str, call: Any) -> int:
+    """Run one synchronous MLflow call (a server's under the deadline, a local store's to its
+    end); a failure is logged and counted, never raised: Ray's state has everything."""
+    failed = store.bounded(uri, TRACKING_DEADLINE_S, call)
     if failed:
         log.warning("could not %s in MLflow: %s", what, failed)
     return 1 if failed else 0

@@ -43,7 +43,7 @@ def trial_run_id(uri: str, experiment: str, parent_run_id: str, trial_id: str) -
             filter_string=(f"tags.`{store.PARENT_TAG}` = '{parent_run_id}' "
                            f"and tags.trial_id = '{trial_id}'")))
 
-    store.within(DEADLINE_S, look)  # not found is not fatal: the tag stays empty
+    store.bounded(uri, DEADLINE_S, look)  # not found is not fatal: the tag stays empty
     return found[0].info.run_id if found else ""
 
 
@@ -77,7 +77,7 @@ class RetrainRun:
         store does not take it within the deadline."""
         store.quiet_client()  # no "View run ... at" lines on the retrain's output
         made: list[str] = []
-        failed = store.within(DEADLINE_S, lambda: made.append(store.open_parent(
+        failed = store.bounded(uri, DEADLINE_S, lambda: made.append(store.open_parent(
             uri, experiment, run_name=run_name, tags=tags, params=params, artifacts={})))
         if failed or not made:
             raise TrackingFailed(f"could not open an MLflow run in experiment '{experiment}' "
