@@ -109,7 +109,7 @@ def test_a_search_submitted_as_a_job_is_followed_stopped_and_resumed(
     job_id = submitted.stdout.strip()
     assert job_id.startswith(f"rs-{spec['name']}-") and "resnet-search stop" in (
         submitted.stderr)
-    wait_for(lambda: any(experiment.glob("ray/*/result.json")), 240, "a first epoch of the job")
+    wait_for(lambda: any(experiment.glob("ray/*/result.json")), 480, "a first epoch of the job")
 
     seen = as_json(cli("status", job_id, "--address", address, "--json", home=laptop,
                        cwd=tmp_path))
