@@ -18,7 +18,7 @@ from search.remote import cluster
 from search.remote.auth import make_private_token, private_token, token_file
 from search.run.errors import LaunchError
 from search.run.interrupt import hangup_blocked
-from search.run.raystart import give_ray_time, start_failed
+from search.run.raystart import give_ray_time, start_failed, trials_at_launch_priority
 from search.spec.redact import RedactSecrets
 from search.tracking.store import quiet_client
 
@@ -55,6 +55,7 @@ def init_ray(address: Optional[str]) -> None:
         make_private_token()
         private_token(token_file())
         give_ray_time()  # for the processes Ray starts (the launch set it before `import ray`)
+        trials_at_launch_priority()  # not Ray's nice 15: raystart.py says why
         # Nothing of it is for other machines: the token is then not its only guard. Its GCS,
         # raylet and agents share the driver's process group, which a closed terminal's SIGHUP
         # reaches: they start with it blocked, and live on while the driver saves the search.
