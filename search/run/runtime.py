@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from typing import Optional
 
@@ -24,12 +25,23 @@ from search.tracking.store import quiet_client
 
 log = logging.getLogger("resnet_search.launch")
 
+# When this process started its local Ray or joined a cluster (time.time()), and which: what the
+# progress lines say while no trial has started yet (search/run/progress.py).
+_ray_up: Optional[tuple[float, bool]] = None
+
+
+def ray_up() -> Optional[tuple[float, bool]]:
+    """(when Ray became ready for this launch, whether it is a local Ray of its own), or None
+    before init_ray."""
+    return _ray_up
+
 
 def init_ray(address: Optional[str]) -> None:
     """Local Ray by default; `address` joins an existing cluster (search/remote/cluster.py).
     Token authentication stays on (Ray's default): a local cluster creates ~/.ray/auth_token, a
     remote one needs RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or that file. Either way the token file
     is readable by its owner only, and a local Ray listens on 127.0.0.1 only."""
+    global _ray_up
     if ray.is_initialized():
         return
     # A per-epoch checkpoint with num_to_keep forces a state snapshot each time; with short
@@ -49,6 +61,7 @@ def init_ray(address: Optional[str]) -> None:
             cluster.join(address, runtime_env={"py_modules": [resnet_core, search]})
         except cluster.ClusterError as error:
             raise LaunchError(str(error)) from None
+        _ray_up = (time.time(), False)
     else:
         # "local": always a Ray of our own. With no address, Ray joins a cluster that `ray start`
         # left on this machine, and retries forever when that one has died since.
@@ -65,6 +78,7 @@ def init_ray(address: Optional[str]) -> None:
         except Exception as error:  # noqa: BLE001  whatever Ray raises, the user needs one line
             raise LaunchError(start_failed(error, os.getloadavg()[0], os.cpu_count())) from None
         private_token(token_file())  # in case Ray made one after all
+        _ray_up = (time.time(), True)
 
 
 class OneLineErrors(logging.Filter):
