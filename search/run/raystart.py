@@ -36,6 +36,13 @@ def give_ray_time() -> None:
         os.environ.setdefault(name, value)
 
 
+def unset_deadlines(environ: dict) -> list[str]:
+    """`NAME=VALUE` for each deadline `environ` does not set: what the cluster scripts export
+    before `ray start` (cluster/_node.sh), so a node started on a loaded machine gets the same
+    time as a local launch's Ray (pure)."""
+    return [f"{name}={value}" for name, value in DEADLINES.items() if name not in environ]
+
+
 # How much lower than its own priority Ray runs a worker (trials): `nice(N)` in each worker,
 # relative to the raylet that started it, read from the environment Ray's processes inherit.
 # Ray's default, 15, suits a node that does nothing else. On a workstation a local search is the
@@ -80,3 +87,7 @@ def start_failed(error: BaseException, load: Optional[float] = None,
     now = os.environ.get(setting)
     return (f"{slow}{busy}: {said}; nothing was run: launch again, or give Ray longer with "
             f"{setting}=SECONDS (now {now or 'Ray default'})")
+
+
+if __name__ == "__main__":  # python -m search.run.raystart: the lines cluster/_node.sh exports
+    print("\n".join(unset_deadlines(dict(os.environ))))

@@ -191,6 +191,20 @@ def loop(tmp_path_factory, temps):
 
 
 @pytest.mark.ray
+def test_every_node_gets_the_start_up_deadlines_of_a_local_launch(loop):
+    """A node started on a loaded machine is slow, not broken: its Ray processes inherit the
+    generous deadlines (search/run/raystart.py) from the scripts, as a local launch's do."""
+    from search.run.raystart import DEADLINES
+
+    raylets = [psutil.Process(pid) for pid in running(loop.pids)
+               if psutil.Process(pid).name() == "raylet"]
+    assert len(raylets) == 2  # the head's and the worker's
+    for raylet in raylets:
+        environ = raylet.environ()
+        assert {name: environ.get(name) for name in DEADLINES} == DEADLINES
+
+
+@pytest.mark.ray
 def test_the_head_makes_a_token_only_its_owner_can_read(loop):
     token = loop.home / ".ray" / "auth_token"
     assert stat.S_IMODE(token.stat().st_mode) == 0o600

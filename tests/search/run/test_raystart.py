@@ -68,3 +68,12 @@ def test_a_local_launch_runs_trials_at_its_own_priority_unless_the_environment_c
     monkeypatch.setenv(TRIAL_NICENESS, "15")  # Ray's default, asked for
     trials_at_launch_priority()
     assert os.environ[TRIAL_NICENESS] == "15"
+
+
+def test_the_cluster_scripts_export_the_deadlines_the_environment_does_not_set():
+    from search.run.raystart import unset_deadlines
+
+    chosen = {"RAY_agent_register_timeout_ms": "5000", "PATH": "/usr/bin"}
+    assert unset_deadlines(chosen) == [f"{name}={value}" for name, value in DEADLINES.items()
+                                       if name != "RAY_agent_register_timeout_ms"]
+    assert unset_deadlines(dict(DEADLINES)) == []
