@@ -21,8 +21,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any, Callable, Optional
+from urllib.parse import urlsplit
 
 import ray
 from ray.job_submission import JobStatus, JobSubmissionClient
@@ -152,8 +152,8 @@ class Jobs:
 
     @property
     def on_this_machine(self) -> bool:
-        """A head on loopback runs here (or behind a tunnel: then the load shown is this
-        machine's, which is still what the waiting line can honestly say)."""
+        """Whether the head is at a loopback address: its waiting lines then show this
+        machine's load (through an SSH tunnel that is the load here, not the head's)."""
         host = (urlsplit(self.address).hostname or "").lower()
         return host in ("localhost", "::1") or host.startswith("127.")
 
