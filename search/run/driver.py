@@ -28,6 +28,8 @@ from search.spec.job import TrialJob
 from search.spec.model import SearchSpec
 from search.spec.redact import redact
 from search.tracking import store
+from search.wait.rules import EVERY_S, waiting_line
+from search.wait.waiter import machine_load
 
 log = logging.getLogger("resnet_search.launch")
 
@@ -135,7 +137,7 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
     if full is None:  # For optuna-dashboard and `report`; a failure is one line, never raised.
         study.persist_or_warn(record.directory, results, spec.resolved())
     ours.mirror.reconcile(*_reported(results))
-    if not ours.mirror.flush(TRACKING_DEADLINE_S):
+    if not _flushed(ours.mirror, uri):
         log.warning("MLflow did not take every write within %.0f s; Ray's experiment state in "
                     "%s is complete", TRACKING_DEADLINE_S, record.directory)
     failures = ours.mirror.failures
@@ -178,6 +180,21 @@ def _best(results: Any, runs: dict[str, str]) -> Optional[dict]:
         return None
     return {"trial_id": best.trial_id, "run_id": runs.get(best.trial_id, ""),
             "value": best.best, "params": best.params, "config": best.config}
+
+
+def _flushed(mirror: Any, uri: str) -> bool:
+    """The mirror's queued writes taken: a tracking server's within TRACKING_DEADLINE_S; a local
+    SQLite store's however long a busy machine makes them (the queue always drains: each write
+    lands, or is dropped after its own retries), said every 30 s. Without the wait the process
+    would end with them, and a finished search is not launched again to back-fill them."""
+    if store.sqlite_file(uri) is None:
+        return mirror.flush(TRACKING_DEADLINE_S)
+    waited = 0.0
+    while not mirror.flush(EVERY_S):
+        waited += EVERY_S
+        log.warning("%s", waiting_line("the local MLflow store to take the search's last writes",
+                                       waited, load=machine_load()))
+    return True
 
 
 def _tracked(uri: str, what: str, call: Any) -> int:
