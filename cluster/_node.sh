@@ -110,6 +110,15 @@ rs_run_node() {
   else
     ray_cmd=(ray start)
   fi
+  # Ray's start-up deadlines, as generous as a local launch's (search/run/raystart.py), unless
+  # the environment set them: a node started on a loaded machine is slow, not broken (a head's
+  # job agent that misses its 30 s takes the raylet down with it). Without the project
+  # importable (plain `ray` on PATH), Ray's own defaults stay.
+  local setting
+  while IFS= read -r setting; do
+    [ -n "$setting" ] && export "$setting"
+  done < <(PYTHONPATH="$rs_repo_dir${PYTHONPATH:+:$PYTHONPATH}" "$RS_PY" -m search.run.raystart \
+             2>/dev/null || true)
   trap 'rs_stop_node "$id"; rs_forget_node "$RS_STATE/$id"; exit 143' TERM
   trap 'rs_stop_node "$id"; rs_forget_node "$RS_STATE/$id"; exit 130' INT
   trap 'rs_stop_node "$id"; rs_forget_node "$RS_STATE/$id"; exit 129' HUP

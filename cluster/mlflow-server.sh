@@ -121,7 +121,9 @@ start_postgres() {
   touch "$logs/postgres.log" && chown "$pg_user" "$logs/postgres.log"
   if ! pg_running; then
     started_pg=1
-    pg_ctl_ -w -t 60 -l "$logs/postgres.log" \
+    # -t: pg_ctl's wait; a start that is only slow (a loaded machine) must not be called a
+    # failure, and one that fails ends pg_ctl's wait at once.
+    pg_ctl_ -w -t 600 -l "$logs/postgres.log" \
       -o "-c listen_addresses='' -k $sock -c unix_socket_permissions=0700" start >/dev/null \
       || { tail -n 20 "$logs/postgres.log" >&2; die "PostgreSQL did not start (log: $logs/postgres.log)"; }
   fi
@@ -225,17 +227,21 @@ EOF
   echo "$pid $(start_time "$pid")" >"$pidfile"
   local url="http://$(url_host):$port"
   # Up when /health (open without credentials) answers; the first start migrates the schema.
-  for _ in $(seq 1 240); do
+  # Waited for as long as the server lives (a loaded machine only slows it; Ctrl+C gives up),
+  # with a line every 30 s; a server that exits ends the wait at once.
+  local began=$SECONDS said=$SECONDS
+  until "$python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
+      "$url/health" 2>/dev/null; do
     if ! kill -0 "$pid" 2>/dev/null; then
       tail -n "+$((logged + 1))" "$logs/mlflow.log" | tail -n 15 >&2
       die "the MLflow server exited during start-up (log: $logs/mlflow.log)"
     fi
-    "$python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
-      "$url/health" 2>/dev/null && break
+    if [ $((SECONDS - said)) -ge 30 ]; then
+      said=$SECONDS
+      say "waiting for the MLflow server to answer on $url ($((SECONDS - began)) s so far; load $(cut -d' ' -f1 /proc/loadavg 2>/dev/null) on $(nproc 2>/dev/null) CPUs; log: $logs/mlflow.log)"
+    fi
     sleep 0.5
   done
-  "$python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
-    "$url/health" 2>/dev/null || { die "the MLflow server did not answer within 120 s (log: $logs/mlflow.log)"; }
   # MLflow uses the password only to create the admin user: a later change of the variable
   # does not change the stored password. Say so rather than let the admin find out later.
   if ! MLFLOW_ADMIN_PASSWORD="$password" "$python" - "$url" "$ADMIN_USER" <<'EOF'

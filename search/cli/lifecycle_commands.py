@@ -275,7 +275,10 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
 def stop(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
          wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the search has "
                                    "saved and its driver ended."),
-         timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait."),
+         timeout: Optional[float] = typer.Option(
+             None, "--timeout", help="Give up waiting after this many seconds (exit 1; the "
+             "search still stops). Default: as long as the driver lives, with a line every "
+             "30 s.", show_default=False),
          as_json: bool = JsonOpt) -> None:
     """Stop a running search: it saves and ends as `interrupted`; launching (or submitting) the same spec resumes it.
 
@@ -296,12 +299,21 @@ def stop(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
         if as_json:
             dump({"experiment": summary_of(experiment).as_json(), "job": None})
         return
-    deadline = time.monotonic() + timeout
-    while experiment.driver() is not None:
-        if time.monotonic() > deadline:
-            fail("still running", f"the driver has not ended within {timeout:.0f} s; it obeys "
-                                  "once Tune runs (a launch still starting Ray takes longer)")
-        time.sleep(0.5)
+    from search.wait.rules import Look, Verdict, duration
+    from search.wait.waiter import wait_until
+
+    # A live driver renews its lease: while it does, it is saving (or still starting Ray, which
+    # it finishes before it obeys), however slowly a loaded machine lets it.
+    import socket
+
+    waited = wait_until(lambda: Look(ready=experiment.driver() is None),
+                        f"the driver (pid {driver.pid} on {driver.host}) to save and end",
+                        note=say, limit_s=timeout, first_s=10.0,
+                        local=driver.host == socket.gethostname())
+    if waited.verdict is not Verdict.READY:
+        fail("still running", f"the driver has not ended within {duration(waited.elapsed_s)} "
+                              "(--timeout); it still will: it obeys once Tune runs (a launch "
+                              "still starting Ray takes longer)")
     summary = summary_of(experiment)
     if as_json:
         dump({"experiment": summary.as_json(), "job": None})
@@ -309,7 +321,12 @@ def stop(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
         print_summary(summary)
 
 
-def _stop_job(target: str, address: str, wait: bool, timeout: float, as_json: bool) -> None:
+def say(text: str) -> None:
+    err.print(text, highlight=False, markup=False)
+
+
+def _stop_job(target: str, address: str, wait: bool, timeout: Optional[float],
+              as_json: bool) -> None:
     from search.remote.jobs import JobsError
 
     jobs = jobs_at(address)
@@ -321,7 +338,7 @@ def _stop_job(target: str, address: str, wait: bool, timeout: float, as_json: bo
         err.print(f"asked job {job.job_id} to stop (its search saves first)", highlight=False,
                   markup=False)
         if wait:
-            job = jobs.wait(job.job_id, timeout)
+            job = jobs.wait(job.job_id, timeout, note=say)
     except JobsError as error:
         fail("cannot stop the job", str(error))
     if as_json:

@@ -129,7 +129,8 @@ def submit(spec_path: Path = SpecArg, address: str = AddressOpt,
             yaml.safe_dump(spec.resolved(), sort_keys=False), name=spec.name,
             metadata={"experiment": spec.name, "experiment_dir": str(location.directory),
                       "spec_hash": spec.spec_hash()},
-            options=("--relative-to", str(spec.base_dir)))
+            options=("--relative-to", str(spec.base_dir)),
+            note=lambda text: err.print(text, highlight=False, markup=False))
     except JobsError as error:
         fail("cannot submit", str(error))
     if not as_json:

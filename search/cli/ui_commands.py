@@ -47,7 +47,7 @@ def ui(target: str = TargetArg, port: int = PortOpt) -> None:
                                 f"{experiment.directory}); nothing was logged there")
     address = uri if is_server(uri) else f"http://127.0.0.1:{port}"
     found: list[str] = []
-    failed = store.within(READ_S, lambda: found.append(
+    failed = store.bounded(uri, READ_S, lambda: found.append(
         search_link(uri, state.parent_run_id, server=address)))
     if failed or not found:
         fail("cannot read the MLflow store", f"{redact(uri)}: {failed}")
@@ -63,7 +63,8 @@ def ui(target: str = TargetArg, port: int = PortOpt) -> None:
     # behind.
     on_signals((signal.SIGTERM, signal.SIGHUP))
     try:
-        server = start_server(uri, port, log=log)
+        server = start_server(uri, port, log=log, note=lambda text: err.print(
+            text, highlight=False, markup=False))
     except UIError as error:
         fail("cannot start the MLflow UI", str(error))
     except KeyboardInterrupt:

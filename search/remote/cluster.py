@@ -19,6 +19,8 @@ import ray
 
 from search.engine import compat
 from search.remote import auth
+from search.wait.rules import Look, duration
+from search.wait.waiter import wait_until
 
 
 # Set by Ray's job supervisor for a job's driver (ray._private.runtime_env.constants, by value: the
@@ -104,26 +106,52 @@ def node_name(node: dict) -> str:
     return f"{node['NodeManagerAddress']} ({node['NodeID'][:8]})"
 
 
+# How long a node may take to answer a check. The answer comes from elsewhere (another machine,
+# its storage over NFS), where silence may be a hang, so there is a limit; it is generous,
+# because the first task on a busy node waits for a worker process to start, and a node Ray
+# counts alive is waited for with a line every 30 s.
+NODE_ANSWER_S = 300.0
+
+
 def ask_every_node(nodes: list[dict], question: Callable[..., Optional[str]], *args: Any,
-                   timeout_s: float = 60.0) -> list[tuple[str, str]]:
+                   timeout_s: float = NODE_ANSWER_S, what: str = "the check",
+                   note: Callable[[str], None] = lambda text: None) -> list[tuple[str, str]]:
     """Run `question(*args)` once on each of `nodes` and return (node name, what is wrong) for
     every node whose answer is not None, in the order of `nodes`. Each call is a zero-CPU task
     pinned to its node (hard affinity, no retries): it runs beside busy trials, and its answer
-    is that node's, never another's. A node that fails the task or does not answer within
+    is that node's, never another's. Nodes are waited for while Ray counts them alive (`note`
+    says so every 30 s); a node that died, failed the task or did not answer within
     `timeout_s` is reported as such rather than hanging the launch."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     task = ray.remote(num_cpus=0, max_retries=0)(question)
     refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
         node["NodeID"], soft=False)).remote(*args) for node in nodes]
-    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s) if refs else ([], [])
-    answered = {ref.hex() for ref in ready}
+    answered: set[str] = set()
+    gone: set[str] = set()
+
+    def look() -> Look:
+        pending = [ref for ref in refs if ref.hex() not in answered]
+        if pending:
+            ready, _ = ray.wait(pending, num_returns=len(pending), timeout=1.0)
+            answered.update(ref.hex() for ref in ready)
+        waiting = [node for node, ref in zip(nodes, refs) if ref.hex() not in answered]
+        if not waiting:
+            return Look(ready=True)
+        alive = {node["NodeID"] for node in alive_nodes()}
+        gone.update(node["NodeID"] for node in waiting if node["NodeID"] not in alive)
+        return Look(ready=False, alive=not gone,
+                    detail=f"{len(nodes) - len(waiting)} of {len(nodes)} nodes answered")
+
+    waited = wait_until(look, f"every node to answer {what}", note=note, limit_s=timeout_s,
+                        first_s=10.0, poll_s=0.0, local=False) if refs else None
     problems = []
     for node, ref in zip(nodes, refs):
         if ref.hex() not in answered:
             with contextlib.suppress(Exception):  # best effort: it may have just finished
                 ray.cancel(ref, force=True)
-            problems.append((node_name(node), f"did not answer within {timeout_s:.0f} s"))
+            problems.append((node_name(node), unanswered(
+                node["NodeID"] in gone, waited.elapsed_s if waited else 0.0)))
             continue
         try:
             answer = ray.get(ref)
@@ -132,6 +160,14 @@ def ask_every_node(nodes: list[dict], question: Callable[..., Optional[str]], *a
         if answer:
             problems.append((node_name(node), answer))
     return problems
+
+
+def unanswered(died: bool, waited_s: float) -> str:
+    """Why a node has no answer (pure): it left the cluster, or it was silent too long."""
+    if died:
+        return "left the cluster before it answered"
+    return (f"did not answer within {duration(waited_s)} (a node too busy to start a task, or "
+            "whose storage hangs); launch again once it is reachable")
 
 
 # --- storage every node sees ---------------------------------------------------------------------
@@ -153,14 +189,16 @@ def _sees(marker: str, token: str) -> Optional[str]:
         return f"cannot read it ({error.strerror or error})"
 
 
-def nodes_missing(nodes: list[dict], marker: Any, token: str,
-                  timeout_s: float = 60.0) -> list[str]:
+def nodes_missing(nodes: list[dict], marker: Any, token: str, timeout_s: float = NODE_ANSWER_S,
+                  note: Callable[[str], None] = lambda text: None) -> list[str]:
     """Names of the `nodes` that do not see `marker`."""
     return [name for name, _ in ask_every_node(nodes, _sees, str(marker), token,
-                                               timeout_s=timeout_s)]
+                                               timeout_s=timeout_s, note=note,
+                                               what="the storage check")]
 
 
-def unshared_storage(storage: Any) -> tuple[int, list[str]]:
+def unshared_storage(storage: Any,
+                     note: Callable[[str], None] = lambda text: None) -> tuple[int, list[str]]:
     """(number of nodes, the nodes that cannot see `storage`: a Path, or a UPath of an object
     store). Trials checkpoint into it and resume from it on whichever node Ray puts them: a
     directory only the driver's machine has loses every checkpoint written elsewhere."""
@@ -172,7 +210,7 @@ def unshared_storage(storage: Any) -> tuple[int, list[str]]:
     marker = storage / f".resnet-search-probe-{token[:8]}"
     marker.write_text(token)
     try:
-        return len(nodes), nodes_missing(nodes, marker, token)
+        return len(nodes), nodes_missing(nodes, marker, token, note=note)
     finally:
         marker.unlink(missing_ok=True)
 
@@ -220,9 +258,12 @@ def _reads(paths: list[str], or_writes: Optional[str] = None) -> Optional[str]:
 
 
 def nodes_unable_to_read(nodes: list[dict], paths: list[str], or_writes: Optional[str] = None,
-                         timeout_s: float = 60.0) -> list[tuple[str, str]]:
+                         timeout_s: float = NODE_ANSWER_S,
+                         note: Callable[[str], None] = lambda text: None
+                         ) -> list[tuple[str, str]]:
     """(node name, the first path it cannot read and why) for each of `nodes` that cannot read
     every one of `paths` (see `_reads`)."""
     if not paths:
         return []
-    return ask_every_node(nodes, _reads, list(paths), or_writes, timeout_s=timeout_s)
+    return ask_every_node(nodes, _reads, list(paths), or_writes, timeout_s=timeout_s,
+                          note=note, what="the data check")

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
+from urllib.parse import urlsplit
 
 import ray
 from ray.job_submission import JobStatus, JobSubmissionClient
@@ -30,6 +31,8 @@ import resnet_core
 import search
 from search.engine import compat
 from search.remote import auth
+from search.wait.rules import Look, Verdict, duration
+from search.wait.waiter import wait_until
 
 # Job metadata (strings only, Ray's rule) that marks a job as one of ours and names its search.
 MARK = "resnet_search"
@@ -37,7 +40,10 @@ SPEC_FILE = "spec.yaml"  # the spec's name in the job's working directory
 STOP_WAIT_S = 120  # SIGTERM -> SIGKILL: a graceful stop waits for the running epochs' snapshot
 ENDED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
 NO_AGENT = "No available agent to submit job"  # Ray's answer while the head's agent starts
-AGENT_WAIT_S = 60.0
+# A head answers before its job agent is up (a freshly started head, and much longer on a
+# loaded machine: 60 s were not enough under load). While the head answers it is waited for,
+# with a line every 30 s; the limit only catches an agent that never comes up (it died).
+AGENT_WAIT_S = 600.0
 
 
 class JobsError(RuntimeError):
@@ -113,8 +119,10 @@ class Jobs:
 
     # ---- submit ----
     def submit(self, spec_yaml: str, *, name: str, metadata: dict[str, str],
-               options: tuple[str, ...] = ()) -> str:
-        """Submit `launch` of the spec text as a job; returns its id."""
+               options: tuple[str, ...] = (),
+               note: Callable[[str], None] = lambda text: None) -> str:
+        """Submit `launch` of the spec text as a job; returns its id. A head whose job agent
+        is still starting is waited for (`note` says so)."""
         job_id = new_job_id(name)
         folder = Path(tempfile.mkdtemp(prefix="resnet-search-job-"))
         (folder / SPEC_FILE).write_text(spec_yaml)
@@ -123,17 +131,31 @@ class Jobs:
         modules = [str(Path(m.__file__).parent) for m in (resnet_core, search)]
         runtime_env = {"working_dir": str(folder), "py_modules": modules,
                        "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)}}
-        deadline = time.monotonic() + AGENT_WAIT_S
-        while True:
+        submitted: list[str] = []
+
+        def look() -> Look:
             try:
-                return self._call(lambda: self.client.submit_job(
+                submitted.append(self._call(lambda: self.client.submit_job(
                     entrypoint=entrypoint, submission_id=job_id, runtime_env=runtime_env,
-                    metadata={MARK: "1", **metadata}))
+                    metadata={MARK: "1", **metadata})))
             except JobsError as error:
-                # A head that has just started answers before its job agent is up.
-                if NO_AGENT not in str(error) or time.monotonic() > deadline:
+                if NO_AGENT not in str(error):
                     raise
-                time.sleep(1.0)
+                return Look(ready=False, detail="the head answers; its agent is still starting")
+            return Look(ready=True)
+
+        waited = wait_until(look, f"the job agent of the Ray head at {self.address}", note=note,
+                            limit_s=AGENT_WAIT_S, poll_s=1.0, local=self.on_this_machine)
+        if waited.verdict is not Verdict.READY:
+            raise JobsError(agent_never_came(self.address, waited.elapsed_s))
+        return submitted[0]
+
+    @property
+    def on_this_machine(self) -> bool:
+        """Whether the head is at a loopback address: its waiting lines then show this
+        machine's load (through an SSH tunnel that is the load here, not the head's)."""
+        host = (urlsplit(self.address).hostname or "").lower()
+        return host in ("localhost", "::1") or host.startswith("127.")
 
     # ---- look ----
     def get(self, job_id: str) -> Job:
@@ -169,10 +191,24 @@ class Jobs:
         """Ask the job to stop (SIGTERM to its driver); False when it had already ended."""
         return bool(self._call(lambda: self.client.stop_job(job_id)))
 
-    def wait(self, job_id: str, timeout_s: float) -> Job:
-        deadline = time.monotonic() + timeout_s
-        job = self.get(job_id)
-        while not job.ended and time.monotonic() < deadline:
-            time.sleep(0.5)
-            job = self.get(job_id)
-        return job
+    def wait(self, job_id: str, timeout_s: Optional[float] = None,
+             note: Callable[[str], None] = lambda text: None) -> Job:
+        """The job once it has ended; while the head says it runs it is waited for (a stopped
+        job saves first, then Ray kills it after STOP_WAIT_S), up to `timeout_s` if given."""
+        seen: list[Job] = []
+
+        def look() -> Look:
+            seen[:] = [self.get(job_id)]
+            return Look(ready=seen[0].ended, detail=f"the head says {seen[0].status}")
+
+        wait_until(look, f"job {job_id} to save and end", note=note, limit_s=timeout_s,
+                   first_s=10.0, local=self.on_this_machine)
+        return seen[0]
+
+
+def agent_never_came(address: str, waited_s: float) -> str:
+    """The head answered all along, but its job agent never did (pure)."""
+    return (f"the Ray head at {address} answered for {duration(waited_s)} but its job agent "
+            f"never came up (Ray: '{NO_AGENT}'); nothing was submitted: the agent's log is "
+            "dashboard_agent.log in the head's Ray logs (/tmp/ray/session_latest/logs by "
+            "default); restart the head if the agent died, then submit again")

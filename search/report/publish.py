@@ -17,9 +17,9 @@ def log_to_parent(tracking_uri: str, parent_run_id: str, folder: Path,
     """Log every file of `folder` to the parent run under `report/`; why it failed, or None."""
     from mlflow.tracking import MlflowClient
 
-    from search.tracking.store import within
+    from search.tracking.store import bounded
 
     if not parent_run_id:
         return "the experiment record names no MLflow parent run"
-    return within(deadline_s, lambda: MlflowClient(tracking_uri).log_artifacts(
+    return bounded(tracking_uri, deadline_s, lambda: MlflowClient(tracking_uri).log_artifacts(
         parent_run_id, str(folder), ARTIFACT_PATH))

@@ -51,7 +51,7 @@ def check_nodes(storage: StoragePath, data: DataConfig, resources: Resources, co
 def storage_problems(storage: StoragePath, console: Any) -> list[Problem]:
     """On a cluster, storage_path must be one directory every node sees (checked with a marker
     file read on each node, before any training)."""
-    nodes, missing = cluster.unshared_storage(storage)
+    nodes, missing = cluster.unshared_storage(storage, note=_note(console))
     if missing and not is_local(storage):
         return [Problem(
             "storage_path", str(storage),
@@ -114,7 +114,8 @@ def data_problems(data: DataConfig, resources: Resources, console: Any) -> list[
     if not paths or not nodes:
         return []
     root = paths[0].rstrip("/") or "/"
-    unable = cluster.nodes_unable_to_read(nodes, paths, root if data.download else None)
+    unable = cluster.nodes_unable_to_read(nodes, paths, root if data.download else None,
+                                          note=_note(console))
     if unable:
         which = "; ".join(f"{name}: {why}" for name, why in unable)
         fix = ("copy the dataset to that path on those nodes or mount it there (e.g. NFS)"
@@ -127,6 +128,11 @@ def data_problems(data: DataConfig, resources: Resources, console: Any) -> list[
     _say(console, True, f"data.root {root}: the {data.dataset} data on all {len(nodes)} nodes "
                         "that run trials")
     return []
+
+
+def _note(console: Any) -> Any:
+    """Where a check's waiting lines go (search/wait): the launch's console."""
+    return lambda text: _say(console, True, text)
 
 
 def _say(console: Any, when: bool, text: str) -> None:

@@ -28,10 +28,13 @@ from search.spec.job import TrialJob
 from search.spec.model import SearchSpec
 from search.spec.redact import redact
 from search.tracking import store
+from search.wait.rules import EVERY_S, waiting_line
+from search.wait.waiter import machine_load
 
 log = logging.getLogger("resnet_search.launch")
 
-# MLflow calls made at the start and the end of a search never hold it up longer than this.
+# MLflow calls made at the start and the end of a search never wait longer than this for a
+# tracking server (a local SQLite store is local work: no deadline, search/tracking/store.py).
 TRACKING_DEADLINE_S = 60.0
 
 
@@ -79,7 +82,7 @@ def _failed(record: Experiment, uri: str, parent: str, error: BaseException) -> 
     else:  # nothing was computed: nothing may look resumable
         record.forget()
         state, status = "failed", "FAILED"
-    _tracked("close the parent run", lambda: store.summarise_parent(
+    _tracked(uri, "close the parent run", lambda: store.summarise_parent(
         uri, parent, metric="", best=None, state=state, reason=why, status=status))
 
 
@@ -87,11 +90,11 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
             reopened: bool, console: Any, callbacks: tuple, reuse_actors: bool) -> Ending:
     uri = record.location.tracking_uri
     if resumed:
-        _tracked("reopen the parent run", lambda: store.reopen_parent(uri, parent))
+        _tracked(uri, "reopen the parent run", lambda: store.reopen_parent(uri, parent))
         tuner = restored_tuner(spec, job, record.directory)
     else:
         if reopened:  # the last driver died before computing anything
-            _tracked("reopen the parent run", lambda: store.reopen_parent(uri, parent))
+            _tracked(uri, "reopen the parent run", lambda: store.reopen_parent(uri, parent))
         record.save_spec(spec.resolved())
         now = time.time()
         record.save_state(State(name=spec.name, spec_hash=spec.spec_hash(),
@@ -134,11 +137,11 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
     if full is None:  # For optuna-dashboard and `report`; a failure is one line, never raised.
         study.persist_or_warn(record.directory, results, spec.resolved())
     ours.mirror.reconcile(*_reported(results))
-    if not ours.mirror.flush(TRACKING_DEADLINE_S):
+    if not _flushed(ours.mirror, uri):
         log.warning("MLflow did not take every write within %.0f s; Ray's experiment state in "
                     "%s is complete", TRACKING_DEADLINE_S, record.directory)
     failures = ours.mirror.failures
-    failures += _tracked("summarise the parent run", lambda: store.summarise_parent(
+    failures += _tracked(uri, "summarise the parent run", lambda: store.summarise_parent(
         uri, parent, metric=spec.objective.metric, best=_best(results, ours.mirror.runs),
         state=status.value, reason=reason, status=PARENT_STATUS[status]))
     return Ending(status, record.location, results, parent, resumed=resumed,
@@ -179,10 +182,25 @@ def _best(results: Any, runs: dict[str, str]) -> Optional[dict]:
             "value": best.best, "params": best.params, "config": best.config}
 
 
-def _tracked(what: str, call: Any) -> int:
-    """Run one synchronous MLflow call under the deadline; a failure is logged and counted,
-    never raised: Ray's state has everything."""
-    failed = store.within(TRACKING_DEADLINE_S, call)
+def _flushed(mirror: Any, uri: str) -> bool:
+    """The mirror's queued writes taken: a tracking server's within TRACKING_DEADLINE_S; a local
+    SQLite store's however long a busy machine makes them (the queue always drains: each write
+    lands, or is dropped after its own retries), said every 30 s. Without the wait the process
+    would end with them, and a finished search is not launched again to back-fill them."""
+    if store.sqlite_file(uri) is None:
+        return mirror.flush(TRACKING_DEADLINE_S)
+    waited = 0.0
+    while not mirror.flush(EVERY_S):
+        waited += EVERY_S
+        log.warning("%s", waiting_line("the local MLflow store to take the search's last writes",
+                                       waited, load=machine_load()))
+    return True
+
+
+def _tracked(uri: str, what: str, call: Any) -> int:
+    """Run one synchronous MLflow call (a server's under the deadline, a local store's to its
+    end); a failure is logged and counted, never raised: Ray's state has everything."""
+    failed = store.bounded(uri, TRACKING_DEADLINE_S, call)
     if failed:
         log.warning("could not %s in MLflow: %s", what, failed)
     return 1 if failed else 0

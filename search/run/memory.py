@@ -40,7 +40,7 @@ LARGEST = ("batch_size", "eval_batch_size", "width", "dynamic_kernels")
 # their values in the space is probed, up to MAX_PROBES; beyond it each value once.
 SHAPES = ("depth", "block", "stem", "shortcut", "residual", "precision", "channels_last")
 MAX_PROBES = 48
-PROBE_TIMEOUT_S = 600
+PROBE_TIMEOUT_S = 600  # a limit kept: a GPU stuck in a driver call never ends (minutes for 48)
 
 
 def device_problem(gpu: float, device_count: int) -> Optional[str]:
@@ -121,7 +121,10 @@ def measure(data: DataConfig, configs: list[TrainConfig], device: str = "cuda") 
                              timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise LaunchError(f"the memory pre-flight of {FIELD} did not finish in "
-                          f"{PROBE_TIMEOUT_S} s ({len(configs)} configs)") from None
+                          f"{PROBE_TIMEOUT_S} s ({len(configs)} configs; a GPU busy with other "
+                          "work, or a probe that hangs); nothing was run: launch again once the "
+                          f"GPU is free, or set {FIELD} to a whole GPU per trial (not checked)"
+                          ) from None
     if out.returncode != 0:
         tail = "\n".join(out.stderr.strip().splitlines()[-5:])
         raise LaunchError(f"the memory pre-flight of {FIELD} failed (exit {out.returncode}) "

@@ -27,9 +27,11 @@ from search.experiment.outcome import Outcome
 from search.experiment.summary import eta
 from search.run import standing
 from search.run.fullstorage import no_space
+from search.run.runtime import ray_up
 from search.run.screen import LiveFooter, Plain, screen_for
 from search.spec import objective
 from search.spec.schedulers import DEFAULT
+from search.wait.waiter import machine_load
 
 # Lines are built from plain text and styles, never markup: a config (milestones=[0.5, 0.75])
 # or an error message may hold brackets. Styles render in a terminal and vanish in a pipe.
@@ -89,6 +91,13 @@ class ProgressPrinter(Callback):
         self.epochs_now = 0  # epochs reported in this launch: the rate behind the ETA
         self.status_at: Optional[float] = None  # when the last status line was printed
         self.standing: Optional[standing.Standing] = None
+        # What shows a starved search as slow, not silent (between Tune's events: `_tick`).
+        self.epoch_at: dict[str, float] = {}  # trial id -> when its last epoch came (or start)
+        self.epoch_s: dict[str, float] = {}  # trial id -> how long its last epoch took
+        self.ticked_at = 0.0
+        self.waiting_said: Optional[float] = None  # since setup, when it last said it waits
+        self.ray_up: Optional[tuple[float, bool]] = None  # runtime.ray_up(), read at setup
+        self.load: Callable[[], str] = machine_load  # this machine's load, for a local Ray
 
     # The tuner is pickled with its callbacks, and restored by a resumed launch: only what was
     # configured travels (a console cannot be pickled; the counts come back from Ray's trials).
@@ -109,6 +118,7 @@ class ProgressPrinter(Callback):
         self._begin()
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        # Tune steps several times a second whatever the trials do: the printer's clock tick.
         self._adopt(trials)
         # A scheduler may pause a trial (HyperBand, at a rung until its bracket is compared):
         # it has not ended, and it does not run. Tune says so only through its status.
@@ -116,12 +126,13 @@ class ProgressPrinter(Callback):
         if paused != self.paused:
             self.paused = paused
             self._snapshot()
+        self._tick()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._adopt(trials)
         self.running[trial.trial_id] = None
         self.paused.discard(trial.trial_id)
-        self.spoke[trial.trial_id] = self.clock()
+        self.spoke[trial.trial_id] = self.epoch_at[trial.trial_id] = self.clock()
         if self.first_start is None:  # Ray's start-up is no part of the rate of training
             self.first_start = self.spoke[trial.trial_id]
         done = self.epochs.get(trial.trial_id, 0)
@@ -143,6 +154,7 @@ class ProgressPrinter(Callback):
             self.best[trial_id] = found
         took = result.get("time_this_iter_s")
         took = float(took) if objective.finite(took) else now - self.spoke.get(trial_id, now)
+        self.epoch_at[trial_id], self.epoch_s[trial_id] = now, took
         # The last epoch and a trial's own ending (diverged, out of memory) get an end line.
         if epoch < self.max_epochs and "outcome" not in result and standing.epoch_line_due(
                 took, now - self.spoke.get(trial_id, now)):
@@ -180,11 +192,41 @@ class ProgressPrinter(Callback):
             self._say(("launch ended", "bold"),
                       f": {standing.status_line(self.standing, self.clock(), final=True)}")
 
+    # --- between events: a starved search shows as slow, not silent ---
+    def _tick(self) -> None:
+        """At most once a second: before this launch's first trial starts, say every 30 s that
+        the search waits for it; a running trial that has reported nothing for a while (by its
+        own pace) says so, with how long and, on a local Ray, the machine's load."""
+        now = self.clock()
+        if self.screen is None or self.closed or now - self.ticked_at < 1.0:
+            return
+        self.ticked_at = now
+        assert self.started_at is not None
+        local = self.ray_up is None or self.ray_up[1]
+        if self.first_start is None:
+            waited = now - self.started_at
+            if standing.first_trial_due(waited, self.waiting_said):
+                self.waiting_said = waited
+                up = None if self.ray_up is None else now - self.ray_up[0]
+                self._say((standing.first_trial_text(up, local, self.load() if local else ""),
+                           "dim"))
+            return
+        for trial_id in self.running.keys() - self.paused:  # a paused trial waits by design
+            since_epoch = now - self.epoch_at.get(trial_id, now)
+            if standing.silent_due(since_epoch, now - self.spoke.get(trial_id, now),
+                                   self.epoch_s.get(trial_id)):
+                self.spoke[trial_id] = now
+                self._say((standing.silent_text(
+                    trial_id, since_epoch, self.epochs.get(trial_id, 0), self.max_epochs,
+                    self.load() if local else ""), "yellow"))
+
     # --- what the events change ---
     def _begin(self) -> None:
         if self.screen is not None:
             return
         self.started_at = self.clock()
+        if self.ray_up is None:
+            self.ray_up = ray_up()  # the launch's Ray, when it came up
         self._snapshot()
         self.screen = screen_for(self.console, self._footer)
         if isinstance(self.screen, LiveFooter):

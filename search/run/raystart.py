@@ -36,6 +36,31 @@ def give_ray_time() -> None:
         os.environ.setdefault(name, value)
 
 
+def unset_deadlines(environ: dict) -> list[str]:
+    """`NAME=VALUE` for each deadline `environ` does not set: what the cluster scripts export
+    before `ray start` (cluster/_node.sh), so a node started on a loaded machine gets the same
+    time as a local launch's Ray (pure)."""
+    return [f"{name}={value}" for name, value in DEADLINES.items() if name not in environ]
+
+
+# How much lower than its own priority Ray runs a worker (trials): `nice(N)` in each worker,
+# relative to the raylet that started it, read from the environment Ray's processes inherit.
+# Ray's default, 15, suits a node that does nothing else. On a workstation a local search is the
+# user's work, and at 15 anything at normal priority (a browser, a test run, another job) takes
+# the cores from its trials almost entirely: measured with two busy processes beside a launch,
+# minutes to its first trial and a few epochs a minute (bench/trial_niceness.py). So a local
+# launch runs its trials at its own priority (0 more), which `nice` on the command sets for the
+# whole search, unless the environment chose. A cluster's nodes keep what they were started with.
+TRIAL_NICENESS = "RAY_worker_niceness"
+LOCAL_TRIAL_NICENESS = "0"
+
+
+def trials_at_launch_priority() -> None:
+    """A local Ray's trials at the launch's own priority, unless the environment chose. Before
+    `ray.init` starts the raylet (the workers inherit its environment)."""
+    os.environ.setdefault(TRIAL_NICENESS, LOCAL_TRIAL_NICENESS)
+
+
 # What Ray says when a start-up deadline passed -> (what was slow, the setting that times it).
 SLOW = {
     "gcs_server_port": ("Ray's GCS server did not publish its port in time",
@@ -62,3 +87,7 @@ def start_failed(error: BaseException, load: Optional[float] = None,
     now = os.environ.get(setting)
     return (f"{slow}{busy}: {said}; nothing was run: launch again, or give Ray longer with "
             f"{setting}=SECONDS (now {now or 'Ray default'})")
+
+
+if __name__ == "__main__":  # python -m search.run.raystart: the lines cluster/_node.sh exports
+    print("\n".join(unset_deadlines(dict(os.environ))))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from typing import Optional
 
@@ -18,11 +19,21 @@ from search.remote import cluster
 from search.remote.auth import make_private_token, private_token, token_file
 from search.run.errors import LaunchError
 from search.run.interrupt import hangup_blocked
-from search.run.raystart import give_ray_time, start_failed
+from search.run.raystart import give_ray_time, start_failed, trials_at_launch_priority
 from search.spec.redact import RedactSecrets
 from search.tracking.store import quiet_client
 
 log = logging.getLogger("resnet_search.launch")
+
+# When this process started its local Ray or joined a cluster (time.time()), and which: what the
+# progress lines say while no trial has started yet (search/run/progress.py).
+_ray_up: Optional[tuple[float, bool]] = None
+
+
+def ray_up() -> Optional[tuple[float, bool]]:
+    """(when Ray became ready for this launch, whether it is a local Ray of its own), or None
+    before init_ray."""
+    return _ray_up
 
 
 def init_ray(address: Optional[str]) -> None:
@@ -30,6 +41,7 @@ def init_ray(address: Optional[str]) -> None:
     Token authentication stays on (Ray's default): a local cluster creates ~/.ray/auth_token, a
     remote one needs RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or that file. Either way the token file
     is readable by its owner only, and a local Ray listens on 127.0.0.1 only."""
+    global _ray_up
     if ray.is_initialized():
         return
     # A per-epoch checkpoint with num_to_keep forces a state snapshot each time; with short
@@ -49,12 +61,14 @@ def init_ray(address: Optional[str]) -> None:
             cluster.join(address, runtime_env={"py_modules": [resnet_core, search]})
         except cluster.ClusterError as error:
             raise LaunchError(str(error)) from None
+        _ray_up = (time.time(), False)
     else:
         # "local": always a Ray of our own. With no address, Ray joins a cluster that `ray start`
         # left on this machine, and retries forever when that one has died since.
         make_private_token()
         private_token(token_file())
         give_ray_time()  # for the processes Ray starts (the launch set it before `import ray`)
+        trials_at_launch_priority()  # not Ray's nice 15: raystart.py says why
         # Nothing of it is for other machines: the token is then not its only guard. Its GCS,
         # raylet and agents share the driver's process group, which a closed terminal's SIGHUP
         # reaches: they start with it blocked, and live on while the driver saves the search.
@@ -64,6 +78,7 @@ def init_ray(address: Optional[str]) -> None:
         except Exception as error:  # noqa: BLE001  whatever Ray raises, the user needs one line
             raise LaunchError(start_failed(error, os.getloadavg()[0], os.cpu_count())) from None
         private_token(token_file())  # in case Ray made one after all
+        _ray_up = (time.time(), True)
 
 
 class OneLineErrors(logging.Filter):

@@ -5,6 +5,8 @@
     footer(standing, now)              # the same, as the live footer under a terminal's lines
     epoch_line_due(41.0, 41.0)         # print this epoch's line? (a long trial's heartbeat)
     status_due(35.0, trial_ended=False)
+    silent_due(75.0, 75.0, epoch_s=2.0)  # a running trial that reports nothing says so
+    first_trial_due(45.0, said_at=None)  # before the first trial, the search says it waits
 
 Pure: no Ray, no console, no clock of its own (`now` is passed in), so every rule has a table
 test and the footer renders on rich's refresh thread from a snapshot nobody mutates.
@@ -21,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from search.spec.schedulers import DEFAULT
+from search.wait.rules import duration, say_due
 
 # An epoch at least this long is news on its own: a CIFAR trial prints a line per epoch, while
 # digits' one-second epochs print none (the footer and the trial's end line say enough).
@@ -31,6 +34,10 @@ QUIET_S = 60.0
 # A plain status line (budget, trials, best, ETA) comes at most this often; the first one as
 # soon as a trial has ended (from then on there is an ETA).
 STATUS_EVERY_S = 30.0
+# A search whose first trial has not started after this long says what it waits for, and again
+# this often: on a loaded machine a trial's process takes minutes to start (Ray runs trials below
+# normal priority on a cluster), and a launch that prints nothing then reads as a hang.
+FIRST_TRIAL_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -142,3 +149,40 @@ def status_due(since_status_s: Optional[float], trial_ended: bool) -> bool:
     if since_status_s is None:
         return trial_ended
     return since_status_s >= STATUS_EVERY_S
+
+
+def silent_due(since_epoch_s: float, since_line_s: float, epoch_s: Optional[float]) -> bool:
+    """Whether a running trial that has reported no epoch for a while gets a line saying so: a
+    starved search shows as slow, not silent. Due once the trial has gone QUIET_S without a line
+    and twice its last epoch's time without an epoch (its own pace: a trial of 90-s epochs is
+    not news at 60 s), then every QUIET_S. `since_epoch_s`: since its last epoch (or its start);
+    `since_line_s`: since its last line; `epoch_s`: its last epoch's duration, None before one."""
+    return since_line_s >= QUIET_S and since_epoch_s >= max(QUIET_S, 2 * (epoch_s or 0.0))
+
+
+def silent_text(trial_id: str, since_epoch_s: float, epochs: int, max_epochs: int,
+                load: str = "") -> str:
+    """'t003 running 2 min without an epoch (load 9.1 on 2 CPUs)', or '... without an epoch
+    since epoch 3/30 (...)'."""
+    since = f" since epoch {epochs}/{max_epochs}" if epochs else ""
+    return (f"{trial_id} running {duration(since_epoch_s)} without an epoch{since}"
+            + (f" ({load})" if load else ""))
+
+
+def first_trial_due(waited_s: float, said_at: Optional[float]) -> bool:
+    """Whether the search, no trial of which has started yet in this launch, says it waits:
+    after FIRST_TRIAL_EVERY_S, then every FIRST_TRIAL_EVERY_S. `waited_s`: since the search
+    began; `said_at`: `waited_s` when it last said so, None before."""
+    return say_due(waited_s, said_at, first_s=FIRST_TRIAL_EVERY_S, every_s=FIRST_TRIAL_EVERY_S)
+
+
+def first_trial_text(ray_up_s: Optional[float], local: bool, load: str = "") -> str:
+    """'waiting for the first trial to start (Ray started 1 min 30 s ago; load 9.1 on 2 CPUs)'.
+    `ray_up_s`: since this launch started its Ray (local) or joined the cluster."""
+    said = []
+    if ray_up_s is not None:
+        said.append(f"Ray started {duration(ray_up_s)} ago" if local
+                    else f"joined the cluster {duration(ray_up_s)} ago")
+    if load:
+        said.append(load)
+    return "waiting for the first trial to start" + (f" ({'; '.join(said)})" if said else "")

@@ -64,6 +64,20 @@ def within(timeout_s: float, call: Callable[[], Any]) -> Optional[str]:
     return result.get("error")
 
 
+def bounded(uri: str, timeout_s: float, call: Callable[[], Any]) -> Optional[str]:
+    """`within(timeout_s, call)` for a tracking server, whose silence may be a hang; for a
+    local SQLite store the call runs to its end with no deadline: it is local work that a busy
+    machine only slows down (SQLite gives up by itself on a lock it waited for). Why it failed,
+    or None."""
+    if sqlite_file(uri) is None:
+        return within(timeout_s, call)
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - any failure is reported, none raised
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
 def sqlite_file(uri: str) -> Optional[Path]:
     """The database file of a `sqlite:///` URI (relative to the working directory, as SQLAlchemy
     reads it), or None for any other store."""

@@ -13,9 +13,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -23,12 +22,13 @@ from mlflow.tracking import MlflowClient
 
 from search.tracking import view
 from search.tracking.store import sqlite_file
+from search.wait.rules import Look, Verdict
+from search.wait.waiter import wait_until
 
 RUNS_VIEW = "runs"
 MODE = "workflowType=machine_learning"
 HOST = "127.0.0.1"  # the UI of a local store is for this machine only
 DEFAULT_PORT = 5000  # MLflow's own default
-READY_S = 120.0  # the server migrates an old store's schema before it answers
 
 
 def is_server(uri: str) -> bool:
@@ -76,8 +76,8 @@ def port_taken(port: int, host: str = HOST) -> bool:
     return False
 
 
-def start_server(uri: str, port: int, host: str = HOST,
-                 log: Optional[Path] = None) -> subprocess.Popen:
+def start_server(uri: str, port: int, host: str = HOST, log: Optional[Path] = None,
+                 note: Callable[[str], None] = lambda text: None) -> subprocess.Popen:
     """`mlflow ui` for the store at `uri`, in its own process group (so that stop_server ends
     its workers too), run from the database's directory: artifacts of experiments created from
     the UI land next to it, not wherever the command ran. Returns once it answers."""
@@ -95,28 +95,33 @@ def start_server(uri: str, port: int, host: str = HOST,
     if log:
         sink.close()  # the server holds its own copy
     try:
-        wait_ready(proc, f"http://{host}:{port}", log)
+        wait_ready(proc, f"http://{host}:{port}", log, note)
     except BaseException:  # it did not start, or Ctrl+C came first: nothing stays behind
         stop_server(proc)
         raise
     return proc
 
 
-def wait_ready(proc: subprocess.Popen, address: str, log: Optional[Path]) -> None:
-    """Return once the MLflow server `proc` answers on `address`; UIError if it exits first or
-    does not answer within READY_S."""
-    deadline = time.monotonic() + READY_S
-    while time.monotonic() < deadline:
+def wait_ready(proc: subprocess.Popen, address: str, log: Optional[Path],
+               note: Callable[[str], None] = lambda text: None) -> None:
+    """Return once the MLflow server `proc` answers on `address`; UIError if it exits first.
+    No deadline while it lives: it is local work (importing MLflow, migrating an old store's
+    schema) that a loaded machine only slows down; a line through `note` after 5 s and every
+    30 s says what is awaited (Ctrl+C stops it)."""
+    def look() -> Look:
         if proc.poll() is not None:
-            raise UIError(f"mlflow ui exited with {proc.returncode} before it answered"
-                          f"{f'; its output is in {log}' if log else ''}")
+            return Look(ready=False, alive=False)
         try:
-            if requests.get(f"{address}/health", timeout=2).ok:
-                return
+            return Look(ready=requests.get(f"{address}/health", timeout=5).ok,
+                        detail="its process is starting")
         except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise UIError(f"mlflow ui did not answer on {address} within {READY_S:.0f} s")
+            return Look(ready=False, detail="its process is starting")
+
+    waited = wait_until(look, f"mlflow ui to answer on {address}", note=note, first_s=5.0,
+                        poll_s=0.3)
+    if waited.verdict is Verdict.GONE:
+        raise UIError(f"mlflow ui exited with {proc.returncode} before it answered"
+                      f"{f'; its output is in {log}' if log else ''}")
 
 
 def stop_server(proc: subprocess.Popen, grace_s: float = 10.0) -> None:

@@ -122,9 +122,9 @@ class Writer:
                 time.sleep(min(wait, self.deadline_s - elapsed))
                 wait = min(wait * 2, self.max_backoff_s)
 
-    def flush(self, timeout_s: float = 60.0) -> bool:
-        """Wait (bounded) for the calls queued so far; True when all of them ran (succeeded or
-        were dropped)."""
+    def flush(self, timeout_s: Optional[float] = 60.0) -> bool:
+        """Wait (bounded, unless `timeout_s` is None) for the calls queued so far; True when all
+        of them ran (succeeded or were dropped)."""
         if self._queue is None:
             return True
         done = threading.Event()

@@ -19,7 +19,7 @@ from search.tracking.points import mlflow_key
 from search.tracking.writer import Writer
 
 TAG = "retrain_of"  # the prefix of the tags that point at the search
-DEADLINE_S = 30.0  # each synchronous call, and the final flush, at most this long
+DEADLINE_S = 30.0  # a tracking server's calls and final flush, at most this long each
 
 
 class TrackingFailed(Exception):
@@ -43,7 +43,7 @@ def trial_run_id(uri: str, experiment: str, parent_run_id: str, trial_id: str) -
             filter_string=(f"tags.`{store.PARENT_TAG}` = '{parent_run_id}' "
                            f"and tags.trial_id = '{trial_id}'")))
 
-    store.within(DEADLINE_S, look)  # not found is not fatal: the tag stays empty
+    store.bounded(uri, DEADLINE_S, look)  # not found is not fatal: the tag stays empty
     return found[0].info.run_id if found else ""
 
 
@@ -77,7 +77,7 @@ class RetrainRun:
         store does not take it within the deadline."""
         store.quiet_client()  # no "View run ... at" lines on the retrain's output
         made: list[str] = []
-        failed = store.within(DEADLINE_S, lambda: made.append(store.open_parent(
+        failed = store.bounded(uri, DEADLINE_S, lambda: made.append(store.open_parent(
             uri, experiment, run_name=run_name, tags=tags, params=params, artifacts={})))
         if failed or not made:
             raise TrackingFailed(f"could not open an MLflow run in experiment '{experiment}' "
@@ -101,7 +101,10 @@ class RetrainRun:
         for path in artifacts:
             self.writer.submit(lambda client, path=path: client.log_artifact(self.run_id, path))
         self.writer.submit(lambda client: client.set_terminated(self.run_id, "FINISHED"))
-        return self.writer.flush(DEADLINE_S) and self.writer.failures == 0
+        # A local SQLite store's writes are waited for however long a busy machine makes them
+        # (each lands or is dropped after its retries): nothing reconciles a retrain's run later.
+        local = store.sqlite_file(self.uri) is not None
+        return self.writer.flush(None if local else DEADLINE_S) and self.writer.failures == 0
 
     def end(self, state: str, reason: str, status: str = "KILLED") -> None:
         """The retrain stopped before it finished (Ctrl+C, divergence): say why, close it."""

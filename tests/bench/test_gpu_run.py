@@ -132,17 +132,17 @@ def test_each_benchmark_wrote_its_figures(dry_run):
 
 def test_a_failing_or_hanging_step_costs_that_step_only(tmp_path):
     hang = tmp_path / "hang.py"
+    # Both sleep far past pytest-timeout: a runner that waited for either (the script, or its
+    # child holding the output pipe) would hang the test instead of returning.
     hang.write_text("import subprocess, sys, time\n"
-                    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
-                    "time.sleep(300)\n")
+                    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3600)'])\n"
+                    "time.sleep(3600)\n")
     args = run.parse(["--device", "cpu", "--out", str(tmp_path / "out"), "--work",
                       str(tmp_path / "work"), "--budget", "120"])
     (tmp_path / "out").mkdir()
     runner = run.Runner(args)
     runner.run(run.Step("broken", 30, "a script that is not there", script="no/such.py"))
-    start = time.monotonic()
     runner.run(run.Step("hangs", 3, "a script that never ends", script=str(hang)))
-    assert time.monotonic() - start < 60
     runner.run(next(s for s in run.STEPS if s.name == "environment"))
     broken, hangs, environment = runner.summary["steps"]
     assert broken["status"] == "failed" and "no/such.py" in broken["error"]

@@ -114,8 +114,13 @@ def driver_log(proc: subprocess.Popen) -> str:
 
 def wait_for(condition: Callable[[], object], timeout_s: float, what: str,
              proc: Optional[subprocess.Popen] = None) -> object:
+    """`condition()` once it is true. With `proc` (the driver), as long as the driver lives: a
+    loaded machine makes a launch slow, never wrong (Ray runs trials below normal priority, and
+    the machine is shared), so a fixed deadline would fail a test that is only slow; a driver
+    that exits first fails it at once with its log, and pytest-timeout guards against a hang.
+    Without `proc`, `timeout_s` bounds the wait."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while proc is not None or time.monotonic() < deadline:
         value = condition()
         if value:
             return value

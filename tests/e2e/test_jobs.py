@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from driving import MEDIUM_DATA, runs_of, steps, wait_for
+from driving import MEDIUM_DATA, SMALL_DATA, runs_of, steps, wait_for
 from ports import free_port, node_ports
 from processes import kill_ours, ours
 
@@ -68,7 +68,9 @@ def cluster(tmp_path):
         assert left == {"head": [], "worker": []}, left  # the teardown stopped everything
 
 
-def cli(*args: str, home: Path, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def cli(*args: str, home: Path, cwd: Path, timeout: int = 540) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it. `timeout` only catches a hang (a followed job on a loaded
+    machine takes minutes); pytest-timeout is the last guard."""
     return subprocess.run([sys.executable, "-m", "search.cli", *args], cwd=cwd,
                           env=env_of(home), capture_output=True, text=True, timeout=timeout)
 
@@ -109,7 +111,7 @@ def test_a_search_submitted_as_a_job_is_followed_stopped_and_resumed(
     job_id = submitted.stdout.strip()
     assert job_id.startswith(f"rs-{spec['name']}-") and "resnet-search stop" in (
         submitted.stderr)
-    wait_for(lambda: any(experiment.glob("ray/*/result.json")), 240, "a first epoch of the job")
+    wait_for(lambda: any(experiment.glob("ray/*/result.json")), 480, "a first epoch of the job")
 
     seen = as_json(cli("status", job_id, "--address", address, "--json", home=laptop,
                        cwd=tmp_path))
@@ -143,3 +145,39 @@ def test_a_search_submitted_as_a_job_is_followed_stopped_and_resumed(
     assert all(steps(client, child) == [1, 2, 3, 4, 5] for child in children)
     jobs = as_json(cli("list", "--address", address, "--json", home=laptop, cwd=tmp_path))
     assert {j["status"] for j in jobs["jobs"]} == {"STOPPED", "SUCCEEDED"}
+
+
+def test_a_head_started_just_before_the_submit_under_load_is_waited_for(
+        tmp_path, write_spec, digits_spec):
+    """A head answers before its job agent is up ("No available agent to submit job"), and on a
+    loaded machine the agent takes long to start: 60 s were not enough once. Submitted the
+    moment the head answers, with a busy process beside it, the job must still run."""
+    home = tmp_path / "head"
+    home.mkdir()
+    temp = tempfile.mkdtemp(prefix="rs-busy-")
+    port, dashboard = free_port(), free_port()
+    spec = digits_spec(name="e2e-fresh-head", budget={"trials": 1, "max_epochs": 1},
+                       scheduler={"type": "fifo"}, data=SMALL_DATA)
+    burner = subprocess.Popen([sys.executable, "-c", "while True:\n    pass"])
+    try:
+        script("start-head.sh", f"--port={port}", f"--dashboard-port={dashboard}",
+               "--num-cpus=1", "--node-ip-address=127.0.0.1", f"--temp-dir={temp}",
+               *node_ports(), f"--ray-client-server-port={free_port()}", home=home)
+        done = cli("submit", str(write_spec(spec)), "--address",
+                   f"http://127.0.0.1:{dashboard}", home=home, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "SUCCEEDED" in done.stderr
+        # Whether the agent was up already depends on the machine; when it was not, the wait
+        # said what it waited for, in the one form the product uses (search/wait).
+        for line in done.stderr.splitlines():
+            if "job agent" in line:
+                assert line.startswith("waiting for the job agent of the Ray head at "
+                                       f"http://127.0.0.1:{dashboard}"), line
+    finally:
+        burner.kill()
+        burner.wait()
+        subprocess.run(["bash", str(ROOT / "cluster" / "stop.sh")], env=env_of(home),
+                       capture_output=True, text=True, timeout=180)
+        kill_ours(home)
+        shutil.rmtree(temp, ignore_errors=True)
+    assert not ours(home)

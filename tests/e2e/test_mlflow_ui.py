@@ -31,7 +31,7 @@ CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).parent / "screenshots" / "mlflow-compare.png"
 LINK = re.compile(r"compare the trials in MLflow:\s+(\S+)")
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
-WAIT_MS = 60_000  # the UI's first load on a busy 2-core machine
+WAIT_MS = 180_000  # the UI's first load on a busy 2-core machine (only a hang fails it)
 
 
 def printed_link(finished) -> str:
@@ -302,7 +302,7 @@ def test_ui_serves_a_sqlite_store_until_ctrl_c(tmp_path, cli, sig):
         assert link == (f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs?"
                         "workflowType=machine_learning&viewStateShareKey=resnet-search")
         answer = requests.get(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get",
-                              params={"run_id": parent}, timeout=10)
+                              params={"run_id": parent}, timeout=120)
         assert answer.ok and answer.json()["run"]["info"]["run_name"] == "local"
 
         busy = cli("ui", str(directory), "--port", str(port), cwd=tmp_path, timeout=120)
@@ -311,17 +311,19 @@ def test_ui_serves_a_sqlite_store_until_ctrl_c(tmp_path, cli, sig):
         assert "Traceback" not in busy.stderr
 
         ui.send_signal(getattr(signal, sig))
-        assert ui.wait(60) == 0, ui.stderr.read()
+        assert ui.wait(300) == 0, ui.stderr.read()  # generous: only a hang fails it
     finally:
         if ui.poll() is None:
             ui.kill()
     # The server went with it: the port is free again.
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # generous: the server was killed with its group
     while time.monotonic() < deadline:
         try:
-            requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
         except requests.ConnectionError:
             break
+        except requests.Timeout:  # something still holds the port, too busy to answer
+            pass
         time.sleep(0.5)
     else:
         pytest.fail(f"the MLflow UI still answers on port {port} after {sig}")

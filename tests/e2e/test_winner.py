@@ -209,7 +209,7 @@ def test_ctrl_c_exits_130_saves_nothing_and_closes_the_run_killed(finished, expo
              "-o", f"stopped-{sig}"], cwd=work, env=cli_env(work), stdout=log,
             stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: "epoch 1/50" in output_file.read_text(), 180, "the first epoch")
+        wait_for(lambda: "epoch 1/50" in output_file.read_text(), 480, "the first epoch")
         proc.send_signal(getattr(signal, sig))
         code = proc.wait(timeout=120)
     finally:

@@ -33,3 +33,24 @@ def test_job_ids_are_readable_and_unique():
 ])
 def test_a_jobs_end_as_an_exit_code(status, driver_code, code):
     assert job_exit_code(status, driver_code) == code
+
+
+def test_a_job_agent_that_never_came_up_is_named_with_how_to_retry():
+    from search.remote.jobs import NO_AGENT, agent_never_came
+
+    said = agent_never_came("http://127.0.0.1:8265", 600.0)
+    assert said.startswith("the Ray head at http://127.0.0.1:8265 answered for 10 min but its "
+                           f"job agent never came up (Ray: '{NO_AGENT}'); nothing was submitted")
+    assert said.endswith("then submit again") and "dashboard_agent.log" in said
+
+
+@pytest.mark.parametrize("address, here", [
+    ("http://127.0.0.1:8265", True), ("http://localhost:8265", True), ("http://[::1]:8265", True),
+    ("http://10.0.0.5:8265", False), ("https://head.example.com", False),
+])
+def test_a_head_on_loopback_is_waited_for_with_this_machines_load(address, here):
+    from search.remote.jobs import Jobs
+
+    jobs = Jobs.__new__(Jobs)  # no client: only the address matters here
+    jobs.address = address
+    assert jobs.on_this_machine is here

@@ -283,3 +283,35 @@ def standing_line(printer, clock) -> str:
     from search.run.standing import status_line
 
     return status_line(printer.standing, clock.now)
+def test_a_starved_search_shows_as_slow_not_silent():
+    """Between Tune's events (its loop steps several times a second, `on_step_begin`), a launch
+    whose first trial has not started says so every half minute, and a running trial that has
+    reported nothing for a while, by its own pace, says so with how long and the load."""
+    stream, clock = io.StringIO(), Clock()
+    printer = printer_on(stream, clock, trials=2)
+    printer.max_epochs = 30
+    printer.ray_up = (clock.now - 20, True)  # the launch started its Ray 20 s before Tune
+    printer.load = lambda: "load 9.1 on 2 CPUs"
+    printer.setup()
+
+    def step(seconds: float, trials: list) -> None:
+        for _ in range(int(seconds * 2)):  # Tune's loop, twice a second
+            clock.now += 0.5
+            printer.on_step_begin(0, trials)
+
+    step(65, [])  # the trial's process is slow to start
+    a = Trial("a")
+    printer.on_trial_start(0, [a], a)
+    step(30, [a])
+    clock.now += 2
+    printer.on_trial_result(0, [a], a, result(1, 0.5, 2.0))
+    step(125, [a])  # then starved: 2-s epochs, and nothing for two minutes
+    said = [line[9:] for line in stream.getvalue().splitlines()]
+    assert said == [
+        "waiting for the first trial to start (Ray started 50 s ago; load 9.1 on 2 CPUs)",
+        "waiting for the first trial to start (Ray started 1 min 20 s ago; load 9.1 on 2 CPUs)",
+        "start a  ",
+        "a running 1 min without an epoch since epoch 1/30 (load 9.1 on 2 CPUs)",
+        "a running 2 min without an epoch since epoch 1/30 (load 9.1 on 2 CPUs)",
+    ]
+    assert all(STAMP.match(line) for line in stream.getvalue().splitlines())

@@ -50,3 +50,30 @@ def test_any_other_failure_is_one_line_too():
     line = start_failed(OSError("[Errno 28] No space left on device"))
     assert line == ("Ray did not start: OSError: [Errno 28] No space left on device; nothing "
                     "was run: launch again")
+
+
+def test_a_local_launch_runs_trials_at_its_own_priority_unless_the_environment_chose(
+        monkeypatch):
+    import ray
+    from ray._private import ray_constants
+
+    from search.run.raystart import TRIAL_NICENESS, trials_at_launch_priority
+
+    # Ray's own name for it (its job manager sets it for a job's supervisor the same way).
+    assert ray_constants.RAY_WORKER_NICENESS == TRIAL_NICENESS
+    assert b"worker_niceness" in (Path(ray.__file__).parent / "_raylet.so").read_bytes()
+    monkeypatch.delenv(TRIAL_NICENESS, raising=False)
+    trials_at_launch_priority()
+    assert os.environ[TRIAL_NICENESS] == "0"
+    monkeypatch.setenv(TRIAL_NICENESS, "15")  # Ray's default, asked for
+    trials_at_launch_priority()
+    assert os.environ[TRIAL_NICENESS] == "15"
+
+
+def test_the_cluster_scripts_export_the_deadlines_the_environment_does_not_set():
+    from search.run.raystart import unset_deadlines
+
+    chosen = {"RAY_agent_register_timeout_ms": "5000", "PATH": "/usr/bin"}
+    assert unset_deadlines(chosen) == [f"{name}={value}" for name, value in DEADLINES.items()
+                                       if name != "RAY_agent_register_timeout_ms"]
+    assert unset_deadlines(dict(DEADLINES)) == []

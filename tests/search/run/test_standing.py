@@ -6,7 +6,8 @@ import pytest
 from rich.console import Console
 
 from search.run.standing import (QUIET_S, STATUS_EVERY_S, Standing, clock, epoch_line_due,
-                                 footer, status_due, status_line)
+                                 first_trial_due, first_trial_text, footer, silent_due,
+                                 silent_text, status_due, status_line)
 
 
 @pytest.mark.parametrize("epoch_s, quiet_s, due", [
@@ -90,3 +91,46 @@ def test_paused_trials_are_counted_apart_while_the_launch_runs_and_unfinished_af
 
 def test_the_stops_are_named_by_the_scheduler():
     assert "2 stopped by Hyperband" in status_line(standing(stop_label="Hyperband"), now=1015.0)
+@pytest.mark.parametrize("since_epoch, since_line, epoch_s, due", [
+    (59.0, 59.0, None, False),  # a first epoch under a minute: nothing to say
+    (60.0, 60.0, None, True),  # a minute without its first epoch: said
+    (60.0, 30.0, None, False),  # ...not twice within a minute
+    (120.0, 60.0, None, True),  # ...but every minute while it lasts
+    (61.0, 61.0, 2.0, True),  # digits' 2-s epochs, and nothing for a minute: starved
+    (100.0, 100.0, 90.0, False),  # a CIFAR trial of 90-s epochs at its own pace
+    (180.0, 180.0, 90.0, True),  # ...twice its pace is news
+    (200.0, 10.0, 90.0, False),
+])
+def test_a_running_trial_silent_for_a_while_by_its_own_pace_says_so(since_epoch, since_line,
+                                                                     epoch_s, due):
+    assert silent_due(since_epoch, since_line, epoch_s) is due
+
+
+@pytest.mark.parametrize("args, text", [
+    (("t003", 125.0, 0, 30, "load 9.1 on 2 CPUs"),
+     "t003 running 2 min 5 s without an epoch (load 9.1 on 2 CPUs)"),
+    (("t003", 60.0, 3, 30, ""), "t003 running 1 min without an epoch since epoch 3/30"),
+])
+def test_what_a_silent_trial_says(args, text):
+    assert silent_text(*args) == text
+
+
+@pytest.mark.parametrize("waited, said_at, due", [
+    (29.9, None, False),  # a normal start says nothing
+    (30.0, None, True),
+    (45.0, 30.0, False),
+    (60.0, 30.0, True),  # then every half minute
+])
+def test_before_the_first_trial_the_search_says_every_half_minute_that_it_waits(waited, said_at,
+                                                                                 due):
+    assert first_trial_due(waited, said_at) is due
+
+
+@pytest.mark.parametrize("up, local, load, text", [
+    (90.0, True, "load 9.1 on 2 CPUs",
+     "waiting for the first trial to start (Ray started 1 min 30 s ago; load 9.1 on 2 CPUs)"),
+    (40.0, False, "", "waiting for the first trial to start (joined the cluster 40 s ago)"),
+    (None, True, "", "waiting for the first trial to start"),
+])
+def test_what_a_search_waiting_for_its_first_trial_says(up, local, load, text):
+    assert first_trial_text(up, local, load) == text

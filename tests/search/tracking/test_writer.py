@@ -13,6 +13,11 @@ import pytest
 from search.tracking.writer import Writer
 
 
+# How long a test lets queued calls take: only a hang fails it, however busy the machine (the
+# first call of a writer opens the SQLite store, seconds under load).
+END_S = 300
+
+
 @pytest.fixture(scope="module")
 def uri(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('writer') / 'm.db'}"
@@ -34,7 +39,7 @@ def failing(times: int, log: list, name: str = "x"):
 def test_an_action_failing_twice_is_retried_and_succeeds(uri):
     writer, done = Writer(uri, deadline_s=30, backoff_s=0.01), []
     writer.submit(failing(2, done))
-    assert writer.flush(30)
+    assert writer.flush(END_S)
     assert done == ["x"]
     assert (writer.failures, writer.retries) == (0, 2)
 
@@ -45,10 +50,10 @@ def test_an_action_failing_past_its_deadline_is_dropped_with_one_warning_line(ur
     with caplog.at_level(logging.WARNING, logger="resnet_search.tracking"):
         writer.submit(failing(1000, done, "dropped"))
         writer.submit(failing(0, done, "next"))  # the queue goes on after a drop
-        assert writer.flush(30)
+        assert writer.flush(END_S)
     assert done == ["next"]
     assert writer.failures == 1
-    assert 0.3 <= time.monotonic() - start < 5
+    assert time.monotonic() - start >= 0.3  # dropped at its deadline, not before
     assert writer.retries >= 3  # 0.05, 0.1, then the last attempt at the deadline
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -60,21 +65,20 @@ def test_order_is_kept_across_retries(uri):
     writer, done = Writer(uri, deadline_s=30, backoff_s=0.01), []
     for i in range(30):
         writer.submit(failing(1 if i % 5 == 0 else 0, done, str(i)))
-    assert writer.flush(30)
+    assert writer.flush(END_S)
     assert done == [str(i) for i in range(30)]
     assert (writer.failures, writer.retries) == (0, 6)
 
 
 def test_submit_never_waits_and_flush_is_bounded(uri):
     writer, release = Writer(uri, deadline_s=30), threading.Event()
-    writer.submit(lambda client: release.wait(30))  # a store that does not answer
-    start = time.monotonic()
+    writer.submit(lambda client: release.wait())  # a store that does not answer, until released
+    # The writer's thread is stuck in that call: a submit that waited for it would never return.
     for _ in range(100):
         writer.submit(lambda client: None)
-    assert time.monotonic() - start < 0.1
-    assert writer.flush(0.2) is False
+    assert writer.flush(0.2) is False  # bounded: it returns while the call is still stuck
     release.set()
-    assert writer.flush(30) is True
+    assert writer.flush(END_S) is True
     assert writer.failures == 0
 
 
@@ -82,7 +86,7 @@ def test_a_pickled_writer_keeps_its_settings_and_counts_but_no_thread(uri):
     writer = Writer(uri, deadline_s=7)
     writer.submit(failing(1000, [], "dropped"))
     writer.deadline_s = 0.1  # read at each failure: drop it soon
-    assert writer.flush(30)
+    assert writer.flush(END_S)
     copy = pickle.loads(pickle.dumps(writer))
     assert (copy.uri, copy.deadline_s, copy.failures) == (uri, 0.1, 1)
     assert copy.flush(1)  # nothing queued on the copy: a fresh thread starts on its first submit
