@@ -211,7 +211,7 @@ class ProgressPrinter(Callback):
                 self._say((standing.first_trial_text(up, local, self.load() if local else ""),
                            "dim"))
             return
-        for trial_id in self.running.keys() - self.paused:  # a paused trial waits by design
+        for trial_id in [t for t in self.running if t not in self.paused]:  # paused: by design
             since_epoch = now - self.epoch_at.get(trial_id, now)
             if standing.silent_due(since_epoch, now - self.spoke.get(trial_id, now),
                                    self.epoch_s.get(trial_id)):
