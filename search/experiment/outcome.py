@@ -1,5 +1,5 @@
 """How a trial ended: one pure rule from its last result. The engines map it onto their own
-states (`search.engine.trial_states.OPTUNA_STATE`, `search.tracking.mirror.MLFLOW_STATUS`).
+states (`search.engine.trial_states.OPTUNA_STATE`, `search.tracking.runbook.MLFLOW_STATUS`).
 
 Stock Ray `OptunaSearch` tells Optuna COMPLETE for any trial that reported a value, so a trial
 ASHA stopped after 2 of 30 epochs enters TPE as if its 2-epoch accuracy were final. Here such a
