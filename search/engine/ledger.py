@@ -29,8 +29,8 @@ from typing import Any, Callable, Optional
 from ray.tune import Callback
 
 from search.engine.trial_errors import error_reason
-from search.experiment.outcome import Outcome, outcome_of
 from search.experiment.results import ENDED, Results
+from search.spec.outcome import Outcome, outcome_of
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,10 @@ from optuna.trial import FrozenTrial, TrialState
 from search.engine.quiet import quiet_optuna
 from search.engine.space import optuna_params, sample
 from search.engine.trial_states import OPTUNA_STATE
-from search.experiment.outcome import Outcome
 from search.experiment.results import Results, TrialRecord
 from search.experiment.storage import StoragePath, as_path, is_local
 from search.spec import objective
+from search.spec.outcome import Outcome
 from search.spec.params import ChoiceParam, FloatParam, IntParam
 
 log = logging.getLogger("resnet_search.study")

@@ -17,8 +17,8 @@ from ray.tune import Callback, Stopper
 
 from search.engine.ledger import Ledger
 from search.engine.trial_errors import error_reason
-from search.experiment.outcome import Outcome
 from search.run.fullstorage import no_space
+from search.spec.outcome import Outcome
 
 # Outcomes that say nothing about the config's quality but a lot about the set-up.
 COUNTED = {Outcome.FAILED, Outcome.INVALID, Outcome.OOM}

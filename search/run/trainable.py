@@ -20,8 +20,8 @@ from ray import tune
 from resnet_core.config import DataConfig, resolved
 from resnet_core.data.datasets import load_data
 from resnet_core.train import DivergenceError, Trainer
-from search.experiment.outcome import Outcome
 from search.spec.job import TrialJob
+from search.spec.outcome import Outcome
 
 CHECKPOINT_FILE = "trainer.pt"
 

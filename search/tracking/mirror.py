@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 from ray.tune import Callback
 
 from search.engine.trial_errors import error_reason
-from search.experiment.outcome import Outcome
+from search.spec.outcome import Outcome
 from search.spec.redact import redact
 from search.tracking.names import EPOCHS_TAG
 from search.tracking.points import METRICS, points

@@ -23,7 +23,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from resnet_core.config import resolved
-from search.experiment.outcome import Outcome
+from search.spec.outcome import Outcome
 from search.tracking.backfill import backfill
 from search.tracking.names import hp_metrics, logged_params, number_of, run_name
 from search.tracking.points import best_point

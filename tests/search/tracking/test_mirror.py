@@ -9,7 +9,7 @@ import time
 import pytest
 
 from search.engine.trial_errors import error_reason
-from search.experiment.outcome import Outcome
+from search.spec.outcome import Outcome
 from search.tracking.mirror import MLFLOW_STATUS
 from search.tracking.store import probe, within
 
