@@ -194,7 +194,8 @@ def creation_order(results: Results) -> list[TrialRecord]:
     return [trial for _, trial in sorted(enumerate(results.trials), key=key)]
 
 
-def build(results: Results, spec: Mapping[str, Any], storage: Any = None) -> optuna.Study:
+def build(results: Results, spec: Mapping[str, Any],
+          storage: Optional[str | optuna.storages.BaseStorage] = None) -> optuna.Study:
     """The study of an experiment from its results and its resolved spec (the record's
     spec.json, or `SearchSpec.resolved()`), in `storage` (default: in memory)."""
     space = space_of(spec)

@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from search.engine import study
 from search.experiment.decide import Action, Decision
@@ -28,6 +28,9 @@ from search.spec.job import TrialJob
 from search.spec.model import SearchSpec
 from search.spec.redact import redact
 from search.tracking import store
+
+if TYPE_CHECKING:
+    from search.experiment.results import Results
 
 log = logging.getLogger("resnet_search.launch")
 
@@ -163,7 +166,7 @@ PARENT_STATUS = {Status.FINISHED: "FINISHED", Status.ABORTED: "FAILED",
                  Status.INTERRUPTED: "KILLED"}
 
 
-def _reported(results: Any) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+def _reported(results: Results) -> tuple[dict[str, list[dict]], dict[str, dict]]:
     """(per-epoch results, sampled params) of the trials that reported: what the back-fill
     writes. A trial that never started (pending when fail-fast or a time limit stopped the
     search) gets no MLflow run."""
@@ -171,7 +174,7 @@ def _reported(results: Any) -> tuple[dict[str, list[dict]], dict[str, dict]]:
     return ({t.trial_id: t.results for t in reported}, {t.trial_id: t.params for t in reported})
 
 
-def _best(results: Any, runs: dict[str, str]) -> Optional[dict]:
+def _best(results: Results, runs: dict[str, str]) -> Optional[dict]:
     best = results.best
     if best is None:
         return None
@@ -179,7 +182,7 @@ def _best(results: Any, runs: dict[str, str]) -> Optional[dict]:
             "value": best.best, "params": best.params, "config": best.config}
 
 
-def _tracked(what: str, call: Any) -> int:
+def _tracked(what: str, call: Callable[[], Any]) -> int:
     """Run one synchronous MLflow call under the deadline; a failure is logged and counted,
     never raised: Ray's state has everything."""
     failed = store.within(TRACKING_DEADLINE_S, call)
