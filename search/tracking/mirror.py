@@ -126,7 +126,7 @@ class MlflowMirror(Callback):
     @property
     def backfilled(self) -> int:
         """Metric points reconcile wrote (read after `flush`)."""
-        return self.book.backfilled
+        return self.book.snapshot()["backfilled"]
 
     def flush(self, timeout_s: float = 60.0) -> bool:
         return self.writer.flush(timeout_s)

@@ -9,15 +9,17 @@ its creation was dropped.
 
 Threads: the book belongs to the writer's thread. Its methods run there, as the writer's
 actions (those taking a `client`) and notes (`know`, `restore`), and only they change its state.
-Tune's thread reads it in one place, `snapshot`, for Tune's experiment snapshots: each copy is
-taken in one C call (`dict(...)`), which the GIL keeps whole while the writer adds entries.
+Another thread reads that state in one place, `snapshot` (Tune's experiment snapshots, the
+launch's summary): each copy is taken in one C call (`dict(...)`), which the GIL keeps whole
+while the writer adds entries. What the book was built with (`parent_run_id`, `job`,
+`conditional`) never changes and may be read anywhere.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -84,17 +86,18 @@ class RunBook:
         self._next_number: Optional[int] = None  # read from MLflow at this driver's first run
         self._hp_times: dict[str, int] = {}  # trial id -> the timestamp of its hp.* metrics
 
-    def __reduce__(self) -> Any:
+    def __reduce__(self) -> tuple:
         # Pickled with the tuner (tuner.pkl is written when the tuner is made): a book pickles
         # as what it was built with, never copying what the writer's thread may be changing.
         # A restored launch refills it from Tune's snapshot (`restore`) and from MLflow.
         return (RunBook, (self.parent_run_id, self.job, self.conditional))
 
-    # --- Tune's thread: the one read ---
+    # --- the one read from another thread ---
     def snapshot(self) -> dict:
-        """The runs created so far and their numbers, for Tune's experiment snapshot (copies,
+        """The runs created so far, their numbers and how many points `backfill` wrote (copies,
         each in one C call: the writer's thread may add entries meanwhile)."""
-        return {"runs": dict(self.runs), "numbers": dict(self.numbers)}
+        return {"runs": dict(self.runs), "numbers": dict(self.numbers),
+                "backfilled": self.backfilled}
 
     # --- notes: bookkeeping the writer runs in order with the actions, without MLflow ---
     def know(self, trial_id: str, config: dict) -> None:
