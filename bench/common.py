@@ -13,24 +13,23 @@ quotes medians and their ratio. Typical use:
                               "provenance": provenance("cuda")})
     print(ratio_line("my_bench", ours, base, unit="img/s", baseline_name="tutorial", target=3))
 
-Only the standard library, torch and (optionally) torchvision are imported, so it runs on a
-GPU box that has nothing else installed; torch only when a benchmark loaded it or names a device
-(bench/replay.py measures searches without torch and stays without it).
+Only the standard library, torch and (optionally) torchvision are imported, with
+resnet_core.provenance (standard library only: the facts every record of a result shares), so
+it runs on a GPU box that has nothing else installed; torch only when a benchmark loaded it or
+names a device (bench/replay.py measures searches without torch and stays without it).
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
+
+from resnet_core import provenance as facts
 
 if TYPE_CHECKING:
     import torch
@@ -39,41 +38,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True,
-                           text=True, timeout=5).stdout.strip()
-    return out.stdout.strip() + ("+dirty" if dirty else "")
-
-
-def _version(module: str) -> str | None:
-    try:  # the installed distribution's version: importing torch just to read it costs seconds
-        return metadata.version(module)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def provenance(device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Where and with what a number was measured: code version, packages, hardware."""
+    """Where and with what a number was measured: code version, packages, hardware (the facts
+    from resnet_core.provenance, the one place that reads them)."""
     loaded = "torch" in sys.modules or str(device) != "cpu"
     info: dict[str, Any] = {
         "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu": platform.processor() or None,
-        "cpu_count": os.cpu_count(),
+        "git_commit": facts.code_version(),
+        **facts.machine(),  # python, platform, machine, cpu, cpu_count
         "torch_threads": _torch().get_num_threads() if loaded else None,  # None: not loaded
-        "torch": _version("torch"),
-        "torchvision": _version("torchvision"),
-        "numpy": _version("numpy"),
+        **facts.versions(("torch", "torchvision", "numpy")),
         "device": str(device),
     }
     torch = _torch() if loaded else None

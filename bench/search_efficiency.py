@@ -39,7 +39,7 @@ if __package__ in (None, ""):  # run as a file: make `bench`, `search`, `resnet_
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import provenance, write_result
-from bench.search_overhead import results_of, run_search
+from bench.launches import results_of, run_search
 from search.replay import figures
 from search.replay.strategies import BASELINE, COMPARED, STRATEGIES, strategy_spec
 from search.run import provenance as search_provenance

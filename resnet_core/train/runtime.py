@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 import sys
 from dataclasses import dataclass
 from typing import Optional
@@ -11,6 +10,7 @@ import torch
 import torchvision
 
 from resnet_core.config import TrainConfig
+from resnet_core.provenance import machine, versions
 
 _AMP = {"auto": torch.bfloat16, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
@@ -55,9 +55,12 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def provenance(device: torch.device) -> dict:
-    """Versions and hardware, stored with every checkpoint (all plain strings)."""
+    """Versions and hardware, stored with every checkpoint (all plain strings; the facts from
+    resnet_core.provenance, the one place that reads them)."""
+    here = machine()
     name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-            else platform.processor() or platform.machine())
-    # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses.
-    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-            "python": platform.python_version(), "device": f"{device.type}: {name}"}
+            else here["cpu"] or here["machine"])
+    # Both loaded here: a loaded package's version names its build (`+cu130`).
+    found = versions((torch.__name__, torchvision.__name__))
+    return {"torch": str(found["torch"]), "torchvision": str(found["torchvision"]),
+            "python": here["python"], "device": f"{device.type}: {name}"}

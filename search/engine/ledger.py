@@ -24,13 +24,16 @@ that ledger from the record (`search.run.tuner.parts` checks every part holds th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ray.tune import Callback
 
 from search.engine.trial_errors import error_reason
-from search.experiment.outcome import Outcome, outcome_of
 from search.experiment.results import ENDED, Results
+from search.spec.outcome import Outcome, outcome_of
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class Ledger(Callback):
         # The record's journal: called with every result (set by the launch, never pickled).
         self.journal: Optional[Callable[[str, dict], None]] = None
 
-    def __reduce__(self) -> Any:
+    def __reduce__(self) -> tuple:
         # What it holds never travels in Ray's pickles (the record's journal has every result,
         # the record the stops): a ledger unpickles empty, and a resumed launch loads it.
         return (Ledger, (self.max_epochs, self.stop_tag))
@@ -110,11 +113,12 @@ class Ledger(Callback):
         return self.ends.get(trial_id)
 
     # --- Tune's events: the ledger is the first callback ---
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial,
+                       **info: Any) -> None:
         # Started again (resumed, or retried after a failure): its end is open again.
         self.ends.pop(trial.trial_id, None)
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict,
                         **info: Any) -> None:
         if self.interrupted:
             # Ray has taken its last snapshot of an interrupted search and still hands over
@@ -124,15 +128,17 @@ class Ledger(Callback):
         if self.journal is not None:
             self.journal(trial.trial_id, result)
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial,
+                          **info: Any) -> None:
         self.end(trial.trial_id, errored=False, last=self.last.get(trial.trial_id)
                  or trial.last_result)
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial,
+                       **info: Any) -> None:
         self.end(trial.trial_id, errored=True, last=self.last.get(trial.trial_id)
                  or trial.last_result, reason=lambda: error_reason(trial))
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         # A search stopped as a whole (a time limit, fail-fast) stops its running trials without
         # Tune calling on_trial_complete for them; on Ctrl+C they are cut short and resume.
         if self.interrupted:

@@ -35,10 +35,10 @@ from optuna.trial import FrozenTrial, TrialState
 from search.engine.quiet import quiet_optuna
 from search.engine.space import optuna_params, sample
 from search.engine.trial_states import OPTUNA_STATE
-from search.experiment.outcome import Outcome
 from search.experiment.results import Results, TrialRecord
 from search.experiment.storage import StoragePath, as_path, is_local
 from search.spec import objective
+from search.spec.outcome import Outcome
 from search.spec.params import ChoiceParam, FloatParam, IntParam
 
 log = logging.getLogger("resnet_search.study")
@@ -194,7 +194,8 @@ def creation_order(results: Results) -> list[TrialRecord]:
     return [trial for _, trial in sorted(enumerate(results.trials), key=key)]
 
 
-def build(results: Results, spec: Mapping[str, Any], storage: Any = None) -> optuna.Study:
+def build(results: Results, spec: Mapping[str, Any],
+          storage: Optional[str | optuna.storages.BaseStorage] = None) -> optuna.Study:
     """The study of an experiment from its results and its resolved spec (the record's
     spec.json, or `SearchSpec.resolved()`), in `storage` (default: in memory)."""
     space = space_of(spec)

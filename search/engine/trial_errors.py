@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import ray.cloudpickle
 
 from search.spec.problems import strip_ansi
 
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
-def error_reason(trial: Any) -> str:
+
+def error_reason(trial: Trial) -> str:
     """The exception a trial died of. Ray has written it to the trial's local error file when
     `on_trial_error` runs (its storage copy is not synced yet); that file is our own experiment
     storage, as trusted as the state Ray unpickles on restore."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import optuna
 
-from search.experiment.outcome import Outcome
+from search.spec.outcome import Outcome
 
 # Diverged and invalid configs are bad configs: PRUNED keeps them on TPE's "bad" side (an
 # invalid one has no intermediate values, which TPE ranks last). An OOM says nothing about

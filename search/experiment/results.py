@@ -24,11 +24,11 @@ from typing import Optional
 from resnet_core.config import resolved
 from search.experiment.decide import RAY_STATE_GLOB, ray_directory
 from search.experiment.journal import read_journal
-from search.experiment.outcome import Outcome, outcome_of
 from search.experiment.state import read_json
 from search.experiment.storage import StoragePath, as_path, read_text
 from search.spec import objective
 from search.spec.job import TrialJob
+from search.spec.outcome import Outcome, outcome_of
 from search.spec.problems import strip_ansi
 
 SCHEDULER_FILE = "scheduler.json"

@@ -34,10 +34,10 @@ from search.engine.ledger import Ledger
 from search.engine.quiet import quiet_optuna
 from search.engine.samplers import build_searcher
 from search.engine.schedulers import build_scheduler
-from search.experiment.outcome import Outcome
 from search.replay.predict import Curve, Predictor
 from search.spec import objective
 from search.spec.model import SearchSpec
+from search.spec.outcome import Outcome
 
 
 # Ray's trial statuses (ray.tune.experiment.Trial), as the schedulers read them.

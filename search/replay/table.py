@@ -29,7 +29,7 @@ class Row:
     index: int  # position in the recording's sampling order
     params: dict[str, Any]  # the sampled params (only those active for this trial)
     epochs: list[dict[str, Any]]  # per-epoch metrics, EPOCH_KEYS, epoch 1 first
-    outcome: str  # completed / diverged / invalid (search.experiment.outcome's words)
+    outcome: str  # completed / diverged / invalid (search.spec.outcome's words)
     config: dict[str, Any] = field(default_factory=dict)  # the full resolved training config
 
     def curve(self, metric: str) -> list[float]:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from search.engine.study import UNFINISHED
-from search.experiment.outcome import Outcome
 from search.experiment.results import Results
 from search.spec.schedulers import section
+from search.spec.outcome import Outcome
 
 RUNNING = "running"  # a trial the launch left unfinished (a resume continues it)
 # One colour per kind of end: the curves of a search read as "who got how far, and why".

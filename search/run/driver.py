@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from search.engine import study
 from search.experiment.decide import Action, Decision
@@ -30,6 +30,10 @@ from search.spec.redact import redact
 from search.tracking import store
 from search.wait.rules import EVERY_S, waiting_line
 from search.wait.waiter import machine_load
+
+if TYPE_CHECKING:
+    from search.experiment.results import Results
+    from search.tracking.mirror import MlflowMirror
 
 log = logging.getLogger("resnet_search.launch")
 
@@ -166,7 +170,7 @@ PARENT_STATUS = {Status.FINISHED: "FINISHED", Status.ABORTED: "FAILED",
                  Status.INTERRUPTED: "KILLED"}
 
 
-def _reported(results: Any) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+def _reported(results: Results) -> tuple[dict[str, list[dict]], dict[str, dict]]:
     """(per-epoch results, sampled params) of the trials that reported: what the back-fill
     writes. A trial that never started (pending when fail-fast or a time limit stopped the
     search) gets no MLflow run."""
@@ -174,7 +178,7 @@ def _reported(results: Any) -> tuple[dict[str, list[dict]], dict[str, dict]]:
     return ({t.trial_id: t.results for t in reported}, {t.trial_id: t.params for t in reported})
 
 
-def _best(results: Any, runs: dict[str, str]) -> Optional[dict]:
+def _best(results: Results, runs: dict[str, str]) -> Optional[dict]:
     best = results.best
     if best is None:
         return None
@@ -182,7 +186,7 @@ def _best(results: Any, runs: dict[str, str]) -> Optional[dict]:
             "value": best.best, "params": best.params, "config": best.config}
 
 
-def _flushed(mirror: Any, uri: str) -> bool:
+def _flushed(mirror: MlflowMirror, uri: str) -> bool:
     """The mirror's queued writes taken: a tracking server's within TRACKING_DEADLINE_S; a local
     SQLite store's however long a busy machine makes them (the queue always drains: each write
     lands, or is dropped after its own retries), said every 30 s. Without the wait the process
@@ -197,7 +201,7 @@ def _flushed(mirror: Any, uri: str) -> bool:
     return True
 
 
-def _tracked(uri: str, what: str, call: Any) -> int:
+def _tracked(uri: str, what: str, call: Callable[[], Any]) -> int:
     """Run one synchronous MLflow call (a server's under the deadline, a local store's to its
     end); a failure is logged and counted, never raised: Ray's state has everything."""
     failed = store.bounded(uri, TRACKING_DEADLINE_S, call)

@@ -11,14 +11,17 @@ counts — a NaN at lr=10 is a result about lr, not a broken search.
 from __future__ import annotations
 
 import re
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ray.tune import Callback, Stopper
 
 from search.engine.ledger import Ledger
 from search.engine.trial_errors import error_reason
-from search.experiment.outcome import Outcome
 from search.run.fullstorage import no_space
+from search.spec.outcome import Outcome
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 # Outcomes that say nothing about the config's quality but a lot about the set-up.
 COUNTED = {Outcome.FAILED, Outcome.INVALID, Outcome.OOM}
@@ -57,7 +60,7 @@ class FailFast(Callback, Stopper):
         state.pop("max_epochs", None)  # resnet-search 0.2: the ledger decides now
         self.__dict__.update({"ledger": None, **state})
 
-    def _ended(self, trial: Any, errored: bool) -> None:
+    def _ended(self, trial: Trial, errored: bool) -> None:
         if self.tripped or len(self.ends) >= self.k:
             return  # decided either way
         end = self.ledger.end(trial.trial_id, errored=errored,
@@ -72,10 +75,12 @@ class FailFast(Callback, Stopper):
             self.tripped = (f"the first {self.k} trials to end all failed the same way "
                             f"({trial_ids}): {self.examples[0][1]}")
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial,
+                          **info: Any) -> None:
         self._ended(trial, errored=False)
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial,
+                       **info: Any) -> None:
         self._ended(trial, errored=True)
 
     # --- Stopper: Tune asks after every step ---

@@ -16,17 +16,22 @@ driver's own writes failing for want of space (`no_space`) end the same way.
 from __future__ import annotations
 
 import errno
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ray.tune import Callback
 
 from search.engine import compat
 from search.engine.trial_errors import error_reason
 
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
+    from search.experiment.storage import StoragePath
+
 NO_SPACE = "no space left on device"
 
 
-def no_space(error: Any) -> bool:
+def no_space(error: BaseException | str | None) -> bool:
     """Whether `error` (an exception, with its causes, or a trial's error text) is a storage that
     ran out of space."""
     if isinstance(error, str):
@@ -43,7 +48,7 @@ def no_space(error: Any) -> bool:
     return False
 
 
-def storage_full(directory: Any) -> str:
+def storage_full(directory: StoragePath) -> str:
     """The one line a search that filled its storage ends with."""
     return (f"storage_path is full: {directory} has no space left on device; the search is saved "
             "as far as the storage took it: free space there, then run the same command to "
@@ -60,7 +65,7 @@ class StorageGuard(Callback):
     def __getstate__(self) -> dict:
         return {"full": None, "stop": None}
 
-    def _failed(self, trial: Any) -> None:
+    def _failed(self, trial: Trial) -> None:
         reason = error_reason(trial)
         if not no_space(reason):
             return
@@ -69,8 +74,10 @@ class StorageGuard(Callback):
         if self.stop is not None:
             self.stop()
 
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial,
+                         **info: Any) -> None:
         self._failed(trial)
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial,
+                       **info: Any) -> None:
         self._failed(trial)

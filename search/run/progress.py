@@ -23,7 +23,6 @@ from rich.text import Text
 
 from search.engine.ledger import Ledger
 from search.engine.trial_errors import error_reason
-from search.experiment.outcome import Outcome
 from search.experiment.summary import eta
 from search.run import standing
 from search.run.fullstorage import no_space
@@ -32,6 +31,7 @@ from search.run.screen import LiveFooter, Plain, screen_for
 from search.spec import objective
 from search.spec.schedulers import DEFAULT
 from search.wait.waiter import machine_load
+from search.spec.outcome import Outcome
 
 # Lines are built from plain text and styles, never markup: a config (milestones=[0.5, 0.75])
 # or an error message may hold brackets. Styles render in a terminal and vanish in a pipe.

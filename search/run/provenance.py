@@ -1,42 +1,26 @@
-"""Where a result came from: code version, package versions, hardware (on every parent run)."""
+"""Where a search came from, as its parent run's tags: code version, package versions, hardware
+(the facts from resnet_core.provenance, the one place that reads them)."""
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
-from importlib import metadata
-from pathlib import Path
+from resnet_core import provenance
 
 PACKAGES = ("resnet-search", "torch", "torchvision", "ray", "optuna", "mlflow", "pydantic", "numpy")
 
 
 def code_version() -> str:
     """The git commit of the checkout (with '+dirty' when it has local changes), else 'unknown'."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-uno"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    return provenance.code_version() or "unknown"
 
 
 def versions() -> dict[str, str]:
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "absent"
-    return found
+    return {name: found or "absent" for name, found in provenance.versions(PACKAGES).items()}
 
 
 def hardware(cluster_resources: dict | None = None, nodes: int | None = None) -> dict[str, str]:
-    info = {"python": platform.python_version(), "platform": platform.platform(),
-            "driver_cpus": str(os.cpu_count())}
+    here = provenance.machine()
+    info = {"python": here["python"], "platform": here["platform"],
+            "driver_cpus": str(here["cpu_count"])}
     if nodes is not None:
         info["cluster_nodes"] = str(nodes)
     for key in ("CPU", "GPU", "memory"):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import sys
 import threading
-from typing import Any, Callable, Optional, TextIO
+from typing import Callable, Optional, TextIO
 
 from rich.console import Console, RenderableType
 from rich.live import Live
@@ -162,7 +162,7 @@ class LiveFooter:
                 pass
 
 
-def _unproxied(stream: Any) -> Any:
+def _unproxied(stream: TextIO) -> TextIO:
     """What rich writes to for `stream` (it looks through another Live's stand-in)."""
     return getattr(stream, "rich_proxied_file", stream)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from ray import tune
@@ -20,18 +20,21 @@ from ray import tune
 from resnet_core.config import DataConfig, resolved
 from resnet_core.data.datasets import load_data
 from resnet_core.train import DivergenceError, Trainer
-from search.experiment.outcome import Outcome
 from search.spec.job import TrialJob
+from search.spec.outcome import Outcome
+
+if TYPE_CHECKING:
+    from resnet_core.data.datasets import DataSplits
 
 CHECKPOINT_FILE = "trainer.pt"
 
 
 # One dataset per worker process: with `reuse_actors` the next trial on this worker starts
 # training without re-reading or re-splitting the data.
-_DATA_CACHE: dict[tuple, Any] = {}
+_DATA_CACHE: dict[tuple, DataSplits] = {}
 
 
-def cached_data(cfg: DataConfig) -> Any:
+def cached_data(cfg: DataConfig) -> DataSplits:
     key = tuple(sorted((k, str(v)) for k, v in resolved(cfg).items()))
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ray import tune
+from ray.tune.callback import CallbackList
 
 from search.engine import compat
 from search.engine.ledger import Ledger
@@ -94,8 +95,19 @@ def restored_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath) -> 
     problems = trust.untrusted(experiment)
     if problems:
         raise LaunchError(trust.refusal(experiment, problems))
-    return tune.Tuner.restore(str(ray_directory(experiment)), trainable(spec, job),
-                              resume_errored=True)
+    folder = ray_directory(experiment)
+    tuner = tune.Tuner.restore(str(folder), trainable(spec, job), resume_errored=True)
+    callbacks = compat.tuner_run_config(tuner).callbacks or []
+    if is_local(folder) and not any(isinstance(c, Ledger) for c in callbacks):
+        # Saved before the ledger (resnet-search 0.2): `parts` puts one first, and Ray, which
+        # hands callback states back by position, would give each callback its neighbour's
+        # (the mirror would lose its runs). Each gets its own here; Ray's later call gives the
+        # ledger the mirror's state, which a ledger ignores (it has no set_state), and the
+        # others nothing (0.2's other callbacks saved none).
+        saved = CallbackList(callbacks)
+        if saved.can_restore(str(folder)):
+            saved.restore_from_dir(str(folder))
+    return tuner
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 (`resnet_core.config`), every broken rule a `Problem` naming field, value and rule.
 
 Imports nothing of Ray, Optuna, MLflow or torch. Its pure modules (`schema`, `objective`, `job`,
-`problems`) do not import Pydantic either: Ray workers use them to build a trial's config.
+`problems`, `outcome`) do not import Pydantic either: Ray workers use them to build a trial's
+config and to report how it ended.
 Names are exported lazily so that a worker importing `search.spec.job` does not load Pydantic.
 """
 

@@ -10,7 +10,10 @@ MLflow.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 # (module, name) pairs reached below; the compatibility test imports each.
 PRIVATE = {"mlflow.store.db.utils": ("_get_latest_schema_revision", "_get_alembic_config")}
@@ -23,7 +26,7 @@ def schema_head() -> str:
     return _get_latest_schema_revision()
 
 
-def alembic_config(uri: str) -> Any:
+def alembic_config(uri: str) -> Config:
     """MLflow's alembic configuration for the database at `uri` (its migrations, run with
     alembic's `command.upgrade(config, revision)`)."""
     from mlflow.store.db.utils import _get_alembic_config

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -270,7 +270,7 @@ def summarise_parent(uri: str, parent_run_id: str, *, metric: str, best: Optiona
                                                   default=str), "best_config.json")
 
 
-def _summary_tags(old: dict[str, str], best: Optional[dict], winner: Optional[Any], state: str,
+def _summary_tags(old: dict[str, str], best: Optional[dict], winner: Optional[Run], state: str,
                   reason: Optional[str]) -> tuple[dict[str, str], set[str]]:
     """The parent's tags to write, and those of an earlier summary to delete."""
     tags = {"state": state}
@@ -307,7 +307,7 @@ def children_query(parent_run_id: str, **tags: str) -> str:
                          *(f"tags.`{k}` = '{v}'" for k, v in tags.items())])
 
 
-def _run_of(client: MlflowClient, parent: Any, best: dict) -> Optional[Any]:
+def _run_of(client: MlflowClient, parent: Run, best: dict) -> Optional[Run]:
     """The winner's run: by its id, or found by its trial id when the launch did not know the
     id (its creation was retried past the end)."""
     if best.get("run_id"):
@@ -322,7 +322,7 @@ def _run_of(client: MlflowClient, parent: Any, best: dict) -> Optional[Any]:
     return found[0] if found else None
 
 
-def _mark_winner(client: MlflowClient, parent: Any, winner: Optional[Any]) -> None:
+def _mark_winner(client: MlflowClient, parent: Run, winner: Optional[Run]) -> None:
     marked = client.search_runs([parent.info.experiment_id],
                                 children_query(parent.info.run_id, **{BEST_TAG: "true"}))
     for run in marked:
@@ -332,7 +332,7 @@ def _mark_winner(client: MlflowClient, parent: Any, winner: Optional[Any]) -> No
         client.set_tag(winner.info.run_id, BEST_TAG, "true")
 
 
-def _stored_spec(client: MlflowClient, parent: Any) -> dict:
+def _stored_spec(client: MlflowClient, parent: Run) -> dict:
     """The resolved spec the parent run stores; its params (trials, max_epochs, sampler,
     scheduler) when the artifact cannot be read."""
     with tempfile.TemporaryDirectory() as folder:

@@ -10,6 +10,9 @@ is rolled back, and the mirror's actions check what exists before they create an
 Retries hold up the queue on purpose: the actions behind a failing one wait, so MLflow sees them
 in the order Tune produced them (a run is created before its metrics, closed after them).
 
+Notes (`note`) are bookkeeping that needs no MLflow, run on the same thread in order with the
+actions: state the actions read is then written on their thread only (search.tracking.runbook).
+
 The writer is not pickled (Tune pickles its callbacks): a restored owner starts a fresh one on
 its first call.
 """
@@ -29,6 +32,7 @@ from search.spec.redact import redact
 log = logging.getLogger("resnet_search.tracking")
 
 Action = Callable[[MlflowClient], None]
+Note = Callable[[], None]
 
 THREAD = "mlflow-writer"
 
@@ -49,6 +53,13 @@ def one_line(error: BaseException, limit: int = 300) -> str:
     """An exception as one short log line: MLflow's SQL errors carry the whole statement."""
     lines = redact(str(error)).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:limit]
+
+
+class _Noted:
+    """A note in the queue (told apart from an action, which takes a client)."""
+
+    def __init__(self, change: Note) -> None:
+        self.change = change
 
 
 class Writer:
@@ -82,17 +93,31 @@ class Writer:
 
     def submit(self, action: Action) -> None:
         """Queue `action(client)`; returns at once and never raises for MLflow's sake."""
+        self._put(action)
+
+    def note(self, change: Note) -> None:
+        """Queue `change()`, which needs no MLflow: it runs on the writer's thread after every
+        action queued before it, once, whether MLflow answers or not (never retried, never
+        dropped); returns at once."""
+        self._put(_Noted(change))
+
+    def _put(self, item: object) -> None:
         if self._queue is None:
             self._queue = queue.Queue()
             logging.getLogger("mlflow.store.db.utils").addFilter(_QUIET)  # once: same object
             threading.Thread(target=self._drain, name=THREAD, daemon=True).start()
-        self._queue.put(action)
+        self._queue.put(item)
 
     def _drain(self) -> None:
         while True:
             item = self._queue.get()
             if isinstance(item, threading.Event):  # flush's marker: needs no MLflow client
                 item.set()
+            elif isinstance(item, _Noted):
+                try:
+                    item.change()
+                except Exception:  # noqa: BLE001 - a bug here must not stop the writer
+                    log.exception("MLflow tracking bookkeeping failed")
             else:
                 self._perform(item)
 

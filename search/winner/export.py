@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import yaml
 
@@ -25,6 +25,10 @@ from search.experiment.state import State
 from search.spec import objective
 from search.spec.redact import redact
 from search.winner.header import header
+
+if TYPE_CHECKING:
+    from search.experiment.location import Location
+    from search.experiment.record import Experiment
 
 SUFFIX = "-best"
 NAME_LIMIT = 100  # an experiment name's limit (search.spec.model.experiment_name_problem)
@@ -161,7 +165,7 @@ def export(saved: dict, state: Optional[State], results: Results, *, directory: 
 
 # ---- reading the record (the one impure part) ----
 
-def data_root_for(saved: dict, location: Any) -> str:
+def data_root_for(saved: dict, location: Location) -> str:
     """The experiment's `data.root`, independent of any spec file: from the located spec when
     the experiment was named by its spec file, else from what its directory tells."""
     root = str(saved["data"]["root"])
@@ -178,7 +182,7 @@ def data_root_for(saved: dict, location: Any) -> str:
     return found
 
 
-def export_experiment(experiment: Any, *, when: str, version: str,
+def export_experiment(experiment: Experiment, *, when: str, version: str,
                       file_name: str = "best.yaml") -> Exported:
     """`export` of an experiment record (search.experiment.record.Experiment). Raises
     NoExperiment and DamagedRecord as the record does, ExportRefused as `export`."""

@@ -19,10 +19,10 @@ import platform
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from resnet_core.provenance import version
 from resnet_core.config import DataConfig, TrainConfig, resolved
 from search.experiment.location import absolute, resolve_tracking_uri
 from search.experiment.storage import as_path
@@ -183,10 +183,7 @@ def _params(plan: Plan) -> dict[str, Any]:
 
 
 def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "absent"
+    return version(package) or "absent"
 
 
 def card_of(plan: Plan, data: Any, history: list[dict], tested: dict, seconds: float,

@@ -73,9 +73,9 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "cli": frozenset({"ray", "optuna", "mlflow"}) | _HEAVY,  # `--help` stays instant
 }
 # Modules held to more than their package: Ray workers import these, and they have no Pydantic.
+PURE_SPEC = ("schema", "objective", "job", "problems", "outcome")
 MODULE_FORBIDDEN: dict[str, frozenset[str]] = {
-    f"search.spec.{name}": frozenset({"pydantic"})
-    for name in ("schema", "objective", "job", "problems")}
+    f"search.spec.{name}": frozenset({"pydantic"}) for name in PURE_SPEC}
 
 # Rank in the import direction: resnet_core below everything, then search's own (empty) root.
 _RANK = {"resnet_core": 0, "search": 1, **{name: 2 + i for i, name in enumerate(LAYERS)}}
@@ -318,8 +318,7 @@ def _clean_tree(root: Path) -> None:
     _write(root, {"search/__init__.py": "", "resnet_core/__init__.py": "",
                   "resnet_core/config.py": "import dataclasses\n",
                   **{f"search/{p}/__init__.py": "" for p in LAYERS},
-                  **{f"search/spec/{m}.py": "" for m in ("schema", "objective", "job",
-                                                          "problems")}})
+                  **{f"search/spec/{m}.py": "" for m in PURE_SPEC}})
 
 
 def test_the_checker_passes_a_clean_tree(tmp_path):
@@ -405,13 +404,13 @@ def test_the_checker_finds_each_kind_of_violation(tmp_path):
 
 def test_the_checker_reports_a_table_row_without_a_package(tmp_path):
     _clean_tree(tmp_path)
-    for name in ("__init__", "schema", "objective", "job", "problems"):
+    for name in ("__init__", *PURE_SPEC):
         (tmp_path / f"search/spec/{name}.py").unlink()
     (tmp_path / "search/spec").rmdir()
     assert check_imports(tmp_path).layout == [
         "the layer table names search/spec/, which does not exist",
         *[f"MODULE_FORBIDDEN names search.spec.{m}, which is no module of the tree"
-          for m in ("schema", "objective", "job", "problems")]]
+          for m in PURE_SPEC]]
 
 
 # --- what a fresh interpreter actually loads ----------------------------------------------------
@@ -431,6 +430,7 @@ def test_importing_the_cli_loads_no_engine():
 
 def test_the_pure_spec_modules_load_no_pydantic():
     # Ray workers import these to build a trial's config
-    loaded = _loaded("search.spec.job, search.spec.schema, search.spec.objective",
+    loaded = _loaded("search.spec.job, search.spec.schema, search.spec.objective, "
+                     "search.spec.outcome",
                      ("pydantic", "ray", "optuna", "mlflow", "torch", "torchvision"))
     assert loaded == "[]"

@@ -9,8 +9,8 @@ import pytest
 import ray.cloudpickle
 
 from search.engine.ledger import Ledger, TrialEnd
-from search.experiment.outcome import Outcome
 from search.experiment.results import Results, TrialRecord
+from search.spec.outcome import Outcome
 
 
 def trial(trial_id: str, status: str = "RUNNING", last: dict | None = None):

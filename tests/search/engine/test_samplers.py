@@ -9,7 +9,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search.engine.ledger import Ledger
 from search.engine.samplers import OPTUNA_STATE, SAMPLERS, FidelityAwareOptunaSearch
-from search.experiment.outcome import Outcome
+from search.spec.outcome import Outcome
 
 
 def space(trial):

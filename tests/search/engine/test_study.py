@@ -19,9 +19,9 @@ from optuna.trial import TrialState
 
 from search.engine import samplers, study as studies
 from search.engine.trial_states import OPTUNA_STATE
-from search.experiment.outcome import Outcome
 from search.experiment.results import Results, TrialRecord
 from search.spec.model import parse_spec
+from search.spec.outcome import Outcome
 
 MAX_EPOCHS = 3
 MILESTONES = [[0.5, 0.75], [0.3, 0.6, 0.9]]

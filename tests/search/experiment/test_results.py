@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from resnet_core.config import resolved
-from search.experiment.outcome import Outcome
 from search.experiment.decide import ray_directory
 from search.experiment.results import (
     kept, last_exception, per_epoch, read_results, saved_checkpoint, trial_config)
 from search.experiment.state import DamagedRecord
 from search.spec.job import TrialJob
+from search.spec.outcome import Outcome
 
 EPOCHS = 4
 

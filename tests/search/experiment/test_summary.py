@@ -6,12 +6,12 @@ from dataclasses import replace
 import pytest
 
 from search.experiment.location import Location
-from search.experiment.outcome import Outcome
 from search.experiment.record import Experiment, NoExperiment, experiments_in
 from search.experiment.results import Results, TrialRecord
 from search.experiment.state import State, Status
 from search.experiment.summary import (KINDS, eta, job_of_saved, kind_of, status_of,
                                        summarize)
+from search.spec.outcome import Outcome
 
 SPEC = {"budget": {"trials": 6, "max_epochs": 4}, "objective": {"metric": "val_acc",
                                                                 "mode": "max"},

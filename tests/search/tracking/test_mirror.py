@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from search.engine.trial_errors import error_reason
-from search.experiment.outcome import Outcome
+from search.spec.outcome import Outcome
 from search.tracking.mirror import MLFLOW_STATUS
 from search.tracking.store import probe, within
 
@@ -300,13 +300,14 @@ def test_a_pickled_mirror_keeps_its_uris_secret_masked_and_a_restore_gives_it_ba
     masked, and the launch that restores the tuner links the full one back (driver.py)."""
     import ray.cloudpickle
 
+    from search.engine.ledger import Ledger
     from search.spec.model import load_spec
     from search.tracking.mirror import MlflowMirror
 
     full = "postgresql+psycopg2://h:5432/mlflow?user=u&password=S3CRET"
     masked = "postgresql+psycopg2://h:5432/mlflow?user=u&password=***"
     mirror = MlflowMirror(full, "parent", load_spec("spaces/digits.yaml").job(),
-                          scheduler_stops=lambda trial_id: False)
+                          Ledger(6, stop_tag="asha"))
     blob = ray.cloudpickle.dumps(mirror)  # as Tune pickles its run config
     assert b"S3CRET" not in blob
     assert mirror.uri == full and mirror.writer.uri == full  # the live one keeps it

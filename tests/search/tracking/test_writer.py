@@ -93,3 +93,19 @@ def test_a_pickled_writer_keeps_its_settings_and_counts_but_no_thread(uri):
     done = []
     copy.submit(failing(0, done))
     assert copy.flush(30) and done == ["x"] and copy.failures == 1
+
+
+def test_a_note_runs_on_the_writers_thread_in_order_once_whatever_mlflow_does(tmp_path):
+    """Bookkeeping queued with `note` (the book of runs' own state) runs after the actions queued
+    before it, on the writer's thread, once: neither retried nor dropped, also when no MLflow
+    client can be made (a store in a directory that cannot exist: under a file)."""
+    (tmp_path / "file").write_text("")
+    writer, done = Writer(f"sqlite:///{tmp_path / 'file' / 'm.db'}", deadline_s=0.2,
+                          backoff_s=0.05), []
+    writer.submit(failing(0, done, "action"))  # dropped: the client cannot be made
+    writer.note(lambda: done.append(threading.current_thread().name))
+    writer.note(lambda: 1 / 0)  # a bug in one note leaves the next to run
+    writer.note(lambda: done.append("after"))
+    assert writer.flush(30)
+    assert done == ["mlflow-writer", "after"]
+    assert (writer.failures, writer.retries > 0) == (1, True)

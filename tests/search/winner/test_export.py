@@ -16,12 +16,12 @@ import yaml
 
 from resnet_core.config import resolved
 from search.experiment.location import locate
-from search.experiment.outcome import Outcome
 from search.experiment.record import Experiment
 from search.experiment.results import Results, TrialRecord, trial_config
 from search.experiment.state import State, Status, write_json_atomic, write_state
 from search.experiment.summary import job_of_saved
 from search.spec.model import load_spec, parse_spec
+from search.spec.outcome import Outcome
 from search.winner.export import (ExportRefused, absolute_root, best_name, export,
                                   export_experiment)
 from search.winner.header import read_provenance

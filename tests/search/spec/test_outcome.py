@@ -1,7 +1,7 @@
 """The one rule that decides how a trial ended (read by the searcher, the mirror and the record)."""
 
 import pytest
-from search.experiment.outcome import Outcome, outcome
+from search.spec.outcome import Outcome, outcome
 
 CASES = [
     # epochs_done, errored, reported, stopped_by_scheduler -> outcome

@@ -1,5 +1,10 @@
 """How a trial ended: one pure rule from its last result. The engines map it onto their own
-states (`search.engine.trial_states.OPTUNA_STATE`, `search.tracking.mirror.MLFLOW_STATUS`).
+states (`search.engine.trial_states.OPTUNA_STATE`, `search.tracking.runbook.MLFLOW_STATUS`).
+
+It lives with the trial's other terms in the spec's pure modules (no Pydantic, no engine):
+a trial that ends itself reports its outcome in its last result (search/run/trainable.py, on a
+Ray worker, beside the `TrialJob` it was given), and every floor above reads it from there: the
+record, the engines, the mirror, the progress lines and the report.
 
 Stock Ray `OptunaSearch` tells Optuna COMPLETE for any trial that reported a value, so a trial
 ASHA stopped after 2 of 30 epochs enters TPE as if its 2-epoch accuracy were final. Here such a
