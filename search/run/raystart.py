@@ -29,11 +29,30 @@ DEADLINES = {
 }
 
 
+# A driver joining a running cluster reads the GCS wait as its number of 1-s connect tries
+# (ray/_private/node.py), and a cluster that refuses its token fails every try: with 600 the
+# launch said nothing for ten minutes before "refused". A running cluster's GCS is up, so a
+# join keeps Ray's own count.
+JOIN_KEEPS_RAYS_OWN = ("RAY_gcs_server_port_wait_time_s",)
+_GIVEN: set[str] = set()  # the deadlines give_ray_time set (not the user's)
+
+
 def give_ray_time() -> None:
     """Generous start-up deadlines for Ray, unless the environment set them. Before `import
     ray` for the driver's own settings; the processes Ray starts read them in any case."""
     for name, value in DEADLINES.items():
-        os.environ.setdefault(name, value)
+        if name not in os.environ:
+            os.environ[name] = value
+            _GIVEN.add(name)
+
+
+def joining() -> None:
+    """Before `ray.init` joins a running cluster: the start-up waits it does not need go back
+    to Ray's own (those the user set stay)."""
+    for name in JOIN_KEEPS_RAYS_OWN:
+        if name in _GIVEN and os.environ.get(name) == DEADLINES[name]:
+            del os.environ[name]
+        _GIVEN.discard(name)
 
 
 def unset_deadlines(environ: dict) -> list[str]:

@@ -19,7 +19,8 @@ from search.remote import cluster
 from search.remote.auth import make_private_token, private_token, token_file
 from search.run.errors import LaunchError
 from search.run.interrupt import hangup_blocked
-from search.run.raystart import give_ray_time, start_failed, trials_at_launch_priority
+from search.run.raystart import (give_ray_time, joining, start_failed,
+                                 trials_at_launch_priority)
 from search.spec.redact import RedactSecrets
 from search.tracking.store import quiet_client
 
@@ -56,6 +57,7 @@ def init_ray(address: Optional[str]) -> None:
     os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     if address:
         private_token(token_file())
+        joining()  # a refused token says so in seconds, not after 600 connect tries
         # Workers of a remote cluster get our code shipped with the job.
         try:
             cluster.join(address, runtime_env={"py_modules": [resnet_core, search]})

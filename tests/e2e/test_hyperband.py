@@ -14,7 +14,7 @@ import pytest
 from driving import SMALL_DATA, runs_of, steps
 
 from search.experiment.journal import read_journal
-from search.experiment.outcome import Outcome
+from search.spec.outcome import Outcome
 from search.experiment.record import Experiment
 
 pytestmark = pytest.mark.ray

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from search.run.raystart import DEADLINES, give_ray_time, start_failed
+from search.run.raystart import DEADLINES, JOIN_KEEPS_RAYS_OWN, give_ray_time, joining, start_failed
 
 
 def test_each_deadline_is_a_setting_the_installed_ray_reads():
@@ -29,6 +29,31 @@ def test_the_environment_wins_and_the_rest_is_generous(monkeypatch):
     assert os.environ["RAY_gcs_server_port_wait_time_s"] == "5"
     assert os.environ["RAY_raylet_start_wait_time_s"] == "600"
     assert os.environ["RAY_agent_register_timeout_ms"] == "600000"
+
+
+@pytest.mark.parametrize("users", [False, True])
+def test_a_join_gives_back_the_gcs_wait_it_reads_as_connect_tries_unless_the_user_set_it(
+        monkeypatch, users):
+    """A driver joining a cluster tries the GCS once a second, as often as this setting says:
+    600 tries made a refused token a ten-minute silence (tests/e2e/test_cluster.py)."""
+    for name in DEADLINES:
+        monkeypatch.delenv(name, raising=False)
+    if users:
+        monkeypatch.setenv("RAY_gcs_server_port_wait_time_s", "45")
+    give_ray_time()
+    joining()
+    assert os.environ.get("RAY_gcs_server_port_wait_time_s") == ("45" if users else None)
+    assert os.environ["RAY_raylet_start_wait_time_s"] == "600"  # the rest are not read there
+
+
+def test_the_gcs_wait_is_what_a_joining_driver_counts_its_connect_tries_by():
+    import inspect
+
+    from ray._private import node
+
+    source = inspect.getsource(node.Node)
+    for name in JOIN_KEEPS_RAYS_OWN:
+        assert f'os.environ.get("{name}")' in source and "num_retries" in source, name
 
 
 @pytest.mark.parametrize("said, slow, setting", [
