@@ -3,6 +3,7 @@ stored and what MLflow recorded. Shared by the fault and lifecycle tests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -11,7 +12,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
+
+import psutil
 
 from mlflow.tracking import MlflowClient
 
@@ -52,6 +55,37 @@ def start_launch(spec_path: Path, cwd: Path, *args: str) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "search.cli", "launch", str(spec_path), *args], cwd=cwd,
             env=cli_env(cwd), start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+
+
+def trial_workers(driver: subprocess.Popen) -> list[psutil.Process]:
+    """The Ray workers of a local launch (its raylet's children, titled `ray::...` by Ray):
+    the processes that train its trials."""
+    found = []
+    for proc in psutil.Process(driver.pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, IndexError):
+            if proc.cmdline()[0].startswith("ray::"):
+                found.append(proc)
+    return found
+
+
+@contextlib.contextmanager
+def held(driver: subprocess.Popen) -> Iterator[list[psutil.Process]]:
+    """A running search held still: its trials' processes stopped (SIGSTOP) while the test does
+    what takes seconds on a loaded machine (another CLI call, a stop request), and resumed on
+    leaving. Trials run at the launch's own priority (search/run/raystart.py), so on a fast or
+    idle machine a small search could otherwise end before the test's next step; the driver
+    itself runs on and answers. What a held trial would have trained it trains after."""
+    workers = trial_workers(driver)
+    assert workers, "no trial is running to hold"
+    for proc in workers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.suspend()
+    try:
+        yield workers
+    finally:
+        for proc in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.resume()
 
 
 class Terminal:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from driving import (MEDIUM_DATA, epochs_of, results, runs_of, start_launch, steps, trial_dirs,
-                     wait_for)
+from driving import (MEDIUM_DATA, cli_env, epochs_of, held, results, runs_of, start_launch, steps,
+                     trial_dirs, wait_for)
 from processes import ours
 
+from search.experiment.stop import STOP_FILE
 from search.experiment.storage import as_path
 
 
@@ -44,20 +48,31 @@ def test_a_running_search_is_seen_stopped_from_another_shell_and_resumed(
     try:
         wait_for(lambda: first_epoch(experiment, storage.kind), 180, "a first epoch",
                  proc=driver)
-        status = as_json(cli("status", str(path), "--json", cwd=tmp_path, timeout=120))
-        running = status["experiment"]
-        assert running["status"] == "running" and running["driver"].startswith(
-            f"pid {driver.pid} ")
-        assert running["trials_budget"] == 4 and running["epochs_budget"] == 4 * 5
-        if storage.kind == "directory":  # S3: Ray uploads trials' results every 15 s
-            assert running["trials"]["running"] >= 1 and running["epochs_used"] >= 1
-            # `trials` reads a running trial as `status` counts it: running, never killed
-            # (nothing kills a trial of this search).
-            listed = as_json(cli("trials", str(path), "--json", cwd=tmp_path, timeout=120))
-            shown = {t["outcome"] for t in listed["trials"] if t["status"] == "RUNNING"}
-            table = cli("trials", str(path), cwd=tmp_path, timeout=120)
-            assert shown == {"running"} and "killed" not in table.stdout, (listed, table.stdout)
-        stopped = cli("stop", str(path), "--json", cwd=tmp_path, timeout=300)
+        # Held still while a second shell looks at it and asks it to stop: the CLI calls take
+        # seconds on a loaded machine, and this search must not end first.
+        with held(driver):
+            status = as_json(cli("status", str(path), "--json", cwd=tmp_path, timeout=120))
+            running = status["experiment"]
+            assert running["status"] == "running" and running["driver"].startswith(
+                f"pid {driver.pid} ")
+            assert running["trials_budget"] == 4 and running["epochs_budget"] == 4 * 5
+            if storage.kind == "directory":  # S3: Ray uploads trials' results every 15 s
+                assert running["trials"]["running"] >= 1 and running["epochs_used"] >= 1
+                # `trials` reads a running trial as `status` counts it: running, never killed
+                # (nothing kills a trial of this search).
+                listed = as_json(cli("trials", str(path), "--json", cwd=tmp_path, timeout=120))
+                shown = {t["outcome"] for t in listed["trials"] if t["status"] == "RUNNING"}
+                table = cli("trials", str(path), cwd=tmp_path, timeout=120)
+                assert shown == {"running"} and "killed" not in table.stdout, (listed,
+                                                                              table.stdout)
+            stopper = subprocess.Popen(
+                [sys.executable, "-m", "search.cli", "stop", str(path), "--json"], cwd=tmp_path,
+                env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            wait_for(lambda: stopper.poll() is not None or (experiment / STOP_FILE).exists(),
+                     120, "the stop request")
+            time.sleep(2)  # the driver looks every second (search/run/interrupt.py StopWatch)
+        out, err = stopper.communicate(timeout=300)
+        stopped = subprocess.CompletedProcess(stopper.args, stopper.returncode, out, err)
         assert "asked the driver" in stopped.stderr
         assert as_json(stopped)["experiment"]["status"] == "interrupted"  # it waited
         code = driver.wait(timeout=60)  # `stop` waited for it: it has ended already

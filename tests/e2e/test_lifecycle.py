@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from driving import (MEDIUM_DATA, NAME, PARENT_TAG, SMALL_DATA, driver_log, results, runs_of,
-                     saved_trials, small_search, start_in_terminal, start_launch, steps,
+from driving import (MEDIUM_DATA, NAME, PARENT_TAG, SMALL_DATA, driver_log, held, results,
+                     runs_of, saved_trials, small_search, start_in_terminal, start_launch, steps,
                      trial_dirs, wait_for)
 from processes import kill_ours, ours
 
@@ -49,8 +49,9 @@ def test_a_second_launch_is_refused_while_the_first_runs_and_takes_over_after_a_
     first = start_launch(path, tmp_path)
     try:
         wait_for(lambda: first_result(experiment), 180, "the first result", proc=first)
-        second = cli("launch", str(path), cwd=tmp_path, timeout=120)
-        assert first.poll() is None, "the first launch must still be running"
+        with held(first):  # still running while the second launch starts, however fast
+            second = cli("launch", str(path), cwd=tmp_path, timeout=120)
+            assert first.poll() is None, "the first launch must still be running"
         assert second.returncode == 1, second.stdout + second.stderr
         assert f"pid {first.pid}" in second.stderr and socket.gethostname() in second.stderr
         assert "Traceback" not in second.stderr
@@ -78,7 +79,9 @@ def test_ctrl_c_saves_the_search_exits_130_and_the_same_command_resumes_it(
     try:
         wait_for(lambda: any(len(results(d)) == 3 for d in trial_dirs(experiment)), 180,
                  "a finished trial", proc=driver)
-        os.killpg(driver.pid, signal.SIGINT)  # what Ctrl+C in its terminal sends
+        with held(driver):  # the search is still running when Ctrl+C comes, however fast
+            os.killpg(driver.pid, signal.SIGINT)  # what Ctrl+C in its terminal sends
+            time.sleep(1)  # the driver's handler runs at once; its trials wait meanwhile
         code = driver.wait(timeout=120)
     finally:
         if driver.poll() is None:
