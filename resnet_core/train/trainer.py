@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Iterator, Union
 
 import torch
@@ -217,25 +218,50 @@ class Trainer:
             "meta": {**provenance(self.device), "dataset": self.data.name},
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        """Continue from `state`; `fit` then trains from epoch `state["epoch"] + 1`."""
+    def load_state_dict(self, state: dict, extend: bool = False) -> None:
+        """Continue from `state`; `fit` then trains from epoch `state["epoch"] + 1`.
+
+        With `extend`, a checkpoint of the same run planned for fewer epochs continues to this
+        trainer's `cfg.epochs` (a search whose max_epochs was raised): weights, optimizer state
+        and RNGs as saved, the learning rate from then on the schedule of the longer run at the
+        step reached, as a run planned that long from the start has it (for an annealing
+        schedule it rises at the join: a warm restart)."""
         mine = resolved(self.cfg)
         differ = sorted(k for k in set(mine) | set(state["config"])
                         if k not in RESUMABLE_DIFFERENCES and mine.get(k) != state["config"].get(k))
-        if differ:
+        longer = extend and differ == ["epochs"] and state["config"]["epochs"] < self.cfg.epochs
+        if differ and not longer:
             raise ValueError(f"checkpoint config differs from this trainer's in {differ}: "
                              "resuming it would not continue the same run")
         if (state["scaler"] is None) != (self.scaler is None):
             raise ValueError("checkpoint and trainer disagree on fp16 GradScaler use")
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        if longer:
+            self._fast_forward(int(state["step"]), state["optimizer"])
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         if self.epoch > 0:
             self._anneal(self.epoch)  # the temperature the saved weights were trained at
+
+    def _fast_forward(self, steps: int, optimizer_state: dict) -> None:
+        """This (fresh) trainer's schedule advanced `steps` optimizer steps, then the saved
+        optimizer state loaded under it: everything but the learning rate, which is the
+        longer schedule's. The schedule depends only on its own steps (the optimizer's steps
+        never change a group's lr), so stepping it alone reaches exactly where a run of this
+        length would be."""
+        with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()"
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(steps):
+                self.scheduler.step()
+        rates = [group["lr"] for group in self.optimizer.param_groups]
+        self.optimizer.load_state_dict(optimizer_state)
+        for group, rate in zip(self.optimizer.param_groups, rates):
+            group["lr"] = rate
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write a checkpoint atomically: a crash mid-write leaves the previous file intact."""

@@ -151,6 +151,10 @@ def print_summary(summary: Any) -> None:
             ("elapsed", duration(summary.elapsed_s) + (
                 f" · ETA {duration(summary.eta_s)}" if summary.eta_s is not None else "")),
             ("tracking", f"{summary.tracking_uri} (parent run {summary.parent_run_id})")]
+    if summary.extended:
+        rows.append(("extended", "; ".join(summary.extended)))
+    if summary.warm_start:
+        rows.append(("warm start", summary.warm_start.get("text", "")))
     if summary.status == "crashed":
         rows.append(("resume", "its driver is gone: launch (or submit) the same spec again"))
     for label, text in rows:

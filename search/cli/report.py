@@ -81,7 +81,8 @@ def print_ending(ending: Any, top: int) -> None:
     if ending.already_finished:
         err.print(f"this experiment finished earlier (read from its record; Ray was not "
                   f"started); to run it again, launch under a new name: --name "
-                  f"{ending.location.directory.name}-2", highlight=False, markup=False)
+                  f"{ending.location.directory.name}-2; to extend it, raise --trials or "
+                  f"--max-epochs", highlight=False, markup=False)
 
 
 def interrupted_line(ending: Any) -> str:

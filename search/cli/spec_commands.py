@@ -44,6 +44,7 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
               f"trial-epochs; sampler {spec.sampler.type}, scheduler {spec.scheduler.type}"
               + rungs_text(spec.scheduler, b.max_epochs)
               + f"; objective {spec.objective.mode} {spec.objective.metric}.", highlight=False)
+    _standing(spec)
     if preflight:
         _preflight(spec)
     out.print(f"[green]valid[/] (spec hash {spec.spec_hash()})"
@@ -60,6 +61,42 @@ def rungs_text(scheduler: Any, max_epochs: int) -> str:
         return f" ({scheduler.label} rungs at epochs {brackets[0]})"
     return (f" ({scheduler.label} rungs at epochs {' | '.join(map(str, brackets))}, "
             "one list per bracket)")
+
+
+def _standing(spec: Any) -> None:
+    """What launching this spec would do with the experiment of its name, when there is one:
+    extend it (the changes, and the budget then left), resume it, report it finished, or refuse
+    it (the changed fields). Read from the record, never Ray; a record that cannot be read is
+    launch's to name."""
+    from search.experiment import extend
+    from search.experiment.decide import Action
+    from search.experiment.record import Experiment
+    from search.experiment.state import DamagedRecord
+    from search.run.launch import job_of
+
+    location = located(spec)
+    try:
+        record = Experiment(location)
+        state = record.state()
+        if state is None:
+            return
+        decision = record.decide(spec.resolved(), spec.spec_hash())
+        results = record.results(job_of(spec, location))
+    except (DamagedRecord, OSError) as error:
+        out.print(f"experiment '{spec.name}' exists but its record cannot be read: {error}",
+                  highlight=False, markup=False)
+        return
+    left = extend.budget_text(spec.resolved(), len(results.trials), results.epochs_used)
+    said = {Action.EXTEND: "launching it extends the experiment",
+            Action.RESUME: "launching it resumes the experiment",
+            Action.FINISHED: "the experiment has finished; raise --trials or --max-epochs to "
+                             "extend it",
+            Action.REFUSE: "launching it is refused"}.get(decision.action, "launching it "
+                                                                          "starts it anew")
+    changes = "".join(f"\n  {change}" for change in decision.changes)
+    out.print(f"experiment '{spec.name}' exists ({state.status.value}): {said}{changes}"
+              + (f"\n  {left}" if decision.action is not Action.REFUSE else ""),
+              highlight=False, markup=False)
 
 
 def _preflight(spec: Any) -> None:

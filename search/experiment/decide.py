@@ -35,13 +35,14 @@ class Action(str, Enum):
     FINISHED = "finished"  # nothing left to run: report the results
     REFUSE = "refuse"  # the directory holds something this launch must not touch
     RESTART = "restart"  # move the old experiment aside, then start anew
+    EXTEND = "extend"  # a larger budget: Tuner.restore, the searcher going on to the new one
 
 
 @dataclass(frozen=True)
 class Decision:
     action: Action
     reason: str  # one sentence a user reads
-    changes: tuple[str, ...] = ()  # for REFUSE: "budget.trials: 6 -> 8"
+    changes: tuple[str, ...] = ()  # for REFUSE and EXTEND: "budget.trials: 6 -> 8"
     parent_run_id: str = ""  # for RESUME/FINISHED, and NEW when a parent run can be reused
 
 
@@ -74,23 +75,51 @@ def _leaves(value: Any, path: str, out: dict[str, Any]) -> None:
         out[path] = value
 
 
-def spec_changes(old: dict, new: dict) -> list[str]:
-    """Every leaf that differs, by dotted path, sorted: "path: old -> new"."""
+def changed_leaves(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
+    """Every leaf that differs, by dotted path, sorted: (path, old, new), `_ABSENT` for a leaf
+    one side lacks."""
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     _leaves(old, "", before)
     _leaves(new, "", after)
-
-    def shown(value: Any) -> str:
-        return "(absent)" if value is _ABSENT else show(value)
-
     changes = []
     for path in sorted(set(before) | set(after)):
         a, b = before.get(path, _ABSENT), after.get(path, _ABSENT)
         # 1 == 1.0 == True in Python; a changed type is a changed spec (it hashes differently).
         if a is _ABSENT or b is _ABSENT or type(a) is not type(b) or a != b:
-            changes.append(f"{path or '(spec)'}: {shown(a)} -> {shown(b)}")
+            changes.append((path, a, b))
     return changes
+
+
+def _line(path: str, a: Any, b: Any, why: str = "") -> str:
+    def shown(value: Any) -> str:
+        return "(absent)" if value is _ABSENT else show(value)
+
+    return f"{path or '(spec)'}: {shown(a)} -> {shown(b)}{why}"
+
+
+def spec_changes(old: dict, new: dict) -> list[str]:
+    """Every leaf that differs, by dotted path, sorted: "path: old -> new"."""
+    return [_line(*change) for change in changed_leaves(old, new)]
+
+
+# The budget an experiment may be given more of under its name: a launch with a larger one
+# extends it (the searcher goes on from its state), a smaller one is refused like any change.
+GROWABLE = ("budget.trials", "budget.max_epochs")
+SHRUNK = " (a budget can be raised to extend an experiment, never lowered)"
+
+
+def budget_growth(old: dict, new: dict) -> tuple[list[str], list[str]]:
+    """(the growth of GROWABLE budgets, every other change) between two resolved specs, each as
+    "path: old -> new" lines; a lowered budget is an other change, saying why (pure)."""
+    grown, other = [], []
+    for path, a, b in changed_leaves(old, new):
+        counts = type(a) is int and type(b) is int
+        if path in GROWABLE and counts and b > a:
+            grown.append(_line(path, a, b))
+        else:
+            other.append(_line(path, a, b, SHRUNK if path in GROWABLE and counts else ""))
+    return grown, other
 
 
 def decide(state: Optional[State], saved_spec: Optional[dict], spec: dict, spec_hash: str,
@@ -111,13 +140,27 @@ def decide(state: Optional[State], saved_spec: Optional[dict], spec: dict, spec_
         return Decision(Action.RESTART, (
             f"the last launch of '{state.name}' was aborted{why}, so Ray cannot resume it: it is "
             "moved aside and the experiment starts anew"))
+    parent = state.parent_run_id
     if state.spec_hash != spec_hash:
-        changes = tuple(spec_changes(saved_spec, spec)) if saved_spec is not None else ()
+        grown, other = budget_growth(saved_spec, spec) if saved_spec is not None else ([], [])
+        # No change at all: the record holds this very spec under another hash, as a launch
+        # that extended it leaves it when killed between writing the two (record.py): it
+        # extends again.
+        if saved_spec is not None and not other:
+            if not ray_saved:  # nothing was computed: the larger search starts anew
+                return Decision(Action.NEW, (
+                    f"experiment '{state.name}' stopped before Ray saved anything: starting it "
+                    "anew with the larger budget in its MLflow parent run"),
+                    changes=tuple(grown), parent_run_id=parent)
+            return Decision(Action.EXTEND, (
+                f"extending experiment '{state.name}' ({state.status.value}) to the larger "
+                "budget: its searcher goes on from its saved state"),
+                changes=tuple(grown), parent_run_id=parent)
         return Decision(Action.REFUSE, (
             f"experiment '{state.name}' was run with a different spec (hash {state.spec_hash}, "
-            f"now {spec_hash}); launch it under a new name (--name NEW) to start a new "
-            "experiment; the old one is kept"), changes=changes)
-    parent = state.parent_run_id
+            f"now {spec_hash}); only budget.trials and budget.max_epochs may grow under the "
+            "same name; launch it under a new name (--name NEW) to start a new experiment; the "
+            "old one is kept"), changes=tuple(sorted(grown + other)))
     if state.status is Status.FINISHED:
         return Decision(Action.FINISHED, f"experiment '{state.name}' has finished: every trial "
                                          "has run", parent_run_id=parent)

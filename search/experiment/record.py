@@ -94,6 +94,23 @@ class Experiment:
         self.save_state(state)
         return state
 
+    def extend(self, spec: dict, spec_hash: str, changes: tuple[str, ...] | list[str]) -> State:
+        """A larger budget (decide: EXTEND) becomes the record's: its resolved spec, then its
+        hash in the state with the change noted. In that order: a launch killed in between
+        leaves the larger spec under the old hash, which the next launch of it finds unchanged
+        (decide.py) and extends again."""
+        self.save_spec(spec)
+        state = self.state()
+        if state is None:
+            raise DamagedRecord(f"{self.directory / STATE_FILE} is missing, so experiment "
+                                f"'{self.name}' cannot be extended")
+        state.spec_hash, state.updated_at = spec_hash, time.time()
+        if changes:
+            state.extended = [*state.extended, {"at": state.updated_at,
+                                                "changes": list(changes)}]
+        self.save_state(state)
+        return state
+
     # ---- the resolved spec and the scheduler's state ----
     def _mapping(self, file: str) -> Optional[dict]:
         path = self.directory / file

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
@@ -40,6 +40,10 @@ class State:
     updated_at: float
     reason: Optional[str] = None  # why aborted/interrupted: "SIGINT", the abort summary
     format: int = FORMAT
+    # Each launch that gave the experiment a larger budget: {"at": time, "changes": [...]}.
+    extended: list = field(default_factory=list)
+    # Where a warm-started search's knowledge came from (search.experiment.warm), or None.
+    warm_start: Optional[dict] = None
 
 
 class DamagedRecord(Exception):
@@ -102,9 +106,10 @@ def read_json(path: StoragePath) -> Optional[Any]:
 _TYPES: dict[str, tuple] = {
     "format": (int,), "name": (str,), "spec_hash": (str,), "parent_run_id": (str,),
     "tracking_uri": (str,), "status": (str,), "created_at": (int, float),
-    "updated_at": (int, float), "reason": (str, type(None)),
+    "updated_at": (int, float), "reason": (str, type(None)), "extended": (list,),
+    "warm_start": (dict, type(None)),
 }
-_OPTIONAL = {"reason"}
+_OPTIONAL = {"reason", "extended", "warm_start"}  # a record written before them has none
 
 
 def state_from(data: Any, path: Path) -> State:
@@ -131,7 +136,7 @@ def state_from(data: Any, path: Path) -> State:
     except ValueError:
         raise damaged(path, f"status is {data['status']!r}, not one of "
                             f"{', '.join(s.value for s in Status)}") from None
-    fields = {k: data.get(k) for k in _TYPES if k != "status"}
+    fields = {k: data[k] for k in _TYPES if k != "status" and k in data}
     fields.update(created_at=float(data["created_at"]), updated_at=float(data["updated_at"]))
     return State(**fields, status=status)
 

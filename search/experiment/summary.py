@@ -55,6 +55,8 @@ class Summary:
     parent_run_id: str = ""
     tracking_uri: str = ""
     extra: dict = field(default_factory=dict)
+    extended: list = field(default_factory=list)  # every budget raise: "budget.trials: 12 -> 20"
+    warm_start: Optional[dict] = None  # where a warm-started search's knowledge came from
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -133,4 +135,6 @@ def summarize(name: str, directory: str, state: State, results: Results, spec: d
                                         trials_budget - len(ended), max_epochs),
         best=None if best is None else {"trial_id": best.trial_id, "value": best.best,
                                         "epochs": best.epochs, "params": best.params},
-        parent_run_id=state.parent_run_id, tracking_uri=state.tracking_uri)
+        parent_run_id=state.parent_run_id, tracking_uri=state.tracking_uri,
+        extended=[c for entry in state.extended for c in entry.get("changes", [])],
+        warm_start=state.warm_start)

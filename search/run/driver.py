@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from search.engine import study
+from search.experiment import extend
 from search.experiment.decide import Action, Decision
 from search.experiment.lease import LeaseLost
 from search.experiment.record import Experiment
@@ -23,7 +24,7 @@ from search.run.ending import Ending
 from search.run.errors import StorageFull
 from search.run.fullstorage import no_space, storage_full
 from search.run.runtime import init_ray, quiet_engines
-from search.run.tuner import new_tuner, parts, restored_tuner
+from search.run.tuner import new_tuner, parts, restored_tuner, with_budget
 from search.spec.job import TrialJob
 from search.spec.model import SearchSpec
 from search.spec.redact import redact
@@ -57,10 +58,12 @@ def drive(spec: SearchSpec, record: Experiment, job: TrialJob, decision: Decisio
     if address is not None:  # storage_path and data.root, read on every node (checks.py)
         check_nodes(record.location.storage, job.data, spec.trial.resources, console)
 
-    resumed = decision.action is Action.RESUME
+    resumed = decision.action in (Action.RESUME, Action.EXTEND)
     parent = decision.parent_run_id or _open_parent(spec, uri)
     try:
         with teed_stderr(record.directory, keep=record.holds):
+            if decision.action is Action.EXTEND:
+                _extend(spec, record, uri, parent, decision.changes)
             return _search(spec, record, job, parent, resumed, bool(decision.parent_run_id),
                            console, callbacks, reuse_actors)
     except LeaseLost:
@@ -90,6 +93,18 @@ def _failed(record: Experiment, uri: str, parent: str, error: BaseException) -> 
         uri, parent, metric="", best=None, state=state, reason=why, status=status))
 
 
+def _extend(spec: SearchSpec, record: Experiment, uri: str, parent: str,
+            changes: tuple[str, ...]) -> None:
+    """The larger budget becomes the record's (its spec, hash and the change noted), and the
+    parent run's: one parent for the whole search, its spec.json and description the larger
+    budget's (MLflow params never change: its `trials` and `max_epochs` stay the first)."""
+    record.extend(spec.resolved(), spec.spec_hash(), changes)
+    _tracked("note the extension on the parent run", lambda: store.extend_parent(
+        uri, parent, redact(json.dumps(spec.resolved(), indent=2, default=str)),
+        budget={"trials": spec.budget.trials, "max_epochs": spec.budget.max_epochs},
+        changes=[c for entry in record.state().extended for c in entry["changes"]]))
+
+
 def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, resumed: bool,
             reopened: bool, console: Any, callbacks: tuple, reuse_actors: bool) -> Ending:
     uri = record.location.tracking_uri
@@ -108,11 +123,14 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
                           reuse_actors)
     ours = parts(tuner, spec)
     if resumed:
+        ours = with_budget(tuner, ours, spec, job)  # the spec's: an extension raised it
         ours.progress.console = console or ours.progress.console  # not pickled with the tuner
         ours.mirror.relink(uri)  # pickled with its URI's secret masked
         earlier = record.results(job)
         ours.ledger.restore(earlier)
         ours.scheduler.load_state(record.scheduler_state())
+        # Ended without a verdict (completed a max_epochs since raised): they run on.
+        ours.scheduler.continued = extend.runs_on(earlier)
         record.mark(Status.RUNNING)
         # What an earlier driver could not write to MLflow (a dead store, a crash) first.
         ours.mirror.reconcile(*_reported(earlier))

@@ -3,6 +3,8 @@
     lease -> decide -> finished: the results from the record, Ray never started
                     -> refuse:   a different spec under the same name (the changed fields named)
                     -> restart:  an aborted experiment is moved aside, then new
+                    -> extend:   a larger budget (budget.trials, budget.max_epochs): resumed,
+                                 the searcher going on from its state to the new budget
                     -> new / resume: the pre-flight checks (search/run/preflight.py), then
                                  search.run.driver runs the search on Ray
 
@@ -98,7 +100,9 @@ def _decided(spec: SearchSpec, record: Experiment, job: TrialJob, address: Optio
         kept = record.move_aside("aborted")
         say(console, f"{decision.reason}; starting it anew, the aborted experiment is kept in "
                      f"{kept}")
-    if decision.action is Action.RESUME:
+    if decision.action is Action.EXTEND:
+        say(console, decision.reason + "".join(f"\n  {change}" for change in decision.changes))
+    if decision.action in (Action.RESUME, Action.EXTEND):
         if record.move_ray_below():
             say(console, f"moved Ray's files of this experiment (saved by resnet-search before "
                          f"0.3) into {record.ray_directory}, away from the record")

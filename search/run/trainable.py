@@ -46,7 +46,10 @@ def _resume(trainer: Trainer) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            trainer.load_state_dict(Trainer.read(os.path.join(folder, CHECKPOINT_FILE)))
+            # `extend`: a trial of a search whose max_epochs was raised runs on to the new one
+            # (search/experiment/extend.py).
+            trainer.load_state_dict(Trainer.read(os.path.join(folder, CHECKPOINT_FILE)),
+                                    extend=True)
 
 
 def _report(trainer: Trainer, metrics: dict) -> None:

@@ -3,13 +3,14 @@ callbacks, storage), new or restored from the experiment's storage."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ray import tune
 from ray.tune.callback import CallbackList
 
 from search.engine import compat
+from search.engine.budget import budget_trials
 from search.engine.ledger import Ledger
 from search.engine.samplers import FidelityAwareOptunaSearch, build_searcher
 from search.engine.schedulers import SchedulerRecord, build_scheduler
@@ -107,6 +108,8 @@ def restored_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath) -> 
         saved = CallbackList(callbacks)
         if saved.can_restore(str(folder)):
             saved.restore_from_dir(str(folder))
+    # The spec's number of trials, not the one Ray saved: an extended experiment's is larger.
+    budget_trials(tuner, spec.budget.trials)
     return tuner
 
 
@@ -152,4 +155,21 @@ def parts(tuner: tune.Tuner, spec: SearchSpec) -> Parts:
         linked.append(ours.searcher)
     for part in linked:
         part.ledger = ledger
+    return ours
+
+
+def with_budget(tuner: tune.Tuner, ours: Parts, spec: SearchSpec, job: TrialJob) -> Parts:
+    """A restored tuner's parts given the spec's budget (the launch's, which an extended
+    experiment raised): the counts of the ledger and the progress lines, and, when max_epochs
+    grew, a scheduler built for it (ASHA's rungs above the old ones are new; the record's
+    state is loaded into it next). Parts unpickle with the budget they were made with."""
+    budget = spec.budget
+    if ours.ledger.max_epochs != budget.max_epochs:
+        scheduler = build_scheduler(spec.scheduler, budget.max_epochs, ours.ledger)
+        compat.set_tuner_scheduler(tuner, scheduler)
+        ours.scheduler_record.scheduler = scheduler
+        ours = replace(ours, scheduler=scheduler)
+    ours.ledger.max_epochs = ours.progress.max_epochs = budget.max_epochs
+    ours.progress.trials = budget.trials
+    ours.mirror.job = job  # each trial's params in MLflow: its epochs are the new max_epochs
     return ours

@@ -237,6 +237,19 @@ def reopen_parent(uri: str, parent_run_id: str) -> None:
         client.delete_tag(parent_run_id, "reason")
 
 
+def extend_parent(uri: str, parent_run_id: str, spec_json: str, *, budget: dict[str, int],
+                  changes: list[str]) -> None:
+    """An experiment given a larger budget keeps its one parent run: the larger spec replaces
+    its `spec.json` (which its description reads), and tags say the budget now
+    (`budget.trials`, `budget.max_epochs`) and every extension so far (`extended`). Its params
+    `trials` and `max_epochs` stay the first budget's: MLflow never changes a param."""
+    client = MlflowClient(uri)
+    client.log_batch(parent_run_id, tags=[
+        RunTag(f"budget.{key}", text(value)) for key, value in budget.items()] + [
+        RunTag("extended", text("; ".join(changes)))])
+    client.log_text(parent_run_id, spec_json, "spec.json")
+
+
 def summarise_parent(uri: str, parent_run_id: str, *, metric: str, best: Optional[dict],
                      state: str, status: str, reason: Optional[str] = None) -> None:
     """The search's summary on the parent run, then close it (synchronously, after a launch).

@@ -244,9 +244,10 @@ def test_a_finished_experiment_is_read_from_its_record_from_any_directory(
     assert not (elsewhere / ".ray").exists() and not ours(elsewhere)  # Ray was never started
     assert not (elsewhere / "runs").exists() and not (elsewhere / "mlflow.db").exists()
 
-    changed = cli("launch", str(path), "--trials", "3", cwd=elsewhere, timeout=120)
+    changed = cli("launch", str(path), "--trials", "1", cwd=elsewhere, timeout=120)
     assert changed.returncode == 1, changed.stdout + changed.stderr
-    assert "budget.trials: 2 -> 3" in changed.stderr and "--name" in changed.stderr
+    assert "budget.trials: 2 -> 1 (a budget can be raised" in changed.stderr
+    assert "--name" in changed.stderr
     assert "Traceback" not in changed.stderr
 
     state = home / "runs" / NAME / "resnet_search.json"

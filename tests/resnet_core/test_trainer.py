@@ -140,6 +140,44 @@ def test_a_checkpoint_of_another_config_is_refused(tiny_data):
             device="cpu").load_state_dict(state)
 
 
+@pytest.mark.parametrize("overrides", RESUME_CASES + [dict(schedule="multistep", warmup_epochs=1,
+                                                             milestones=[0.4, 0.8])],
+                         ids=["sgd-cosine", "adamw-onecycle-mixup", "multistep-warmup"])
+def test_a_checkpoint_extended_to_more_epochs_runs_on_the_longer_schedule_from_its_step(
+        tiny_data, overrides):
+    """A search's max_epochs raised: the run planned for 2 epochs goes on to 5 with its weights,
+    optimizer state and RNGs as saved, and from then on exactly the learning rates of a run
+    planned for 5 epochs from the start."""
+    longer_cfg = tiny_cfg(epochs=5, **overrides)
+    short = Trainer(tiny_cfg(epochs=2, **overrides), tiny_data, device="cpu")
+    list(short.fit())
+    saved = short.state_dict()
+    with pytest.raises(ValueError, match=r"differs .* in \['epochs'\]"):
+        Trainer(longer_cfg, tiny_data, device="cpu").load_state_dict(saved)  # not asked to
+    with pytest.raises(ValueError, match=r"in \['epochs'\]"):  # never shorter
+        Trainer(tiny_cfg(epochs=2, **overrides), tiny_data, device="cpu").load_state_dict(
+            Trainer(longer_cfg, tiny_data, device="cpu").state_dict(), extend=True)
+    with pytest.raises(ValueError, match=r"in \['epochs', 'lr'\]"):  # nothing but epochs
+        Trainer(tiny_cfg(**{**overrides, "epochs": 5, "lr": 0.2}), tiny_data,
+                device="cpu").load_state_dict(saved, extend=True)
+
+    extended = Trainer(longer_cfg, tiny_data, device="cpu")
+    extended.load_state_dict(saved, extend=True)
+    assert (extended.epoch, extended.step) == (2, short.step)
+    for a, b in zip(short.model.state_dict().values(), extended.model.state_dict().values()):
+        assert torch.equal(a, b)
+    moments = [s for s in short.optimizer.state_dict()["state"].values()]
+    assert all(torch.equal(x[k], y[k]) for x, y in zip(
+        moments, extended.optimizer.state_dict()["state"].values()) for k in x
+        if isinstance(x[k], torch.Tensor))
+    spe = len(extended.train_loader)
+    trace = lr_trace(longer_cfg, spe)
+    rest = list(extended.fit())
+    assert [m["epoch"] for m in rest] == [3, 4, 5]
+    for m in rest:  # the longer run's rate at each epoch's last step
+        assert m["lr"] == pytest.approx(trace[m["epoch"] * spe - 1], rel=1e-12)
+
+
 class _Payload:
     """Unpickling this touches a marker file: proof that code ran."""
 

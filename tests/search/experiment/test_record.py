@@ -73,8 +73,23 @@ def test_decide(experiment):
     assert experiment.ray_saved()
     resume = experiment.decide(SPEC, "h1")
     assert (resume.action, resume.parent_run_id) == (Action.RESUME, "p1")
-    refuse = experiment.decide({"name": "exp", "budget": {"trials": 8}}, "h2")
-    assert refuse.action is Action.REFUSE and refuse.changes == ("budget.trials: 6 -> 8",)
+    extend = experiment.decide({"name": "exp", "budget": {"trials": 8}}, "h2")
+    assert extend.action is Action.EXTEND and extend.changes == ("budget.trials: 6 -> 8",)
+    refuse = experiment.decide({"name": "exp", "budget": {"trials": 4}}, "h2")
+    assert refuse.action is Action.REFUSE and refuse.changes[0].startswith(
+        "budget.trials: 6 -> 4 (a budget can be raised")
+
+
+def test_an_extension_becomes_the_records_spec_and_hash_with_the_change_noted(experiment):
+    started(experiment)
+    larger = {"name": "exp", "budget": {"trials": 8}}
+    state = experiment.extend(larger, "h2", ("budget.trials: 6 -> 8",))
+    assert experiment.saved_spec() == larger and experiment.state().spec_hash == "h2"
+    assert [e["changes"] for e in experiment.state().extended] == [["budget.trials: 6 -> 8"]]
+    assert experiment.state().extended == state.extended
+    assert experiment.decide(larger, "h2").action is Action.NEW  # the same spec: unchanged
+    experiment.extend(larger, "h2", ())  # redone after a launch killed mid-way: no new entry
+    assert len(experiment.state().extended) == 1
 
 
 def test_a_damaged_saved_spec_does_not_block_a_resume(experiment):
