@@ -9,14 +9,15 @@ import typer
 import yaml
 from rich.table import Table
 
-from search.cli.console import (EpochsOpt, SeedOpt, SpecArg, TrialsOpt, bad_config, err, fail,
-                                load, located, out)
+from search.cli.console import (EpochsOpt, SeedOpt, SpecArg, TrialsOpt, WarmFromOpt, bad_config,
+                                err, fail, load, located, out)
 from search.spec.problems import SpecError
 from search.spec.redact import redact
 
 
 def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
              max_epochs: Optional[int] = EpochsOpt, seed: Optional[int] = SeedOpt,
+             warm_from: Optional[list[str]] = WarmFromOpt,
              preflight: bool = typer.Option(
                  False, "--preflight", help="Also run the checks launch makes before Ray starts: "
                  "storage_path writable, the data readable with two classes and a batch, every "
@@ -27,7 +28,7 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
     Exits 0 when valid and 2 with one line per problem (field, value, rule) when not; with --preflight, 1 when only the MLflow store cannot be reached."""
     from search.spec.params import describe
 
-    spec = load(spec_path, trials, max_epochs, seed)
+    spec = load(spec_path, trials, max_epochs, seed, warm_from=warm_from)
     out.print(redact(yaml.safe_dump(spec.resolved(), sort_keys=False)), highlight=False,
               markup=False)
     table = Table(title=f"space of '{spec.name}'", title_justify="left")
