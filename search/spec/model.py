@@ -264,6 +264,9 @@ class SearchSpec(BaseModel):
     warm_start: Optional[WarmStart] = None
     _source: str = PrivateAttr("<spec>")
     _base_dir: str = PrivateAttr("")
+    # Fields a command-line flag gave ({"warm_start.from[1]": "--warm-from"}): checks made
+    # after parsing (the warm start's sources) name the flag, as parsing's do.
+    _flags: dict = PrivateAttr(default_factory=dict)
 
     _safe_name = field_validator("name")(rule(experiment_name_problem))
 
@@ -343,12 +346,20 @@ class SearchSpec(BaseModel):
         """A re-validated copy; `seed` sets the sampler's seed and the trials' seed."""
         raw = self.model_dump(by_alias=True)
         return parse_spec(apply_overrides(raw, trials, max_epochs, seed), self._source,
-                          base_dir=self.base_dir)
+                          base_dir=self.base_dir).flagged(self._flags)
 
     def renamed(self, name: str) -> SearchSpec:
         """A re-validated copy under another experiment name (`--name`)."""
         return parse_spec({**self.resolved(), "name": name}, f"{self._source} (--name)",
-                          base_dir=self.base_dir)
+                          base_dir=self.base_dir).flagged(self._flags)
+
+    def flagged(self, flags: dict[str, str]) -> SearchSpec:
+        self._flags = dict(flags)
+        return self
+
+    def flag_of(self, loc: str) -> str:
+        """The flag that gave the field at `loc`, or ''."""
+        return self._flags.get(loc, "")
 
     def resolved(self) -> dict:
         """The full spec with defaults filled, JSON-safe (for MLflow and printing). A cold
@@ -447,7 +458,7 @@ def load_spec(path: str | PathLike, *, trials: Optional[int] = None,
     raw = apply_overrides(load_yaml(path), trials, max_epochs, seed, warm_from)
     base = Path(relative_to) if relative_to is not None else Path(path).resolve().parent
     try:
-        return parse_spec(raw, str(path), base_dir=base)
+        return parse_spec(raw, str(path), base_dir=base).flagged(from_flag(raw, warm_from))
     except SpecError as error:
         given = {"trials": trials, "max_epochs": max_epochs, "seed": seed}
         named = {**FLAGS, **(flags or {})}
