@@ -197,8 +197,8 @@ def line(trials: list[FrozenTrial], looked: int, sources: list[str], why: Counte
 
 
 def tell(study: optuna.Study, space: Mapping[str, Any], known: Knowledge) -> None:
-    """Give a new study what the warm start knows: the earlier trials, then the queue."""
+    """Give a new study what the warm start knows: the earlier trials, then the queue (trained
+    even when a told trial has the same configuration: the user asked for it)."""
     study.add_trials(known.trials)
     for point in known.enqueue:
-        study.enqueue_trial(optuna_params(space, point), user_attrs={SOURCE_ATTR: "enqueue"},
-                            skip_if_exists=True)
+        study.enqueue_trial(optuna_params(space, point), user_attrs={SOURCE_ATTR: "enqueue"})
