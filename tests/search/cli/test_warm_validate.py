@@ -38,3 +38,21 @@ def test_a_warm_start_from_nothing_is_a_bad_config(tmp_path):
     assert (f"{path} (--warm-from): warm_start.from[0]: from is 'runs/none' but is neither a "
             "spec file nor an experiment directory (nor an s3:// URI of one)") in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_status_and_validate_say_where_a_warm_started_experiment_learnt_from(tmp_path):
+    import json
+
+    directory = record(tmp_path / "new", search_spec("new"))
+    state = json.loads((directory / "resnet_search.json").read_text())
+    line = "warm start: told 3 of 3 earlier trials (2 completed, 1 stopped) from runs/old"
+    state["warm_start"] = {"from": ["runs/old"], "told": 3, "of": 3, "text": line}
+    (directory / "resnet_search.json").write_text(json.dumps(state))
+    shown = subprocess.run([sys.executable, "-m", "search.cli", "status", str(directory)],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "HOME": str(tmp_path)})
+    assert shown.returncode == 0, shown.stderr
+    assert any(row.split() == ["warm", "start", *line.split()] for row in
+               shown.stdout.splitlines()), shown.stdout
+    checked = validate(str(tmp_path / "new" / "spec.yaml"), cwd=tmp_path)
+    assert f"it was warm-started: {line}" in checked.stdout, checked.stdout
