@@ -26,7 +26,7 @@ WarmFromOpt = typer.Option(None, "--warm-from", metavar="EXPERIMENT",
                            help="Warm-start from an earlier experiment (a spec file, an "
                            "experiment directory or s3://bucket/runs/NAME): its trials are told "
                            "to the searcher before it proposes anything; adds to warm_start.from "
-                           "(repeatable).")
+                           "(repeatable; a path is relative to the current directory).")
 NameOpt = typer.Option(None, "--name", help="Override the experiment name (a new name starts a "
                                             "new experiment instead of resuming).")
 
@@ -42,10 +42,18 @@ def load(path: Path, trials: Optional[int], max_epochs: Optional[int], seed: Opt
     try:
         spec = load_spec(path, trials=trials, max_epochs=max_epochs, seed=seed,
                          relative_to=relative_to, flags={"max_epochs": epochs_flag},
-                         warm_from=warm_from)
+                         warm_from=[from_here(source) for source in warm_from or []])
         return spec.renamed(name) if name is not None else spec
     except SpecError as error:
         bad_config(error, "invalid search space")
+
+
+def from_here(source: str) -> str:
+    """A `--warm-from` path as the shell meant it, relative to the current directory (the
+    file's `warm_start.from` entries are relative to the file's); a URI or '' as given."""
+    if not source.strip() or "://" in source:
+        return source
+    return str(Path(source).expanduser().absolute())
 
 
 def located(spec: Any) -> Any:

@@ -474,6 +474,10 @@ def from_flag(raw: dict, warm_from: Optional[list[str]]) -> dict[str, str]:
     """{'warm_start.from[i]': '--warm-from'} for the sources the flag added (after the file's)."""
     if not warm_from:
         return {}
-    total = len((raw.get("warm_start") or {}).get("from") or [])
+    warm = raw.get("warm_start")
+    sources = warm.get("from") if isinstance(warm, dict) else None
+    if not isinstance(sources, list):
+        return {}
+    total = len(sources)
     return {join_loc("warm_start.from", i): FLAGS["warm_from"]
             for i in range(total - len(warm_from), total)}

@@ -24,7 +24,7 @@ def test_validate_says_what_a_warm_start_would_tell(tmp_path):
     earlier = record(tmp_path / "old", search_spec("old"))
     path = tmp_path / "new.yaml"
     path.write_text(yaml.safe_dump(search_spec("new", warm_start={"top": 2})))
-    done = validate(str(path), "--warm-from", str(earlier), cwd=tmp_path)
+    done = validate(str(path), "--warm-from", "old/runs/old", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (f"warm start: told 2 of 3 earlier trials (2 completed, 0 stopped) from {earlier}; "
             "not told: 1 were beyond the top 2") in done.stdout
@@ -33,9 +33,12 @@ def test_validate_says_what_a_warm_start_would_tell(tmp_path):
 def test_a_warm_start_from_nothing_is_a_bad_config(tmp_path):
     path = tmp_path / "new.yaml"
     path.write_text(yaml.safe_dump(search_spec("new")))
-    done = validate(str(path), "--warm-from", "runs/none", cwd=tmp_path)
+    # a flag's path is relative to the current directory, not to the spec's
+    (tmp_path / "elsewhere").mkdir()
+    done = validate(str(path), "--warm-from", "runs/none", cwd=tmp_path / "elsewhere")
     assert done.returncode == 2
-    assert (f"{path} (--warm-from): warm_start.from[0]: from is 'runs/none' but is neither a "
+    missing = tmp_path / "elsewhere" / "runs" / "none"
+    assert (f"{path} (--warm-from): warm_start.from[0]: from is '{missing}' but is neither a "
             "spec file nor an experiment directory (nor an s3:// URI of one)") in done.stderr
     assert "Traceback" not in done.stderr
 
