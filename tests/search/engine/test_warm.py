@@ -157,3 +157,24 @@ def test_told_trials_are_what_optuna_itself_would_hold(space):
     study = optuna.create_study(direction="maximize")
     warm.tell(study, space, known)
     assert study.best_trial.user_attrs["trial_id"] == "best"
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "gp", "cmaes", "random", "qmc"])
+def test_every_sampler_takes_a_warm_start(sampler):
+    """Told trials and a queue reach every sampler's study; the queue is proposed first and
+    the next proposal is a point of the space."""
+    spec = spec_of({"lr": {"float": [0.01, 1.0], "log": True},
+                    "residual": {"choice": ["add", "scaled"]}},
+                   sampler={"type": sampler, "seed": 0},
+                   warm_start={"enqueue": [{"lr": 0.3, "residual": "scaled"}]})
+    earlier = Results("val_acc", "max", [
+        record(f"t{i}", [0.1 * i], Outcome.COMPLETED,
+               {"lr": 0.01 * 1.5 ** i, "residual": ["add", "scaled"][i % 2]})
+        for i in range(8)])
+    known = warm.knowledge(spec.space, "val_acc", "max", [warm.Earlier("e", earlier)],
+                           enqueue=spec.warm_start.enqueue)
+    searcher = build_searcher(spec, Ledger(3, stop_tag=spec.scheduler.stop_tag), known)
+    assert len(compat.optuna_study(searcher).trials) == 9  # 8 told, 1 queued
+    assert searcher.suggest("a") == {"lr": 0.3, "residual": "scaled"}
+    nxt = searcher.suggest("b")
+    assert 0.01 <= nxt["lr"] <= 1.0 and nxt["residual"] in ("add", "scaled")
