@@ -105,6 +105,7 @@ def submit(spec_path: Path = SpecArg, address: str = AddressOpt,
                                         "instead of following the job to its end."),
            trials: Optional[int] = TrialsOpt, max_epochs: Optional[int] = EpochsOpt,
            seed: Optional[int] = SeedOpt, name: Optional[str] = NameOpt,
+           warm_from: Optional[list[str]] = WarmFromOpt,
            as_json: bool = typer.Option(False, "--json", help="Print the job as JSON on stdout "
                                         "(at its end; the job's output then goes to stderr).")
            ) -> None:
@@ -113,7 +114,7 @@ def submit(spec_path: Path = SpecArg, address: str = AddressOpt,
     The spec is validated here first: a bad file exits 2 and never reaches the cluster. Paths in the spec are paths on the cluster (relative ones resolve against the spec file's directory, as for launch): storage_path must be a directory every node sees.
 
     Prints the job id (stdout) and the commands to follow it; without --no-wait it streams the job's output and exits with the search's exit code. Submitting the same spec again resumes it, like launch."""
-    spec = load(spec_path, trials, max_epochs, seed, name)
+    spec = load(spec_path, trials, max_epochs, seed, name, warm_from=warm_from)
     import yaml
 
     from search.remote.jobs import Jobs, JobsError
