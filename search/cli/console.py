@@ -22,13 +22,18 @@ SpecArg = typer.Argument(..., help="Search-space YAML file (see spaces/).", show
 TrialsOpt = typer.Option(None, "--trials", help="Override budget.trials.")
 EpochsOpt = typer.Option(None, "--max-epochs", help="Override budget.max_epochs.")
 SeedOpt = typer.Option(None, "--seed", help="Override the sampler seed and the training seed.")
+WarmFromOpt = typer.Option(None, "--warm-from", metavar="EXPERIMENT",
+                           help="Warm-start from an earlier experiment (a spec file, an "
+                           "experiment directory or s3://bucket/runs/NAME): its trials are told "
+                           "to the searcher before it proposes anything; adds to warm_start.from "
+                           "(repeatable; a path is relative to the current directory).")
 NameOpt = typer.Option(None, "--name", help="Override the experiment name (a new name starts a "
                                             "new experiment instead of resuming).")
 
 
 def load(path: Path, trials: Optional[int], max_epochs: Optional[int], seed: Optional[int],
          name: Optional[str] = None, relative_to: Optional[Path] = None,
-         epochs_flag: str = "--max-epochs") -> Any:
+         epochs_flag: str = "--max-epochs", warm_from: Optional[list[str]] = None) -> Any:
     """The validated spec, or exit 2 with one line per problem (field, value, rule; the flag
     when one gave the value)."""
     from search.spec.model import load_spec
@@ -36,10 +41,19 @@ def load(path: Path, trials: Optional[int], max_epochs: Optional[int], seed: Opt
 
     try:
         spec = load_spec(path, trials=trials, max_epochs=max_epochs, seed=seed,
-                         relative_to=relative_to, flags={"max_epochs": epochs_flag})
+                         relative_to=relative_to, flags={"max_epochs": epochs_flag},
+                         warm_from=[from_here(source) for source in warm_from or []])
         return spec.renamed(name) if name is not None else spec
     except SpecError as error:
         bad_config(error, "invalid search space")
+
+
+def from_here(source: str) -> str:
+    """A `--warm-from` path as the shell meant it, relative to the current directory (the
+    file's `warm_start.from` entries are relative to the file's); a URI or '' as given."""
+    if not source.strip() or "://" in source:
+        return source
+    return str(Path(source).expanduser().absolute())
 
 
 def located(spec: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any, Optional
 import typer
 
 from search.cli.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EpochsOpt, NameOpt,
-                                SeedOpt, SpecArg, TrialsOpt, bad_config, err, fail, load, located,
+                                SeedOpt, SpecArg, TrialsOpt, WarmFromOpt, bad_config, err, fail, load, located,
                                 out)
 from search.cli.report import interrupted_line, print_ending
 
@@ -24,6 +24,7 @@ def launch(spec_path: Path = SpecArg,
                "~/.ray/auth_token. Default: start a local Ray."),
            trials: Optional[int] = TrialsOpt, max_epochs: Optional[int] = EpochsOpt,
            seed: Optional[int] = SeedOpt, name: Optional[str] = NameOpt,
+           warm_from: Optional[list[str]] = WarmFromOpt,
            top: int = typer.Option(10, "--top", help="Rows in the final table of best trials."),
            relative_to: Optional[Path] = typer.Option(
                None, "--relative-to", hidden=True, help="Resolve the spec's relative paths "
@@ -40,7 +41,7 @@ def launch(spec_path: Path = SpecArg,
     The search stops when its first trials all fail alike (trial.abort_on_same_error).
 
     For a Ray cluster with token auth see cluster/README.md, then use --address (or submit). Inside a Ray job (RAY_ADDRESS set) it joins the cluster the job runs on."""
-    spec = load(spec_path, trials, max_epochs, seed, name, relative_to)
+    spec = load(spec_path, trials, max_epochs, seed, name, relative_to, warm_from=warm_from)
     if address is None and os.environ.get("RAY_ADDRESS"):
         # Ray's own convention (a Ray job's driver gets it): without it a job's search would
         # start a Ray of its own on the head and ignore the cluster.
@@ -104,6 +105,7 @@ def submit(spec_path: Path = SpecArg, address: str = AddressOpt,
                                         "instead of following the job to its end."),
            trials: Optional[int] = TrialsOpt, max_epochs: Optional[int] = EpochsOpt,
            seed: Optional[int] = SeedOpt, name: Optional[str] = NameOpt,
+           warm_from: Optional[list[str]] = WarmFromOpt,
            as_json: bool = typer.Option(False, "--json", help="Print the job as JSON on stdout "
                                         "(at its end; the job's output then goes to stderr).")
            ) -> None:
@@ -112,7 +114,7 @@ def submit(spec_path: Path = SpecArg, address: str = AddressOpt,
     The spec is validated here first: a bad file exits 2 and never reaches the cluster. Paths in the spec are paths on the cluster (relative ones resolve against the spec file's directory, as for launch): storage_path must be a directory every node sees.
 
     Prints the job id (stdout) and the commands to follow it; without --no-wait it streams the job's output and exits with the search's exit code. Submitting the same spec again resumes it, like launch."""
-    spec = load(spec_path, trials, max_epochs, seed, name)
+    spec = load(spec_path, trials, max_epochs, seed, name, warm_from=warm_from)
     import yaml
 
     from search.remote.jobs import Jobs, JobsError

@@ -9,14 +9,15 @@ import typer
 import yaml
 from rich.table import Table
 
-from search.cli.console import (EpochsOpt, SeedOpt, SpecArg, TrialsOpt, bad_config, err, fail,
-                                load, located, out)
+from search.cli.console import (EpochsOpt, SeedOpt, SpecArg, TrialsOpt, WarmFromOpt, bad_config,
+                                err, fail, load, located, out)
 from search.spec.problems import SpecError
 from search.spec.redact import redact
 
 
 def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
              max_epochs: Optional[int] = EpochsOpt, seed: Optional[int] = SeedOpt,
+             warm_from: Optional[list[str]] = WarmFromOpt,
              preflight: bool = typer.Option(
                  False, "--preflight", help="Also run the checks launch makes before Ray starts: "
                  "storage_path writable, the data readable with two classes and a batch, every "
@@ -27,7 +28,7 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
     Exits 0 when valid and 2 with one line per problem (field, value, rule) when not; with --preflight, 1 when only the MLflow store cannot be reached."""
     from search.spec.params import describe
 
-    spec = load(spec_path, trials, max_epochs, seed)
+    spec = load(spec_path, trials, max_epochs, seed, warm_from=warm_from)
     out.print(redact(yaml.safe_dump(spec.resolved(), sort_keys=False)), highlight=False,
               markup=False)
     table = Table(title=f"space of '{spec.name}'", title_justify="left")
@@ -44,7 +45,8 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
               f"trial-epochs; sampler {spec.sampler.type}, scheduler {spec.scheduler.type}"
               + rungs_text(spec.scheduler, b.max_epochs)
               + f"; objective {spec.objective.mode} {spec.objective.metric}.", highlight=False)
-    _standing(spec)
+    if not _standing(spec):
+        _warm_start(spec)
     if preflight:
         _preflight(spec)
     out.print(f"[green]valid[/] (spec hash {spec.spec_hash()})"
@@ -63,11 +65,24 @@ def rungs_text(scheduler: Any, max_epochs: int) -> str:
             "one list per bracket)")
 
 
-def _standing(spec: Any) -> None:
+def _warm_start(spec: Any) -> None:
+    """What a new experiment's warm start would tell its searcher (the line launch prints), or
+    exit 2 naming a `warm_start.from` entry that names no experiment."""
+    from search.run.warm import knowledge_of
+
+    try:
+        known = knowledge_of(spec)
+    except SpecError as error:
+        bad_config(error, "invalid warm start")
+    if known is not None:
+        out.print(known.text, highlight=False, markup=False)
+
+
+def _standing(spec: Any) -> bool:
     """What launching this spec would do with the experiment of its name, when there is one:
     extend it (the changes, and the budget then left), resume it, report it finished, or refuse
-    it (the changed fields). Read from the record, never Ray; a record that cannot be read is
-    launch's to name."""
+    it (the changed fields), and where a warm-started one's knowledge came from. Read from the
+    record, never Ray; a record that cannot be read is launch's to name. Whether there is one."""
     from search.experiment import extend
     from search.experiment.decide import Action
     from search.experiment.record import Experiment
@@ -79,13 +94,13 @@ def _standing(spec: Any) -> None:
         record = Experiment(location)
         state = record.state()
         if state is None:
-            return
+            return False
         decision = record.decide(spec.resolved(), spec.spec_hash())
         results = record.results(job_of(spec, location))
     except (DamagedRecord, OSError) as error:
         out.print(f"experiment '{spec.name}' exists but its record cannot be read: {error}",
                   highlight=False, markup=False)
-        return
+        return True
     left = extend.budget_text(spec.resolved(), len(results.trials), results.epochs_used)
     said = {Action.EXTEND: "launching it extends the experiment",
             Action.RESUME: "launching it resumes the experiment",
@@ -95,8 +110,11 @@ def _standing(spec: Any) -> None:
                                                                           "starts it anew")
     changes = "".join(f"\n  {change}" for change in decision.changes)
     out.print(f"experiment '{spec.name}' exists ({state.status.value}): {said}{changes}"
-              + (f"\n  {left}" if decision.action is not Action.REFUSE else ""),
+              + (f"\n  {left}" if decision.action is not Action.REFUSE else "")
+              + (f"\n  it was warm-started: {state.warm_start.get('text', '')}"
+                 if state.warm_start else ""),
               highlight=False, markup=False)
+    return True
 
 
 def _preflight(spec: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
@@ -12,6 +12,7 @@ from search.engine import compat
 from search.engine.ledger import Ledger
 from search.engine.space import define_by_run
 from search.engine.trial_states import OPTUNA_STATE
+from search.engine.warm import Knowledge, tell
 
 if TYPE_CHECKING:
     from search.spec.model import Sampler, SearchSpec
@@ -36,16 +37,22 @@ def build_sampler(sampler_spec: Sampler) -> optuna.samplers.BaseSampler:
     return SAMPLERS[sampler_spec.type](sampler_spec)
 
 
-def build_searcher(spec: SearchSpec, ledger: Ledger) -> OptunaSearch:
+def build_searcher(spec: SearchSpec, ledger: Ledger,
+                   warm: Optional[Knowledge] = None) -> OptunaSearch:
     """The searcher a launch gives Tune, and the one `search.replay` drives without Ray's
     runtime: Optuna's sampler over the space's define-by-run function, told the truth about
     early-stopped trials (as the launch's `ledger` decides how each ended) unless the spec asks
-    for stock Ray behaviour."""
+    for stock Ray behaviour. `warm`: what earlier searches learnt (search/engine/warm.py),
+    told to its study before it proposes anything."""
     common = dict(space=define_by_run(spec.space), metric=spec.objective.metric,
                   mode=spec.objective.mode, sampler=build_sampler(spec.sampler))
     if spec.sampler.stopped_trials == "complete":
-        return OptunaSearch(**common)  # stock Ray behaviour, kept for comparison
-    return FidelityAwareOptunaSearch(**common, ledger=ledger)
+        searcher = OptunaSearch(**common)  # stock Ray behaviour, kept for comparison
+    else:
+        searcher = FidelityAwareOptunaSearch(**common, ledger=ledger)
+    if warm is not None:
+        tell(compat.optuna_study(searcher), spec.space, warm)
+    return searcher
 
 
 class FidelityAwareOptunaSearch(OptunaSearch):

@@ -100,9 +100,11 @@ def seed_everything(seed: int) -> None:
 
 
 def replay(spec: SearchSpec, predictor: Predictor, workers: int,
-           seed: Optional[int] = None, budget_epochs: Optional[int] = None) -> Replay:
+           seed: Optional[int] = None, budget_epochs: Optional[int] = None,
+           warm: Any = None) -> Replay:
     """Run `spec`'s search (its sampler, scheduler, budget.trials, budget.max_epochs) against
-    `predictor` with `workers` trials at a time, for at most `budget_epochs` epochs in all.
+    `predictor` with `workers` trials at a time, for at most `budget_epochs` epochs in all;
+    `warm`: what its searcher is told first (search.engine.warm.Knowledge), as a launch does.
     `spec` is a SearchSpec or anything with its objective, budget, sampler, scheduler and space
     (search.replay.problems.spec.ProblemSearch)."""
     if workers < 1:
@@ -111,17 +113,17 @@ def replay(spec: SearchSpec, predictor: Predictor, workers: int,
         raise ValueError(f"budget_epochs is {budget_epochs} but must be >= 1")
     with quiet_optuna():
         return _replay(spec, predictor, workers, spec.sampler.seed if seed is None else seed,
-                       budget_epochs)
+                       budget_epochs, warm)
 
 
 def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional[int],
-            budget_epochs: Optional[int]) -> Replay:
+            budget_epochs: Optional[int], warm: Any = None) -> Replay:
     seed_everything(seed or 0)
     metric, mode, max_epochs = spec.objective.metric, spec.objective.mode, spec.budget.max_epochs
     ledger = Ledger(max_epochs, stop_tag=spec.scheduler.stop_tag)
     scheduler = build_scheduler(spec.scheduler, max_epochs, ledger)
     scheduler.set_search_properties(metric, mode)
-    searcher = build_searcher(spec, ledger)
+    searcher = build_searcher(spec, ledger, warm)
     out = Replay(searcher=searcher, scheduler=scheduler)
     clock: list[tuple[float, int, str]] = []  # (time the epoch ends, tie-break, trial)
     order = 0

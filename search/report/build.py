@@ -60,8 +60,13 @@ def make(experiment: Experiment, folder: Path) -> Report:
         report, curves.rungs(spec, experiment.scheduler_state()),
         int(spec["budget"]["max_epochs"]))
     index = folder / INDEX_FILE
-    index.write_text(render(experiment.name, summary(experiment.name, results, found),
-                            figures, report.notes, rows(results), LEADERBOARD_FILE))
+    state = experiment.state()
+    warm = (state.warm_start or {}).get("text") if state is not None else None
+    lines = summary(experiment.name, results, found) + (
+        [f"warm-started (the searcher was told these before its first proposal; they are not "
+         f"among the trials here): {warm}"] if warm else [])
+    index.write_text(render(experiment.name, lines, figures, report.notes, rows(results),
+                            LEADERBOARD_FILE))
     report.files.append(index)
     return report
 

@@ -44,10 +44,12 @@ TRACKING_DEADLINE_S = 60.0
 
 
 def drive(spec: SearchSpec, record: Experiment, job: TrialJob, decision: Decision, *,
-          address: Optional[str], console: Any, callbacks: tuple, reuse_actors: bool) -> Ending:
+          address: Optional[str], console: Any, callbacks: tuple, reuse_actors: bool,
+          warm: Any = None) -> Ending:
     """Run the search on Ray (the pre-flight has passed). Whatever fails after the parent run
     was opened closes it, saying why; a new experiment that computed nothing leaves no record
-    that would look resumable."""
+    that would look resumable. `warm`: what a new experiment's warm start tells its searcher
+    (search/engine/warm.py)."""
     quiet_engines()
     uri = record.location.tracking_uri
     if address is None:
@@ -65,7 +67,7 @@ def drive(spec: SearchSpec, record: Experiment, job: TrialJob, decision: Decisio
             if decision.action is Action.EXTEND:
                 _extend(spec, record, uri, parent, decision.changes)
             return _search(spec, record, job, parent, resumed, bool(decision.parent_run_id),
-                           console, callbacks, reuse_actors)
+                           console, callbacks, reuse_actors, warm)
     except LeaseLost:
         raise  # the record, Ray's state and the MLflow runs are the new holder's now
     except BaseException as error:
@@ -106,7 +108,8 @@ def _extend(spec: SearchSpec, record: Experiment, uri: str, parent: str,
 
 
 def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, resumed: bool,
-            reopened: bool, console: Any, callbacks: tuple, reuse_actors: bool) -> Ending:
+            reopened: bool, console: Any, callbacks: tuple, reuse_actors: bool,
+            warm: Any = None) -> Ending:
     uri = record.location.tracking_uri
     if resumed:
         _tracked(uri, "reopen the parent run", lambda: store.reopen_parent(uri, parent))
@@ -116,11 +119,16 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
             _tracked(uri, "reopen the parent run", lambda: store.reopen_parent(uri, parent))
         record.save_spec(spec.resolved())
         now = time.time()
+        known = warm.record() if warm is not None else None
         record.save_state(State(name=spec.name, spec_hash=spec.spec_hash(),
                                 parent_run_id=parent, tracking_uri=redact(uri),
-                                status=Status.RUNNING, created_at=now, updated_at=now))
+                                status=Status.RUNNING, created_at=now, updated_at=now,
+                                warm_start=known))
+        if known is not None:
+            _tracked("tag the parent run with the warm start", lambda: store.tag_parent(
+                uri, parent, store.warm_start_tags(known)))
         tuner = new_tuner(spec, job, record.directory, uri, parent, console, callbacks,
-                          reuse_actors)
+                          reuse_actors, warm)
     ours = parts(tuner, spec)
     if resumed:
         ours = with_budget(tuner, ours, spec, job)  # the spec's: an extension raised it

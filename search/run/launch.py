@@ -5,7 +5,8 @@
                     -> restart:  an aborted experiment is moved aside, then new
                     -> extend:   a larger budget (budget.trials, budget.max_epochs): resumed,
                                  the searcher going on from its state to the new budget
-                    -> new / resume: the pre-flight checks (search/run/preflight.py), then
+                    -> new / resume: (a new one: its warm start's experiments read, search/run/warm.py)
+                                 the pre-flight checks (search/run/preflight.py), then
                                  search.run.driver runs the search on Ray
 
 The lease is taken before anything is created or restored, so a second launch of the same
@@ -96,6 +97,14 @@ def _decided(spec: SearchSpec, record: Experiment, job: TrialJob, address: Optio
     if decision.action is Action.FINISHED:
         return Ending(Status.FINISHED, record.location, record.results(job),
                       decision.parent_run_id, already_finished=True)
+    warm = None
+    if decision.action in (Action.NEW, Action.RESTART):
+        # Before anything moves or starts: a `from` naming no experiment is a bad field.
+        from search.run.warm import knowledge_of
+
+        warm = knowledge_of(spec)
+        if warm is not None:
+            say(console, warm.text)
     if decision.action is Action.RESTART:
         kept = record.move_aside("aborted")
         say(console, f"{decision.reason}; starting it anew, the aborted experiment is kept in "
@@ -120,4 +129,4 @@ def _decided(spec: SearchSpec, record: Experiment, job: TrialJob, address: Optio
     preflight.tracking(record.location.tracking_uri, note=lambda text: say(console, text))
 
     return drive(spec, record, job, decision, address=address, console=console,
-                 callbacks=callbacks, reuse_actors=reuse_actors)
+                 callbacks=callbacks, reuse_actors=reuse_actors, warm=warm)

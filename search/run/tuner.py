@@ -34,9 +34,11 @@ def trainable(spec: SearchSpec, job: TrialJob) -> Any:
 
 
 def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str, parent: str,
-              console: Any, callbacks: tuple, reuse_actors: bool) -> tune.Tuner:
+              console: Any, callbacks: tuple, reuse_actors: bool, warm: Any = None) -> tune.Tuner:
     """A new Ray Tune experiment in the `ray/` folder of the experiment directory
-    `experiment` (search/experiment/decide.py says why there)."""
+    `experiment` (search/experiment/decide.py says why there); its searcher told what `warm`
+    (search/engine/warm.py) knows before it proposes anything. A resumed one has it in its
+    pickled study."""
     ledger = Ledger(spec.budget.max_epochs, stop_tag=spec.scheduler.stop_tag)
     scheduler = build_scheduler(spec.scheduler, spec.budget.max_epochs, ledger)
     mirror = MlflowMirror(uri, parent, job, ledger,
@@ -49,7 +51,7 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
         trainable(spec, job),
         tune_config=tune.TuneConfig(
             metric=spec.objective.metric, mode=spec.objective.mode,
-            search_alg=build_searcher(spec, ledger), scheduler=scheduler,
+            search_alg=build_searcher(spec, ledger, warm), scheduler=scheduler,
             num_samples=spec.budget.trials,
             max_concurrent_trials=spec.scheduler.trials_out(
                 spec.budget.max_epochs,

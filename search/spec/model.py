@@ -26,9 +26,11 @@ from resnet_core.config import DataConfig, knob_of
 from search.spec import objective, points, schema as trial_schema
 from search.spec.job import TrialJob
 from search.spec.params import STRICT, ChoiceParam, FloatParam, IntParam, Param, parse_space
-from search.spec.problems import Problem, Problems, SpecError, problems_from, show
+from search.spec.problems import (Problem, Problems, SpecError, join_loc, problems_from,
+                                  show)
 from search.spec.redact import spec_at_rest
 from search.spec.schedulers import DEFAULT, Scheduler
+from search.spec.warm import WarmStart, point_problems
 from search.spec.yaml_io import load_yaml
 
 __all__ = ["SearchSpec", "Param", "FloatParam", "IntParam", "ChoiceParam", "load_spec",
@@ -258,8 +260,13 @@ class SearchSpec(BaseModel):
     space: dict[str, Param] = Field(default_factory=dict)
     tracking: Tracking = Field(default_factory=Tracking)
     storage_path: str = Field("runs", min_length=1)
+    # What the search learns from before its first proposal (search/spec/warm.py); None: cold.
+    warm_start: Optional[WarmStart] = None
     _source: str = PrivateAttr("<spec>")
     _base_dir: str = PrivateAttr("")
+    # Fields a command-line flag gave ({"warm_start.from[1]": "--warm-from"}): checks made
+    # after parsing (the warm start's sources) name the flag, as parsing's do.
+    _flags: dict = PrivateAttr(default_factory=dict)
 
     _safe_name = field_validator("name")(rule(experiment_name_problem))
 
@@ -309,6 +316,17 @@ class SearchSpec(BaseModel):
             raise Problems([Problem("budget.trials", self.budget.trials, reason)])
         return self
 
+    @model_validator(mode="after")
+    def _queued_points_fit(self) -> SearchSpec:
+        if self.warm_start is None:
+            return self
+        problems = [Problem(join_loc("warm_start.enqueue", i, p.loc), p.value, p.message)
+                    for i, point in enumerate(self.warm_start.enqueue)
+                    for p in point_problems(self.space, point)]
+        if problems:
+            raise Problems(problems)
+        return self
+
     def job(self, data: Optional[DataConfig] = None) -> TrialJob:
         """What every trial of this search shares, as plain data (workers need no Pydantic).
         `data` replaces the spec's data config (the launch passes one with its root located)."""
@@ -324,16 +342,28 @@ class SearchSpec(BaseModel):
         """A re-validated copy; `seed` sets the sampler's seed and the trials' seed."""
         raw = self.model_dump(by_alias=True)
         return parse_spec(apply_overrides(raw, trials, max_epochs, seed), self._source,
-                          base_dir=self.base_dir)
+                          base_dir=self.base_dir).flagged(self._flags)
 
     def renamed(self, name: str) -> SearchSpec:
         """A re-validated copy under another experiment name (`--name`)."""
         return parse_spec({**self.resolved(), "name": name}, f"{self._source} (--name)",
-                          base_dir=self.base_dir)
+                          base_dir=self.base_dir).flagged(self._flags)
+
+    def flagged(self, flags: dict[str, str]) -> SearchSpec:
+        self._flags = dict(flags)
+        return self
+
+    def flag_of(self, loc: str) -> str:
+        """The flag that gave the field at `loc`, or ''."""
+        return self._flags.get(loc, "")
 
     def resolved(self) -> dict:
-        """The full spec with defaults filled, JSON-safe (for MLflow and printing)."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The full spec with defaults filled, JSON-safe (for MLflow and printing). A cold
+        search has no `warm_start` key: its hash is the one it had before the section existed."""
+        dumped = self.model_dump(mode="json", by_alias=True)
+        if dumped.get("warm_start") is None:
+            dumped.pop("warm_start", None)
+        return dumped
 
     def spec_hash(self) -> str:
         """The search as it is kept at rest: a tracking URI's secret (masked in the record) is
@@ -365,7 +395,7 @@ def _plain(value: Any) -> Any:
 
 
 def apply_overrides(raw: dict, trials: Optional[int], max_epochs: Optional[int],
-                    seed: Optional[int]) -> dict:
+                    seed: Optional[int], warm_from: Optional[list[str]] = None) -> dict:
     """Command-line overrides written into a raw spec mapping (validated afterwards)."""
     raw = dict(raw)
 
@@ -383,6 +413,10 @@ def apply_overrides(raw: dict, trials: Optional[int], max_epochs: Optional[int],
     if seed is not None:
         section("sampler", {"type": "tpe"})["seed"] = seed
         section("fixed", {})["seed"] = seed
+    if warm_from:  # added to the file's sources, after them
+        warm = section("warm_start", {})
+        earlier = warm.get("from")
+        warm["from"] = [*(earlier if isinstance(earlier, list) else []), *warm_from]
     return raw
 
 
@@ -404,26 +438,42 @@ def parse_spec(mapping: Any, source: str = "<spec>",
 # (`retrain` calls its max_epochs `--epochs`): a bad value there is the flag's, not the file's.
 OVERRIDDEN = {"trials": ("budget.trials",), "max_epochs": ("budget.max_epochs",),
               "seed": ("sampler.seed", "fixed.seed")}
-FLAGS = {"trials": "--trials", "max_epochs": "--max-epochs", "seed": "--seed"}
+FLAGS = {"trials": "--trials", "max_epochs": "--max-epochs", "seed": "--seed",
+         "warm_from": "--warm-from"}
 
 
 def load_spec(path: str | PathLike, *, trials: Optional[int] = None,
               max_epochs: Optional[int] = None, seed: Optional[int] = None,
               relative_to: Optional[str | PathLike] = None,
-              flags: Optional[dict[str, str]] = None) -> SearchSpec:
+              flags: Optional[dict[str, str]] = None,
+              warm_from: Optional[list[str]] = None) -> SearchSpec:
     """Read, strictly parse and validate a spec file, with command-line overrides applied.
     Its relative paths are relative to its own directory, or to `relative_to` (a submitted
     job's copy of a spec keeps meaning what the original meant). A problem with an overridden
     field names the flag (`flags` renames FLAGS' entries)."""
-    raw = apply_overrides(load_yaml(path), trials, max_epochs, seed)
+    raw = apply_overrides(load_yaml(path), trials, max_epochs, seed, warm_from)
     base = Path(relative_to) if relative_to is not None else Path(path).resolve().parent
     try:
-        return parse_spec(raw, str(path), base_dir=base)
+        return parse_spec(raw, str(path), base_dir=base).flagged(from_flag(raw, warm_from))
     except SpecError as error:
         given = {"trials": trials, "max_epochs": max_epochs, "seed": seed}
         named = {**FLAGS, **(flags or {})}
         by_loc = {loc: named[key] for key, value in given.items() if value is not None
                   for loc in OVERRIDDEN[key]}
+        flagged = from_flag(raw, warm_from)
         for problem in error.problems:
-            problem.flag = by_loc.get(problem.loc, problem.flag)
+            problem.flag = by_loc.get(problem.loc, flagged.get(problem.loc, problem.flag))
         raise SpecError(error.problems, error.source) from None
+
+
+def from_flag(raw: dict, warm_from: Optional[list[str]]) -> dict[str, str]:
+    """{'warm_start.from[i]': '--warm-from'} for the sources the flag added (after the file's)."""
+    if not warm_from:
+        return {}
+    warm = raw.get("warm_start")
+    sources = warm.get("from") if isinstance(warm, dict) else None
+    if not isinstance(sources, list):
+        return {}
+    total = len(sources)
+    return {join_loc("warm_start.from", i): FLAGS["warm_from"]
+            for i in range(total - len(warm_from), total)}

@@ -250,6 +250,23 @@ def extend_parent(uri: str, parent_run_id: str, spec_json: str, *, budget: dict[
     client.log_text(parent_run_id, spec_json, "spec.json")
 
 
+def warm_start_tags(record: dict) -> dict[str, str]:
+    """Where a warm-started search's knowledge came from, as its parent run's tags: the
+    experiments (`warm_start.from`, one per line), how many of their trials were told
+    (`warm_start.told`, `warm_start.of`), how many configurations were queued
+    (`warm_start.enqueued`) and the line that says why others were not (`warm_start`)."""
+    return {"warm_start.from": text("\n".join(record.get("from", []))),
+            "warm_start.told": text(record.get("told", 0)),
+            "warm_start.of": text(record.get("of", 0)),
+            "warm_start.enqueued": text(record.get("enqueued", 0)),
+            "warm_start": text(record.get("text", ""))}
+
+
+def tag_parent(uri: str, parent_run_id: str, tags: dict[str, str]) -> None:
+    MlflowClient(uri).log_batch(parent_run_id,
+                                tags=[RunTag(k, text(v)) for k, v in tags.items()])
+
+
 def summarise_parent(uri: str, parent_run_id: str, *, metric: str, best: Optional[dict],
                      state: str, status: str, reason: Optional[str] = None) -> None:
     """The search's summary on the parent run, then close it (synchronously, after a launch).

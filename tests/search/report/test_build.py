@@ -181,3 +181,16 @@ def test_a_report_loads_neither_torch_nor_ray(record, tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_the_index_says_where_a_warm_started_search_learnt_from(record, tmp_path):
+    experiment = record()
+    state = experiment.state()
+    line = "warm start: told 5 of 8 earlier trials (4 completed, 1 stopped) from runs/old"
+    state.warm_start = {"from": ["runs/old"], "told": 5, "of": 8, "text": line}
+    experiment.save_state(state)
+    make(experiment, tmp_path / "out")
+    assert line in (tmp_path / "out" / "index.html").read_text()
+    cold = record(storage="cold")
+    make(cold, tmp_path / "cold")
+    assert "warm-started" not in (tmp_path / "cold" / "index.html").read_text()

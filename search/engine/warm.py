@@ -1,0 +1,204 @@
+"""Warm start: what earlier experiments learnt, told to a new search's Optuna study before the
+searcher proposes anything (`warm_start:` in the spec, `--warm-from` on the command line).
+
+Each earlier trial reaches the study as the live searcher would have told it (the one table in
+`trial_states`): a completed trial COMPLETE with its final epoch's value, one ASHA stopped PRUNED
+with its per-epoch values, a diverged or invalid one PRUNED; a failed or unfinished one is not
+told. Its parameters are made a point of the *new* space first (`adapted`, a pure rule):
+
+- a parameter the new space lacks (or whose `when:` no longer holds) is dropped;
+- a number outside the new range is clipped to it (and put on its step's grid);
+- a trial missing a parameter the new space samples, or with a choice the new space does not
+  offer, is not told: no value of it would be the truth.
+
+A TPE sampler counts told trials towards `n_startup_trials`, so a warm search models from its
+first proposal. `enqueue` configurations are queued (`Study.enqueue_trial`): the first trials
+Ray starts train them, as written. One line says how many trials were told and why the others
+were not; the record, the MLflow parent and `validate` keep it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search.engine.space import optuna_params
+from search.engine.study import replayed, state_of, value_of
+from search.experiment.results import Results, TrialRecord
+from search.spec.points import active, order
+
+TOLD = (TrialState.COMPLETE, TrialState.PRUNED)
+SOURCE_ATTR = "warm_start"  # the user attr naming where a told trial came from
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """One earlier experiment as the new search reads it: how the user named it, its results
+    (best first) and the resolved spec it ran with."""
+
+    source: str
+    results: Results
+
+
+@dataclass
+class Adapted:
+    """One earlier trial's parameters as a point of the new space, or why it is none."""
+
+    point: Optional[dict[str, Any]]
+    why: str = ""  # why no point (the trial is not told)
+    dropped: list[str] = field(default_factory=list)  # parameters the new space lacks
+    clipped: list[str] = field(default_factory=list)  # parameters moved into the new range
+
+
+def clip(param: Any, value: Any) -> Any:
+    """A number inside the parameter's range, on its step's grid (Optuna's `step`)."""
+    value = min(max(value, param.low), param.high)
+    step = None if param.log and param.kind == "int" else param.step
+    if step:
+        value = min(param.low + round((value - param.low) / step) * step, param.high)
+    if param.kind == "int":
+        return int(round(value))
+    return float(value)
+
+
+def adapted(space: Mapping[str, Any], params: Mapping[str, Any]) -> Adapted:
+    """The point of `space` an earlier trial's `params` are (pure; see the module's rules)."""
+    point: dict[str, Any] = {}
+    clipped: list[str] = []
+    for name in order(space):
+        param = space[name]
+        if not active(param.when, point):
+            continue
+        if name not in params:
+            return Adapted(None, f"lack {name}")
+        value = params[name]
+        if param.kind == "choice":
+            if value not in list(param.choices):
+                return Adapted(None, f"have a {name} the space does not offer")
+        else:
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not math.isfinite(value):
+                return Adapted(None, f"have a {name} that is not a number")
+            moved = clip(param, value)
+            if moved != value:
+                clipped.append(name)
+            value = moved
+        point[name] = value
+    return Adapted(point, dropped=[n for n in params if n not in point], clipped=clipped)
+
+
+@dataclass
+class Knowledge:
+    """What a warm start tells the new study, and the line that says so."""
+
+    trials: list[FrozenTrial]
+    enqueue: list[dict[str, Any]]
+    sources: list[str]
+    of: int  # earlier trials looked at
+    text: str
+
+    def record(self) -> dict:
+        """What the experiment record (`State.warm_start`) and MLflow keep of it."""
+        states = Counter(t.state.name.lower() for t in self.trials)
+        return {"from": list(self.sources), "told": len(self.trials), "of": self.of,
+                "completed": states.get("complete", 0), "stopped": states.get("pruned", 0),
+                "enqueued": len(self.enqueue), "text": self.text}
+
+
+def told_trial(trial: TrialRecord, space: Mapping[str, Any], source: str
+               ) -> tuple[Optional[FrozenTrial], Adapted]:
+    """An earlier trial as the new study is told it, or None with why not (in Adapted.why)."""
+    state = state_of(trial.outcome, trial.status)
+    if state not in TOLD:
+        why = "were unfinished" if state in (TrialState.RUNNING, TrialState.WAITING) else \
+            "failed"
+        return None, Adapted(None, why)
+    value = value_of(state, trial)
+    if state == TrialState.COMPLETE and value is None:
+        return None, Adapted(None, "have no final value")
+    found = adapted(space, trial.params)
+    if found.point is None:
+        return None, found
+    try:
+        params, distributions = replayed(space, found.point)
+    except ValueError:
+        return None, Adapted(None, "are no point of the space")
+    return optuna.trial.create_trial(
+        state=state, value=value, params=params, distributions=distributions,
+        intermediate_values=dict(trial.curve()),
+        user_attrs={SOURCE_ATTR: source, "trial_id": trial.trial_id,
+                    "outcome": trial.outcome.value}), found
+
+
+def knowledge(space: Mapping[str, Any], metric: str, mode: str, earlier: list[Earlier],
+              top: Optional[int] = None, enqueue: Optional[list[dict]] = None) -> Knowledge:
+    """Every earlier experiment's trials (the `top` best told of each, best first) as the new
+    study is told them, and the one line that says how many were and why the others were not.
+    An experiment that optimised another objective is not told at all: its values would
+    mean something else."""
+    trials: list[FrozenTrial] = []
+    why: Counter = Counter()
+    dropped: Counter = Counter()
+    clipped: Counter = Counter()
+    looked = 0
+    for one in earlier:
+        results = one.results
+        looked += len(results.trials)
+        if (results.metric, results.mode) != (metric, mode):
+            why[f"optimised {results.mode} {results.metric}"] += len(results.trials)
+            continue
+        kept = 0
+        for trial in results.trials:
+            if top is not None and kept >= top:
+                why[f"were beyond the top {top}"] += 1
+                continue
+            frozen, found = told_trial(trial, space, one.source)
+            if frozen is None:
+                why[found.why] += 1
+                continue
+            kept += 1
+            trials.append(frozen)
+            dropped.update(found.dropped)
+            clipped.update(found.clipped)
+    queued = [dict(point) for point in enqueue or []]
+    return Knowledge(trials, queued, [e.source for e in earlier], looked,
+                     line(trials, looked, [e.source for e in earlier], why, dropped, clipped,
+                          len(queued)))
+
+
+def line(trials: list[FrozenTrial], looked: int, sources: list[str], why: Counter,
+         dropped: Counter, clipped: Counter, queued: int) -> str:
+    """'warm start: told 30 of 32 earlier trials (8 completed, 22 stopped) from runs/a; not
+    told: 2 failed; dropped (not in this space): momentum in 12; clipped into range: lr in 3;
+    2 configurations queued first'."""
+    parts = []
+    if sources:
+        states = Counter(t.state for t in trials)
+        parts.append(f"told {len(trials)} of {looked} earlier trials "
+                     f"({states[TrialState.COMPLETE]} completed, "
+                     f"{states[TrialState.PRUNED]} stopped) from {', '.join(sources)}")
+    if why:
+        parts.append("not told: " + ", ".join(f"{n} {reason}"
+                                              for reason, n in why.most_common()))
+    if dropped:
+        parts.append("dropped (not in this space): "
+                     + ", ".join(f"{name} in {n}" for name, n in sorted(dropped.items())))
+    if clipped:
+        parts.append("clipped into range: "
+                     + ", ".join(f"{name} in {n}" for name, n in sorted(clipped.items())))
+    if queued:
+        parts.append(f"{queued} configuration{'s' if queued != 1 else ''} queued first")
+    return "warm start: " + "; ".join(parts)
+
+
+def tell(study: optuna.Study, space: Mapping[str, Any], known: Knowledge) -> None:
+    """Give a new study what the warm start knows: the earlier trials, then the queue (trained
+    even when a told trial has the same configuration: the user asked for it)."""
+    study.add_trials(known.trials)
+    for point in known.enqueue:
+        study.enqueue_trial(optuna_params(space, point), user_attrs={SOURCE_ATTR: "enqueue"})
