@@ -5,7 +5,6 @@ no place, a promoted one takes its place back, and the limiter's own count survi
 from __future__ import annotations
 
 import optuna
-from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from search.engine import compat
@@ -13,7 +12,7 @@ from search.engine.limiter import PausedFreeLimiter
 
 
 def limiter(limit: int = 2) -> PausedFreeLimiter:
-    searcher = OptunaSearch(space={"x": tune.uniform(0, 1)}, metric="val_acc", mode="max",
+    searcher = OptunaSearch(space={"x": optuna.distributions.FloatDistribution(0, 1)}, metric="val_acc", mode="max",
                             sampler=optuna.samplers.RandomSampler(seed=0))
     return PausedFreeLimiter(searcher, limit)
 
@@ -45,9 +44,9 @@ def test_a_trial_that_ends_while_paused_frees_nothing_twice():
 
 def test_its_count_and_its_searcher_survive_a_restore(tmp_path):
     limited = limiter(2)
-    for trial_id in "abc":
-        limited.suggest(trial_id)
+    assert limited.suggest("a") and limited.suggest("b")
     limited.on_pause("a")
+    assert limited.suggest("c")
     limited.on_trial_complete("b", {"val_acc": 0.7, "epoch": 1})
     path = tmp_path / "searcher.pkl"
     limited.save(str(path))
