@@ -22,6 +22,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "bohb": {"sampler": {"type": "bohb"}, "scheduler": {"type": "hyperband"}},
     "bohb_asha": {"sampler": {"type": "bohb"}, "scheduler": {"type": "asha"}},
     "promotion": {"sampler": {"type": "random"}, "scheduler": {"type": "promotion_asha"}},
+    "tpe_promotion": {"sampler": {"type": "tpe"}, "scheduler": {"type": "promotion_asha"}},
     "bohb_promotion": {"sampler": {"type": "bohb"}, "scheduler": {"type": "promotion_asha"}},
     "pasha": {"sampler": {"type": "random"}, "scheduler": {"type": "pasha"}},
     "bohb_pasha": {"sampler": {"type": "bohb"}, "scheduler": {"type": "pasha"}},
