@@ -10,6 +10,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search.engine import compat
 from search.engine.ledger import Ledger
+from search.engine.rung_sampler import BOHBSampler
 from search.engine.space import define_by_run
 from search.engine.trial_states import OPTUNA_STATE
 from search.engine.warm import Knowledge, tell
@@ -30,6 +31,12 @@ SAMPLERS: dict[str, Callable[[Any], optuna.samplers.BaseSampler]] = {
     "random": lambda s: optuna.samplers.RandomSampler(seed=s.seed),
     "qmc": lambda s: optuna.samplers.QMCSampler(
         seed=s.seed, qmc_type=s.qmc_type, scramble=s.scramble, warn_independent_sampling=False),
+    # BOHB's model: TPE at the highest rung with enough results, a random share (its budgets
+    # are the search's rungs, set by build_searcher).
+    "bohb": lambda s: BOHBSampler(
+        seed=s.seed, random_fraction=s.random_fraction, min_points=s.min_points,
+        multivariate=s.multivariate, constant_liar=s.constant_liar,
+        n_ei_candidates=s.n_ei_candidates),
 }
 
 
@@ -44,8 +51,11 @@ def build_searcher(spec: SearchSpec, ledger: Ledger,
     early-stopped trials (as the launch's `ledger` decides how each ended) unless the spec asks
     for stock Ray behaviour. `warm`: what earlier searches learnt (search/engine/warm.py),
     told to its study before it proposes anything."""
+    sampler = build_sampler(spec.sampler)
+    if isinstance(sampler, BOHBSampler):
+        sampler.fit_budgets(budgets(spec), len(spec.space))
     common = dict(space=define_by_run(spec.space), metric=spec.objective.metric,
-                  mode=spec.objective.mode, sampler=build_sampler(spec.sampler))
+                  mode=spec.objective.mode, sampler=sampler)
     if spec.sampler.stopped_trials == "complete":
         searcher = OptunaSearch(**common)  # stock Ray behaviour, kept for comparison
     else:
@@ -53,6 +63,13 @@ def build_searcher(spec: SearchSpec, ledger: Ledger,
     if warm is not None:
         tell(compat.optuna_study(searcher), spec.space, warm)
     return searcher
+
+
+def budgets(spec: SearchSpec) -> list[int]:
+    """The epochs at which the search's scheduler compares trials, and the full budget."""
+    max_epochs = spec.budget.max_epochs
+    return sorted({e for bracket in spec.scheduler.rungs(max_epochs) for e in bracket}
+                  | {max_epochs})
 
 
 class FidelityAwareOptunaSearch(OptunaSearch):

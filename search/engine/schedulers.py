@@ -28,6 +28,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from search.engine import compat
 from search.engine.budget import hold_place
 from search.engine.ledger import Ledger
+from search.engine.promotion import PASHA, PromotionASHA
 from search.spec.schedulers import SCHEDULERS, TIME_ATTR
 
 if TYPE_CHECKING:
@@ -194,9 +195,31 @@ class RecordingFIFO(Recording, FIFOScheduler):
     """FIFO stops no trial: its ledger is never told of a stop, and it has no state."""
 
 
+class RecordingPromotionASHA(Recording, PromotionASHA):
+    """Promotion ASHA whose whole state round-trips through plain JSON: its rungs, who was
+    promoted, who waits paused at which rung (search.engine.promotion)."""
+
+    def state(self) -> dict:
+        return {**super().state(), **self.promotion_state()}
+
+    def load_state(self, state: dict) -> None:
+        self.load_promotion_state(state)
+
+
+class RecordingPASHA(Recording, PASHA):
+    """PASHA, its state as promotion ASHA's plus its top rung, epsilon and curves."""
+
+    def state(self) -> dict:
+        return {**super().state(), **self.promotion_state()}
+
+    def load_state(self, state: dict) -> None:
+        self.load_promotion_state(state)
+
+
 # The Ray classes whose state the engine saves exactly (all of it, or there is none), under the
 # class names the tuner.pkl files of earlier versions know them by.
-EXACT: dict[type, type] = {ASHAScheduler: RecordingASHA, FIFOScheduler: RecordingFIFO}
+EXACT: dict[type, type] = {ASHAScheduler: RecordingASHA, FIFOScheduler: RecordingFIFO,
+                           PromotionASHA: RecordingPromotionASHA, PASHA: RecordingPASHA}
 
 
 def ray_class(path: str) -> type:

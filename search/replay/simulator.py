@@ -163,15 +163,23 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
         searcher.on_trial_complete(trial.trial_id)
 
     # What schedulers call of Tune's controller (Ray lists every trial; the ended ones are
-    # never chosen, so only those out are listed here).
-    controller = SimpleNamespace(stop_trial=stop_paused, get_trials=lambda: list(live.values()))
+    # never chosen, so only those out are listed here), and the searcher Tune holds (a
+    # scheduler tells it which trials it paused: search.engine.promotion).
+    controller = SimpleNamespace(stop_trial=stop_paused, get_trials=lambda: list(live.values()),
+                                 search_alg=SimpleNamespace(searcher=searcher))
+    hold = spec.scheduler.paused_hold_place
+
+    def out_now() -> int:
+        """The trials counted against the limit: all those out, or, where the scheduler's
+        paused trials hold no place (search.engine.limiter), those not paused."""
+        return len(live) if hold else sum(t.status != PAUSED for t in live.values())
 
     def fill(now: float) -> None:
         """What Tune does when a slot frees: it suggests new trials while fewer than its
         concurrency limit are out (running, waiting or paused), then runs the waiting or paused
         trial the scheduler chooses (FIFO: the oldest waiting) until `workers` run."""
         while True:
-            while len(live) < limit and create():
+            while out_now() < limit and create():
                 pass
             chosen = scheduler.choose_trial_to_run(controller) if len(clock) < workers else None
             if chosen is None:

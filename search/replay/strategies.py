@@ -15,6 +15,17 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "random_asha": {"sampler": {"type": "random"}, "scheduler": {"type": "asha"}},
     "tpe_fifo": {"sampler": {"type": "tpe"}, "scheduler": {"type": "fifo"}},
     "random": {"sampler": {"type": "random"}, "scheduler": {"type": "fifo"}},
+    # Issue 20's methods: Ray's synchronous Hyperband; BOHB (its model over Hyperband); BOHB's
+    # model over ASHA; promotion-based ASHA and PASHA (search.engine.promotion), with random
+    # proposals as their papers run them and with BOHB's model.
+    "hyperband": {"sampler": {"type": "random"}, "scheduler": {"type": "hyperband"}},
+    "bohb": {"sampler": {"type": "bohb"}, "scheduler": {"type": "hyperband"}},
+    "bohb_asha": {"sampler": {"type": "bohb"}, "scheduler": {"type": "asha"}},
+    "promotion": {"sampler": {"type": "random"}, "scheduler": {"type": "promotion_asha"}},
+    "tpe_promotion": {"sampler": {"type": "tpe"}, "scheduler": {"type": "promotion_asha"}},
+    "bohb_promotion": {"sampler": {"type": "bohb"}, "scheduler": {"type": "promotion_asha"}},
+    "pasha": {"sampler": {"type": "random"}, "scheduler": {"type": "pasha"}},
+    "bohb_pasha": {"sampler": {"type": "bohb"}, "scheduler": {"type": "pasha"}},
 }
 BASELINE = "random"  # random search without early stopping: it defines each seed's target
 COMPARED = ("default", "stock")  # the paired comparison target 4 asks for
@@ -34,6 +45,10 @@ KNOBS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "stopped": ("sampler", "stopped_trials", str),
     "multivariate": ("sampler", "multivariate", flag),
     "liar": ("sampler", "constant_liar", flag),
+    "sampler": ("sampler", "type", str),
+    "scheduler": ("scheduler", "type", str),
+    "random_fraction": ("sampler", "random_fraction", float),
+    "min_points": ("sampler", "min_points", int),
 }
 
 

@@ -4,7 +4,7 @@ callbacks, storage), new or restored from the experiment's storage."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Optional
 
 from ray import tune
 from ray.tune.callback import CallbackList
@@ -12,6 +12,7 @@ from ray.tune.callback import CallbackList
 from search.engine import compat
 from search.engine.budget import budget_trials
 from search.engine.ledger import Ledger
+from search.engine.limiter import PausedFreeLimiter
 from search.engine.samplers import FidelityAwareOptunaSearch, build_searcher
 from search.engine.schedulers import SchedulerRecord, build_scheduler
 from search.experiment import trust
@@ -47,15 +48,16 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
                               ledger, console=console, mode=spec.objective.mode,
                               stop_label=spec.scheduler.label)
     fail_fast = FailFast(spec.trial.abort_on_same_error, ledger)
+    searcher, limit = limited(spec, build_searcher(spec, ledger, warm), spec.scheduler.trials_out(
+        spec.budget.max_epochs,
+        spec.trial.max_concurrent or slots(spec.trial.resources, cluster_totals())))
     return tune.Tuner(
         trainable(spec, job),
         tune_config=tune.TuneConfig(
             metric=spec.objective.metric, mode=spec.objective.mode,
-            search_alg=build_searcher(spec, ledger, warm), scheduler=scheduler,
+            search_alg=searcher, scheduler=scheduler,
             num_samples=spec.budget.trials,
-            max_concurrent_trials=spec.scheduler.trials_out(
-                spec.budget.max_epochs,
-                spec.trial.max_concurrent or slots(spec.trial.resources, cluster_totals())),
+            max_concurrent_trials=limit,
             time_budget_s=spec.budget.time_limit_s,
             # Warm workers: the next trial reuses the process and its cached dataset.
             reuse_actors=reuse_actors,
@@ -76,6 +78,15 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
             # from checkpoint as it does not exist on storage anymore"; CI caught it).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             sync_config=sync_config(experiment)))
+
+
+def limited(spec: SearchSpec, searcher: Any, limit: int) -> tuple[Any, Optional[int]]:
+    """(the searcher Tune gets, the concurrency limit Tune applies): where the scheduler's paused
+    trials hold no place, the searcher limited by our own limiter, which does not count them
+    (search.engine.limiter), and none of Tune's."""
+    if spec.scheduler.paused_hold_place:
+        return searcher, limit
+    return PausedFreeLimiter(searcher, limit), None
 
 
 # How often the driver uploads its trials' results (result.json, params.json) and Ray's
@@ -130,6 +141,10 @@ class Parts:
     storage: Any = None  # StorageGuard; None in a tuner saved before it existed
 
 
+def unlimited(searcher: Any) -> Any:
+    return searcher.searcher if isinstance(searcher, PausedFreeLimiter) else searcher
+
+
 def parts(tuner: tune.Tuner, spec: SearchSpec) -> Parts:
     """The tuner's parts, each linked to the one ledger among its callbacks. A tuner pickled
     by resnet-search 0.2 has none: one is made and put first, and the parts are linked to it."""
@@ -150,7 +165,7 @@ def parts(tuner: tune.Tuner, spec: SearchSpec) -> Parts:
     ours = Parts(ledger=ledger, mirror=one(MlflowMirror),
                  scheduler=compat.tuner_scheduler(tuner), scheduler_record=one(SchedulerRecord),
                  fail_fast=one(FailFast), progress=one(ProgressPrinter),
-                 searcher=compat.tuner_searcher(tuner),
+                 searcher=unlimited(compat.tuner_searcher(tuner)),
                  storage=next((c for c in callbacks if isinstance(c, StorageGuard)), None))
     linked = [ours.mirror, ours.scheduler, ours.fail_fast, ours.progress]
     if isinstance(ours.searcher, FidelityAwareOptunaSearch):  # the stock one decides nothing

@@ -227,7 +227,21 @@ class QMC(_Sampler):
     scramble: bool = True
 
 
-Sampler = Annotated[Union[TPE, GP, CmaEs, RandomSampler, QMC], Field(discriminator="type")]
+class BOHB(_Sampler):
+    """BOHB's model (search.engine.rung_sampler): TPE fitted at the highest of the scheduler's
+    rungs where at least `min_points` trials have a result (default: parameters + 1), a share
+    `random_fraction` of proposals drawn at random. With `scheduler: hyperband` this is BOHB."""
+
+    type: Literal["bohb"] = "bohb"
+    random_fraction: float = Field(1 / 3, ge=0, le=1)
+    min_points: Optional[int] = Field(None, ge=1)
+    multivariate: bool = True
+    constant_liar: bool = True
+    n_ei_candidates: int = Field(24, ge=1)
+
+
+Sampler = Annotated[Union[TPE, GP, CmaEs, RandomSampler, QMC, BOHB],
+                    Field(discriminator="type")]
 
 
 class Tracking(BaseModel):

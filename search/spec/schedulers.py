@@ -13,7 +13,10 @@ as Syne Tune's schedulers say through `metadata()` and `Bracket.rungs`:
   budget);
 - `trials_out(max_epochs, running)`: how many trials a search must keep out at once (running,
   waiting or paused) for it to work as designed, when `running` can run at once;
-- `ray_class` and `ray_kwargs(max_epochs)`: the Ray Tune scheduler a launch runs, as data.
+- `ray_class` and `ray_kwargs(max_epochs)`: the Ray Tune scheduler a launch runs, as data;
+- `paused_hold_place`: whether a trial it paused still counts against the trials out (Tune's
+  concurrency limit, as for HyperBand) or holds no place at all (promotion ASHA, PASHA: a launch
+  then limits only the trials that run or wait to run, search.engine.limiter).
 
 Why the entry describes the Ray scheduler instead of building it: the spec, the report and the
 CLI read the registry, and none of them may load Ray (the layer table in README.md). Building
@@ -48,6 +51,7 @@ class SchedulerEntry(BaseModel):
     type: str
     label: ClassVar[str]
     ray_class: ClassVar[str]  # import path of Ray Tune's scheduler class
+    paused_hold_place: ClassVar[bool] = True
 
     @property
     def stop_tag(self) -> str:
@@ -167,6 +171,44 @@ def hyperband_brackets(max_epochs: int, reduction: float) -> list[tuple[int, lis
     return brackets
 
 
+class PromotionASHA(SchedulerEntry):
+    """Promotion-based ASHA (Li et al. 2020, Algorithm 2; search.engine.promotion): a trial that
+    reaches a rung waits there, paused, holding no slot, until it is among the rung's top
+    1/reduction_factor and a slot frees; then it goes on from its checkpoint, losing no epoch.
+    Only when no trial is promotable does a new one start. Trials still waiting when the search
+    ends are stopped (stopped_by=promotion_asha)."""
+
+    type: Literal["promotion_asha"] = "promotion_asha"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(3.0, ge=2)
+
+    label: ClassVar[str] = "promotion ASHA"
+    ray_class: ClassVar[str] = "search.engine.promotion.PromotionASHA"
+    paused_hold_place: ClassVar[bool] = False
+
+    def ray_kwargs(self, max_epochs: int) -> dict[str, Any]:
+        return dict(time_attr=TIME_ATTR, max_t=max_epochs,
+                    milestones=self.rungs(max_epochs)[0], reduction_factor=self.reduction_factor)
+
+    def rungs(self, max_epochs: int) -> list[list[int]]:
+        return [asha_rungs(self.grace_period, self.reduction_factor, 0, max_epochs)]
+
+    def budget_problems(self, max_epochs: int) -> list[Problem]:
+        return ASHA(grace_period=self.grace_period).budget_problems(max_epochs)
+
+
+class PASHA(PromotionASHA):
+    """PASHA (Bohdal et al., ICLR 2023; search.engine.promotion): promotion ASHA whose maximum
+    budget starts at its second rung and grows a rung at a time only while the ranking of the
+    trials in its two top rungs is unstable. Its rungs are promotion ASHA's; trials waiting at
+    the top it reached when the search ends are stopped (stopped_by=pasha)."""
+
+    type: Literal["pasha"] = "pasha"  # type: ignore[assignment]
+
+    label: ClassVar[str] = "PASHA"
+    ray_class: ClassVar[str] = "search.engine.promotion.PASHA"
+
+
 class FIFO(SchedulerEntry):
     type: Literal["fifo"] = "fifo"
 
@@ -175,7 +217,7 @@ class FIFO(SchedulerEntry):
 
 
 # The registry: one entry per `scheduler.type`. The first is the default.
-ENTRIES = (ASHA, HyperBand, FIFO)
+ENTRIES = (ASHA, HyperBand, FIFO, PromotionASHA, PASHA)
 SCHEDULERS: dict[str, type[SchedulerEntry]] = {
     entry.model_fields["type"].default: entry for entry in ENTRIES}
 DEFAULT = ENTRIES[0]

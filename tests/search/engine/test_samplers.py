@@ -74,9 +74,10 @@ def test_unknown_trial_completion_is_ignored():
 
 @pytest.mark.parametrize("kind", sorted(SAMPLERS))
 def test_every_registered_sampler_builds(kind):
-    from types import SimpleNamespace
-    spec = SimpleNamespace(type=kind, seed=0, n_startup_trials=2, multivariate=True,
-                           constant_liar=True, sigma0=None, qmc_type="sobol", scramble=True)
+    from pydantic import TypeAdapter
+
+    from search.spec.model import Sampler
+    spec = TypeAdapter(Sampler).validate_python({"type": kind, "seed": 0})  # its defaults
     assert isinstance(SAMPLERS[kind](spec), optuna.samplers.BaseSampler)
 
 

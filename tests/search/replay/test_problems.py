@@ -222,7 +222,7 @@ def test_a_strategy_the_problem_cannot_take_is_refused(lcbench_file):
                                                                   "grace_period": 60}}, 10, 0)
     with pytest.raises(SpecError, match="sampler.type"):
         problem_search(lcbench_file, evaluator,
-                       {"sampler": {"type": "bohb"}, "scheduler": {"type": "fifo"}}, 10, 0)
+                       {"sampler": {"type": "smac"}, "scheduler": {"type": "fifo"}}, 10, 0)
 
 
 def test_every_family_is_registered_under_its_name():

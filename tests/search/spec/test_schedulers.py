@@ -84,17 +84,21 @@ class Controller:
         trial.events.append(trial.epoch)
 
 
-def drive(scheduler, n_trials: int, out: int | None = None) -> list[Trial]:
+def drive(scheduler, n_trials: int, out: int | None = None, crossing: bool = False
+          ) -> list[Trial]:
     """Trials run one at a time as Tune's controller runs them: the trial the scheduler chooses
     runs until it is paused or stopped. With `out`, a trial is added only while fewer than that
     are out (Tune's concurrency limit, which counts waiting and paused trials); without, all
-    are added first (none joins a bracket late)."""
+    are added first (none joins a bracket late). `crossing`: each trial's curve is a line of its
+    own slope, so that rankings change from rung to rung (two lines cross once: no order flips
+    and flips back, which PASHA would take for noise)."""
     rng = np.random.default_rng(0)
     trials: list[Trial] = []
     controller = Controller(scheduler, trials)
 
     def add() -> None:
         trials.append(Trial(f"t{len(trials)}", rng.random()))
+        trials[-1].slope = rng.uniform(-0.05, 0.05) if crossing else 0.01
         scheduler.on_trial_add(controller, trials[-1])
 
     while len(trials) < n_trials and (out is None or sum(
@@ -105,7 +109,8 @@ def drive(scheduler, n_trials: int, out: int | None = None) -> list[Trial]:
         while trial.status == "RUNNING":
             trial.epoch += 1
             decision = scheduler.on_trial_result(controller, trial, {
-                "epoch": trial.epoch, "val_acc": trial.score + trial.epoch / 100})
+                "epoch": trial.epoch,
+                "val_acc": trial.score + trial.slope * trial.epoch})
             if decision == TrialScheduler.PAUSE:
                 trial.status = "PAUSED"
             elif decision == TrialScheduler.STOP:
@@ -142,15 +147,27 @@ def hyperband_compared_at(scheduler, max_epochs: int) -> list[list[int]]:
             for bracket in first_band(scheduler, trials).values()]
 
 
+def promotion_compared_at(scheduler, max_epochs: int) -> list[list[int]]:
+    """The epochs at which promotion ASHA (or PASHA, whose top grows while rankings change:
+    the curves cross) paused any trial, over 200 trials; every trial it did not run to the
+    budget is the ledger's early stop."""
+    trials = drive(scheduler, n_trials=200, crossing=True)
+    assert scheduler.ledger.stopped == {t.trial_id for t in trials if t.epoch < max_epochs}
+    return [sorted({e for t in trials for e in t.events if e < max_epochs})]
+
+
 RAY_RUNGS = {
     "asha": asha_compared_at,
     "hyperband": hyperband_compared_at,
     "fifo": lambda scheduler, max_epochs: [],  # no brackets: no trial is ever compared
+    "promotion_asha": promotion_compared_at,
+    "pasha": promotion_compared_at,
 }
 
 # type: (stop tag, label)
 NAMES = {"asha": ("asha", "ASHA"), "hyperband": ("hyperband", "Hyperband"),
-         "fifo": ("fifo", "FIFO")}
+         "fifo": ("fifo", "FIFO"), "promotion_asha": ("promotion_asha", "promotion ASHA"),
+         "pasha": ("pasha", "PASHA")}
 
 # (section, {max_epochs: rungs per bracket})
 RUNGS = [
@@ -165,6 +182,10 @@ RUNGS = [
     ({"type": "hyperband", "reduction_factor": 2},
      {2: [[], [1]], 4: [[], [2], [1, 2]], 5: [[], [2, 4], [1, 2, 4]]}),
     ({"type": "fifo"}, {1: [], 9: [], 30: []}),
+    ({"type": "promotion_asha"}, {1: [[]], 3: [[1]], 9: [[1, 3]], 30: [[1, 3, 9, 27]]}),
+    ({"type": "promotion_asha", "grace_period": 2, "reduction_factor": 2},
+     {8: [[2, 4]], 20: [[2, 4, 8, 16]]}),
+    ({"type": "pasha"}, {1: [[]], 3: [[1]], 10: [[1, 3, 9]], 30: [[1, 3, 9, 27]]}),
 ]
 
 
@@ -201,7 +222,7 @@ def test_the_report_draws_the_rungs_of_a_record_without_saved_rungs(section, exp
             spec.scheduler.label, tuple(tuple(bracket) for bracket in rungs))
 
 
-@pytest.mark.parametrize("name", ["asha", "fifo"])
+@pytest.mark.parametrize("name", ["asha", "fifo", "promotion_asha", "pasha"])
 def test_an_asynchronous_scheduler_needs_no_more_trials_out_than_run(name):
     entry = registry.SCHEDULERS[name]()
     assert [entry.trials_out(9, running) for running in (1, 2, 8)] == [1, 2, 8]
