@@ -101,7 +101,7 @@ def _extend(spec: SearchSpec, record: Experiment, uri: str, parent: str,
     parent run's: one parent for the whole search, its spec.json and description the larger
     budget's (MLflow params never change: its `trials` and `max_epochs` stay the first)."""
     record.extend(spec.resolved(), spec.spec_hash(), changes)
-    _tracked("note the extension on the parent run", lambda: store.extend_parent(
+    _tracked(uri, "note the extension on the parent run", lambda: store.extend_parent(
         uri, parent, redact(json.dumps(spec.resolved(), indent=2, default=str)),
         budget={"trials": spec.budget.trials, "max_epochs": spec.budget.max_epochs},
         changes=[c for entry in record.state().extended for c in entry["changes"]]))
@@ -125,7 +125,7 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
                                 status=Status.RUNNING, created_at=now, updated_at=now,
                                 warm_start=known))
         if known is not None:
-            _tracked("tag the parent run with the warm start", lambda: store.tag_parent(
+            _tracked(uri, "tag the parent run with the warm start", lambda: store.tag_parent(
                 uri, parent, store.warm_start_tags(known)))
         tuner = new_tuner(spec, job, record.directory, uri, parent, console, callbacks,
                           reuse_actors, warm)

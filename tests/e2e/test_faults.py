@@ -23,6 +23,7 @@ from driving import (NAME, PARENT_TAG, SMALL_DATA, by_param, driver_log, epochs_
                      trial_dirs, wait_for)
 from processes import kill_ours, ours, psutil  # tests/e2e/*.py (pytest's pythonpath)
 
+from search.experiment.decide import ray_directory
 from search.experiment.record import Experiment
 from search.experiment.results import per_epoch
 
@@ -363,7 +364,7 @@ def small_disk(tmp_path):
 def failures_saved(experiment: Path) -> dict[str, int]:
     """Each trial's failure count in Ray's newest experiment snapshot: what a resume restores,
     and what its retries are counted against."""
-    newest = sorted(experiment.glob("experiment_state-*.json"))[-1]
+    newest = sorted(ray_directory(experiment).glob("experiment_state-*.json"))[-1]
     return {json.loads(trial)["trial_id"]: json.loads(metadata)["num_failures"]
             for trial, metadata in json.loads(newest.read_text())["trial_data"]}
 

@@ -13,11 +13,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from driving import NAME, SMALL_DATA, results, runs_of, start_launch, steps, trial_dirs, wait_for
+from driving import (NAME, SMALL_DATA, held, results, runs_of, start_launch, steps, trial_dirs,
+                     wait_for)
 from ports import free_port
 
 pytestmark = pytest.mark.ray
@@ -84,12 +86,14 @@ def test_a_secret_in_the_tracking_uri_works_end_to_end_and_no_file_keeps_it(
     try:
         wait_for(lambda: any(len(results(d)) == 3 for d in trial_dirs(experiment)), 240,
                  "a finished trial", proc=driver)
-        os.killpg(driver.pid, signal.SIGINT)
+        with held(driver):  # still running when Ctrl+C comes, however fast its trials
+            os.killpg(driver.pid, signal.SIGINT)
+            time.sleep(1)
         assert driver.wait(timeout=180) == 130
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
-    assert (experiment / "tuner.pkl").is_file()
+    assert (experiment / "ray" / "tuner.pkl").is_file()
     assert not holding_the_secret(experiment, ())  # the record, spec.json, tuner.pkl, ...
     again = cli("launch", str(path), cwd=tmp_path, timeout=480)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -17,12 +17,13 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
-from driving import SMALL_DATA, results, trial_dirs, wait_for
+from driving import SMALL_DATA, held, results, trial_dirs, wait_for
 from ports import free_port
 from processes import kill_ours, ours
 
@@ -102,8 +103,10 @@ def interrupted(tmp_path_factory):
     try:
         wait_for(lambda: (experiment / "ray" / "tuner.pkl").exists() and any(
             results(d) for d in trial_dirs(experiment)), 240, "the first result", proc=driver)
-        sockets = listening(home)
-        os.killpg(driver.pid, signal.SIGINT)
+        with held(driver):  # still running when Ctrl+C comes, however fast its trials
+            sockets = listening(home)
+            os.killpg(driver.pid, signal.SIGINT)
+            time.sleep(1)
         code = driver.wait(timeout=120)
     finally:
         if driver.poll() is None:
