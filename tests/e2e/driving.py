@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-import psutil
-
 from mlflow.tracking import MlflowClient
+from processes import psutil  # Ray's bundled copy (tests/e2e/processes.py)
 
 from search.experiment.decide import ray_directory
 from search.experiment.storage import read_text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 import ray  # noqa: F401  (first: it puts its bundled psutil on sys.path)
 
@@ -37,3 +38,15 @@ def kill_ours(home: Path) -> None:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(procs, timeout=20)
+
+
+def trial_worker(home: Path) -> Optional[psutil.Process]:
+    """This test's Ray worker running our function trainable (its title is
+    `ray::ImplicitFunc...`), or None."""
+    for proc in ours(home):
+        try:
+            if "ImplicitFunc" in " ".join(proc.cmdline()):
+                return proc
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return None

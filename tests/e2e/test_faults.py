@@ -15,13 +15,12 @@ import signal
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Optional
 
 import pytest
 from driving import (NAME, PARENT_TAG, SMALL_DATA, by_param, driver_log, epochs_of, results,
                      runs_of, saved_statuses, saved_trials, small_search, start_launch, steps,
                      trial_dirs, wait_for)
-from processes import kill_ours, ours, psutil  # tests/e2e/*.py (pytest's pythonpath)
+from processes import kill_ours, ours, trial_worker  # tests/e2e/*.py (pytest's pythonpath)
 
 from search.experiment.decide import ray_directory
 from search.experiment.record import Experiment
@@ -299,17 +298,6 @@ def test_a_bad_override_is_blamed_on_its_flag_not_the_file(case, tmp_path, write
 
 
 # --- 6. the trial's process is SIGKILLed mid-trial ----------------------------------------------
-
-def trial_worker(home: Path) -> Optional[psutil.Process]:
-    """The Ray worker running our function trainable (its title is `ray::ImplicitFunc...`)."""
-    for proc in ours(home):
-        try:
-            if "ImplicitFunc" in " ".join(proc.cmdline()):
-                return proc
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return None
-
 
 def test_a_killed_trial_process_resumes_from_its_checkpoint(
         tmp_path, write_spec, digits_spec, reaper):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from driving import MEDIUM_DATA, cli_env, driver_log, wait_for
-from processes import kill_ours, ours, psutil
+from processes import kill_ours, trial_worker
 
 pytestmark = pytest.mark.ray
 
@@ -23,17 +23,6 @@ def niceness(pid: int) -> int:
     """The nice value the kernel holds for `pid` (/proc/<pid>/stat: field 19)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(") ", 1)[1].split()[16])
-
-
-def trial_worker(home: Path):
-    """The Ray worker running the function trainable (its title is `ray::ImplicitFunc...`)."""
-    for proc in ours(home):
-        try:
-            if "ImplicitFunc" in " ".join(proc.cmdline()):
-                return proc
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return None
 
 
 def test_a_local_launch_runs_its_trials_at_its_own_priority(tmp_path, write_spec, digits_spec):
