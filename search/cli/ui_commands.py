@@ -8,7 +8,6 @@ ends it normally (exit 0), as it ends `mlflow ui`: stopping a server is how it i
 
 from __future__ import annotations
 
-import signal
 import tempfile
 from pathlib import Path
 
@@ -60,8 +59,10 @@ def ui(target: str = TargetArg, port: int = PortOpt) -> None:
     log = Path(tempfile.gettempdir()) / f"resnet-search-ui-{port}.log"
     # The server runs in a process group of its own (its workers with it): a SIGTERM to this
     # command, or a closed terminal's SIGHUP, stops it as Ctrl+C does, rather than leave it
-    # behind.
-    on_signals((signal.SIGTERM, signal.SIGHUP))
+    # behind. SIGINT too, explicitly: a command started in the background of a script (`ui &`)
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt for it (CI's own
+    # background run left an MLflow UI serving after `kill -INT`).
+    on_signals()
     try:
         server = start_server(uri, port, log=log, note=lambda text: err.print(
             text, highlight=False, markup=False))

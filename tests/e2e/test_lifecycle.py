@@ -304,10 +304,13 @@ def test_a_locked_tracking_store_neither_slows_training_nor_loses_an_epoch(
             os.killpg(driver.pid, signal.SIGKILL)
     record, job = record_of(path)
     done = record.results(job)
-    # Training went on while MLflow could not be written.
+    # Training went on while MLflow could not be written. A trial hands each epoch's result to
+    # the driver and waits until the driver takes it (Tune's function API), so a driver stuck on
+    # the store would have let each of the 2 running trials (1 CPU each) report at most twice in
+    # the window: more than that is training that did not wait, however slow a loaded machine is.
     during = [r for t in done.trials for r in t.results
               if locked_at + 1 < r["timestamp"] < released_at]
-    assert len(during) >= 10, len(during)
+    assert len(during) > 2 * 2, len(during)
     client, parents, children = runs_of(spec["tracking"]["mlflow_uri"])
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     by_trial = {c.data.tags["trial_id"]: c for c in children}

@@ -292,9 +292,12 @@ def test_ui_serves_a_sqlite_store_until_ctrl_c(tmp_path, cli, sig):
     directory, parent = local_experiment(tmp_path)
     port = free_port()
     env = {**os.environ, "HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    # Started as a script's background job (`resnet-search ui ... &`) is: with SIGINT ignored,
+    # which a child inherits and Python then leaves ignored. It must stop on SIGINT all the same.
     ui = subprocess.Popen([sys.executable, "-m", "search.cli", "ui", str(directory), "--port",
                            str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+                          stderr=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         link = ui.stdout.readline().strip()  # printed once the server answers
         experiment = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(
