@@ -5,26 +5,24 @@ directories Ray writes), built without Ray."""
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from pathlib import Path
 from typing import Optional
 
 import pytest
-import yaml
 
 from resnet_core.config import resolved
 from search.experiment.location import locate
 from search.experiment.record import Experiment
 from search.experiment.results import Results, TrialRecord, trial_config
-from search.experiment.state import State, Status, write_json_atomic, write_state
+from search.experiment.state import Status
 from search.experiment.summary import job_of_saved
 from search.spec.model import load_spec, parse_spec
 from search.spec.outcome import Outcome
 from search.winner.export import (ExportRefused, absolute_root, best_name, export,
                                   export_experiment)
 from search.winner.header import read_provenance
+from warm_records import record as write_record
 
 PARENT_RUN = "0123456789abcdef0123456789abcdef"
 
@@ -59,33 +57,9 @@ WINNER = "t002"
 
 def record(base: Path, spec: dict, trials: Optional[dict] = None,
            status: Status = Status.FINISHED) -> Path:
-    """Write `spec` as `base/spec.yaml` and the record of its search (launched from `base`),
-    and return the experiment directory."""
-    base.mkdir(parents=True, exist_ok=True)
-    (base / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    parsed = parse_spec(spec, base_dir=base)
-    location = locate(parsed.name, parsed.storage_path, parsed.tracking.mlflow_uri,
-                      parsed.data.root, base)
-    directory = location.directory
-    directory.mkdir(parents=True)
-    now = time.time()
-    write_state(directory, State(name=spec["name"], spec_hash=parsed.spec_hash(),
-                                 parent_run_id=PARENT_RUN, status=status,
-                                 tracking_uri=location.tracking_uri,
-                                 created_at=now, updated_at=now))
-    write_json_atomic(directory / "spec.json", parsed.resolved())
-    max_epochs = spec["budget"]["max_epochs"]
-    for trial_id, (params, curve) in (TRIALS if trials is None else trials).items():
-        folder = directory / "ray" / trial_id  # as a launch lays it out (decide.RAY_DIR)
-        folder.mkdir(parents=True)
-        (folder / "params.json").write_text(json.dumps(params))
-        lines = [{"epoch": epoch, "val_acc": value, "val_loss": 1 - value, "train_acc": value}
-                 for epoch, value in enumerate(curve, start=1)]
-        if len(curve) < max_epochs and curve and curve[-1] != curve[-1]:
-            lines[-1]["outcome"] = "diverged"
-        (folder / "result.json").write_text("".join(json.dumps(line) + "\n" for line in lines))
-        (folder / f"checkpoint_{len(curve) - 1:06d}").mkdir()
-    return directory
+    """The record of a search of `spec` launched from `base` (tests/support/warm_records.py),
+    with this module's TRIALS unless given; the experiment directory."""
+    return write_record(base, spec, TRIALS if trials is None else trials, status, PARENT_RUN)
 
 
 @pytest.fixture
