@@ -3,10 +3,10 @@
     bash .ci/env python bench/busy_suite.py [--busy 2] [--nice 10] [--name busy_suite] [-- PYTEST ARGS]
 
 Starts `--busy` busy processes (a CPU burner each) at nice `--nice`, runs the README's test
-command (`pytest -m "not cuda"` with this interpreter, from the repository root) beside them for
-the whole run, and ends the burners however the run ends (also on Ctrl+C). Arguments after `--`
-go to pytest in place of `-m "not cuda"` (e.g. `-- -m "not cuda" -k "faults or commands"` for a
-subset). Not part of CI: a full run takes as long as the suite takes on a loaded machine.
+command (`pytest -m "not cuda" -n 3 --dist loadfile` with this interpreter, from the repository
+root) beside them for the whole run, and ends the burners however the run ends (also on Ctrl+C).
+Arguments after `--` go to pytest in place of those (e.g. `-- -m "not cuda" -k "faults or
+commands"` for a subset). Not part of CI: a full run takes as long as the suite takes on a loaded machine.
 
 Writes bench/results/NAME.xml (pytest's JUnit XML: every test's outcome and seconds) and
 bench/results/NAME.json: the command, pytest's exit code, wall time, counts (passed, failed,
@@ -37,7 +37,8 @@ from bench.common import RESULTS, provenance, write_result  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BURN = "while True:\n    pass\n"
-DEFAULT_PYTEST = ["-m", "not cuda"]
+# The README's test command (what .ci/run runs), so the busy run measures the suite CI runs.
+DEFAULT_PYTEST = ["-m", "not cuda", "-n", "3", "--dist", "loadfile"]
 SAMPLE_S = 10.0
 
 
