@@ -250,6 +250,15 @@ def test_the_jobs_api_runs_a_job_for_the_token_holder_only(loop):
                          timeout=180)
     assert job.returncode == 0, job.stdout + job.stderr
     assert "cluster CPUs 2.0" in job.stdout and "succeeded" in job.stdout + job.stderr
+    # Ray's job CLI sends the token (~/.ray/auth_token here) only in token mode: what
+    # cluster/README.md step 4 tells people who use `ray job list/status/logs`.
+    listing = [str(VENV / "bin" / "ray"), "job", "list", "--address", url]
+    plain = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
+    without = subprocess.run(listing, env=plain, capture_output=True, text=True, timeout=180)
+    assert without.returncode != 0, without.stdout + without.stderr
+    assert "no authentication token was found" in without.stdout + without.stderr
+    listed = subprocess.run(listing, env=env, capture_output=True, text=True, timeout=180)
+    assert listed.returncode == 0 and "SUCCEEDED" in listed.stdout, listed.stdout + listed.stderr
 
 
 @pytest.mark.ray
