@@ -52,18 +52,35 @@ def _held_out(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> Raw:
     return Raw(x[train], y[train], x[test], y[test], num_classes)
 
 
-def _cifar(cls: type, folder: str, files: str):
+def cifar_missing(name: str, root: str, folder: str, files: str, archive: str, url: str,
+                  download: bool, said: str) -> str:
+    """What to do when torchvision cannot open a CIFAR dataset at `root` (pure). torchvision
+    reads the extracted `root/folder/`; with download it fetches `root/archive`, or uses the
+    archive already there when its checksum matches (no internet needed), and extracts it."""
+    where = os.path.join(root, folder)
+    placed = os.path.join(root, archive)
+    if download:
+        return (f"{name} files are missing or corrupted at {where}/ and data.download is true, "
+                f"but {archive} could not be downloaded to {placed} (torchvision said: {said}). "
+                f"Fix: put the official archive {archive} ({url}) at {placed}: torchvision "
+                f"checks it and extracts it there, no internet needed; or extract it into {root} "
+                f"so that {where}/ holds {files}")
+    return (f"{name} files are missing or corrupted: expected {where}/{files} (torchvision "
+            f"said: {said}). Fix: extract the official archive {archive} ({url}) into {root}, "
+            f"which makes {where}/; or set data.download: true, which downloads {archive} to "
+            f"{placed} (or uses the one you put there) and extracts it")
+
+
+def _cifar(cls: type, files: str):
     def read(cfg: DataConfig) -> Raw:
         root = _root(cfg)
         try:
             train = cls(root, train=True, download=cfg.download)
             test = cls(root, train=False, download=cfg.download)
         except (RuntimeError, OSError) as err:  # torchvision: missing/corrupt; urllib: offline
-            raise DatasetMissingError(
-                f"{cls.__name__} files are missing or corrupted: expected "
-                f"{os.path.join(root, folder)}/{files} (torchvision said: {err}). Fix: set "
-                f"download: true on a machine with internet, or copy the extracted "
-                f"{folder}/ folder of the official archive into {root}") from err
+            raise DatasetMissingError(cifar_missing(
+                cls.__name__, root, cls.base_folder, files, cls.filename, cls.url,
+                cfg.download, str(err))) from err
 
         def tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
             x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
@@ -74,9 +91,9 @@ def _cifar(cls: type, folder: str, files: str):
     return read
 
 
-cifar10 = _cifar(torchvision.datasets.CIFAR10, "cifar-10-batches-py",
-                 "data_batch_1..5, test_batch, batches.meta")
-cifar100 = _cifar(torchvision.datasets.CIFAR100, "cifar-100-python", "train, test, meta")
+# The folder, archive and address come from torchvision's classes: the ones it looks for.
+cifar10 = _cifar(torchvision.datasets.CIFAR10, "data_batch_1..5, test_batch, batches.meta")
+cifar100 = _cifar(torchvision.datasets.CIFAR100, "train, test, meta")
 
 
 def imagefolder(cfg: DataConfig) -> Raw:

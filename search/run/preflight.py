@@ -1,8 +1,9 @@
 """Pre-flight: every check that can run without Ray runs before Ray starts, and every problem it
 finds is reported at once, as `validate` does (exit 2, each naming field, value and rule).
 
-    storage   storage_path is a directory this process can create and write (or it is refused
-              clearly: a file, /proc, an object-store URI)
+    storage   storage_path is a directory this process can create and write, or an s3:// prefix
+              where it can write and delete a probe object (refused clearly: a file, /proc, a
+              store other than S3, a bucket without access)
     data      the data loads (a corrupt image is named by its path), has at least two classes,
               and holds at least one batch of the largest batch size the space can produce
     trials    every value each distribution can produce goes the way a trial's config goes:

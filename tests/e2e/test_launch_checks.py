@@ -16,6 +16,9 @@ def test_missing_cifar_files_fail_at_launch_naming_where_to_put_them(tmp_path, w
     result = cli("launch", str(write_spec(spec)), cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "data.root" in result.stderr and "cifar-10-batches-py" in result.stderr
+    # the archive to fetch, where to extract it, and the switch this spec has off
+    assert "cifar-10-python.tar.gz" in result.stderr and str(tmp_path / "data") in result.stderr
+    assert "set data.download: true" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs" / "e2e-digits").exists()  # nothing was scheduled
 

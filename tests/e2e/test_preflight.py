@@ -80,6 +80,10 @@ CASES: dict[str, tuple[Callable[[Path], dict], str, str]] = {
     # (the test hides any GPU of the machine it runs on: CUDA_VISIBLE_DEVICES="")
     "gpu on a machine without one": (lambda t: {"trial": {"resources": {"cpu": 1, "gpu": 0.5}}},
                                      "trial.resources.gpu", "has no GPUs that torch can use"),
+    # a share of a GPU (trials packed 4 per card, as spaces/cifar.yaml asks) is refused the same
+    "gpu share on a machine without one": (
+        lambda t: {"trial": {"resources": {"cpu": 1, "gpu": 0.25}}}, "trial.resources.gpu",
+        "is 0.25 but this machine has no GPUs that torch can use"),
 }
 
 
@@ -137,7 +141,8 @@ def test_all_problems_are_reported_at_once(tmp_path, write_spec, digits_spec, cl
 
 
 @pytest.mark.parametrize("case", ["corrupt image", "storage on gs",
-                                  "gpu on a machine without one"])
+                                  "gpu on a machine without one",
+                                  "gpu share on a machine without one"])
 def test_validate_preflight_runs_the_same_checks(case, tmp_path, write_spec, digits_spec, cli,
                                                  monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")

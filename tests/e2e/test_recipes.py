@@ -9,6 +9,7 @@ cluster-config schema inside Ray, and KubeRay's CRDs (copied into cluster/kubera
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import ipaddress
 import json
 import os
@@ -21,15 +22,19 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
 import jsonschema
+import kubernetes_validate
 import pytest
 import ray  # noqa: F401  (first: it puts its bundled psutil on sys.path)
 import yaml
+from docker.utils.build import exclude_paths
+from packaging.requirements import Requirement
 from ports import free_port
 from processes import kill_ours
 
@@ -245,6 +250,15 @@ def test_the_jobs_api_runs_a_job_for_the_token_holder_only(loop):
                          timeout=180)
     assert job.returncode == 0, job.stdout + job.stderr
     assert "cluster CPUs 2.0" in job.stdout and "succeeded" in job.stdout + job.stderr
+    # Ray's job CLI sends the token (~/.ray/auth_token here) only in token mode: what
+    # cluster/README.md step 4 tells people who use `ray job list/status/logs`.
+    listing = [str(VENV / "bin" / "ray"), "job", "list", "--address", url]
+    plain = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
+    without = subprocess.run(listing, env=plain, capture_output=True, text=True, timeout=180)
+    assert without.returncode != 0, without.stdout + without.stderr
+    assert "no authentication token was found" in without.stdout + without.stderr
+    listed = subprocess.run(listing, env=env, capture_output=True, text=True, timeout=180)
+    assert listed.returncode == 0 and "SUCCEEDED" in listed.stdout, listed.stdout + listed.stderr
 
 
 @pytest.mark.ray
@@ -417,12 +431,214 @@ def test_the_kuberay_manifests_match_the_crds(schemas):
     assert cluster["spec"]["rayVersion"] == job["spec"]["rayClusterSpec"]["rayVersion"]
 
 
-def test_the_image_carries_the_ray_version_the_manifests_declare():
+# --- one Ray version: pyproject.toml's pin, in every file that installs or declares Ray ---------
+
+# What names a Ray version in a recipe: a pip requirement, the base image's tag, a manifest's
+# rayVersion.
+RAY_VERSION_SITES = [r"\bray(?:\[[^\]]*\])?\s*==\s*([\w.]+)", r"rayproject/ray:(\d[\w.]*?)-",
+                     r"rayVersion:\s*\"?([\w.]+)"]
+# Every file that installs Ray or declares its version, besides pyproject.toml (the GPU run's
+# wheels are pinned "at the versions this project is tested with" too).
+RAY_PINNED = ["cluster/kuberay/Dockerfile", "cluster/kuberay/raycluster.yaml",
+              "cluster/kuberay/rayjob.yaml", "cluster/ray-up.yaml", "bench/gpu/carry.txt"]
+
+
+def ray_versions(text: str) -> set[str]:
+    """The Ray versions a recipe names (pure)."""
+    return {found for site in RAY_VERSION_SITES for found in re.findall(site, text)}
+
+
+def pinned_ray() -> str:
+    """The one Ray version of the project: pyproject.toml's exact pin."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    ray_req = next(Requirement(d) for d in deps if Requirement(d).name == "ray")
+    (spec,) = ray_req.specifier  # one clause: an exact version, not a range
+    assert spec.operator == "==", f"pyproject pins Ray as {spec}: give one exact version"
+    return spec.version
+
+
+@pytest.mark.parametrize("text, versions", [
+    ('pip install ~/resnet-search "ray[default,tune]==2.60.0"', {"2.60.0"}),
+    ("FROM rayproject/ray:2.59.0-py311-gpu", {"2.59.0"}),
+    ('  rayVersion: "2.58.1"', {"2.58.1"}),
+    ("ray==2.59.0\noptuna==5.1.0", {"2.59.0"}),
+    ("pip install ~/resnet-search", set()),
+    ("xray==1.0  # another package", set()),
+])
+def test_every_way_a_recipe_names_a_ray_version_is_found(text, versions):
+    assert ray_versions(text) == versions
+
+
+def test_the_cluster_runs_the_ray_version_the_project_pins():
+    """Ray refuses a driver or node of another version than the cluster's: the clusters these
+    recipes build run pyproject's pin, which is the version the tests ran on."""
+    pin = pinned_ray()
+    assert importlib.metadata.version("ray") == pin  # this environment (a stale venv fails here)
+    for name in RAY_PINNED:
+        assert ray_versions((ROOT / name).read_text()) <= {pin}, name
+    for name in ["cluster/kuberay/Dockerfile", "cluster/kuberay/raycluster.yaml",
+                 "cluster/kuberay/rayjob.yaml", "bench/gpu/carry.txt"]:
+        assert ray_versions((ROOT / name).read_text()) == {pin}, name  # it does name one
+    # The installs take Ray from the project's own requirement, so they cannot drift from it.
     dockerfile = (CLUSTER / "kuberay" / "Dockerfile").read_text()
-    version = manifest("raycluster.yaml")["spec"]["rayVersion"]
-    assert f"FROM rayproject/ray:{version}-" in dockerfile
-    assert f'"ray[default,tune]=={version}"' in dockerfile
-    assert f'"ray[default,tune]=={version}"' in (CLUSTER / "ray-up.yaml").read_text()
+    assert "pip install --no-cache-dir /home/ray/resnet-search" in dockerfile
+    assert any(c.startswith("~/rs-venv/bin/pip install -q ~/resnet-search")
+               for c in ray_up_config()["setup_commands"])
+
+
+# --- the image's build context: .dockerignore ---------------------------------------------------
+
+def docker_context(root: Path) -> set[str]:
+    """The files `docker build -f cluster/kuberay/Dockerfile ROOT` sends, as the Docker SDK
+    computes them from ROOT/.dockerignore (its own matcher and comment handling)."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    return {p for p in exclude_paths(str(root), patterns, "cluster/kuberay/Dockerfile")
+            if (root / p).is_file()}
+
+
+def test_the_image_gets_the_project_and_nothing_of_a_working_checkout(tmp_path):
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    litter = [".git/HEAD", ".git/objects/ab/cdef", "runs/digits-demo/experiment.json",
+              "mlflow.db", "mlflow.db.lock", "mlruns/0/meta.yaml", "mlartifacts/1/model.pt",
+              ".venv/bin/python", "search/cli/__pycache__/main.cpython-311.pyc", "best.yaml",
+              "digits-demo-retrained/model.pt", ".whl/ray-2.59.0-cp312.whl",
+              "resnet_search.egg-info/PKG-INFO", ".pytest_cache/v/cache/lastfailed",
+              "digits-demo-report/index.html", "data/cifar-10-batches-py/data_batch_1"]
+    for name in tracked + litter:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    sent = docker_context(tmp_path)
+    assert not sent & set(litter), sorted(sent & set(litter))
+    # what `pip install` builds the project from, and the shipped specs
+    needed = {n for n in tracked if n.startswith(("resnet_core/", "search/", "spaces/"))}
+    assert needed | {"pyproject.toml", "README.md", "cluster/kuberay/Dockerfile"} <= sent
+    assert not {n for n in sent if n.startswith(("tests/", "bench/", ".ci/"))}
+
+
+# --- the manifests beside the CRDs: the PVC, the service account, the NetworkPolicy -----------
+
+PLAIN = ["pvc.yaml", "serviceaccount.yaml", "networkpolicy.yaml"]
+
+
+def k8s_validate(doc: dict) -> None:
+    """Kubernetes' own schema of the object's kind and apiVersion (kubernetes-validate ships
+    them), strict: an unknown or misspelt field is an error, as with --validate=strict."""
+    kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+@pytest.mark.parametrize("file", PLAIN)
+def test_the_plain_manifests_match_kubernetes_schemas(file):
+    doc = manifest(file)
+    assert {"apiVersion", "kind", "metadata"} <= set(doc) and doc["metadata"]["name"]
+    k8s_validate(doc)
+
+
+def pod_templates(doc: dict) -> list[tuple[str, dict]]:
+    """(where, pod template) of every pod a RayCluster or RayJob manifest makes."""
+    cluster = doc["spec"].get("rayClusterSpec", doc["spec"])
+    found = [("head", cluster["headGroupSpec"]["template"])]
+    found += [(g["groupName"], g["template"]) for g in cluster["workerGroupSpecs"]]
+    if "submitterPodTemplate" in doc["spec"]:
+        found.append(("submitter", doc["spec"]["submitterPodTemplate"]))
+    return found
+
+
+def matches(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+@pytest.mark.parametrize("file", ["raycluster.yaml", "rayjob.yaml"])
+def test_every_pod_runs_unprivileged_as_a_user(file):
+    doc = manifest(file)
+    cluster = doc["spec"].get("rayClusterSpec", doc["spec"])
+    hardened = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                "runAsNonRoot": True}
+    assert cluster["autoscalerOptions"]["securityContext"] == hardened
+    for where, template in pod_templates(doc):
+        pod = template["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, where
+        assert pod["securityContext"]["runAsUser"] != 0, where
+        for container in pod["containers"]:
+            assert container["securityContext"] == hardened, (where, container["name"])
+
+
+@pytest.mark.parametrize("file", ["raycluster.yaml", "rayjob.yaml"])
+def test_the_pods_mount_the_claim_and_account_shipped_beside_them(file):
+    claim = manifest("pvc.yaml")
+    account = manifest("serviceaccount.yaml")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # every node mounts it at once
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(
+        "arn:aws:iam::")
+    for where, template in pod_templates(manifest(file)):
+        pod = template["spec"]
+        assert pod["serviceAccountName"] == account["metadata"]["name"], where
+        if where == "submitter":
+            continue
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["shared"]["persistentVolumeClaim"]["claimName"] == \
+            claim["metadata"]["name"], where
+        for volume in volumes.values():  # a memory-backed volume is capped, or it eats the pod
+            if volume.get("emptyDir", {}).get("medium") == "Memory":
+                assert volume["emptyDir"]["sizeLimit"], where
+
+
+def test_the_network_policy_lets_only_the_search_pods_and_one_namespace_reach_the_head():
+    policy = manifest("networkpolicy.yaml")["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    head_ports = {6379, 8265, 10001}
+    for file in ("raycluster.yaml", "rayjob.yaml"):
+        for where, template in pod_templates(manifest(file)):
+            labels = template["metadata"]["labels"]
+            # KubeRay adds ray.io/node-type to the pods it makes: the policy selects the heads
+            assert matches(policy["podSelector"], {**labels, "ray.io/node-type": where}) == (
+                where == "head"), (file, where)
+            # the cluster's own pods (and the RayJob's submitter) match the first rule's peers
+            assert matches(policy["ingress"][0]["from"][0]["podSelector"], labels), (file, where)
+            if where == "head":
+                ports = {p["containerPort"] for p in template["spec"]["containers"][0]["ports"]}
+                assert ports == head_ports, file
+    own, other = policy["ingress"]
+    assert set(own) == {"from"} and list(own["from"][0]) == ["podSelector"]
+    assert list(other["from"][0]) == ["namespaceSelector"]  # one namespace, named
+    assert list(other["from"][0]["namespaceSelector"]["matchLabels"]) == [
+        "kubernetes.io/metadata.name"]
+    assert {p["port"] for p in other["ports"]} == head_ports
+
+
+def test_a_rayjob_has_a_deadline():
+    assert manifest("rayjob.yaml")["spec"]["activeDeadlineSeconds"] > 0
+
+
+@pytest.mark.parametrize("file, break_it, said", [
+    ("networkpolicy.yaml", lambda d: d["spec"].update(podSelectr=d["spec"].pop("podSelector")),
+     "'podSelectr' was unexpected"),
+    ("networkpolicy.yaml", lambda d: d["spec"]["ingress"][1]["ports"][0].update(port=[6379]),
+     "is not valid under any of the given schemas"),
+    ("pvc.yaml", lambda d: d["spec"].update(accessModes="ReadWriteMany"),
+     "'ReadWriteMany' is not of type 'array'"),
+    ("networkpolicy.yaml", lambda d: d["spec"]["podSelector"].update(
+        matchExpressions=[{"key": "ray.io/node-type"}]), "'operator' is a required property"),
+    ("serviceaccount.yaml", lambda d: d["metadata"].update(annotations=["role"]),
+     "is not of type 'object'"),
+])
+def test_a_broken_plain_manifest_fails_its_schema(file, break_it, said):
+    doc = manifest(file)
+    break_it(doc)
+    with pytest.raises(kubernetes_validate.ValidationError, match=re.escape(said)):
+        k8s_validate(doc)
+
+
+@pytest.mark.parametrize("file, field, wrong", [
+    ("pvc.yaml", "kind", "PersistentVolumeClam"), ("pvc.yaml", "apiVersion", "v2"),
+    ("networkpolicy.yaml", "apiVersion", "networking.k8s.io/v1beta1"),  # removed in 1.16
+])
+def test_a_kind_or_api_version_kubernetes_does_not_serve_is_refused(file, field, wrong):
+    doc = manifest(file)
+    doc[field] = wrong
+    with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+        k8s_validate(doc)
 
 
 @pytest.mark.parametrize("file, break_it, said", [

@@ -115,6 +115,64 @@ def test_missing_dataset_says_where_files_go_and_how_to_fix(tmp_path, dataset, e
         assert "download: true" in str(err.value)
 
 
+# The refusal names the archive torchvision fetches and where it looks for it, and never tells a
+# spec that already has `download: true` to set it.
+ARCHIVES = {"cifar10": ("cifar-10-python.tar.gz", "cifar-10-batches-py"),
+            "cifar100": ("cifar-100-python.tar.gz", "cifar-100-python")}
+TORCHVISION = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}
+
+
+@pytest.mark.parametrize("download, says, never", [
+    (False, ["expected {where}/", "extract the official archive {archive}", "into {root}",
+             "set data.download: true", "downloads {archive} to {root}/{archive}"],
+     ["could not be downloaded"]),
+    (True, ["data.download is true", "{archive} could not be downloaded to {root}/{archive}",
+            "put the official archive {archive}", "at {root}/{archive}",
+            "extracts it there, no internet needed", "{where}/ holds"],
+     ["set data.download", "set download"]),
+])
+@pytest.mark.parametrize("dataset", ARCHIVES)
+def test_a_missing_cifar_names_its_archive_and_where_it_goes(tmp_path, monkeypatch, dataset,
+                                                             download, says, never):
+    """Through torchvision's real classes; a download is refused by a closed local port (the
+    internet this test must not reach, whether or not the machine has it)."""
+    archive, folder = ARCHIVES[dataset]
+    torch_cls = TORCHVISION[dataset]
+    assert (torch_cls.filename, torch_cls.base_folder) == (archive, folder)
+    monkeypatch.setattr(torch_cls, "url", "http://127.0.0.1:9/" + archive)
+    root = tmp_path / "data"
+    with pytest.raises(DatasetMissingError) as err:
+        load_data(DataConfig(dataset=dataset, root=str(root), download=download))
+    message = str(err.value)
+    for text in says:
+        assert text.format(where=root / folder, archive=archive, root=root) in message, message
+    for text in never:
+        assert text not in message, message
+
+
+@pytest.mark.parametrize("dataset, write", [("cifar10", write_cifar10),
+                                            ("cifar100", write_cifar100)])
+def test_an_archive_put_where_the_refusal_says_loads_without_internet(tmp_path, monkeypatch,
+                                                                     dataset, write):
+    """What the download-true refusal advises works: the archive at data.root/ARCHIVE is checked
+    and extracted by torchvision, and no download is tried (the address is a closed port)."""
+    import tarfile
+
+    archive, folder = ARCHIVES[dataset]
+    torch_cls = TORCHVISION[dataset]
+    staging, root = tmp_path / "staging", tmp_path / "data"
+    written = write(staging)
+    root.mkdir()
+    with tarfile.open(root / archive, "w:gz") as tar:
+        tar.add(staging / folder, arcname=folder)
+    trust_tiny_files(monkeypatch, torch_cls, written["md5"])
+    archive_md5 = hashlib.md5((root / archive).read_bytes()).hexdigest()
+    monkeypatch.setattr(torch_cls, "tgz_md5", archive_md5)
+    monkeypatch.setattr(torch_cls, "url", "http://127.0.0.1:9/" + archive)
+    data = load_data(DataConfig(dataset=dataset, root=str(root), download=True))
+    assert (root / folder).is_dir() and data.name == dataset
+
+
 # --- imagefolder, digits, synthetic ---------------------------------------------------------
 
 def _png(path, size, colour) -> None:
