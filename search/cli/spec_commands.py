@@ -22,15 +22,16 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
                  False, "--preflight", help="Also run the checks launch makes before Ray starts: "
                  "storage_path writable, the data readable with two classes and a batch, every "
                  "sampled value accepted by the trainer, the GPUs a trial asks for present and "
-                 "packed trials fitting in their memory, the MLflow store reachable.")) -> None:
-    """Check a search space and print it resolved, with a summary of what it explores.
+                 "packed trials fitting in their memory, the MLflow store reachable."),
+             show_spec: bool = typer.Option(
+                 False, "--show-spec", help="Also print the spec resolved (every default "
+                 "filled in), after the summary.")) -> None:
+    """Check a search space and summarise what it explores: parameters, trials, budget, rungs (--show-spec adds the spec resolved).
 
     Exits 0 when valid and 2 with one line per problem (field, value, rule) when not; with --preflight, 1 when only the MLflow store cannot be reached."""
     from search.spec.params import describe
 
     spec = load(spec_path, trials, max_epochs, seed, warm_from=warm_from)
-    out.print(redact(yaml.safe_dump(spec.resolved(), sort_keys=False)), highlight=False,
-              markup=False)
     table = Table(title=f"space of '{spec.name}'", title_justify="left")
     table.add_column("parameter")
     table.add_column("values")
@@ -47,6 +48,9 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
               + f"; objective {spec.objective.mode} {spec.objective.metric}.", highlight=False)
     if not _standing(spec):
         _warm_start(spec)
+    if show_spec:  # the summary first: 140 lines of defaults would push it off the screen
+        out.print(redact(yaml.safe_dump(spec.resolved(), sort_keys=False)), highlight=False,
+                  markup=False)
     if preflight:
         _preflight(spec)
     out.print(f"[green]valid[/] (spec hash {spec.spec_hash()})"
