@@ -209,43 +209,72 @@ def status(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
 
 
 class JsonLines:
-    """`logs --json`: each piece of output as one JSON line, {"source": ..., "text": ...}, so a
-    script reads a followed log as it grows."""
+    """`logs --json`: each line of output as one JSON line, {"source": ..., "text": the line
+    without its newline}, so a script reads a followed log line by line as it grows. Output
+    arrives in pieces that need not end at a line's end: a piece's unfinished last line waits
+    for the rest, and `end()` writes what is left when the output has ended."""
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self._partial = ""
 
     def write(self, text: str) -> None:
-        if text:
-            out.file.write(json.dumps({"source": self.source, "text": text}) + "\n")
-            out.file.flush()
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line: str) -> None:
+        out.file.write(json.dumps({"source": self.source, "text": line}) + "\n")
 
     def flush(self) -> None:
         out.file.flush()
+
+    def end(self) -> None:
+        if self._partial:
+            self._line(self._partial)
+            self._partial = ""
+        self.flush()
+
+
+class Plain:
+    """`logs` without --json: the output as it is."""
+
+    def write(self, text: str) -> None:
+        out.file.write(text)
+
+    def flush(self) -> None:
+        out.file.flush()
+
+    def end(self) -> None:
+        self.flush()
 
 
 def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
          follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines "
                                      "until the search's driver ends."),
-         as_json: bool = typer.Option(False, "--json", help="JSON lines, one per piece of "
-                                      "output: {\"source\": experiment or job, \"text\": ...}.")
+         as_json: bool = typer.Option(False, "--json", help="JSON lines, one per line of "
+                                      "output: {\"source\": experiment or job, \"text\": the "
+                                      "line}.")
          ) -> None:
     """The search's output: its driver's log (<experiment>/launch.log), or a job's output."""
     if address is not None:
         jobs = jobs_at(address)
         job = job_of(jobs, target)
-        sink = JsonLines(job.job_id) if as_json else out.file
-        if follow:
-            from search.cli.run_commands import followed
-
-            followed(jobs, job.job_id, address, stream=sink)
-            return
-        from search.remote.jobs import JobsError
-
+        sink = JsonLines(job.job_id) if as_json else Plain()
         try:
-            sink.write(jobs.logs(job.job_id))
-        except JobsError as error:
-            fail("cannot read the job's logs", str(error))
+            if follow:
+                from search.cli.run_commands import followed
+
+                followed(jobs, job.job_id, address, stream=sink)
+                return
+            from search.remote.jobs import JobsError
+
+            try:
+                sink.write(jobs.logs(job.job_id))
+            except JobsError as error:
+                fail("cannot read the job's logs", str(error))
+        finally:
+            sink.end()
         return
     from search.experiment.storage import read_bytes
     from search.run.driverlog import LOG_FILE
@@ -254,7 +283,7 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
     path = experiment.directory / LOG_FILE
     if not path.is_file():
         fail("no log", f"{path} does not exist: the experiment has not been launched yet")
-    sink = JsonLines(str(experiment.directory)) if as_json else out.file
+    sink = JsonLines(str(experiment.directory)) if as_json else Plain()
     # Read whole each time from where we were: an object store's log is replaced whole by each
     # upload (no open stream sees it grow), and a log is small.
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -267,13 +296,16 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
         sink.flush()
         offset = len(data)
 
-    more()
-    while follow:
-        if experiment.driver() is None:  # the driver is gone: what is left was written
-            more()
-            return
-        time.sleep(0.5)
+    try:
         more()
+        while follow:
+            if experiment.driver() is None:  # the driver is gone: what is left was written
+                more()
+                return
+            time.sleep(0.5)
+            more()
+    finally:
+        sink.end()
 
 
 def stop(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
