@@ -1,4 +1,5 @@
-"""Commands about a spec file alone: `validate` (no engine is imported)."""
+"""Commands about a spec file alone: `validate`, `init` (a spec to start from) and `schema` (its
+JSON Schema, for editors). No engine is imported."""
 
 from __future__ import annotations
 
@@ -142,5 +143,25 @@ def _preflight(spec: Any) -> None:
         fail("pre-flight failed", str(error))
 
 
+def schema(output: Optional[Path] = typer.Option(
+        None, "--output", "-o", show_default=False,
+        help="Write it to this file instead of printing it.")) -> None:
+    """Print the spec's JSON Schema, for editors that complete and check a spec file as it is typed.
+
+    A spec file whose first line is `# yaml-language-server: $schema=PATH` is checked against the schema at PATH (relative to the file) by editors with the YAML language server (VS Code's YAML extension, Neovim, Helix...). The shipped spaces/ point at spaces/spec.schema.json."""
+    from search.spec.json_schema import schema_text
+
+    text = schema_text()
+    if output is None:
+        out.file.write(text)
+        return
+    try:
+        output.write_text(text)
+    except OSError as error:
+        fail("cannot write", f"{output}: {error.strerror or error}")
+    err.print(f"wrote {output}", highlight=False, markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(validate)
+    app.command()(schema)
