@@ -10,8 +10,8 @@ import typer
 import yaml
 from rich.table import Table
 
-from search.cli.console import (EpochsOpt, SeedOpt, SpecArg, TrialsOpt, WarmFromOpt, bad_config,
-                                err, fail, load, located, out)
+from search.cli.console import (EXIT_BAD_CONFIG, EpochsOpt, SeedOpt, SpecArg, TrialsOpt,
+                                WarmFromOpt, bad_config, err, fail, load, located, out)
 from search.spec.problems import SpecError
 from search.spec.redact import redact
 
@@ -143,6 +143,44 @@ def _preflight(spec: Any) -> None:
         fail("pre-flight failed", str(error))
 
 
+def init(dataset: str = typer.Option(
+               "digits", "--dataset", help="The data of the search: a name of the dataset "
+               "registry (digits, cifar10, cifar100, imagefolder, synthetic).",
+               show_default=True),
+           output: Path = typer.Option(Path("search.yaml"), "--output", "-o",
+                                       help="The spec file to write."),
+           name: Optional[str] = typer.Option(None, "--name", show_default=False,
+                                              help="The experiment's name (default: "
+                                              "DATASET-search)."),
+           force: bool = typer.Option(False, "--force", help="Replace the file if it exists.")
+           ) -> None:
+    """Write a spec to start from: a first search on a dataset, every field commented with what it means, its default and its choices.
+
+    `resnet-search validate` accepts what it writes. Exit 1 when the file exists (without --force), 2 for a dataset the registry does not have."""
+    from resnet_core.config import DataConfig
+    from search.spec.problems import Problem
+    from search.spec.schema import check_value
+    from search.spec.template import template
+
+    reason = check_value("dataset", dataset, DataConfig)  # the registry's names, as validate
+    if reason:
+        bad_config(SpecError([Problem("data.dataset", dataset, reason, flag="--dataset")],
+                             source="init"), "cannot write a spec")
+    if output.is_dir():
+        fail("cannot write", f"{output} is a directory; give -o a file name", EXIT_BAD_CONFIG)
+    if output.exists() and not force:
+        fail("not overwritten", f"{output} already exists; give another -o or --force to "
+                                "replace it")
+    text = template(dataset, name, file_name=str(output))
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+    except OSError as error:
+        fail("cannot write", f"{output}: {error.strerror or error}")
+    out.print(f"wrote {output}: a first search on {dataset}; check it with `resnet-search "
+              f"validate {output}`", highlight=False, markup=False)
+
+
 def schema(output: Optional[Path] = typer.Option(
         None, "--output", "-o", show_default=False,
         help="Write it to this file instead of printing it.")) -> None:
@@ -164,4 +202,5 @@ def schema(output: Optional[Path] = typer.Option(
 
 def register(app: typer.Typer) -> None:
     app.command()(validate)
+    app.command()(init)
     app.command()(schema)
