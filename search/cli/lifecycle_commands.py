@@ -1,4 +1,4 @@
-"""Commands about a search that runs or ran: `status`, `logs`, `stop`, `list`.
+"""Commands about a search that runs or ran: `status`, `logs`, `stop`, `list`, `rm`.
 
 Each works on a local experiment (a spec file, or an experiment directory: read from its record,
 no Ray started) and, with --address, on a Ray job (Ray's Jobs API). `--json` prints what the
@@ -441,6 +441,77 @@ def list_(paths: Optional[list[str]] = typer.Argument(
         out.print(table)
 
 
+def rm(target: str = typer.Argument(..., metavar="EXPERIMENT", show_default=False,
+                                    help="A spec file, an experiment directory or its URI "
+                                         "(s3://bucket/runs/NAME)."),
+       mlflow: bool = typer.Option(False, "--mlflow", help="Also delete its MLflow runs: the "
+                                   "parent run and every trial run under it."),
+       yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+       ) -> None:
+    """Remove an experiment: its record, Ray's state, checkpoints, log and report (its directory or S3 prefix), and with --mlflow its MLflow runs.
+
+    Refuses a running search (exit 1, naming its driver): stop it first. Asks before removing anything unless --yes."""
+    from search.experiment.lease import LeaseError
+
+    experiment = experiment_of(target)
+    state = from_record(experiment.state)
+    if state is None:
+        fail("no experiment", f"{experiment.directory} holds no experiment record: nothing to "
+                              "remove")
+    name, where = experiment.name, experiment.directory
+    driver = experiment.driver()
+    if driver is not None:
+        _running(name, target, driver.describe())
+    tracking = experiment.location.tracking_uri
+    runs = (f", and its MLflow runs (parent run {state.parent_run_id} and its trials in "
+            f"{_redacted(tracking)})") if mlflow else ""
+    if not yes:
+        try:
+            sure = typer.confirm(f"remove experiment '{name}' ({where}): its record, Ray's state, "
+                                 f"checkpoints and log{runs}?", err=True)
+        except typer.Abort:  # no answer (stdin closed)
+            sure = False
+        if not sure:
+            fail("not removed", f"experiment '{name}' is kept (give --yes to remove it without "
+                                "asking)")
+    try:
+        lease = experiment.lease()  # no launch starts in a half-removed experiment
+    except LeaseError as error:  # a driver took it since, or one we cannot judge yet
+        fail("not removed", str(error))
+    try:
+        if mlflow:
+            from search.tracking.removal import delete_search_runs
+
+            deleted, problem = delete_search_runs(tracking, state.parent_run_id)
+            if problem:
+                fail("not removed", f"deleting the MLflow runs of '{name}' failed ({problem}); "
+                                    "the experiment is kept: run rm again, or without --mlflow")
+            say(f"deleted {deleted} MLflow runs of '{name}' from {_redacted(tracking)} "
+                "(`mlflow gc` purges deleted runs for good)")
+        experiment.remove()
+    finally:
+        lease.release()
+    _drop_directory(where)
+    out.print(f"removed experiment '{name}' ({where})", highlight=False, markup=False)
+
+
+def _running(name: str, target: str, driver: str) -> None:
+    fail("running", f"experiment '{name}' is running ({driver}); stop it first "
+                    f"(resnet-search stop {target}), then remove it")
+
+
+def _drop_directory(directory: Any) -> None:
+    """The emptied directory itself; an object store has no directories to remove. One that is
+    not empty any more (a launch started meanwhile) is that launch's."""
+    from search.experiment.storage import is_local
+
+    if is_local(directory):
+        try:
+            directory.rmdir()
+        except OSError:
+            pass
+
+
 def _quiet_summary(directory: Any) -> Optional[Any]:
     """A listed experiment that cannot be read is shown by `status`, not a reason to fail."""
     from search.experiment.record import Experiment, NoExperiment
@@ -458,3 +529,4 @@ def register(app: typer.Typer) -> None:
     app.command()(logs)
     app.command()(stop)
     app.command(name="list")(list_)
+    app.command()(rm)
