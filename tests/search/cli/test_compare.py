@@ -21,7 +21,7 @@ def invoke(*args: str):
 
 def test_two_searches_side_by_side(tmp_path):
     a = record(tmp_path / "a", search_spec("search-a"))
-    b = record(tmp_path / "b", search_spec("search-b"), trials=B_TRIALS)
+    record(tmp_path / "b", search_spec("search-b"), trials=B_TRIALS)
     done = invoke("compare", str(a), str(tmp_path / "b" / "spec.yaml"))  # a directory, a spec
     assert done.exit_code == 0, done.output
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]

@@ -28,6 +28,8 @@ def invoke(*args: str):
 
 def test_every_dataset_of_the_registry_is_offered():
     assert {"digits", "cifar10", "cifar100", "imagefolder", "synthetic"} <= set(DATASETS)
+    helped = CliRunner().invoke(app, ["init", "--help"], terminal_width=200)
+    assert all(name in helped.output for name in DATASETS), helped.output  # --help names them
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
