@@ -11,7 +11,7 @@ import typer
 from search.cli import (lifecycle_commands, report_commands, results_commands, run_commands,
                         spec_commands, ui_commands, winner_commands)
 
-app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False,
+app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=True,
                   pretty_exceptions_enable=False, rich_markup_mode="rich")
 spec_commands.register(app)
 run_commands.register(app)

@@ -1,4 +1,4 @@
-"""Commands about a search that runs or ran: `status`, `logs`, `stop`, `list`.
+"""Commands about a search that runs or ran: `status`, `logs`, `stop`, `list`, `rm`.
 
 Each works on a local experiment (a spec file, or an experiment directory: read from its record,
 no Ray started) and, with --address, on a Ray job (Ray's Jobs API). `--json` prints what the
@@ -209,43 +209,72 @@ def status(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
 
 
 class JsonLines:
-    """`logs --json`: each piece of output as one JSON line, {"source": ..., "text": ...}, so a
-    script reads a followed log as it grows."""
+    """`logs --json`: each line of output as one JSON line, {"source": ..., "text": the line
+    without its newline}, so a script reads a followed log line by line as it grows. Output
+    arrives in pieces that need not end at a line's end: a piece's unfinished last line waits
+    for the rest, and `end()` writes what is left when the output has ended."""
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self._partial = ""
 
     def write(self, text: str) -> None:
-        if text:
-            out.file.write(json.dumps({"source": self.source, "text": text}) + "\n")
-            out.file.flush()
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line: str) -> None:
+        out.file.write(json.dumps({"source": self.source, "text": line}) + "\n")
 
     def flush(self) -> None:
         out.file.flush()
+
+    def end(self) -> None:
+        if self._partial:
+            self._line(self._partial)
+            self._partial = ""
+        self.flush()
+
+
+class Plain:
+    """`logs` without --json: the output as it is."""
+
+    def write(self, text: str) -> None:
+        out.file.write(text)
+
+    def flush(self) -> None:
+        out.file.flush()
+
+    def end(self) -> None:
+        self.flush()
 
 
 def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
          follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines "
                                      "until the search's driver ends."),
-         as_json: bool = typer.Option(False, "--json", help="JSON lines, one per piece of "
-                                      "output: {\"source\": experiment or job, \"text\": ...}.")
+         as_json: bool = typer.Option(False, "--json", help="JSON lines, one per line of "
+                                      "output: {\"source\": experiment or job, \"text\": the "
+                                      "line}.")
          ) -> None:
     """The search's output: its driver's log (<experiment>/launch.log), or a job's output."""
     if address is not None:
         jobs = jobs_at(address)
         job = job_of(jobs, target)
-        sink = JsonLines(job.job_id) if as_json else out.file
-        if follow:
-            from search.cli.run_commands import followed
-
-            followed(jobs, job.job_id, address, stream=sink)
-            return
-        from search.remote.jobs import JobsError
-
+        sink = JsonLines(job.job_id) if as_json else Plain()
         try:
-            sink.write(jobs.logs(job.job_id))
-        except JobsError as error:
-            fail("cannot read the job's logs", str(error))
+            if follow:
+                from search.cli.run_commands import followed
+
+                followed(jobs, job.job_id, address, stream=sink)
+                return
+            from search.remote.jobs import JobsError
+
+            try:
+                sink.write(jobs.logs(job.job_id))
+            except JobsError as error:
+                fail("cannot read the job's logs", str(error))
+        finally:
+            sink.end()
         return
     from search.experiment.storage import read_bytes
     from search.run.driverlog import LOG_FILE
@@ -254,7 +283,7 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
     path = experiment.directory / LOG_FILE
     if not path.is_file():
         fail("no log", f"{path} does not exist: the experiment has not been launched yet")
-    sink = JsonLines(str(experiment.directory)) if as_json else out.file
+    sink = JsonLines(str(experiment.directory)) if as_json else Plain()
     # Read whole each time from where we were: an object store's log is replaced whole by each
     # upload (no open stream sees it grow), and a log is small.
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -267,13 +296,16 @@ def logs(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
         sink.flush()
         offset = len(data)
 
-    more()
-    while follow:
-        if experiment.driver() is None:  # the driver is gone: what is left was written
-            more()
-            return
-        time.sleep(0.5)
+    try:
         more()
+        while follow:
+            if experiment.driver() is None:  # the driver is gone: what is left was written
+                more()
+                return
+            time.sleep(0.5)
+            more()
+    finally:
+        sink.end()
 
 
 def stop(target: str = TargetArg, address: Optional[str] = JobsAddressOpt,
@@ -409,6 +441,77 @@ def list_(paths: Optional[list[str]] = typer.Argument(
         out.print(table)
 
 
+def rm(target: str = typer.Argument(..., metavar="EXPERIMENT", show_default=False,
+                                    help="A spec file, an experiment directory or its URI "
+                                         "(s3://bucket/runs/NAME)."),
+       mlflow: bool = typer.Option(False, "--mlflow", help="Also delete its MLflow runs: the "
+                                   "parent run and every trial run under it."),
+       yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+       ) -> None:
+    """Remove an experiment: its record, Ray's state, checkpoints, log and report (its directory or S3 prefix), and with --mlflow its MLflow runs.
+
+    Refuses a running search (exit 1, naming its driver): stop it first. Asks before removing anything unless --yes."""
+    from search.experiment.lease import LeaseError
+
+    experiment = experiment_of(target)
+    state = from_record(experiment.state)
+    if state is None:
+        fail("no experiment", f"{experiment.directory} holds no experiment record: nothing to "
+                              "remove")
+    name, where = experiment.name, experiment.directory
+    driver = experiment.driver()
+    if driver is not None:
+        _running(name, target, driver.describe())
+    tracking = experiment.location.tracking_uri
+    runs = (f", and its MLflow runs (parent run {state.parent_run_id} and its trials in "
+            f"{_redacted(tracking)})") if mlflow else ""
+    if not yes:
+        try:
+            sure = typer.confirm(f"remove experiment '{name}' ({where}): its record, Ray's state, "
+                                 f"checkpoints and log{runs}?", err=True)
+        except typer.Abort:  # no answer (stdin closed)
+            sure = False
+        if not sure:
+            fail("not removed", f"experiment '{name}' is kept (give --yes to remove it without "
+                                "asking)")
+    try:
+        lease = experiment.lease()  # no launch starts in a half-removed experiment
+    except LeaseError as error:  # a driver took it since, or one we cannot judge yet
+        fail("not removed", str(error))
+    try:
+        if mlflow:
+            from search.tracking.removal import delete_search_runs
+
+            deleted, problem = delete_search_runs(tracking, state.parent_run_id)
+            if problem:
+                fail("not removed", f"deleting the MLflow runs of '{name}' failed ({problem}); "
+                                    "the experiment is kept: run rm again, or without --mlflow")
+            say(f"deleted {deleted} MLflow runs of '{name}' from {_redacted(tracking)} "
+                "(`mlflow gc` purges deleted runs for good)")
+        experiment.remove()
+    finally:
+        lease.release()
+    _drop_directory(where)
+    out.print(f"removed experiment '{name}' ({where})", highlight=False, markup=False)
+
+
+def _running(name: str, target: str, driver: str) -> None:
+    fail("running", f"experiment '{name}' is running ({driver}); stop it first "
+                    f"(resnet-search stop {target}), then remove it")
+
+
+def _drop_directory(directory: Any) -> None:
+    """The emptied directory itself; an object store has no directories to remove. One that is
+    not empty any more (a launch started meanwhile) is that launch's."""
+    from search.experiment.storage import is_local
+
+    if is_local(directory):
+        try:
+            directory.rmdir()
+        except OSError:
+            pass
+
+
 def _quiet_summary(directory: Any) -> Optional[Any]:
     """A listed experiment that cannot be read is shown by `status`, not a reason to fail."""
     from search.experiment.record import Experiment, NoExperiment
@@ -426,3 +529,4 @@ def register(app: typer.Typer) -> None:
     app.command()(logs)
     app.command()(stop)
     app.command(name="list")(list_)
+    app.command()(rm)

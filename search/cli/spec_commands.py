@@ -1,4 +1,5 @@
-"""Commands about a spec file alone: `validate` (no engine is imported)."""
+"""Commands about a spec file alone: `validate`, `init` (a spec to start from) and `schema` (its
+JSON Schema, for editors). No engine is imported."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import typer
 import yaml
 from rich.table import Table
 
-from search.cli.console import (EpochsOpt, SeedOpt, SpecArg, TrialsOpt, WarmFromOpt, bad_config,
-                                err, fail, load, located, out)
+from search.cli.console import (EXIT_BAD_CONFIG, EpochsOpt, SeedOpt, SpecArg, TrialsOpt,
+                                WarmFromOpt, bad_config, err, fail, load, located, out)
 from search.spec.problems import SpecError
 from search.spec.redact import redact
 
@@ -22,15 +23,16 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
                  False, "--preflight", help="Also run the checks launch makes before Ray starts: "
                  "storage_path writable, the data readable with two classes and a batch, every "
                  "sampled value accepted by the trainer, the GPUs a trial asks for present and "
-                 "packed trials fitting in their memory, the MLflow store reachable.")) -> None:
-    """Check a search space and print it resolved, with a summary of what it explores.
+                 "packed trials fitting in their memory, the MLflow store reachable."),
+             show_spec: bool = typer.Option(
+                 False, "--show-spec", help="Also print the spec resolved (every default "
+                 "filled in), after the summary.")) -> None:
+    """Check a search space and summarise what it explores: parameters, trials, budget, rungs (--show-spec adds the spec resolved).
 
     Exits 0 when valid and 2 with one line per problem (field, value, rule) when not; with --preflight, 1 when only the MLflow store cannot be reached."""
     from search.spec.params import describe
 
     spec = load(spec_path, trials, max_epochs, seed, warm_from=warm_from)
-    out.print(redact(yaml.safe_dump(spec.resolved(), sort_keys=False)), highlight=False,
-              markup=False)
     table = Table(title=f"space of '{spec.name}'", title_justify="left")
     table.add_column("parameter")
     table.add_column("values")
@@ -47,6 +49,9 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
               + f"; objective {spec.objective.mode} {spec.objective.metric}.", highlight=False)
     if not _standing(spec):
         _warm_start(spec)
+    if show_spec:  # the summary first: 140 lines of defaults would push it off the screen
+        out.print(redact(yaml.safe_dump(spec.resolved(), sort_keys=False)), highlight=False,
+                  markup=False)
     if preflight:
         _preflight(spec)
     out.print(f"[green]valid[/] (spec hash {spec.spec_hash()})"
@@ -138,5 +143,64 @@ def _preflight(spec: Any) -> None:
         fail("pre-flight failed", str(error))
 
 
+def init(dataset: str = typer.Option(
+               "digits", "--dataset", help="The data of the search: a name of the dataset "
+               "registry (digits, cifar10, cifar100, imagefolder, synthetic).",
+               show_default=True),
+           output: Path = typer.Option(Path("search.yaml"), "--output", "-o",
+                                       help="The spec file to write."),
+           name: Optional[str] = typer.Option(None, "--name", show_default=False,
+                                              help="The experiment's name (default: "
+                                              "DATASET-search)."),
+           force: bool = typer.Option(False, "--force", help="Replace the file if it exists.")
+           ) -> None:
+    """Write a spec to start from: a first search on a dataset, every field commented with what it means, its default and its choices.
+
+    `resnet-search validate` accepts what it writes. Exit 1 when the file exists (without --force), 2 for a dataset the registry does not have."""
+    from resnet_core.config import DataConfig
+    from search.spec.problems import Problem
+    from search.spec.schema import check_value
+    from search.spec.template import template
+
+    reason = check_value("dataset", dataset, DataConfig)  # the registry's names, as validate
+    if reason:
+        bad_config(SpecError([Problem("data.dataset", dataset, reason, flag="--dataset")],
+                             source="init"), "cannot write a spec")
+    if output.is_dir():
+        fail("cannot write", f"{output} is a directory; give -o a file name", EXIT_BAD_CONFIG)
+    if output.exists() and not force:
+        fail("not overwritten", f"{output} already exists; give another -o or --force to "
+                                "replace it")
+    text = template(dataset, name, file_name=str(output))
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+    except OSError as error:
+        fail("cannot write", f"{output}: {error.strerror or error}")
+    out.print(f"wrote {output}: a first search on {dataset}; check it with `resnet-search "
+              f"validate {output}`", highlight=False, markup=False)
+
+
+def schema(output: Optional[Path] = typer.Option(
+        None, "--output", "-o", show_default=False,
+        help="Write it to this file instead of printing it.")) -> None:
+    """Print the spec's JSON Schema, for editors that complete and check a spec file as it is typed.
+
+    A spec file whose first line is `# yaml-language-server: $schema=PATH` is checked against the schema at PATH (relative to the file) by editors with the YAML language server (VS Code's YAML extension, Neovim, Helix...). The shipped spaces/ point at spaces/spec.schema.json."""
+    from search.spec.json_schema import schema_text
+
+    text = schema_text()
+    if output is None:
+        out.file.write(text)
+        return
+    try:
+        output.write_text(text)
+    except OSError as error:
+        fail("cannot write", f"{output}: {error.strerror or error}")
+    err.print(f"wrote {output}", highlight=False, markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(validate)
+    app.command()(init)
+    app.command()(schema)

@@ -256,6 +256,14 @@ class Experiment:
         for entry in self._entries():
             remove_tree(self.directory / entry)
 
+    def remove(self) -> None:
+        """Delete everything but the lease, Ray's saved state included (`resnet-search rm`,
+        which holds the lease meanwhile, so that no launch starts in a half-deleted
+        experiment; releasing it deletes the rest)."""
+        self._writable()
+        for entry in self._entries():
+            remove_tree(self.directory / entry)
+
     def _entries(self) -> list[str]:
         """What is in the directory, less the lease and its temp files (the caller holds it,
         its heartbeat writes there)."""

@@ -24,7 +24,9 @@ class _Param(BaseModel):
     kind: ClassVar[str]
     # `when` is declared last in each kind, so dumps read {float: [...], ..., when: {...}}
 
-    @field_validator("when", mode="before", check_fields=False)
+    # The JSON Schema (search.spec.json_schema) says what a file may hold: one value or a list.
+    @field_validator("when", mode="before", check_fields=False,
+                     json_schema_input_type=dict[str, Any])
     @classmethod
     def _scalar_to_list(cls, when: Any) -> Any:
         if isinstance(when, dict):

@@ -93,7 +93,8 @@ def test_a_running_search_is_seen_stopped_from_another_shell_and_resumed(
     lines = cli("logs", str(experiment), "--json", cwd=tmp_path, timeout=120)
     pieces = [json.loads(line) for line in lines.stdout.splitlines()]
     assert {p["source"] for p in pieces} == {str(experiment)}
-    assert "".join(p["text"] for p in pieces) == logs.stdout  # the same, for scripts
+    # the same, one object per line, for scripts
+    assert [p["text"] for p in pieces] == logs.stdout.removesuffix("\n").split("\n")
 
     status = as_json(cli("status", str(path), "--json", cwd=tmp_path, timeout=120))
     interrupted = status["experiment"]
