@@ -110,7 +110,7 @@ def tracked_under(uri: str, parent_run_id: str, monkeypatch) -> None:
 
 @pytest.mark.parametrize("version", sorted(SAVES))
 def test_a_saved_mirror_resumes_split_and_mirrors_a_trial_through_its_book(
-        tmp_path, monkeypatch, version):
+        tmp_path, monkeypatch, version, fresh_mlflow):
     """A mirror pickled as one object (every attribute on the mirror) comes back split: the
     Tune callback, and its book of trial runs on the writer's thread. Ray hands it its saved
     state from callback-states-*.pkl as a resumed launch does; Tune's next snapshot keeps that
@@ -134,7 +134,7 @@ def test_a_saved_mirror_resumes_split_and_mirrors_a_trial_through_its_book(
     # Tune's next snapshot holds it all, whether or not the writer has reached it yet.
     assert mirror.get_state() == saved
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = fresh_mlflow(tmp_path / "mlflow.db")
     tracked_under(uri, saved["parent_run_id"], monkeypatch)
     mirror.relink(uri)  # as the launch does (the pickle holds the URI masked)
     fed, trial = Fed(ours.ledger, mirror), Trial("c0ffee00", lr=0.01)

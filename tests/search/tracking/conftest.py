@@ -79,11 +79,12 @@ class Store:
 
 
 @pytest.fixture
-def store(tmp_path) -> Store:
+def store(tmp_path, fresh_mlflow) -> Store:
+    """A private store (a copy of the session's migrated template) with the parent run open."""
     from search.tracking.store import open_parent
 
     db = tmp_path / "m.db"
-    uri = f"sqlite:///{db}"
+    uri = fresh_mlflow(db)
     parent = open_parent(uri, "exp", "exp", tags={}, params={}, artifacts={})
     return Store(db, uri, parent, MlflowClient(uri))
 
