@@ -127,7 +127,6 @@ def test_the_job_of_a_saved_spec_needs_no_pydantic():
     assert job.data.dataset == "digits"
 
 
-@pytest.mark.ray
 def test_the_summary_of_a_real_ray_experiment(ray_experiment, tmp_path):
     directory = tmp_path / "exp"
     shutil.copytree(ray_experiment.directory, directory)
@@ -152,7 +151,6 @@ def test_the_summary_of_a_real_ray_experiment(ray_experiment, tmp_path):
     assert replace(summary, extra={}).name == "exp"
 
 
-@pytest.mark.ray
 def test_trials_prints_every_trial_of_the_record(ray_experiment, tmp_path):
     """`resnet-search trials DIR [--json]`: the record's own spec reads Ray's files; the JSON is
     the same trials, best first, as the reader gives."""
