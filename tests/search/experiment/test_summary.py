@@ -4,10 +4,11 @@ import shutil
 from dataclasses import replace
 
 import pytest
+from trials import trial_record
 
 from search.experiment.location import Location
 from search.experiment.record import Experiment, NoExperiment, experiments_in
-from search.experiment.results import Results, TrialRecord
+from search.experiment.results import Results
 from search.experiment.state import State, Status
 from search.experiment.summary import (KINDS, eta, job_of_saved, kind_of, status_of,
                                        summarize)
@@ -20,9 +21,9 @@ SPEC = {"budget": {"trials": 6, "max_epochs": 4}, "objective": {"metric": "val_a
 
 def trial(trial_id="t", status="TERMINATED", outcome=Outcome.COMPLETED, epochs=4, best=0.5,
           params=None):
-    return TrialRecord(trial_id=trial_id, params=params or {"lr": 0.1}, config={}, results=[
-        {"epoch": e, "val_acc": best} for e in range(1, epochs + 1)], status=status, error=None,
-        checkpoint=None, outcome=outcome, best=best, epochs=epochs, metric="val_acc")
+    """A trial whose objective was `best` at each of its `epochs`."""
+    return trial_record(trial_id, [best] * epochs, outcome, params=params or {"lr": 0.1},
+                        status=status)
 
 
 def state(status=Status.RUNNING, created=1000.0, updated=1100.0, reason=None):
