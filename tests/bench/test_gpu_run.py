@@ -69,7 +69,6 @@ def dry_run(tmp_path_factory):
         kill_ours(work / f"home-{step.name}")
 
 
-@pytest.mark.ray
 def test_every_step_of_the_dry_run_succeeds(dry_run):
     result, summary, *_ = dry_run
     statuses = {s["name"]: s["status"] for s in summary["steps"]}
@@ -79,7 +78,6 @@ def test_every_step_of_the_dry_run_succeeds(dry_run):
     assert "summary:" in result.stdout and "search: " in result.stdout
 
 
-@pytest.mark.ray
 def test_imports_were_refused_as_on_the_gpu_image_and_none_was_needed(dry_run):
     _, summary, _, work, site = dry_run
     install = next(s for s in summary["steps"] if s["name"] == "install")
@@ -91,7 +89,6 @@ def test_imports_were_refused_as_on_the_gpu_image_and_none_was_needed(dry_run):
     assert "aiohttp_cors" in blocked or "colorful" in blocked or "opencensus" in blocked
 
 
-@pytest.mark.ray
 def test_what_comes_back_fits_the_device_tool(dry_run):
     _, _, out, *_ = dry_run
     files = [p for p in out.rglob("*") if p.is_file()]
@@ -103,7 +100,6 @@ def test_what_comes_back_fits_the_device_tool(dry_run):
         assert path.stat().st_size < 16 * 2**20
 
 
-@pytest.mark.ray
 def test_each_benchmark_wrote_its_figures(dry_run):
     _, summary, out, *_ = dry_run
     results = out / "results"

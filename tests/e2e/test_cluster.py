@@ -23,8 +23,6 @@ from mlflow.tracking import MlflowClient
 from ports import free_port, node_ports
 from processes import kill_ours, ours
 
-pytestmark = pytest.mark.ray
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -98,6 +96,7 @@ def launch(spec_path: Path, home: Path, address: str, **env: str) -> subprocess.
                           text=True, timeout=300)
 
 
+@pytest.mark.ray  # launches in its body
 def test_a_local_launch_ignores_a_dead_cluster_that_ray_start_left_behind(
         tmp_path, write_spec, digits_spec):
     """`ray start` records its cluster in <ray temp>/ray_current_cluster, and a plain ray.init()
@@ -157,6 +156,7 @@ def test_a_driver_without_the_right_token_is_refused_with_a_clear_error(
     assert not (tmp_path / "runs").exists()  # nothing ran
 
 
+@pytest.mark.ray  # launches in its body
 def test_a_storage_path_one_node_cannot_see_is_refused_before_training(
         tmp_path, write_spec, digits_spec):
     """RELIABILITY: 'multi-node with a local-only storage_path' is bad input. The worker node

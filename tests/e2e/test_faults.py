@@ -32,8 +32,6 @@ def per_epoch_of(reports: list[dict]) -> list[dict]:
     return per_epoch([json.dumps(r) for r in reports])
 
 
-pytestmark = pytest.mark.ray
-
 # A recipe that reliably reaches a NaN loss within epoch 1 on digits on the CPU when lr=10
 # (checked over seeds 0-7 with resnet_core alone: DivergenceError at epoch 1, step 8), and
 # trains without diverging at lr=0.05 (seeds 0-2). A learnable branch scale with momentum 0.99
@@ -60,6 +58,7 @@ PRETRAINED_CASES = {
 }
 
 
+@pytest.mark.ray  # launches in its body
 def test_a_trial_that_raises_is_recorded_with_its_reason_and_the_search_goes_on(
         tmp_path, write_spec, digits_spec, cli):
     corrupt = tmp_path / "corrupt.pt"
@@ -96,6 +95,7 @@ def test_a_trial_that_raises_is_recorded_with_its_reason_and_the_search_goes_on(
 
 # --- 1b. every trial fails the same way: the search stops instead of burning its budget --------
 
+@pytest.mark.ray  # launches in its body
 def test_the_same_error_in_the_first_trials_aborts_the_search_and_a_relaunch_starts_anew(
         tmp_path, write_spec, digits_spec, cli):
     import torch
@@ -142,6 +142,7 @@ def test_the_same_error_in_the_first_trials_aborts_the_search_and_a_relaunch_sta
 
 # --- 2. a diverging trial -----------------------------------------------------------------------
 
+@pytest.mark.ray  # launches in its body
 def test_a_diverging_trial_is_recorded_as_diverged_and_never_retried(
         tmp_path, write_spec, digits_spec, cli):
     spec = digits_spec(budget={"trials": 4, "max_epochs": 2, "repeat": True},

@@ -9,15 +9,11 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
 from driving import SMALL_DATA, runs_of, steps
 
 from search.experiment.journal import read_journal
 from search.spec.outcome import Outcome
 from search.experiment.record import Experiment
-
-pytestmark = pytest.mark.ray
 
 # 5 epochs at factor 2: brackets [] | [2, 4] | [1, 2, 4] of 3, 3 and 4 trials, and 5 trials out
 # at once. The first 3 fill the first bracket and run the budget; the last 2 are the second

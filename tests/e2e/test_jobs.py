@@ -19,8 +19,6 @@ from driving import MEDIUM_DATA, SMALL_DATA, runs_of, steps, wait_for
 from ports import free_port, node_ports
 from processes import kill_ours, ours
 
-pytestmark = pytest.mark.ray
-
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent  # the scripts find the project's environment here
 
@@ -147,6 +145,7 @@ def test_a_search_submitted_as_a_job_is_followed_stopped_and_resumed(
     assert {j["status"] for j in jobs["jobs"]} == {"STOPPED", "SUCCEEDED"}
 
 
+@pytest.mark.ray  # launches in its body
 def test_a_head_started_just_before_the_submit_under_load_is_waited_for(
         tmp_path, write_spec, digits_spec):
     """A head answers before its job agent is up ("No available agent to submit job"), and on a

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.ray
-
 
 def test_missing_cifar_files_fail_at_launch_naming_where_to_put_them(tmp_path, write_spec,
                                                                      digits_spec, cli):

@@ -8,13 +8,10 @@ import glob
 import shutil
 from pathlib import Path
 
-import pytest
 import ray.cloudpickle as pickle
 import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
-
-pytestmark = pytest.mark.ray
 
 
 def runs_of(uri: str, experiment: str):

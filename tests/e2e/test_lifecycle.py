@@ -25,8 +25,6 @@ from search.experiment.location import locate
 from search.experiment.record import Experiment
 from search.spec.model import load_spec
 
-pytestmark = pytest.mark.ray
-
 def record_of(spec_path: Path) -> tuple[Experiment, object]:
     """The experiment record of a spec file, and its trial job, read as later commands do."""
     spec = load_spec(spec_path)
@@ -219,6 +217,7 @@ def test_a_killed_and_resumed_search_spends_what_an_uninterrupted_one_spends(
 
 # --- a finished experiment, a changed spec, a damaged record: read without Ray -----------------
 
+@pytest.mark.ray  # launches in its body
 def test_a_finished_experiment_is_read_from_its_record_from_any_directory(
         tmp_path, digits_spec, cli):
     home = tmp_path / "project"

@@ -29,8 +29,6 @@ from processes import ours
 import psutil  # noqa: E402  (ships inside Ray: ray/thirdparty_files)
 from search.tracking.store import probe
 
-pytestmark = pytest.mark.ray
-
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "cluster" / "mlflow-server.sh"
 ADMIN_PASSWORD = "e2e-admin-" + os.urandom(6).hex()
@@ -111,6 +109,7 @@ def test_the_recipe_refuses_a_missing_or_default_admin_password(tmp_path):
         assert not (tmp_path / "d" / "postgres").exists()  # refused before anything started
 
 
+@pytest.mark.ray  # launches in its body
 def test_a_search_logs_to_the_server_with_a_users_credentials(
         server, tmp_path, digits_spec, write_spec, cli, monkeypatch):
     as_user(monkeypatch, USER, PASSWORD)

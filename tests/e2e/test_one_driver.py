@@ -19,15 +19,12 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import pytest
 from driving import (MEDIUM_DATA, SMALL_DATA, cli_env, driver_log, results, runs_of,
                      saved_statuses, start_launch, steps, trial_dirs, wait_for)
 from processes import kill_ours
 
 from search.experiment.lease import LEASE_FILE, TTL_ENV
 from search.experiment.storage import as_path, read_text
-
-pytestmark = pytest.mark.ray
 
 # Every launch of these tests judges another host's lease gone after 20 s without a heartbeat
 # (a heartbeat every 3.3 s): the scenarios need "longer than the TTL" without minutes of waiting.

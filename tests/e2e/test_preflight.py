@@ -15,8 +15,6 @@ from driving import NAME, SMALL_DATA, runs_of
 from PIL import Image
 from processes import ours
 
-pytestmark = pytest.mark.ray  # the list-valued launch runs Ray; the refusals must not
-
 
 def images(folder: Path, count: int, size: int = 12) -> None:
     folder.mkdir(parents=True, exist_ok=True)
@@ -172,6 +170,7 @@ def test_a_token_in_the_tracking_uri_is_never_echoed(tmp_path, write_spec, digit
 
 # --- a list-valued choice, end to end ------------------------------------------------------------
 
+@pytest.mark.ray  # launches in its body
 def test_a_list_valued_choice_reaches_each_trial_and_mlflow_as_the_list(
         tmp_path, write_spec, digits_spec, cli):
     choices = [[0.5, 0.75], [0.3, 0.6, 0.9]]

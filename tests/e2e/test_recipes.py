@@ -195,7 +195,6 @@ def loop(tmp_path_factory, temps):
         kill_ours(home)
 
 
-@pytest.mark.ray
 def test_every_node_gets_the_start_up_deadlines_of_a_local_launch(loop):
     """A node started on a loaded machine is slow, not broken: its Ray processes inherit the
     generous deadlines (search/run/raystart.py) from the scripts, as a local launch's do."""
@@ -209,7 +208,6 @@ def test_every_node_gets_the_start_up_deadlines_of_a_local_launch(loop):
         assert {name: environ.get(name) for name in DEADLINES} == DEADLINES
 
 
-@pytest.mark.ray
 def test_the_head_makes_a_token_only_its_owner_can_read(loop):
     token = loop.home / ".ray" / "auth_token"
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
@@ -217,7 +215,6 @@ def test_the_head_makes_a_token_only_its_owner_can_read(loop):
     assert len(token.read_text().strip()) >= 32
 
 
-@pytest.mark.ray
 def test_a_loopback_cluster_listens_on_loopback_only(loop):
     listening = []
     for pid in running(loop.pids):
@@ -235,7 +232,6 @@ def test_a_loopback_cluster_listens_on_loopback_only(loop):
         assert ip.is_loopback, f"a cluster process listens on {addr.ip}:{addr.port}"
 
 
-@pytest.mark.ray
 def test_the_jobs_api_runs_a_job_for_the_token_holder_only(loop):
     url = f"http://127.0.0.1:{loop.dashboard}"
     with pytest.raises(urllib.error.HTTPError) as refused:
@@ -261,7 +257,6 @@ def test_the_jobs_api_runs_a_job_for_the_token_holder_only(loop):
     assert listed.returncode == 0 and "SUCCEEDED" in listed.stdout, listed.stdout + listed.stderr
 
 
-@pytest.mark.ray
 def test_status_reports_the_cluster_without_a_traceback(loop):
     result = script("status.sh", env=bare_env(loop.home, RESNET_SEARCH_VENV=str(VENV)))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -269,7 +264,6 @@ def test_status_reports_the_cluster_without_a_traceback(loop):
     assert "0.0/2.0 CPU" in result.stdout  # head and worker, nothing of the unrelated Ray
 
 
-@pytest.mark.ray
 def test_stop_stops_the_cluster_and_nothing_else(loop):
     assert running(loop.pids) and running(loop.unrelated)
     result = script("stop.sh", env=bare_env(loop.home))

@@ -22,8 +22,6 @@ from driving import (NAME, SMALL_DATA, held, results, runs_of, start_launch, ste
                      wait_for)
 from ports import free_port
 
-pytestmark = pytest.mark.ray
-
 SECRET = "pw-" + os.urandom(8).hex()
 
 

@@ -29,8 +29,6 @@ from processes import kill_ours, ours
 
 import psutil  # noqa: E402  (Ray's bundled copy, on the path once processes imported Ray)
 
-pytestmark = pytest.mark.ray
-
 NAME = "e2e-security"
 NOBODY = pwd.getpwnam("nobody")
 # Whoever may write storage_path (a team's group, not the owner's private group).

@@ -16,8 +16,6 @@ from mlflow.tracking import MlflowClient
 
 from conftest import run_cli
 
-pytestmark = pytest.mark.ray
-
 NAME = "e2e-warm"
 
 

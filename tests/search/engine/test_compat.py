@@ -14,6 +14,7 @@ import pytest
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
+from trials import FakeTrial
 
 import search
 from search.engine import compat
@@ -127,7 +128,7 @@ def test_searcher_accessors_hold_the_live_trials_and_the_told_set(tmp_path):
 
 def test_asha_accessors_hold_rungs_assignment_and_counters(tmp_path):
     asha = _asha(tmp_path)
-    trial = SimpleNamespace(trial_id="t1")
+    trial = FakeTrial("t1")
     asha.on_trial_add(None, trial)
     brackets = compat.asha_brackets(asha)
     assert compat.asha_assignment(asha)["t1"] in brackets

@@ -7,15 +7,15 @@ from types import SimpleNamespace
 
 import pytest
 import ray.cloudpickle
+from trials import FakeTrial, trial_record
 
 from search.engine.ledger import Ledger, TrialEnd
 from search.experiment.results import Results, TrialRecord
 from search.spec.outcome import Outcome
 
 
-def trial(trial_id: str, status: str = "RUNNING", last: dict | None = None):
-    return SimpleNamespace(trial_id=trial_id, status=status, last_result=last or {},
-                           pickled_error_file=None)
+def trial(trial_id: str, status: str = "RUNNING", last: dict | None = None) -> FakeTrial:
+    return FakeTrial(trial_id, status=status, last_result=last)
 
 
 def epoch(n: int, **extra) -> dict:
@@ -106,9 +106,7 @@ def test_a_ledger_pickles_empty_and_one_pickle_shares_one_ledger():
 
 def record(trial_id: str, outcome: Outcome, status: str, results: list[dict],
            error=None) -> TrialRecord:
-    return TrialRecord(trial_id=trial_id, params={}, config={}, results=results,
-                       status=status, error=error, checkpoint=None, outcome=outcome,
-                       best=None, epochs=results[-1]["epoch"] if results else 0)
+    return trial_record(trial_id, outcome=outcome, status=status, results=results, error=error)
 
 
 def test_a_resumed_launch_loads_what_the_record_holds():

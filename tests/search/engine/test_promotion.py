@@ -11,6 +11,7 @@ import random
 import pytest
 from ray.tune.experiment import Trial as RayTrial
 from ray.tune.schedulers import TrialScheduler
+from trials import FakeTrial
 
 from search.engine.ledger import Ledger
 from search.engine.promotion import noise_epsilon, promotable, soft_ranking_changed
@@ -72,12 +73,8 @@ def test_pashas_epsilon_is_the_gap_of_pairs_whose_order_flipped_and_flipped_back
 
 # ---- a driven scheduler -----------------------------------------------------------------------
 
-class Trial:
-    def __init__(self, trial_id: str) -> None:
-        self.trial_id, self.status, self.epoch = trial_id, RayTrial.PENDING, 0
-
-    def set_status(self, status: str) -> None:
-        self.status = status
+def pending(trial_id: str) -> FakeTrial:
+    return FakeTrial(trial_id, status=RayTrial.PENDING)
 
 
 class Controller:
@@ -113,7 +110,7 @@ def run(scheduler, controller, n_trials: int, max_epochs: int, log: list, stop_a
     while True:
         if not any(t.status == RayTrial.PENDING for t in controller.trials) and \
                 len(controller.trials) < n_trials:
-            controller.trials.append(Trial(f"t{len(controller.trials):03d}"))
+            controller.trials.append(pending(f"t{len(controller.trials):03d}"))
             scheduler.on_trial_add(controller, controller.trials[-1])
         trial = scheduler.choose_trial_to_run(controller)
         if trial is None:
@@ -179,7 +176,7 @@ def test_promotion_asha_promotes_from_the_highest_rung_first():
     controller = Controller(scheduler)
     for name, rung, value in [("a", 0, 0.1), ("b", 0, 0.2), ("c", 0, 0.9), ("x", 1, 0.5),
                               ("y", 1, 0.4), ("z", 1, 0.95)]:
-        trial = Trial(name)
+        trial = pending(name)
         trial.status = RayTrial.PAUSED
         controller.trials.append(trial)
         scheduler.rungs[rung][name] = value
@@ -196,7 +193,7 @@ def test_a_trial_that_reaches_its_rung_promotable_goes_on_without_a_pause():
     controller = Controller(scheduler)
     decisions = []
     for name, value in [("a", 0.1), ("b", 0.2), ("c", 0.9)]:
-        trial = Trial(name)
+        trial = pending(name)
         controller.trials.append(trial)
         trial.status = RayTrial.RUNNING
         decisions.append(scheduler.on_trial_result(controller, trial,
@@ -209,7 +206,7 @@ def test_a_trial_that_reaches_its_rung_promotable_goes_on_without_a_pause():
 def test_a_trial_that_ends_itself_or_reaches_the_budget_is_never_paused():
     scheduler = built(registry.PromotionASHA(), 9)
     controller = Controller(scheduler)
-    trial = Trial("a")
+    trial = pending("a")
     assert scheduler.on_trial_result(controller, trial, {"epoch": 1, "val_acc": 0.1,
                                                          "outcome": "diverged"}) == CONTINUE
     assert scheduler.on_trial_result(controller, trial, {"epoch": 9, "val_acc": 0.1}) == STOP

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import ray.cloudpickle
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from trials import FakeTrial
 
 from search.engine.ledger import Ledger
 from search.engine.schedulers import SchedulerRecord, build_scheduler, recording
@@ -23,7 +24,7 @@ def scheduler(spec=ASHA, max_epochs=9):
 
 
 def trial(trial_id):
-    return SimpleNamespace(trial_id=trial_id)
+    return FakeTrial(trial_id)
 
 
 def script(n_trials=12, max_epochs=9, seed=0):
@@ -257,7 +258,7 @@ def test_paused_trials_nothing_will_run_again_are_stopped_not_left_for_ever():
     """Tune would wait for ever for trials a scheduler paused and never chooses, once nothing
     runs or waits: they are stopped (told to the ledger as the scheduler's early stops)."""
     pausing = recording(Pausing)(ledger=Ledger(3, stop_tag="pausing"))
-    early, done, running = (SimpleNamespace(trial_id=i, status="RUNNING") for i in "abc")
+    early, done, running = (FakeTrial(i) for i in "abc")
     controller = Trials(early, done, running)
     for trial, epoch in ((early, 1), (done, 3)):
         assert pausing.on_trial_result(controller, trial, {"epoch": epoch}) == "PAUSE"

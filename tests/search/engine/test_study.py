@@ -16,6 +16,7 @@ import optuna_dashboard
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
+from trials import trial_record
 
 from search.engine import samplers, study as studies
 from search.engine.trial_states import OPTUNA_STATE
@@ -44,17 +45,10 @@ def resolved_spec(**changes) -> dict:
 def trial(trial_id: str, values: list, outcome: Outcome, *, start: float, status="TERMINATED",
           params=None, last: dict | None = None) -> TrialRecord:
     """A recorded trial: one report per epoch (Ray's timestamp and epoch time included)."""
-    results = [{"epoch": e, "val_acc": v, "timestamp": start + 10 * e, "time_this_iter_s": 10.0}
-               for e, v in enumerate(values, 1)]
-    if results and last:
-        results[-1].update(last)
-    finite = [v for v in values if isinstance(v, float) and math.isfinite(v)]
-    return TrialRecord(
-        trial_id=trial_id,
+    return trial_record(
+        trial_id, values, outcome, start=start, status=status, last=last,
         params={"lr": 0.1, "residual": "add", "schedule": "cosine"} if params is None else params,
-        config={}, results=results, status=status, error="boom" if outcome is Outcome.FAILED
-        else None, checkpoint=None, outcome=outcome, best=max(finite) if finite else None,
-        epochs=len(values), metric="val_acc")
+        error="boom" if outcome is Outcome.FAILED else None)
 
 
 def results_of(*trials: TrialRecord) -> Results:

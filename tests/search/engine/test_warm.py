@@ -9,6 +9,7 @@ import math
 import optuna
 import pytest
 from optuna.trial import TrialState
+from trials import trial_record
 
 from search.engine import compat, warm
 from search.engine.ledger import Ledger
@@ -76,12 +77,7 @@ def test_adapted(space, params, point, dropped, clipped, why):
 
 def record(trial_id: str, values: list, outcome: Outcome, params: dict,
            status: str = "TERMINATED") -> TrialRecord:
-    results = [{"epoch": e, "val_acc": v} for e, v in enumerate(values, 1)]
-    finite = [v for v in values if math.isfinite(v)]
-    return TrialRecord(trial_id=trial_id, params=params, config={}, results=results,
-                       status=status, error=None, checkpoint=None, outcome=outcome,
-                       best=max(finite) if finite else None, epochs=len(values),
-                       metric="val_acc")
+    return trial_record(trial_id, values, outcome, params=params, status=status)
 
 
 BEST = {**BASE, "lr": 0.2}

@@ -69,7 +69,6 @@ def test_a_failing_store_is_counted_and_retried(tmp_path):
     assert journal.failures == 1 and len(read_journal(blocked, "a")) == 1
 
 
-@pytest.mark.ray  # the session's real Ray experiment
 def test_the_record_reads_the_journal_where_rays_copy_lags(ray_experiment, tmp_path):
     """A node lost before Ray's sync: Ray's result.json lacks epoch 2, the journal has it."""
     directory = Path(shutil.copytree(ray_experiment.directory, tmp_path / "exp"))

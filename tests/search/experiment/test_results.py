@@ -31,7 +31,6 @@ def result_lines(trial_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
 
 
-@pytest.mark.ray
 def test_every_trial_as_ray_wrote_it(ray_experiment):
     plan, directory = ray_experiment.plan, ray_experiment.directory
     results = read_results(directory, job())
@@ -55,7 +54,6 @@ def test_every_trial_as_ray_wrote_it(ray_experiment):
     assert results.epochs_used == sum(len(t.results) for t in results.trials)
 
 
-@pytest.mark.ray
 def test_each_ending(ray_experiment):
     plan = ray_experiment.plan
     by_lr = {t.params["lr"]: t for t in read_results(ray_experiment.directory, job()).trials}
@@ -81,7 +79,6 @@ def test_each_ending(ray_experiment):
     assert by_lr[plan.BEST].outcome is Outcome.COMPLETED
 
 
-@pytest.mark.ray
 def test_checkpoints(ray_experiment):
     for trial in read_results(ray_experiment.directory, job()).trials:
         assert trial.checkpoint is not None and trial.checkpoint.is_dir()
@@ -92,7 +89,6 @@ def test_checkpoints(ray_experiment):
     assert best.checkpoint.name == "checkpoint_000003"  # epoch 4, the only one kept
 
 
-@pytest.mark.ray
 @pytest.mark.parametrize("metric, mode, order", [
     ("val_acc", "max", [0.1, 0.3, 3.0, 1.0, 0.03, 0.01]),
     ("val_acc", "min", [0.01, 0.03, 1.0, 3.0, 0.3, 0.1]),
@@ -107,7 +103,6 @@ def test_best_first(ray_experiment, metric, mode, order):
     assert bests == sorted(bests, reverse=(mode == "max"))
 
 
-@pytest.mark.ray
 def test_stopped_by_the_scheduler(ray_experiment, tmp_path):
     directory = copy(ray_experiment, tmp_path)
     stopped = [ray_experiment.trial_of(lr) for lr in ray_experiment.plan.STOPPED]
@@ -119,7 +114,6 @@ def test_stopped_by_the_scheduler(ray_experiment, tmp_path):
         read_results(directory, job())
 
 
-@pytest.mark.ray
 def test_orphan_trial_directory(ray_experiment, tmp_path):
     """A trial started by a driver that died before Ray saved it: not a result."""
     directory = copy(ray_experiment, tmp_path)
@@ -130,7 +124,6 @@ def test_orphan_trial_directory(ray_experiment, tmp_path):
     assert "deadbeef" not in [t.trial_id for t in results.trials] and len(results.trials) == 6
 
 
-@pytest.mark.ray
 def test_a_trial_not_started_yet(ray_experiment, tmp_path):
     """Ray lists a PENDING trial before it creates its directory: its params come from the
     experiment state."""
@@ -151,7 +144,6 @@ def test_a_trial_not_started_yet(ray_experiment, tmp_path):
     assert read_results(directory, job()).trials[-1].trial_id == pending  # no value: last
 
 
-@pytest.mark.ray
 def test_half_written_last_line(ray_experiment, tmp_path):
     directory = copy(ray_experiment, tmp_path)
     best = ray_experiment.trial_of(0.1)
@@ -161,7 +153,6 @@ def test_half_written_last_line(ray_experiment, tmp_path):
     assert read_results(directory, job()).trials == before
 
 
-@pytest.mark.ray
 def test_params_invalid_for_the_job(ray_experiment, tmp_path):
     directory = copy(ray_experiment, tmp_path)
     trial_id = ray_experiment.trial_of(0.1)
@@ -171,7 +162,6 @@ def test_params_invalid_for_the_job(ray_experiment, tmp_path):
     assert trial.params == {"lr": -1.0} and len(trial.results) == 4  # still read
 
 
-@pytest.mark.ray
 def test_newest_experiment_state_is_the_truth(ray_experiment, tmp_path):
     directory = copy(ray_experiment, tmp_path)
     ray = directory / "ray"
@@ -188,7 +178,6 @@ def test_newest_experiment_state_is_the_truth(ray_experiment, tmp_path):
     assert by_id[errored].status == "RUNNING" and by_id[errored].outcome is Outcome.KILLED
 
 
-@pytest.mark.ray
 def test_without_experiment_state(ray_experiment, tmp_path):
     directory = copy(ray_experiment, tmp_path)
     for path in (directory / "ray").glob("experiment_state-*.json"):
@@ -200,7 +189,6 @@ def test_without_experiment_state(ray_experiment, tmp_path):
     assert failed.error == "ValueError: boom at epoch 2"  # status unknown: show what it died of
 
 
-@pytest.mark.ray
 def test_an_experiment_of_the_layout_before_0_3(ray_experiment, tmp_path):
     """Ray's files beside the record (resnet-search before 0.3) are read where they are, and a
     launch's `move_ray_below` puts them in `ray/` (experiment/test_record.py)."""
@@ -231,7 +219,6 @@ print(json.dumps({"trials": len(results.trials), "best": results.best.trial_id,
 """
 
 
-@pytest.mark.ray
 def test_reading_imports_no_engine(ray_experiment):
     done = subprocess.run([sys.executable, "-c", READ_IN_A_FRESH_PROCESS,
                            str(ray_experiment.directory.parent)],

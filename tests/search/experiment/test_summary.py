@@ -4,10 +4,11 @@ import shutil
 from dataclasses import replace
 
 import pytest
+from trials import trial_record
 
 from search.experiment.location import Location
 from search.experiment.record import Experiment, NoExperiment, experiments_in
-from search.experiment.results import Results, TrialRecord
+from search.experiment.results import Results
 from search.experiment.state import State, Status
 from search.experiment.summary import (KINDS, eta, job_of_saved, kind_of, status_of,
                                        summarize)
@@ -20,9 +21,9 @@ SPEC = {"budget": {"trials": 6, "max_epochs": 4}, "objective": {"metric": "val_a
 
 def trial(trial_id="t", status="TERMINATED", outcome=Outcome.COMPLETED, epochs=4, best=0.5,
           params=None):
-    return TrialRecord(trial_id=trial_id, params=params or {"lr": 0.1}, config={}, results=[
-        {"epoch": e, "val_acc": best} for e in range(1, epochs + 1)], status=status, error=None,
-        checkpoint=None, outcome=outcome, best=best, epochs=epochs, metric="val_acc")
+    """A trial whose objective was `best` at each of its `epochs`."""
+    return trial_record(trial_id, [best] * epochs, outcome, params=params or {"lr": 0.1},
+                        status=status)
 
 
 def state(status=Status.RUNNING, created=1000.0, updated=1100.0, reason=None):
@@ -127,7 +128,6 @@ def test_the_job_of_a_saved_spec_needs_no_pydantic():
     assert job.data.dataset == "digits"
 
 
-@pytest.mark.ray
 def test_the_summary_of_a_real_ray_experiment(ray_experiment, tmp_path):
     directory = tmp_path / "exp"
     shutil.copytree(ray_experiment.directory, directory)
@@ -152,7 +152,6 @@ def test_the_summary_of_a_real_ray_experiment(ray_experiment, tmp_path):
     assert replace(summary, extra={}).name == "exp"
 
 
-@pytest.mark.ray
 def test_trials_prints_every_trial_of_the_record(ray_experiment, tmp_path):
     """`resnet-search trials DIR [--json]`: the record's own spec reads Ray's files; the JSON is
     the same trials, best first, as the reader gives."""

@@ -10,6 +10,7 @@ import time
 import ray.cloudpickle
 from rich.console import Console
 
+from trials import FakeTrial
 from tune_events import Fed
 
 from search.engine.ledger import Ledger
@@ -20,16 +21,11 @@ STAMP = re.compile(r"^\d\d:\d\d:\d\d ")
 ESC = "\x1b["
 
 
-class Trial:
-    """What the printer reads of a Ray Trial."""
-
-    def __init__(self, trial_id: str, config: dict | None = None, error_file: str = "",
-                 status: str = "RUNNING", last_result: dict | None = None,
-                 metric_analysis: dict | None = None) -> None:
-        self.trial_id, self.config, self.num_failures = trial_id, config or {}, 1
-        self.pickled_error_file, self.path = error_file, f"/runs/x/{trial_id}"
-        self.status, self.last_result = status, last_result or {}
-        self.metric_analysis = metric_analysis or {}
+def at_work(trial_id: str, config: dict | None = None, error_file: str = "", **fields
+            ) -> FakeTrial:
+    """A trial in its folder under /runs/x, in its first retry (the printer names both)."""
+    return FakeTrial(trial_id, config, error_file=error_file, path=f"/runs/x/{trial_id}",
+                     num_failures=1, **fields)
 
 
 class Clock:
@@ -76,13 +72,13 @@ def test_lines_in_a_pipe_are_plain_text_with_the_time(tmp_path):
                              handle)
     stream, clock = io.StringIO(), Clock()  # not a terminal
     printer = printer_on(stream, clock, trials=2)
-    listed = Trial("a", {"milestones": [0.5, 0.75], "lr": 0.1}, str(error_file))
+    listed = at_work("a", {"milestones": [0.5, 0.75], "lr": 0.1}, str(error_file))
     printer.setup()
     printer.on_trial_start(0, [listed], listed)
     printer.on_trial_recover(0, [listed], listed)
     printer.on_trial_result(0, [listed], listed, result(3, 0.5))
     printer.on_trial_complete(0, [listed], listed)
-    printer.on_trial_error(0, [listed], Trial("b", {}, str(error_file)))
+    printer.on_trial_error(0, [listed], at_work("b", {}, str(error_file)))
     printer.on_experiment_end([listed])
     at = stamp(clock)
     lines = stream.getvalue().splitlines()
@@ -106,7 +102,7 @@ def test_lines_in_a_pipe_are_plain_text_with_the_time(tmp_path):
 def test_a_pipe_gets_a_status_line_every_half_minute_with_an_honest_eta():
     stream, clock = io.StringIO(), Clock()
     printer = printer_on(stream, clock, trials=4, stopped=frozenset({"a"}))
-    a, b = Trial("a"), Trial("b")
+    a, b = at_work("a"), at_work("b")
     printer.setup()
     for trial in (a, b):
         printer.on_trial_start(0, [a, b], trial)
@@ -133,7 +129,7 @@ def test_long_epochs_get_a_line_each_short_ones_only_after_a_quiet_minute():
     stream, clock = io.StringIO(), Clock()
     printer = printer_on(stream, clock, trials=2)
     printer.max_epochs = 100
-    cifar, digits = Trial("cifar"), Trial("digits")
+    cifar, digits = at_work("cifar"), at_work("digits")
     printer.setup()
     printer.on_trial_start(0, [cifar], cifar)
     for epoch in (1, 2):
@@ -152,7 +148,7 @@ def test_long_epochs_get_a_line_each_short_ones_only_after_a_quiet_minute():
 def test_a_terminal_gets_a_live_footer_with_budget_best_and_eta_and_is_left_clean():
     stream, clock = io.StringIO(), Clock()
     printer = printer_on(stream, clock, trials=3, stopped=frozenset({"b"}), terminal=True)
-    a, b = Trial("a"), Trial("b")
+    a, b = at_work("a"), at_work("b")
     printer.setup()
     printer.on_trial_start(0, [a, b], a)
     printer.on_trial_start(0, [a, b], b)
@@ -184,7 +180,7 @@ def test_on_a_terminal_the_drivers_log_gets_lines_never_footer_frames(monkeypatc
     console = Console(stderr=True, soft_wrap=True)  # the CLI's: writes to sys.stderr
     printer = fed(lambda ledger: ProgressPrinter("val_acc", 3, 2, ledger, console=console,
                                                  mode="max", clock=clock))
-    a = Trial("a")
+    a = at_work("a")
     printer.setup()
     assert sys.stderr is not terminal and isinstance(printer.screen.copy, io.StringIO)
     printer.on_trial_start(0, [a], a)
@@ -217,11 +213,11 @@ def test_a_resumed_launch_keeps_counting_from_the_trials_ray_restored():
     restored.ledger.stop("a")  # ASHA stopped a (the record's scheduler.json)
     restored.console, restored.clock = Console(file=stream, width=200), clock
     earlier = [
-        Trial("a", status="TERMINATED", last_result={"epoch": 1, "val_loss": 0.9},
+        at_work("a", status="TERMINATED", last_result={"epoch": 1, "val_loss": 0.9},
               metric_analysis={"val_loss": {"min": 0.9, "max": 0.9}}),
-        Trial("b", status="TERMINATED", last_result={"epoch": 3, "val_loss": 0.35},
+        at_work("b", status="TERMINATED", last_result={"epoch": 3, "val_loss": 0.35},
               metric_analysis={"val_loss": {"min": 0.3, "max": 0.8}}),
-        Trial("c", status="PENDING", last_result={"epoch": 2, "val_loss": 0.5},
+        at_work("c", status="PENDING", last_result={"epoch": 2, "val_loss": 0.5},
               metric_analysis={"val_loss": {"min": 0.5, "max": 0.7}}),  # interrupted
     ]
     restored.setup()
@@ -247,7 +243,7 @@ def test_a_quiet_console_prints_nothing_and_draws_no_footer():
     stream = Terminal()
     console = Console(file=stream, force_terminal=True, quiet=True)  # the benchmarks' console
     printer = fed(lambda ledger: ProgressPrinter("val_acc", 3, 1, ledger, console=console))
-    a = Trial("a")
+    a = at_work("a")
     printer.setup()
     printer.on_trial_start(0, [a], a)
     printer.on_trial_result(0, [a], a, result(3, 0.5))
@@ -261,7 +257,7 @@ def test_a_paused_trial_is_neither_running_nor_ended_and_resumes_where_it_paused
     only through the trial's status, and starts it again."""
     stream, clock = io.StringIO(), Clock()
     printer = printer_on(stream, clock, trials=2)
-    a, b = Trial("a", {"lr": 0.1}), Trial("b")
+    a, b = at_work("a", {"lr": 0.1}), at_work("b")
     printer.setup()
     printer.on_trial_start(0, [a, b], a)
     printer.on_trial_start(0, [a, b], b)
@@ -300,7 +296,7 @@ def test_a_starved_search_shows_as_slow_not_silent():
             printer.on_step_begin(0, trials)
 
     step(65, [])  # the trial's process is slow to start
-    a = Trial("a")
+    a = at_work("a")
     printer.on_trial_start(0, [a], a)
     step(30, [a])
     clock.now += 2

@@ -13,6 +13,7 @@ import pytest
 import ray.cloudpickle
 from mlflow.tracking import MlflowClient
 from ray import tune
+from trials import FakeTrial
 from tune_events import Fed
 
 from search.engine.ledger import Ledger
@@ -83,16 +84,6 @@ def ours_callbacks(tuner) -> list:
     return compat.tuner_run_config(tuner).callbacks
 
 
-class Trial:
-    """What the mirror and the ledger read of a Ray Trial (Ray builds real ones only inside a
-    running Tuner)."""
-
-    def __init__(self, trial_id: str, **config: float) -> None:
-        self.trial_id, self.config, self.last_result = trial_id, config, {}
-        self.status, self.num_failures, self.pickled_error_file, self.path = (
-            "RUNNING", 0, None, None)
-
-
 def tracked_under(uri: str, parent_run_id: str, monkeypatch) -> None:
     """The MLflow store a saved experiment was tracked in, as much of it as its mirror needs: the
     parent run, with the id the saved state names (the fixtures keep no store, and MLflow gives
@@ -110,7 +101,7 @@ def tracked_under(uri: str, parent_run_id: str, monkeypatch) -> None:
 
 @pytest.mark.parametrize("version", sorted(SAVES))
 def test_a_saved_mirror_resumes_split_and_mirrors_a_trial_through_its_book(
-        tmp_path, monkeypatch, version):
+        tmp_path, monkeypatch, version, fresh_mlflow):
     """A mirror pickled as one object (every attribute on the mirror) comes back split: the
     Tune callback, and its book of trial runs on the writer's thread. Ray hands it its saved
     state from callback-states-*.pkl as a resumed launch does; Tune's next snapshot keeps that
@@ -134,10 +125,10 @@ def test_a_saved_mirror_resumes_split_and_mirrors_a_trial_through_its_book(
     # Tune's next snapshot holds it all, whether or not the writer has reached it yet.
     assert mirror.get_state() == saved
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = fresh_mlflow(tmp_path / "mlflow.db")
     tracked_under(uri, saved["parent_run_id"], monkeypatch)
     mirror.relink(uri)  # as the launch does (the pickle holds the URI masked)
-    fed, trial = Fed(ours.ledger, mirror), Trial("c0ffee00", lr=0.01)
+    fed, trial = Fed(ours.ledger, mirror), FakeTrial("c0ffee00", {"lr": 0.01})
     fed.on_trial_start(0, [trial], trial)
     for n in (1, 2):
         fed.on_trial_result(0, [trial], trial, {"epoch": n, "training_iteration": n,

@@ -5,13 +5,13 @@ launch builds from it compares trials at exactly those rungs."""
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
 from ray.tune.schedulers import TrialScheduler
+from trials import FakeTrial
 
 from search.cli.spec_commands import rungs_text
 from search.engine import compat
@@ -43,7 +43,7 @@ def asha_compared_at(scheduler, max_epochs: int) -> list[list[int]]:
     np.random.seed(0)  # ASHA draws each trial's bracket from numpy's global generator
     brackets, found, number = compat.asha_brackets(scheduler), {}, 0
     while len(found) < len(brackets):
-        trial = SimpleNamespace(trial_id=f"t{number}")
+        trial = FakeTrial(f"t{number}")
         number += 1
         scheduler.on_trial_add(None, trial)
         index = brackets.index(compat.asha_assignment(scheduler)[trial.trial_id])
@@ -59,25 +59,26 @@ def asha_compared_at(scheduler, max_epochs: int) -> list[list[int]]:
     return [found[i] for i in range(len(brackets))]
 
 
-class Trial:
-    """What HyperBand reads of a Ray trial (it keys its brackets on the trial object)."""
+class Driven(FakeTrial):
+    """A trial these tests drive through HyperBand (which keys its brackets on the trial
+    object): its score, and the epochs it was paused or stopped at."""
 
     def __init__(self, trial_id: str, score: float) -> None:
-        self.trial_id, self.status, self.is_saving = trial_id, "PENDING", False
-        self.score, self.epoch, self.events = score, 0, []  # events: epochs paused or stopped at
+        super().__init__(trial_id, status="PENDING")
+        self.score, self.events = score, []
 
 
 class Controller:
     """Tune's controller as a scheduler calls it: it lists the trials, and stops those the
     scheduler paused and dropped."""
 
-    def __init__(self, scheduler, trials: list[Trial]) -> None:
+    def __init__(self, scheduler, trials: list[Driven]) -> None:
         self.scheduler, self.trials = scheduler, trials
 
-    def get_trials(self) -> list[Trial]:
+    def get_trials(self) -> list[Driven]:
         return self.trials
 
-    def stop_trial(self, trial: Trial) -> None:
+    def stop_trial(self, trial: Driven) -> None:
         assert trial.status == "PAUSED", trial.status  # a running one is answered STOP
         self.scheduler.on_trial_remove(self, trial)
         trial.status = "TERMINATED"
@@ -85,7 +86,7 @@ class Controller:
 
 
 def drive(scheduler, n_trials: int, out: int | None = None, crossing: bool = False
-          ) -> list[Trial]:
+          ) -> list[Driven]:
     """Trials run one at a time as Tune's controller runs them: the trial the scheduler chooses
     runs until it is paused or stopped. With `out`, a trial is added only while fewer than that
     are out (Tune's concurrency limit, which counts waiting and paused trials); without, all
@@ -93,11 +94,11 @@ def drive(scheduler, n_trials: int, out: int | None = None, crossing: bool = Fal
     own slope, so that rankings change from rung to rung (two lines cross once: no order flips
     and flips back, which PASHA would take for noise)."""
     rng = np.random.default_rng(0)
-    trials: list[Trial] = []
+    trials: list[Driven] = []
     controller = Controller(scheduler, trials)
 
     def add() -> None:
-        trials.append(Trial(f"t{len(trials)}", rng.random()))
+        trials.append(Driven(f"t{len(trials)}", rng.random()))
         trials[-1].slope = rng.uniform(-0.05, 0.05) if crossing else 0.01
         scheduler.on_trial_add(controller, trials[-1])
 
@@ -125,10 +126,10 @@ def drive(scheduler, n_trials: int, out: int | None = None, crossing: bool = Fal
     return trials
 
 
-def first_band(scheduler, trials: list[Trial]) -> dict[Any, list[Trial]]:
+def first_band(scheduler, trials: list[Driven]) -> dict[Any, list[Driven]]:
     """The trials of each bracket of HyperBand's first band, by its own record (it has no
     public one), in the order it opened them."""
-    brackets: dict[Any, list[Trial]] = {}
+    brackets: dict[Any, list[Driven]] = {}
     for trial in trials:
         bracket, band = scheduler._trial_info[trial]
         if band == 0:

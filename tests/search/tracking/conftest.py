@@ -1,5 +1,5 @@
-"""A real MLflow SQLite store with an open parent run, mirrors on it, and stand-ins for Ray
-trials (Ray builds real `Trial`s only inside a running Tuner; the e2e tests drive those)."""
+"""A real MLflow SQLite store with an open parent run, mirrors on it, and the stand-ins for Ray
+trials and their results of tests/support/trials.py."""
 
 from __future__ import annotations
 
@@ -11,33 +11,15 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from search.engine.ledger import Ledger
+from trials import FakeTrial, epoch
 from tune_events import Fed
 from search.tracking.points import METRICS, mlflow_key, step_of
 
 
-class FakeTrial:
-    """What the mirror reads of a Ray Trial."""
-
-    def __init__(self, trial_id: str, lr: float = 0.1, **sampled) -> None:
-        self.trial_id, self.config, self.last_result = trial_id, {"lr": lr, **sampled}, {}
-        self.status = "RUNNING"
-        self.num_failures = 0
-        self.pickled_error_file = None
-        self.path = None
-
-    def __str__(self) -> str:
-        return f"run_trial_{self.trial_id}"
-
-
-def epoch(n: int, **values: float) -> dict:
-    """One per-epoch result as a trial reports it (Ray adds the timestamp)."""
-    return {"epoch": n, "training_iteration": n, "timestamp": 1_700_000_000 + n,
-            "val_acc": 0.5 + n / 100, "train_loss": 2.0 / n, "lr": 0.1, **values}
-
-
 @pytest.fixture
 def make_trial():
-    return FakeTrial
+    """`make_trial(trial_id, lr=0.1, **sampled)`: a FakeTrial that sampled those."""
+    return lambda trial_id, lr=0.1, **sampled: FakeTrial(trial_id, {"lr": lr, **sampled})
 
 
 @pytest.fixture
@@ -79,11 +61,12 @@ class Store:
 
 
 @pytest.fixture
-def store(tmp_path) -> Store:
+def store(tmp_path, fresh_mlflow) -> Store:
+    """A private store (a copy of the session's migrated template) with the parent run open."""
     from search.tracking.store import open_parent
 
     db = tmp_path / "m.db"
-    uri = f"sqlite:///{db}"
+    uri = fresh_mlflow(db)
     parent = open_parent(uri, "exp", "exp", tags={}, params={}, artifacts={})
     return Store(db, uri, parent, MlflowClient(uri))
 

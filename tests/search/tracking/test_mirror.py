@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from trials import FakeTrial
 
 from search.engine.trial_errors import error_reason
 from search.spec.outcome import Outcome
@@ -46,10 +47,7 @@ def test_sqlite_store_probes_clean(tmp_path):
 
 
 def test_error_reason_without_an_error_file_points_to_ray():
-    class Trial:
-        pickled_error_file = None
-
-    assert "error.txt" in error_reason(Trial())
+    assert "error.txt" in error_reason(FakeTrial("t"))
 
 
 def test_a_resumed_mirror_adopts_unsnapshotted_runs_and_closes_orphans(store, make_mirror,

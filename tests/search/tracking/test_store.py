@@ -77,12 +77,12 @@ def test_sqlite_file_of_each_uri_form(tmp_path):
     assert artifact_location("http://127.0.0.1:5000") is None
 
 
-def test_a_new_sqlite_experiment_keeps_artifacts_next_to_its_database(tmp_path, monkeypatch):
+def test_a_new_sqlite_experiment_keeps_artifacts_next_to_its_database(tmp_path, monkeypatch,
+                                                                     fresh_mlflow):
     elsewhere = tmp_path / "launched-from"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    uri = f"sqlite:///{tmp_path / 'store' / 'm.db'}"
-    (tmp_path / "store").mkdir()
+    uri = fresh_mlflow(tmp_path / "store" / "m.db")  # a store with no experiment of ours yet
     parent = open_parent(uri, "exp", "exp", tags={}, params={"trials": 3},
                          artifacts={"spec.json": "{}"})
     assert (tmp_path / "store" / "mlruns" / "").is_dir()

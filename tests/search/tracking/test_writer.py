@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from mlflow_template import copy_template
 
 from search.tracking.writer import Writer
 
@@ -19,8 +20,8 @@ END_S = 300
 
 
 @pytest.fixture(scope="module")
-def uri(tmp_path_factory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('writer') / 'm.db'}"
+def uri(tmp_path_factory, mlflow_template) -> str:
+    return copy_template(mlflow_template, tmp_path_factory.mktemp("writer") / "m.db")
 
 
 def failing(times: int, log: list, name: str = "x"):

@@ -184,6 +184,7 @@ def runs_of(plan) -> list:
 
 
 def test_retrain_trains_on_train_and_validation_tests_once_and_keeps_it(tmp_path, threads):
+    # The spec's store does not exist yet: MLflow creates it as a user's first retrain does.
     plan = plan_of(load_spec(spec_file(tmp_path)), SOURCE)
     seen: list[dict] = []
     done = retrain(plan, tmp_path / "model", on_epoch=seen.append)
@@ -221,8 +222,10 @@ def test_retrain_trains_on_train_and_validation_tests_once_and_keeps_it(tmp_path
     assert done.tracked
 
 
-def test_a_retrain_stopped_early_saves_nothing_and_closes_its_run_killed(tmp_path, threads):
+def test_a_retrain_stopped_early_saves_nothing_and_closes_its_run_killed(tmp_path, threads,
+                                                                         fresh_mlflow):
     plan = plan_of(load_spec(spec_file(tmp_path)), SOURCE)
+    fresh_mlflow(tmp_path / "specs" / "mlflow.db")  # the spec's store, empty: no experiment yet
 
     def ctrl_c(metrics: dict) -> None:
         raise KeyboardInterrupt
