@@ -14,7 +14,9 @@ told. Its parameters are made a point of the *new* space first (`adapted`, a pur
 A TPE sampler counts told trials towards `n_startup_trials`, so a warm search models from its
 first proposal. `enqueue` configurations are queued (`Study.enqueue_trial`): the first trials
 Ray starts train them, as written. One line says how many trials were told and why the others
-were not; the record, the MLflow parent and `validate` keep it.
+were not; the record, the MLflow parent and `validate` keep it. With `warm_start.narrow` the
+new searcher samples the bounding box of the earlier best trials (search/engine/narrow.py) and
+is told only the trials inside it.
 """
 
 from __future__ import annotations
