@@ -80,7 +80,8 @@ def _warm_start(spec: Any) -> None:
     except SpecError as error:
         bad_config(error, "invalid warm start")
     if known is not None:
-        out.print(known.text, highlight=False, markup=False)
+        for text in known.lines():
+            out.print(text, highlight=False, markup=False)
 
 
 def _standing(spec: Any) -> bool:

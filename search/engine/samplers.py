@@ -54,14 +54,17 @@ def build_searcher(spec: SearchSpec, ledger: Ledger,
     sampler = build_sampler(spec.sampler)
     if isinstance(sampler, BOHBSampler):
         sampler.fit_budgets(budgets(spec), len(spec.space))
-    common = dict(space=define_by_run(spec.space), metric=spec.objective.metric,
+    # A warm start that narrowed the space (search/engine/narrow.py) samples the narrowed one;
+    # Ray pickles it with the searcher, so a resumed or extended search keeps it.
+    space = warm.space(spec.space) if warm is not None else spec.space
+    common = dict(space=define_by_run(space), metric=spec.objective.metric,
                   mode=spec.objective.mode, sampler=sampler)
     if spec.sampler.stopped_trials == "complete":
         searcher = OptunaSearch(**common)  # stock Ray behaviour, kept for comparison
     else:
         searcher = FidelityAwareOptunaSearch(**common, ledger=ledger)
     if warm is not None:
-        tell(compat.optuna_study(searcher), spec.space, warm)
+        tell(compat.optuna_study(searcher), space, warm)
     return searcher
 
 

@@ -14,12 +14,15 @@ told. Its parameters are made a point of the *new* space first (`adapted`, a pur
 A TPE sampler counts told trials towards `n_startup_trials`, so a warm search models from its
 first proposal. `enqueue` configurations are queued (`Study.enqueue_trial`): the first trials
 Ray starts train them, as written. One line says how many trials were told and why the others
-were not; the record, the MLflow parent and `validate` keep it.
+were not; the record, the MLflow parent and `validate` keep it. With `warm_start.narrow` the
+new searcher samples the bounding box of the earlier best trials (search/engine/narrow.py) and
+is told only the trials inside it.
 """
 
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
@@ -60,7 +63,10 @@ def clip(param: Any, value: Any) -> Any:
     value = min(max(value, param.low), param.high)
     step = None if param.log and param.kind == "int" else param.step
     if step:
-        value = min(param.low + round((value - param.low) / step) * step, param.high)
+        # in decimal: a grid point as written (0.3, not 0.30000000000000004), so a narrowed
+        # range that starts there still divides by the step for Optuna
+        grid = Decimal(str(param.low)) + round((value - param.low) / step) * Decimal(str(step))
+        value = min(float(grid), param.high)
     if param.kind == "int":
         return int(round(value))
     return float(value)
@@ -101,18 +107,44 @@ class Knowledge:
     sources: list[str]
     of: int  # earlier trials looked at
     text: str
+    narrowing: Any = None  # search.engine.narrow.Narrowing when `warm_start.narrow` is set
+
+    def space(self, declared: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The space the new searcher samples: the narrowed one, or the declared one."""
+        return declared if self.narrowing is None else self.narrowing.space
+
+    def lines(self) -> list[str]:
+        """What `launch` and `validate` print: the line, then the narrowed space if any."""
+        return [self.text, *(self.narrowing.lines() if self.narrowing is not None else [])]
 
     def record(self) -> dict:
         """What the experiment record (`State.warm_start`) and MLflow keep of it."""
         states = Counter(t.state.name.lower() for t in self.trials)
-        return {"from": list(self.sources), "told": len(self.trials), "of": self.of,
+        kept = {"from": list(self.sources), "told": len(self.trials), "of": self.of,
                 "completed": states.get("complete", 0), "stopped": states.get("pruned", 0),
                 "enqueued": len(self.enqueue), "text": self.text}
+        if self.narrowing is not None:
+            kept["narrowed"] = self.narrowing.record()
+        return kept
 
 
-def told_trial(trial: TrialRecord, space: Mapping[str, Any], source: str
+OUTSIDE = "lie outside the narrowed space"
+
+
+def outside(narrowed: Mapping[str, Any], point: Mapping[str, Any]) -> bool:
+    """Whether a point of the declared space lies outside the narrowed one. Such a trial is not
+    told: clipped onto the box's edge it would teach the searcher that the edge scored it."""
+    from search.spec.warm import value_problem
+
+    return any(value_problem(narrowed[name], value) is not None
+               for name, value in point.items())
+
+
+def told_trial(trial: TrialRecord, space: Mapping[str, Any], source: str,
+               narrowed: Optional[Mapping[str, Any]] = None
                ) -> tuple[Optional[FrozenTrial], Adapted]:
-    """An earlier trial as the new study is told it, or None with why not (in Adapted.why)."""
+    """An earlier trial as the new study is told it, or None with why not (in Adapted.why).
+    `narrowed`: the space the new searcher samples when `warm_start.narrow` narrowed it."""
     state = state_of(trial.outcome, trial.status)
     if state not in TOLD:
         why = "were unfinished" if state in (TrialState.RUNNING, TrialState.WAITING) else \
@@ -124,8 +156,10 @@ def told_trial(trial: TrialRecord, space: Mapping[str, Any], source: str
     found = adapted(space, trial.params)
     if found.point is None:
         return None, found
+    if narrowed is not None and outside(narrowed, found.point):
+        return None, Adapted(None, OUTSIDE)
     try:
-        params, distributions = replayed(space, found.point)
+        params, distributions = replayed(narrowed or space, found.point)
     except ValueError:
         return None, Adapted(None, "are no point of the space")
     return optuna.trial.create_trial(
@@ -136,11 +170,17 @@ def told_trial(trial: TrialRecord, space: Mapping[str, Any], source: str
 
 
 def knowledge(space: Mapping[str, Any], metric: str, mode: str, earlier: list[Earlier],
-              top: Optional[int] = None, enqueue: Optional[list[dict]] = None) -> Knowledge:
+              top: Optional[int] = None, enqueue: Optional[list[dict]] = None,
+              narrow: Optional[int] = None) -> Knowledge:
     """Every earlier experiment's trials (the `top` best told of each, best first) as the new
     study is told them, and the one line that says how many were and why the others were not.
     An experiment that optimised another objective is not told at all: its values would
-    mean something else."""
+    mean something else. `narrow`: the space narrowed to the box of the `narrow` best trials
+    of each (search/engine/narrow.py); only trials inside it are told."""
+    from search.engine.narrow import narrowing
+
+    narrowed = None if narrow is None else narrowing(space, metric, mode, earlier, narrow,
+                                                     enqueue)
     trials: list[FrozenTrial] = []
     why: Counter = Counter()
     dropped: Counter = Counter()
@@ -157,7 +197,8 @@ def knowledge(space: Mapping[str, Any], metric: str, mode: str, earlier: list[Ea
             if top is not None and kept >= top:
                 why[f"were beyond the top {top}"] += 1
                 continue
-            frozen, found = told_trial(trial, space, one.source)
+            frozen, found = told_trial(trial, space, one.source,
+                                       narrowed.space if narrowed is not None else None)
             if frozen is None:
                 why[found.why] += 1
                 continue
@@ -168,14 +209,15 @@ def knowledge(space: Mapping[str, Any], metric: str, mode: str, earlier: list[Ea
     queued = [dict(point) for point in enqueue or []]
     return Knowledge(trials, queued, [e.source for e in earlier], looked,
                      line(trials, looked, [e.source for e in earlier], why, dropped, clipped,
-                          len(queued)))
+                          len(queued), narrowed.summary() if narrowed is not None else ""),
+                     narrowed)
 
 
 def line(trials: list[FrozenTrial], looked: int, sources: list[str], why: Counter,
-         dropped: Counter, clipped: Counter, queued: int) -> str:
+         dropped: Counter, clipped: Counter, queued: int, narrowed: str = "") -> str:
     """'warm start: told 30 of 32 earlier trials (8 completed, 22 stopped) from runs/a; not
     told: 2 failed; dropped (not in this space): momentum in 12; clipped into range: lr in 3;
-    2 configurations queued first'."""
+    2 configurations queued first; space narrowed to the best 2 of each: lr, block'."""
     parts = []
     if sources:
         states = Counter(t.state for t in trials)
@@ -193,12 +235,15 @@ def line(trials: list[FrozenTrial], looked: int, sources: list[str], why: Counte
                      + ", ".join(f"{name} in {n}" for name, n in sorted(clipped.items())))
     if queued:
         parts.append(f"{queued} configuration{'s' if queued != 1 else ''} queued first")
+    if narrowed:
+        parts.append(narrowed)
     return "warm start: " + "; ".join(parts)
 
 
 def tell(study: optuna.Study, space: Mapping[str, Any], known: Knowledge) -> None:
     """Give a new study what the warm start knows: the earlier trials, then the queue (trained
-    even when a told trial has the same configuration: the user asked for it)."""
+    even when a told trial has the same configuration: the user asked for it). `space`: the
+    one the searcher samples (`Knowledge.space`)."""
     study.add_trials(known.trials)
     for point in known.enqueue:
         study.enqueue_trial(optuna_params(space, point), user_attrs={SOURCE_ATTR: "enqueue"})

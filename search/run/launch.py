@@ -104,7 +104,8 @@ def _decided(spec: SearchSpec, record: Experiment, job: TrialJob, address: Optio
 
         warm = knowledge_of(spec)
         if warm is not None:
-            say(console, warm.text)
+            for text in warm.lines():
+                say(console, text)
     if decision.action is Action.RESTART:
         kept = record.move_aside("aborted")
         say(console, f"{decision.reason}; starting it anew, the aborted experiment is kept in "

@@ -82,5 +82,25 @@ def knowledge_of(spec: SearchSpec) -> Optional[Any]:
         return None
     from search.engine.warm import knowledge
 
-    return knowledge(spec.space, spec.objective.metric, spec.objective.mode, earlier(spec),
-                     top=spec.warm_start.top, enqueue=spec.warm_start.enqueue)
+    known = knowledge(spec.space, spec.objective.metric, spec.objective.mode, earlier(spec),
+                      top=spec.warm_start.top, enqueue=spec.warm_start.enqueue,
+                      narrow=spec.warm_start.narrow)
+    if known.narrowing is not None:
+        room_in(spec, known.narrowing.space)
+    return known
+
+
+def room_in(spec: SearchSpec, narrowed: dict) -> None:
+    """SpecError when the narrowed space has fewer distinct points than the budget's trials
+    (the rule `budget.trials` obeys for the declared space)."""
+    from search.spec.model import room_problem
+    from search.spec.points import distinct_points
+
+    points = distinct_points(narrowed)
+    if room_problem(spec.budget.trials, points, spec.budget.repeat):
+        narrow = spec.warm_start.narrow
+        raise SpecError([Problem(
+            "warm_start.narrow", narrow, f"narrow is {narrow} but the narrowed space has only "
+            f"{points} distinct configuration{'s' if points != 1 else ''} for budget.trials "
+            f"{spec.budget.trials}; raise narrow, lower budget.trials to {points} or set "
+            "budget.repeat: true")], spec.source)

@@ -377,6 +377,9 @@ class SearchSpec(BaseModel):
         dumped = self.model_dump(mode="json", by_alias=True)
         if dumped.get("warm_start") is None:
             dumped.pop("warm_start", None)
+        elif dumped["warm_start"].get("narrow") is None:
+            # a warm start that does not narrow hashes as it did before `narrow` existed
+            dumped["warm_start"].pop("narrow", None)
         return dumped
 
     def spec_hash(self) -> str:

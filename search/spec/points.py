@@ -36,6 +36,8 @@ def size(param: Any) -> Optional[int]:
     """How many distinct values the parameter can take; None for a continuous range."""
     if param.kind == "choice":
         return len(param.choices)
+    if param.low == param.high:  # a range narrowed to one value (search/engine/narrow.py)
+        return 1
     if param.kind == "int":
         step = 1 if param.log else param.step  # Optuna ignores the step on a log scale
         return (param.high - param.low) // step + 1

@@ -5,6 +5,7 @@
       top: 16            # the 16 best trials of each (default: all of them)
       enqueue:           # configurations to train first (an article's recipe)
         - {lr: 0.1, optimizer: sgd}
+      narrow: 2          # sample only the bounding box of the 2 best trials of each
 
 Only the shape is checked here (the spec needs no storage to validate): whether each `from`
 names an experiment with a record is the launch's and `validate`'s check
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from search.spec.points import active, order
 from search.spec.problems import Problem, Problems, join_loc, show, suggest
@@ -28,6 +29,9 @@ class WarmStart(BaseModel):
     sources: list[str] = Field(default_factory=list, alias="from")
     top: Optional[int] = Field(None, ge=1)
     enqueue: list[dict[str, Any]] = Field(default_factory=list)
+    # Narrow the space to the bounding box of the N best trials of each experiment
+    # (search/engine/narrow.py); None: sample the space as declared.
+    narrow: Optional[int] = Field(None, ge=1)
 
     @field_validator("sources")
     @classmethod
@@ -38,6 +42,14 @@ class WarmStart(BaseModel):
         if problems:
             raise Problems(problems)
         return sources
+
+    @model_validator(mode="after")
+    def _narrow_needs_sources(self) -> "WarmStart":
+        if self.narrow is not None and not self.sources:
+            raise Problems([Problem("narrow", self.narrow, f"narrow is {self.narrow} but from "
+                                    "names no earlier experiment whose best trials could "
+                                    "bound the space; name one or drop narrow")])
+        return self
 
     @property
     def used(self) -> bool:

@@ -254,12 +254,18 @@ def warm_start_tags(record: dict) -> dict[str, str]:
     """Where a warm-started search's knowledge came from, as its parent run's tags: the
     experiments (`warm_start.from`, one per line), how many of their trials were told
     (`warm_start.told`, `warm_start.of`), how many configurations were queued
-    (`warm_start.enqueued`) and the line that says why others were not (`warm_start`)."""
+    (`warm_start.enqueued`), the line that says why others were not (`warm_start`) and the
+    space a `narrow` left (`warm_start.narrowed`)."""
     return {"warm_start.from": text("\n".join(record.get("from", []))),
             "warm_start.told": text(record.get("told", 0)),
             "warm_start.of": text(record.get("of", 0)),
             "warm_start.enqueued": text(record.get("enqueued", 0)),
-            "warm_start": text(record.get("text", ""))}
+            "warm_start": text(record.get("text", "")),
+            # the narrowed space, one parameter a line: declared -> narrowed (on how many)
+            **({"warm_start.narrowed": text("\n".join(
+                f"{name}: {b['declared']} -> {b['narrowed']} (on {b['on']})"
+                for name, b in record["narrowed"]["params"].items()))}
+               if record.get("narrowed") else {})}
 
 
 def tag_parent(uri: str, parent_run_id: str, tags: dict[str, str]) -> None:

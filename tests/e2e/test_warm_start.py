@@ -1,6 +1,6 @@
 """A search warm-started through the real CLI from a finished one (real Ray, real MLflow server,
 real digits): `--warm-from` names the earlier experiment's directory, the spec queues the
-earlier best's configuration. The new search starts knowing what the earlier one learnt: its
+earlier best's configuration and narrows the space to the box of the earlier 6 best trials. The new search starts knowing what the earlier one learnt: its
 searcher's study (as Ray saved it, what a resume restores) holds the earlier trials with their
 values before its own, the queued best is its first trial, and the record, the MLflow parent and
 `validate` say where the knowledge came from."""
@@ -51,7 +51,7 @@ def test_a_warm_started_search_starts_with_the_earlier_knowledge(finished, tmp_p
     best = earlier["trials"][0]
     spec = {**finished.spec, "name": NAME, "budget": {"trials": 2, "max_epochs": 3},
             "storage_path": str(tmp_path / "runs"),
-            "warm_start": {"top": 6, "enqueue": [best["params"]]}}
+            "warm_start": {"top": 6, "narrow": 6, "enqueue": [best["params"]]}}
     path = tmp_path / "warm.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
@@ -61,6 +61,9 @@ def test_a_warm_started_search_starts_with_the_earlier_knowledge(finished, tmp_p
     said = next(line for line in checked.stdout.splitlines() if line.startswith("warm start:"))
     assert said.startswith("warm start: told 6 of 8 earlier trials (")
     assert f"from {finished.experiment}" in said and "1 configuration queued first" in said
+    assert "space narrowed to the 6 best of each" in said
+    assert ("warm start: space narrowed to the bounding box of the 6 best trials of each "
+            "earlier experiment (6 trials and 1 queued configuration):") in checked.stdout
 
     launch = run_cli("launch", str(path), "--warm-from", str(finished.experiment), cwd=tmp_path,
                      timeout=600)
@@ -72,6 +75,7 @@ def test_a_warm_started_search_starts_with_the_earlier_knowledge(finished, tmp_p
     assert state["warm_start"]["from"] == [str(finished.experiment)]
     assert (state["warm_start"]["told"], state["warm_start"]["of"]) == (6, 8)
     assert state["warm_start"]["text"] == said
+    assert state["warm_start"]["narrowed"]["trials"] == 6
 
     # The searcher's study: the 6 earlier trials first, with their values, then the new ones.
     study = searcher_study(experiment)
@@ -87,6 +91,15 @@ def test_a_warm_started_search_starts_with_the_earlier_knowledge(finished, tmp_p
     new = json.loads(run_cli("trials", str(experiment), "--json", cwd=tmp_path).stdout)
     assert len(new["trials"]) == 2
     assert best["params"] in [t["params"] for t in new["trials"]]
+    # every trial the narrowed search proposed lies in the box of the earlier 6 best
+    six = [t["params"] for t in earlier["trials"][:6]]
+    for trial in new["trials"]:
+        for name, value in trial["params"].items():
+            values = [p[name] for p in six if name in p]
+            if isinstance(value, str):
+                assert value in values, (name, value, values)
+            else:
+                assert min(values) <= value <= max(values), (name, value, values)
 
     client = MlflowClient(finished.server_url)
     [parent] = client.search_runs(
@@ -95,6 +108,7 @@ def test_a_warm_started_search_starts_with_the_earlier_knowledge(finished, tmp_p
     assert parent.data.tags["warm_start.from"] == str(finished.experiment)
     assert (parent.data.tags["warm_start.told"], parent.data.tags["warm_start.of"]) == ("6", "8")
     assert parent.data.tags["warm_start"] == said
+    assert parent.data.tags["warm_start.narrowed"].startswith("lr: float [0.02, 0.5] log -> ")
 
     again = run_cli("validate", str(path), "--warm-from", str(finished.experiment), cwd=tmp_path)
     assert again.returncode == 0 and f"it was warm-started: {said}" in again.stdout

@@ -30,6 +30,29 @@ def test_validate_says_what_a_warm_start_would_tell(tmp_path):
             "not told: 1 were beyond the top 2") in done.stdout
 
 
+def test_validate_shows_the_narrowed_space(tmp_path):
+    """One line per parameter: declared -> narrowed, and how many best trials it rests on; a
+    narrowing that leaves too few configurations for the budget is exit 2 naming the field."""
+    record(tmp_path / "old", search_spec("old"))
+    path = tmp_path / "new.yaml"
+    path.write_text(yaml.safe_dump(search_spec("new", warm_start={"narrow": 2})))
+    done = validate(str(path), "--warm-from", "old/runs/old", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    head = lines.index("warm start: space narrowed to the bounding box of the 2 best trials of "
+                       "each earlier experiment (2 trials):")
+    assert lines[head + 1:head + 3] == [
+        "  lr: float [0.01, 0.5] log -> float [0.05, 0.3] log (on 2)",
+        "  schedule: choice cosine, step -> choice cosine, step (on 2)"]
+    assert "space narrowed to the 2 best of each: lr" in lines[head - 1]
+    path.write_text(yaml.safe_dump(search_spec("new", warm_start={"narrow": 1})))
+    done = validate(str(path), "--warm-from", "old/runs/old", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "warm_start.narrow: narrow is 1 but the narrowed space has only 1 distinct " \
+           "configuration" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_a_warm_start_from_nothing_is_a_bad_config(tmp_path):
     path = tmp_path / "new.yaml"
     path.write_text(yaml.safe_dump(search_spec("new")))

@@ -17,10 +17,10 @@ from search.spec.problems import SpecError
 from warm_records import record, search_spec
 
 
-def new_spec(tmp_path: Path, sources: list[str], warm_from=None):
+def new_spec(tmp_path: Path, sources: list[str], warm_from=None, **warm):
     path = tmp_path / "new" / "spec.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(search_spec("new", warm_start={"from": sources})))
+    path.write_text(yaml.safe_dump(search_spec("new", warm_start={"from": sources, **warm})))
     return load_spec(path, warm_from=warm_from)
 
 
@@ -77,3 +77,22 @@ def test_a_queue_alone_reads_no_experiment(tmp_path):
     assert known.trials == [] and known.enqueue == [{"lr": 0.1, "schedule": "step"}]
     assert known.text == "warm start: 1 configuration queued first"
     assert knowledge_of(parse_spec(search_spec("cold"))) is None
+
+
+def test_narrow_bounds_the_space_by_the_best_recorded_trials(tmp_path):
+    """From a spec file: the box of the 2 best recorded trials (t2 and t1, lr 0.3 and 0.05, both
+    schedules), both told; narrowed to the single best, the space holds one configuration, too
+    few for 3 trials: a bad field naming narrow."""
+    record(tmp_path / "old", search_spec("old"))
+    known = knowledge_of(new_spec(tmp_path, ["../old/spec.yaml"], narrow=2))
+    assert [b.line(n) for n, b in known.narrowing.bounds.items()] == [
+        "lr: float [0.01, 0.5] log -> float [0.05, 0.3] log (on 2)",
+        "schedule: choice cosine, step -> choice cosine, step (on 2)"]
+    assert sorted(t.user_attrs["trial_id"] for t in known.trials) == ["t1", "t2"]
+    assert "1 lie outside the narrowed space" in known.text
+    with pytest.raises(SpecError) as caught:
+        knowledge_of(new_spec(tmp_path, ["../old/spec.yaml"], narrow=1))
+    assert [(p.loc, p.message) for p in caught.value.problems] == [(
+        "warm_start.narrow", "narrow is 1 but the narrowed space has only 1 distinct "
+        "configuration for budget.trials 3; raise narrow, lower budget.trials to 1 or set "
+        "budget.repeat: true")]

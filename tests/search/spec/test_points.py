@@ -44,6 +44,12 @@ def test_size_of_each_kind():
     s = space({"lr": {"float": [0.1, 0.3], "step": 0.1}, "width": {"int": [2, 6], "step": 2},
                "block": {"choice": ["basic"]}})
     assert (size(s["lr"]), size(s["width"]), size(s["block"])) == (3, 3, 1)
+    # a range a warm start narrowed to one value (search/engine/narrow.py) is one point, also
+    # when continuous or on a log scale
+    one = {"lr": {"float": [0.1, 0.5], "log": True}, "momentum": {"float": [0.5, 0.9]},
+           "width": {"int": [1, 8], "log": True}}
+    for name, param in space(one).items():
+        assert size(param.model_copy(update={"bounds": (param.high, param.high)})) == 1, name
 
 
 def test_covering_points_show_every_choice_and_both_ends_with_conditions_met():

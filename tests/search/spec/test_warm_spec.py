@@ -26,6 +26,11 @@ def problems(warm_start) -> list[str]:
                      "experiment directory or an s3:// URI), not an empty string"),
     ({"from": "runs/a"}, "warm_start.from: "),
     ({"top": 0}, "warm_start.top: top is 0 but must be >= 1"),
+    ({"from": ["runs/a"], "narrow": 0}, "warm_start.narrow: narrow is 0 but must be >= 1"),
+    ({"from": ["runs/a"], "narrow": True}, "warm_start.narrow: "),
+    ({"enqueue": [{"lr": 0.01, "optimizer": "adamw"}], "narrow": 2},
+     "warm_start.narrow: narrow is 2 but from names no earlier experiment whose best trials "
+     "could bound the space; name one or drop narrow"),
     ({"form": ["a"]}, "warm_start.form: "),
     ({"enqueue": [{"lr": 0.5, "optimizer": "adamw"}]},
      "warm_start.enqueue[0].lr: lr is 0.5 but must be within [0.001, 0.1]"),
@@ -70,3 +75,15 @@ def test_warm_from_adds_to_the_files_sources_and_is_named_in_a_problem(tmp_path)
         load_spec(path, warm_from=[""])
     assert [(p.loc, p.flag) for p in caught.value.problems] == [("warm_start.from[1]",
                                                                  "--warm-from")]
+
+
+def test_narrow_is_part_of_the_spec_and_only_when_given():
+    """A warm start that narrows hashes apart from one that does not (a resume with `narrow`
+    added is a changed field); one without it hashes as before `narrow` existed."""
+    plain = parse_spec({**BASE, "warm_start": {"from": ["runs/a"]}})
+    narrowed = parse_spec({**BASE, "warm_start": {"from": ["runs/a"], "narrow": 2}})
+    assert "narrow" not in plain.resolved()["warm_start"]
+    assert narrowed.resolved()["warm_start"] == {"from": ["runs/a"], "top": None, "enqueue": [],
+                                                 "narrow": 2}
+    assert plain.spec_hash() != narrowed.spec_hash()
+    assert narrowed.with_overrides(trials=5).warm_start.narrow == 2
