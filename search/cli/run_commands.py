@@ -14,6 +14,7 @@ import typer
 from search.cli.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EpochsOpt, NameOpt,
                                 SeedOpt, SpecArg, TrialsOpt, WarmFromOpt, bad_config, err, fail, load, located,
                                 out)
+from search.cli.exiting import answers_fast
 from search.cli.report import interrupted_line, print_ending
 
 
@@ -186,5 +187,5 @@ def job_exit_code(status: str, driver_code: Optional[int]) -> int:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(launch)
+    app.command()(answers_fast(launch))
     app.command()(submit)

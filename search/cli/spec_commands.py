@@ -11,6 +11,7 @@ from rich.table import Table
 
 from search.cli.console import (EpochsOpt, SeedOpt, SpecArg, TrialsOpt, WarmFromOpt, bad_config,
                                 err, fail, load, located, out)
+from search.cli.exiting import answers_fast
 from search.spec.problems import SpecError
 from search.spec.redact import redact
 
@@ -139,4 +140,4 @@ def _preflight(spec: Any) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(validate)
+    app.command()(answers_fast(validate))

@@ -121,12 +121,13 @@ def _decided(spec: SearchSpec, record: Experiment, job: TrialJob, address: Optio
         problems = trust.untrusted(record.directory)
         if problems:
             raise LaunchError(trust.refusal(record.directory, problems))
-    from search.run import preflight  # the engines load only now (Ray with the driver)
-    from search.run.driver import drive
+    from search.run import preflight  # the engines load only now
 
     preflight.check(spec, record.location, job, preflight.for_launch(address),
                     lambda text: say(console, text))
     preflight.tracking(record.location.tracking_uri, note=lambda text: say(console, text))
+    # Ray only once the pre-flight passed: a refused launch has nothing of Ray to end
+    from search.run.driver import drive
 
     return drive(spec, record, job, decision, address=address, console=console,
                  callbacks=callbacks, reuse_actors=reuse_actors, warm=warm)
