@@ -18,6 +18,7 @@ starting (or importing) Ray.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import replace
 from typing import Any, Optional
 
@@ -45,6 +46,13 @@ def job_of(spec: SearchSpec, location: Location) -> TrialJob:
     data = spec.data_config()
     data.root = location.data_root  # trials run in other directories, maybe on other machines
     return spec.job(data)
+
+
+def cluster_address(address: Optional[str]) -> Optional[str]:
+    """The Ray cluster a launch joins: `address`, else RAY_ADDRESS, else None (a local Ray).
+    RAY_ADDRESS is Ray's own convention (a Ray job's driver gets it): without it a job's search
+    would start a Ray of its own on the head and ignore the cluster."""
+    return address if address is not None else (os.environ.get("RAY_ADDRESS") or None)
 
 
 def say(console: Any, text: str) -> None:
