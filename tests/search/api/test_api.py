@@ -111,3 +111,24 @@ def test_importing_search_loads_no_engine():
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_launch_of_a_finished_experiment_returns_its_results_without_ray(finished, tmp_path):
+    code = ("import sys, search\n"
+            f"ending = search.launch({str(tmp_path / 'spec.yaml')!r})\n"
+            "print(ending.status.value, ending.already_finished, "
+            "[t.trial_id for t in ending.results.trials], 'ray' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["finished", "True", "['t2',", "'t1',", "'t3']", "False"]
+
+
+def test_submit_refuses_a_bad_spec_before_reaching_any_cluster():
+    from search.remote.jobs import JobsError
+
+    bad = search_spec("bad", budget={"trials": 0, "max_epochs": 2})
+    with pytest.raises(search.SpecError, match="budget.trials"):
+        search.submit(bad, address="http://127.0.0.1:1")
+    with pytest.raises(JobsError, match="no Ray Jobs API answers at http://127.0.0.1:1"):
+        search.submit(search_spec("good"), address="http://127.0.0.1:1")
