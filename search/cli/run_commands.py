@@ -48,13 +48,13 @@ def launch(spec_path: Path = SpecArg,
     from search.run.interrupt import exit_code
     from search.run.launch import cluster_address
     from search.run.launch import launch as run_launch
+    from search.spec.problems import SpecError
+    from search.spec.redact import redact
 
-    if address is None and cluster_address(None):
+    if address is None and cluster_address(None):  # inside a Ray job: its cluster
         address = cluster_address(None)
         err.print(f"joining the Ray cluster at {address} (RAY_ADDRESS)", highlight=False,
                   markup=False)
-    from search.spec.problems import SpecError
-    from search.spec.redact import redact
 
     location = located(spec)
     err.print(f"experiment '{spec.name}': {location.directory}", highlight=False, markup=False)

@@ -132,3 +132,17 @@ def test_submit_refuses_a_bad_spec_before_reaching_any_cluster():
         search.submit(bad, address="http://127.0.0.1:1")
     with pytest.raises(JobsError, match="no Ray Jobs API answers at http://127.0.0.1:1"):
         search.submit(search_spec("good"), address="http://127.0.0.1:1")
+
+
+def test_an_experiment_in_an_object_store_by_its_uri(finished, s3):
+    from search.experiment.storage import as_path
+
+    remote = as_path(f"{s3.uri}/runs/demo")
+    for file in finished.rglob("*"):
+        if file.is_file():
+            remote.joinpath(str(file.relative_to(finished))).write_bytes(file.read_bytes())
+    experiment = search.open_experiment(f"{s3.uri}/runs/demo")
+    assert experiment.directory == f"{s3.uri}/runs/demo"
+    local = search.open_experiment(finished).trials().drop(columns="checkpoint")
+    assert experiment.trials().drop(columns="checkpoint").equals(local)
+    assert experiment.best().trial_id == "t2" and experiment.status().status == "finished"
