@@ -1,8 +1,9 @@
 """The one schema of what a trial may be.
 
 Every training knob resnet_core offers is a field of `TrainConfig` (or `DataConfig` for the data
-a search runs on). Each field carries a `Knob` in its metadata: its allowed choices (read lazily
-from the registries, so adding a block is one registry entry) and its numeric bounds. The search
+a search runs on). Each field carries a `Knob` in its metadata: its allowed choices (the names
+in `resnet_core.names` that every registry is built from, readable without torch) and its
+numeric bounds. The search
 service turns these same fields into its Pydantic validation, so a search space can only name
 real knobs, and every value a distribution can produce is checked against the rule stated here.
 
@@ -13,9 +14,10 @@ nothing but torch and torchvision exists.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
+
+from resnet_core import names
 
 
 @dataclass(frozen=True)
@@ -48,13 +50,14 @@ class Knob:
         return None
 
 
-def registry_names(module: str, attr: str) -> Callable[[], list]:
-    """Choices read from a registry at validation time (no import cycle at load time)."""
+def registry_names(attr: str) -> Callable[[], list]:
+    """Choices read from `resnet_core.names`, which every registry is built from: the names
+    without importing torch (a command that trains nothing stays fast)."""
 
-    def names() -> list:
-        return list(getattr(importlib.import_module(f"resnet_core.{module}"), attr))
+    def names_of() -> list:
+        return list(getattr(names, attr))
 
-    return names
+    return names_of
 
 
 def knob(default: Any, doc: str, **rule: Any) -> Any:
@@ -74,16 +77,16 @@ class TrainConfig:
 
     # --- model (resnet_core.models) ---
     depth: int = knob(20, "preset stage layout: CIFAR 6n+2 (20..110) or ImageNet (18..152)",
-                      choices=registry_names("models.presets", "PRESETS"))
+                      choices=registry_names("DEPTHS"))
     block: Optional[str] = knob(None, "block type; None uses the preset's own (basic/bottleneck)",
-                                choices=registry_names("models.blocks", "BLOCKS"))
+                                choices=registry_names("BLOCKS"))
     width: float = knob(1.0, "width multiplier on every stage's channels", gt=0, le=8)
     stem: str = knob("cifar", "input stem: 3x3 conv (cifar) or 7x7 conv + max-pool (imagenet)",
-                     choices=registry_names("models.stems", "STEMS"))
+                     choices=registry_names("STEMS"))
     shortcut: str = knob("projection", "downsampling shortcut: 1x1 conv+BN or zero-pad (option A)",
-                         choices=registry_names("models.shortcuts", "SHORTCUTS"))
+                         choices=registry_names("SHORTCUTS"))
     residual: str = knob("add", "how branch and identity merge (article 001)",
-                         choices=registry_names("models.merges", "MERGES"))
+                         choices=registry_names("MERGES"))
     residual_scale: float = knob(1.0, "scale of the scaled merge (initial value if learnable); "
                                       "0 with learnable gives SkipInit/ReZero", ge=0, le=10)
     residual_learnable: bool = knob(False, "scaled merge: learn the scale")
@@ -94,7 +97,7 @@ class TrainConfig:
     pretrained: Optional[str] = knob(None, "local state_dict file to start from (transfer)")
 
     # --- optimisation (resnet_core.train) ---
-    optimizer: str = knob("sgd", "optimizer", choices=registry_names("train.optim", "OPTIMIZERS"))
+    optimizer: str = knob("sgd", "optimizer", choices=registry_names("OPTIMIZERS"))
     lr: float = knob(0.1, "peak learning rate", gt=0, le=10)
     momentum: float = knob(0.9, "SGD momentum / AdamW beta1", ge=0, lt=1)
     weight_decay: float = knob(5e-4, "weight decay", ge=0, le=1)
@@ -105,7 +108,7 @@ class TrainConfig:
 
     # --- learning-rate schedule (stepped per batch) ---
     schedule: str = knob("cosine", "LR schedule",
-                         choices=registry_names("train.schedules", "SCHEDULES"))
+                         choices=registry_names("SCHEDULES"))
     warmup_epochs: float = knob(0.0, "linear warm-up from lr/100, in epochs", ge=0, le=1000)
     step_size: float = knob(30.0, "step: epochs between decays", gt=0, le=10000)
     milestones: tuple = knob((0.5, 0.75), "multistep: decay points as fractions of training")
@@ -142,7 +145,7 @@ class DataConfig:
     """Which data a run trains on. Not searched: the data is fixed for an experiment."""
 
     dataset: str = knob("digits", "dataset name",
-                        choices=registry_names("data.datasets", "DATASETS"))
+                        choices=registry_names("DATASETS"))
     root: str = knob("~/.cache/resnet-search/data", "where dataset files live")
     download: bool = knob(False, "download through torchvision when files are missing")
     val_fraction: float = knob(0.1, "share of the training split held out for validation",

@@ -9,19 +9,20 @@ from typing import Callable
 import torch
 
 from ..config import DataConfig, config_errors
+from .. import names
 from .sources import (DatasetMissingError, DatasetUnreadableError, Raw, cifar10, cifar100, digits,
                       imagefolder, synthetic)
 
 __all__ = ["DATASETS", "DataSplits", "DatasetMissingError", "DatasetUnreadableError", "load_data",
            "split_indices", "channel_stats"]
 
-DATASETS: dict[str, Callable[[DataConfig], Raw]] = {
+DATASETS: dict[str, Callable[[DataConfig], Raw]] = names.registry(names.DATASETS, {
     "cifar10": cifar10,
     "cifar100": cifar100,
     "imagefolder": imagefolder,
     "digits": digits,
     "synthetic": synthetic,
-}
+})
 
 
 @dataclass

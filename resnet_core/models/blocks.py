@@ -19,6 +19,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from resnet_core import names
+
 from .dynamic_conv import DynamicConv2d
 from .merges import Add, Merge
 from .shortcuts import shortcut_factory
@@ -165,9 +167,9 @@ class PreActBlock(Block):
         return self.merge.zero_init_layer(self.conv2)
 
 
-BLOCKS: dict[str, type[Block]] = {
+BLOCKS: dict[str, type[Block]] = names.registry(names.BLOCKS, {
     "basic": BasicBlock,
     "bottleneck": Bottleneck,
     "preact": PreActBlock,
     "dynamic": DynamicBlock,
-}
+})

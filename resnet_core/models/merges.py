@@ -13,6 +13,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from resnet_core import names
+
 NormLayer = Callable[[int], nn.Module]
 
 
@@ -138,9 +140,9 @@ class Fusion(_NormedMerge):
         return self.fuse[1]
 
 
-MERGES: dict[str, type[Merge]] = {
+MERGES: dict[str, type[Merge]] = names.registry(names.MERGES, {
     "add": Add,
     "scaled": Scaled,
     "normalized": Normalized,
     "fusion": Fusion,
-}
+})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from resnet_core import names
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -23,11 +25,11 @@ def _cifar(depth: int) -> Preset:
 
 _IMAGENET_WIDTHS = (64, 128, 256, 512)
 
-PRESETS: dict[int, Preset] = {
+PRESETS: dict[int, Preset] = names.registry(names.DEPTHS, {
     **{depth: _cifar(depth) for depth in (20, 32, 44, 56, 110)},
     18: Preset((2, 2, 2, 2), _IMAGENET_WIDTHS, "basic"),
     34: Preset((3, 4, 6, 3), _IMAGENET_WIDTHS, "basic"),
     50: Preset((3, 4, 6, 3), _IMAGENET_WIDTHS, "bottleneck"),
     101: Preset((3, 4, 23, 3), _IMAGENET_WIDTHS, "bottleneck"),
     152: Preset((3, 8, 36, 3), _IMAGENET_WIDTHS, "bottleneck"),
-}
+})

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from resnet_core import names
+
 NormLayer = Callable[[int], nn.Module]
 ShortcutFactory = Callable[[int, int, int], nn.Module]
 
@@ -46,10 +48,10 @@ class ZeroPad(nn.Module):
         return f"stride={self.stride}, extra_channels={self.extra}"
 
 
-SHORTCUTS: dict[str, type[nn.Module]] = {
+SHORTCUTS: dict[str, type[nn.Module]] = names.registry(names.SHORTCUTS, {
     "projection": Projection,
     "zeropad": ZeroPad,
-}
+})
 
 
 def shortcut_factory(name: str, norm_layer: NormLayer = nn.BatchNorm2d) -> ShortcutFactory:

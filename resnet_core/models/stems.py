@@ -8,6 +8,8 @@ from typing import Callable
 
 from torch import nn
 
+from resnet_core import names
+
 NormLayer = Callable[[int], nn.Module]
 
 
@@ -32,7 +34,7 @@ def imagenet_stem(in_channels: int, out_channels: int,
     )
 
 
-STEMS: dict[str, Callable[..., OrderedDict[str, nn.Module]]] = {
+STEMS: dict[str, Callable[..., OrderedDict[str, nn.Module]]] = names.registry(names.STEMS, {
     "cifar": cifar_stem,
     "imagenet": imagenet_stem,
-}
+})

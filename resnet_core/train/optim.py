@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from resnet_core.config import TrainConfig
+from resnet_core import names
 
 
 def _sgd(groups: list[dict], cfg: TrainConfig, fused: bool) -> torch.optim.Optimizer:
@@ -31,11 +32,12 @@ def _adamw(groups: list[dict], cfg: TrainConfig, fused: bool) -> torch.optim.Opt
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), fused=fused)
 
 
-OPTIMIZERS: dict[str, Callable[[list[dict], TrainConfig, bool], torch.optim.Optimizer]] = {
+Build = Callable[[list[dict], TrainConfig, bool], torch.optim.Optimizer]
+OPTIMIZERS: dict[str, Build] = names.registry(names.OPTIMIZERS, {
     "sgd": _sgd,
     "nesterov": _nesterov,
     "adamw": _adamw,
-}
+})
 
 
 def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list[dict]:

@@ -20,6 +20,7 @@ import torch
 from torch.optim import lr_scheduler as lrs
 
 from resnet_core.config import TrainConfig
+from resnet_core import names
 
 WARMUP_START = 0.01  # warm-up starts at lr/100
 
@@ -61,14 +62,14 @@ def _onecycle(opt, cfg: TrainConfig, steps: int, spe: int, warmup: int) -> lrs.L
                           cycle_momentum=False)
 
 
-SCHEDULES: dict[str, Callable[..., lrs.LRScheduler]] = {
+SCHEDULES: dict[str, Callable[..., lrs.LRScheduler]] = names.registry(names.SCHEDULES, {
     "constant": _constant,
     "step": _step,
     "multistep": _multistep,
     "exponential": _exponential,
     "cosine": _cosine,
     "onecycle": _onecycle,
-}
+})
 
 
 def warmup_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import typer
 from search.cli.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EpochsOpt, NameOpt,
                                 SeedOpt, SpecArg, TrialsOpt, WarmFromOpt, bad_config, err, fail, load, located,
                                 out)
+from search.cli.exiting import answers_fast
 from search.cli.report import interrupted_line, print_ending
 
 
@@ -42,19 +42,19 @@ def launch(spec_path: Path = SpecArg,
 
     For a Ray cluster with token auth see cluster/README.md, then use --address (or submit). Inside a Ray job (RAY_ADDRESS set) it joins the cluster the job runs on."""
     spec = load(spec_path, trials, max_epochs, seed, name, relative_to, warm_from=warm_from)
-    if address is None and os.environ.get("RAY_ADDRESS"):
-        # Ray's own convention (a Ray job's driver gets it): without it a job's search would
-        # start a Ray of its own on the head and ignore the cluster.
-        address = os.environ["RAY_ADDRESS"]
-        err.print(f"joining the Ray cluster at {address} (RAY_ADDRESS)", highlight=False,
-                  markup=False)
     from search.experiment.lease import LeaseError, LeaseLost
     from search.experiment.state import DamagedRecord, Status
     from search.run.errors import LaunchError, StorageFull
     from search.run.interrupt import exit_code
+    from search.run.launch import cluster_address
     from search.run.launch import launch as run_launch
     from search.spec.problems import SpecError
     from search.spec.redact import redact
+
+    if address is None and cluster_address(None):  # inside a Ray job: its cluster
+        address = cluster_address(None)
+        err.print(f"joining the Ray cluster at {address} (RAY_ADDRESS)", highlight=False,
+                  markup=False)
 
     location = located(spec)
     err.print(f"experiment '{spec.name}': {location.directory}", highlight=False, markup=False)
@@ -115,24 +115,16 @@ def submit(spec_path: Path = SpecArg, address: str = AddressOpt,
 
     Prints the job id (stdout) and the commands to follow it; without --no-wait it streams the job's output and exits with the search's exit code. Submitting the same spec again resumes it, like launch."""
     spec = load(spec_path, trials, max_epochs, seed, name, warm_from=warm_from)
-    import yaml
-
     from search.remote.jobs import Jobs, JobsError
+    from search.remote.submission import AlreadyRunning, submit_search
 
     location = located(spec)
     try:
         jobs = Jobs(address)
-        live = [job for job in jobs.of_experiment(spec.name) if not job.ended]
-        if live:
-            fail("already running", f"experiment '{spec.name}' runs as job {live[0].job_id} "
-                 f"({live[0].status}) on {address}; follow it with `resnet-search logs "
-                 f"{live[0].job_id} --address {address} --follow`")
-        job_id = jobs.submit(
-            yaml.safe_dump(spec.resolved(), sort_keys=False), name=spec.name,
-            metadata={"experiment": spec.name, "experiment_dir": str(location.directory),
-                      "spec_hash": spec.spec_hash()},
-            options=("--relative-to", str(spec.base_dir)),
-            note=lambda text: err.print(text, highlight=False, markup=False))
+        job_id = submit_search(jobs, spec, str(location.directory),
+                               note=lambda text: err.print(text, highlight=False, markup=False))
+    except AlreadyRunning as error:
+        fail("already running", str(error))
     except JobsError as error:
         fail("cannot submit", str(error))
     if not as_json:
@@ -186,5 +178,5 @@ def job_exit_code(status: str, driver_code: Optional[int]) -> int:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(launch)
+    app.command()(answers_fast(launch))
     app.command()(submit)

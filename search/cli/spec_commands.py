@@ -12,6 +12,7 @@ from rich.table import Table
 
 from search.cli.console import (EXIT_BAD_CONFIG, EpochsOpt, SeedOpt, SpecArg, TrialsOpt,
                                 WarmFromOpt, bad_config, err, fail, load, located, out)
+from search.cli.exiting import answers_fast
 from search.spec.problems import SpecError
 from search.spec.redact import redact
 
@@ -202,6 +203,6 @@ def schema(output: Optional[Path] = typer.Option(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(validate)
+    app.command()(answers_fast(validate))
     app.command()(init)
     app.command()(schema)

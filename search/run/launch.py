@@ -18,6 +18,7 @@ starting (or importing) Ray.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import replace
 from typing import Any, Optional
 
@@ -45,6 +46,13 @@ def job_of(spec: SearchSpec, location: Location) -> TrialJob:
     data = spec.data_config()
     data.root = location.data_root  # trials run in other directories, maybe on other machines
     return spec.job(data)
+
+
+def cluster_address(address: Optional[str]) -> Optional[str]:
+    """The Ray cluster a launch joins: `address`, else RAY_ADDRESS, else None (a local Ray).
+    RAY_ADDRESS is Ray's own convention (a Ray job's driver gets it): without it a job's search
+    would start a Ray of its own on the head and ignore the cluster."""
+    return address if address is not None else (os.environ.get("RAY_ADDRESS") or None)
 
 
 def say(console: Any, text: str) -> None:
@@ -122,12 +130,13 @@ def _decided(spec: SearchSpec, record: Experiment, job: TrialJob, address: Optio
         problems = trust.untrusted(record.directory)
         if problems:
             raise LaunchError(trust.refusal(record.directory, problems))
-    from search.run import preflight  # the engines load only now (Ray with the driver)
-    from search.run.driver import drive
+    from search.run import preflight  # the engines load only now
 
     preflight.check(spec, record.location, job, preflight.for_launch(address),
                     lambda text: say(console, text))
     preflight.tracking(record.location.tracking_uri, note=lambda text: say(console, text))
+    # Ray only once the pre-flight passed: a refused launch has nothing of Ray to end
+    from search.run.driver import drive
 
     return drive(spec, record, job, decision, address=address, console=console,
                  callbacks=callbacks, reuse_actors=reuse_actors, warm=warm)

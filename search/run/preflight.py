@@ -36,7 +36,6 @@ from search.spec.job import TrialJob
 from search.spec.model import SearchSpec
 from search.spec.problems import Problem, SpecError
 from search.spec.redact import missing_secret, redact
-from search.tracking import store
 
 SOURCE = "pre-flight"
 
@@ -155,6 +154,9 @@ def check(spec: SearchSpec, location: Location, job: TrialJob,
 def tracking(uri: str, note: Callable[[str], None] = lambda text: None) -> None:
     """The MLflow store answers, or LaunchError, before any training: a server within seconds;
     a local SQLite file is created here if it is new (`note` says so), with no deadline."""
+    # MLflow loads only now: a launch refused by the checks above never waits for its import
+    from search.tracking import store
+
     problem = missing_secret(uri) or store.probe(uri, note=note)
     if problem:
         raise LaunchError(f"MLflow tracking store {redact(uri)} is unusable: {redact(problem)}")

@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, ClassVar, Literal, Mapping, Optional, Union
 
-import numpy as np
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from search.spec.params import STRICT
@@ -156,7 +155,7 @@ def hyperband_brackets(max_epochs: int, reduction: float) -> list[tuple[int, lis
     `_Bracket.successive_halving`): bracket s takes ceil(s_max/(s+1) * eta^s) trials, starts
     at int(max_t * eta^-s) epochs and multiplies by eta, capped at max_t; one that would start
     at 0 is skipped."""
-    count = int(np.round(np.log(max_epochs) / np.log(reduction))) + 1
+    count = round(math.log(max_epochs) / math.log(reduction)) + 1  # np.round: half to even too
     brackets = []
     for s in range(count):
         milestone = int(max_epochs * reduction ** (-s))
@@ -166,7 +165,7 @@ def hyperband_brackets(max_epochs: int, reduction: float) -> list[tuple[int, lis
         for _ in range(s):
             milestone = int(min(milestone * reduction, max_epochs))
             milestones.append(milestone)
-        size = int(np.ceil(count / (s + 1) * reduction ** s))
+        size = math.ceil(count / (s + 1) * reduction ** s)
         brackets.append((size, [m for m in milestones if m < max_epochs]))
     return brackets
 
