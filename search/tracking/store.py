@@ -20,6 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from search.tracking import describe, sqlite_store, view
+from search.tracking.links import mlflow_link
 from search.tracking.names import BEST_TAG, EPOCHS_TAG
 
 log = logging.getLogger("resnet_search.tracking")
@@ -291,8 +292,12 @@ def summarise_parent(uri: str, parent_run_id: str, *, metric: str, best: Optiona
     # the run unclosed. The description reads the spec the run stores.
     won = None
     if best:
+        # The description is Markdown that MLflow's UI renders: the winner's name links to its
+        # run, as a fragment that resolves on whichever server shows it.
         won = describe.winner_text(metric, best, *(
-            (winner.info.run_name, winner.data.tags.get(EPOCHS_TAG)) if winner else ()))
+            (winner.info.run_name, winner.data.tags.get(EPOCHS_TAG),
+             mlflow_link("", winner.info.experiment_id, run_id=winner.info.run_id))
+            if winner else ()))
     client.set_tag(parent_run_id, NOTE_TAG, text(describe.note(
         state, _stored_spec(client, parent), reason=reason, winner=won)))
     # The winner's full config, ready to train it again.

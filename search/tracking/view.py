@@ -19,7 +19,6 @@ from search.tracking.names import BEST_TAG, EPOCHS_TAG, HP_PREFIX
 VIEW_ID = "resnet-search"
 TAG_PREFIX = "mlflow.sharedViewState."  # MLflow UI's saved views
 TAG = TAG_PREFIX + VIEW_ID
-SHARE_KEY = "viewStateShareKey"  # the address parameter that opens a saved view
 
 
 def _column(group: str, key: str) -> str:

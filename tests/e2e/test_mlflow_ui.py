@@ -140,7 +140,10 @@ def test_the_winner_is_tagged_and_the_parent_shows_the_objective_and_the_search(
     note = parent.tags[NOTE_TAG]
     assert note.startswith("**Search finished**. 8 trials of at most 3 epochs, on digits, "
                            "objective val_acc (max), sampler tpe (seed 0), scheduler asha")
-    assert f"**Best:** {marked[0].info.run_name} (trial {best.trial_id}) with val_acc = " in note
+    link = (f"#/experiments/{search.experiment.experiment_id}/runs/{marked[0].info.run_id}"
+            "?workflowType=machine_learning")
+    assert (f"**Best:** [{marked[0].info.run_name}]({link}) (trial {best.trial_id}) "
+            "with val_acc = ") in note
     assert "- `residual_scale`: float in [0.2, 1], when residual = scaled" in note
     tags = search.experiment.tags
     assert tags[KIND_TAG] == KIND and TAG in tags

@@ -138,6 +138,27 @@ def test_the_runs_view_address(server, experiment, url):
     assert runs_view_url(server, experiment) == url
 
 
+@pytest.mark.parametrize("server, where, url", [
+    # the runs table, in a saved view
+    ("http://h:5000", {"saved_view": "resnet-search"},
+     "http://h:5000/#/experiments/7/runs?workflowType=machine_learning"
+     "&viewStateShareKey=resnet-search"),
+    # one run's page (the parent's winner, a model card's winning trial)
+    ("https://example.org/mlflow/", {"run_id": "ab12"},
+     "https://example.org/mlflow/#/experiments/7/runs/ab12?workflowType=machine_learning"),
+    # the compare page of some runs (a saved view is for the runs table only)
+    ("http://h:5000", {"compare": ["ab12", "cd34"], "saved_view": "x"},
+     "http://h:5000/#/compare-runs?runs=[%22ab12%22,%22cd34%22]&experiments=[%227%22]"
+     "&workflowType=machine_learning"),
+    # no server: the fragment, for Markdown that MLflow's own pages render
+    ("", {"run_id": "ab12"}, "#/experiments/7/runs/ab12?workflowType=machine_learning"),
+])
+def test_every_mlflow_link_opens_the_model_training_view(server, where, url):
+    from search.tracking.links import mlflow_link
+
+    assert mlflow_link(server, "7", **where) == url
+
+
 def test_a_server_address_without_credentials():
     assert server_address("https://bob:pw@host:8443/base/?x=1#frag") == "https://host:8443/base"
 

@@ -160,7 +160,9 @@ def test_the_winner_is_marked_and_the_parent_shows_the_objective_and_the_search(
     assert note.startswith("**Search finished**. 4 trials of at most 6 epochs, on digits, "
                            "objective val_acc (max), sampler tpe (seed 0), scheduler asha "
                            "(grace period 1, reduction factor 3).")
-    assert ("**Best:** t002 preact/scaled (trial b) with val_acc = 0.72 after 1 epoch: "
+    # The winner's name links to its run, in model-training mode, on whichever server shows it.
+    assert (f"**Best:** [t002 preact/scaled](#/experiments/{experiment}/runs/{mirror.runs['b']}"
+            "?workflowType=machine_learning) (trial b) with val_acc = 0.72 after 1 epoch: "
             "lr=0.1, block=preact, residual=scaled, residual_scale=0.5.") in note
     assert "- `residual_scale`: float in [0.1, 1], when residual = scaled" in note
 
