@@ -21,11 +21,10 @@ from mlflow.tracking import MlflowClient
 
 from search.tracking import describe, sqlite_store, view
 from search.tracking.links import mlflow_link
-from search.tracking.names import BEST_TAG, EPOCHS_TAG
+from search.tracking.names import BEST_TAG, EPOCHS_TAG, PARENT_TAG
 
 log = logging.getLogger("resnet_search.tracking")
 
-PARENT_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI
 # The experiment's kind: "Machine learning" (runs and their metrics), not GenAI traces. MLflow's
 # UI shows it as the experiment's type; a UI without the GenAI / Model training switch opens the

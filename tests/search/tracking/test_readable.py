@@ -133,6 +133,9 @@ def test_the_winner_is_marked_and_the_parent_shows_the_objective_and_the_search(
         mirror.on_trial_result(0, trials, trial, make_epoch(1))
         mirror.on_trial_complete(0, trials, trial)
     assert mirror.flush(30) and mirror.failures == 0
+    # The saved view's filter, as MLflow's search API runs it: the trials, not their parent.
+    shown = client.search_runs([experiment], view.state(SPEC)["searchFilter"])
+    assert sorted(run.info.run_id for run in shown) == sorted(mirror.runs.values())
 
     def best(trial_id: str, value: float) -> dict:
         return {"trial_id": trial_id, "run_id": mirror.runs[trial_id], "value": value,
