@@ -11,7 +11,9 @@ it. Pure functions; store.open_parent writes the tag.
 What the view fixes in MLflow's defaults (MLflow 3.17's UI, its saved-view fields):
 - the runs: only trials (`searchFilter`: runs with a parent). The parent run's row sat among
   the trials as one more, and its objective point drew in every chart.
-- the winner: the `best` tag is the first column, beside the run's name, not the last one.
+- the winner: on top (sorted by the best objective) and tagged `best`. MLflow's table groups
+  its columns by kind (attributes, metrics, parameters, tags) whatever the view's order, so the
+  `best` column stays in the tags, last; the parent's description links the winner's run.
 - the charts: the UI draws one chart per metric it does not find in the view's charts, and
   MLflow's own first parallel-coordinates chart took the first metric it met (`hp.lr`). The
   view brings its charts: parallel coordinates over the sampled parameters ending on (and
@@ -51,7 +53,7 @@ def _conditional(param: Mapping[str, Any]) -> bool:
 
 def columns(spec: Mapping[str, Any]) -> list[str]:
     """Which run won, the objective (best, last), every sampled number, every other sampled
-    parameter and how each trial ended."""
+    parameter and how each trial ended (the UI shows them grouped by kind)."""
     space = spec.get("space") or {}
     metric = (spec.get("objective") or {}).get("metric")
     objective = [_column("metrics", f"best_{metric}"), _column("metrics", metric)]
