@@ -219,8 +219,8 @@ def test_the_chart_view_shows_the_trials_curves_the_objective_and_no_single_valu
     single-bar chart of an `hp.*` number (one value per run)."""
     page = browser.new_page(viewport={"width": 1900, "height": 1400})
     page.goto(printed_link(finished) + "&compareRunsMode=CHART")
-    page.get_by_text("best_val_acc", exact=True).first.wait_for(timeout=WAIT_MS)
-    page.get_by_text("train_loss", exact=True).first.wait_for(timeout=WAIT_MS)
+    page.get_by_text("Parallel Coordinates", exact=True).first.wait_for(timeout=WAIT_MS)
+    page.locator("h4", has_text="best_val_acc").first.wait_for(timeout=WAIT_MS)
     close_assistant(page)
     page.wait_for_timeout(3000)  # the charts' drawing
     page.screenshot(path=str(tmp_path / "charts-view.png"), full_page=True)
@@ -228,6 +228,11 @@ def test_the_chart_view_shows_the_trials_curves_the_objective_and_no_single_valu
     (tmp_path / "charts-view.txt").write_text(text)
     for run in search.trials:  # its run list: the trials (the table test: and no parent)
         assert run.info.run_name in text, run.info.run_name
+    # The cards on screen (the UI draws those below the fold as they scroll in): the parallel
+    # coordinates first, then the objective's; none for an hp.* number.
+    titles = [t.strip() for t in page.locator("h4").all_inner_texts()]
+    assert titles[0] == "Parallel Coordinates", titles
+    assert "best_val_acc" in titles and not [t for t in titles if t.startswith("hp.")], titles
     # No card titled by an hp.* number (text outside a drawing: the parallel coordinates'
     # axes, drawn in SVG, name them).
     for key in search.trials[0].data.metrics:
