@@ -51,7 +51,7 @@ def report(target: str = ExperimentArg,
                                    "files hold all).")) -> None:
     """The leaderboard and the plots of a search: optimization history, parameter importances (fANOVA), parallel coordinates, slices of the top parameters, and every trial's learning curve with the scheduler's rungs, as interactive HTML and PNG, with an index.html.
 
-    Written to a folder and logged to the experiment's MLflow parent run (a failure there is a warning; the files stay). A plot that cannot be drawn (too few completed trials, one parameter) is skipped with a line saying why."""
+    Written to a folder and logged to the experiment's MLflow parent run (a failure there is a warning; the files stay). A plot that cannot be drawn (too few trials with a value, one parameter) is skipped with a line saying why."""
     experiment = experiment_of(target)
     folder = checked_folder((output or default_folder(experiment)).absolute())
     from search.cli.report import trials_table

@@ -19,14 +19,18 @@ from search.engine import study as studies
 from search.experiment.record import SPEC_FILE, Experiment
 from search.experiment.state import damaged
 from search.experiment.results import Results
+from search.report import basis as basis_
 from search.report import curves, optuna_plots
 from search.report.leaderboard import LEADERBOARD_FILE, rows, write_csv
 from search.report.page import INDEX_FILE, Figure, render
 
 CURVES = "learning_curves"
+# plotly.js, once, beside the interactive pages that load it (`include_plotlyjs="directory"`):
+# inlined, it made each page 4.7 MB and a report of five plots 24 MB.
+PLOTLY_JS = "plotly.min.js"
 # Every file a report writes: a new report of the same folder first removes these (and only
 # these), so that a plot that can no longer be drawn does not linger from an earlier one.
-OUTPUTS = ([LEADERBOARD_FILE, INDEX_FILE]
+OUTPUTS = ([LEADERBOARD_FILE, INDEX_FILE, PLOTLY_JS]
            + [f"{name}.{ext}" for name in [p.name for p in optuna_plots.PLOTS] + [CURVES]
               for ext in ("html", "png")])
 
@@ -40,6 +44,8 @@ class Report:
     notes: list[str] = field(default_factory=list)  # one line per plot not drawn, saying why
     importances: Optional[dict[str, float]] = None
     figures: dict[str, Any] = field(default_factory=dict)  # name -> the plotly figure written
+    basis: Optional[basis_.Basis] = None  # what Optuna's plots rest on (None: no value yet)
+    plotted: Optional[optuna.Study] = None  # the study they draw: every trial at that epoch
 
 
 def make(experiment: Experiment, folder: Path) -> Report:
@@ -55,14 +61,17 @@ def make(experiment: Experiment, folder: Path) -> Report:
     for name in OUTPUTS:
         (folder / name).unlink(missing_ok=True)
     report.files.append(write_csv(results, folder / LEADERBOARD_FILE))
-    found = optuna_plots.facts(report.study)
-    figures = _optuna_figures(report, found) + _learning_curves(
-        report, curves.rungs(spec, experiment.scheduler_state()),
-        int(spec["budget"]["max_epochs"]))
+    rungs, max_epochs = curves.rungs(spec, experiment.scheduler_state()), int(
+        spec["budget"]["max_epochs"])
+    report.basis = basis_.choose(study, rungs.epochs, max_epochs, len(spec.get("space") or {}))
+    report.plotted = (basis_.at(study, report.basis.epoch) if report.basis
+                      else basis_.at(study, 0))
+    found = optuna_plots.facts(report.plotted, trials=len(study.trials))
+    figures = _optuna_figures(report, found) + _learning_curves(report, rungs, max_epochs)
     index = folder / INDEX_FILE
     state = experiment.state()
     warm = (state.warm_start or {}).get("text") if state is not None else None
-    lines = summary(experiment.name, results, found) + (
+    lines = summary(experiment.name, results, report.basis) + (
         [f"warm-started (the searcher was told these before its first proposal; they are not "
          f"among the trials here): {warm}"] if warm else [])
     index.write_text(render(experiment.name, lines, figures, report.notes, rows(results),
@@ -73,20 +82,22 @@ def make(experiment: Experiment, folder: Path) -> Report:
 
 def _optuna_figures(report: Report, found: optuna_plots.Facts) -> list[Figure]:
     """Optuna's plots that the study can have; a note for each of the others."""
-    report.importances = optuna_plots.importances(report.study, found)
+    study, metric = report.plotted, report.results.metric
+    report.importances = optuna_plots.importances(study, found)
     top = optuna_plots.top_params(report.importances, found)
+    caption = report.basis.caption(metric) if report.basis else None
     figures = []
     for plot in optuna_plots.PLOTS:
         why = optuna_plots.why_not(plot, found)
         if why is not None:
             report.notes.append(f"{plot.title}: {why}")
             continue
-        title = (f"{plot.title}: {found.completed} completed trial"
-                 f"{'s' if found.completed != 1 else ''} of {found.trials}")
+        title = (f"{plot.title}: {found.completed} of {found.trials} trials, {metric} at "
+                 f"epoch {report.basis.epoch}")
         if plot is optuna_plots.SLICE:
             title += f" ({', '.join(top)})"
-        extra = optuna_plots.options(plot, report.results.metric, top)
-        interactive = plot.interactive(report.study, **extra)
+        extra = optuna_plots.options(plot, metric, top)
+        interactive = plot.interactive(study, **extra)
         interactive.update_layout(title=title)
         with warnings.catch_warnings():
             # Optuna's matplotlib plots are "experimental", and matplotlib warns of an axis
@@ -94,11 +105,11 @@ def _optuna_figures(report: Report, found: optuna_plots.Facts) -> list[Figure]:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.filterwarnings("ignore", module="matplotlib")
             warnings.filterwarnings("ignore", module="optuna.visualization.matplotlib")
-            drawn = _figure_of(plot.static(report.study, **extra))
+            drawn = _figure_of(plot.static(study, **extra))
         inches = optuna_plots.width(plot, found, top)
         if inches is not None:
             drawn.set_size_inches(inches, drawn.get_size_inches()[1])
-        figures.append(_save(report, plot.name, title, interactive, drawn))
+        figures.append(_save(report, plot.name, title, interactive, drawn, caption))
     return figures
 
 
@@ -108,12 +119,17 @@ def _learning_curves(report: Report, rungs: curves.Rungs, max_epochs: int) -> li
         report.notes.append(f"Learning curves: no trial of {len(results.trials)} has reported "
                             "an epoch yet")
         return []
+    drawn = sum(1 for t in results.trials if t.curve())
     return [_save(report, CURVES, curves.title(results, rungs),
                   curves.figure(results, rungs, max_epochs),
-                  curves.draw(results, rungs, max_epochs))]
+                  curves.draw(results, rungs, max_epochs),
+                  f"Rests on {drawn} of {len(results.trials)} trials: every trial that "
+                  f"reported an epoch, its whole curve; the winner "
+                  f"{curves.winner_label(results)} is drawn thick, each curve is named by its "
+                  "trial at its end.")]
 
 
-def summary(name: str, results: Results, found: optuna_plots.Facts) -> list[str]:
+def summary(name: str, results: Results, basis: Optional[basis_.Basis]) -> list[str]:
     """The lines above the plots: the trials and how they ended, and the best one."""
     ended: dict[str, int] = {}
     for trial in results.trials:
@@ -122,9 +138,10 @@ def summary(name: str, results: Results, found: optuna_plots.Facts) -> list[str]
     lines = [f"experiment '{name}': {len(results.trials)} trials ("
              + ", ".join(f"{n} {kind}" for kind, n in ended.items()) + f"), "
              f"{results.epochs_used} trial-epochs; objective {results.metric} ({results.mode})",
-             f"Optuna's plots show the {found.completed} trial(s) that completed their budget, "
-             "by their final epoch (what the sampler learned from); the learning curves show "
-             "every trial; the leaderboard ranks by each trial's best epoch"]
+             (f"Optuna's plots show every trial at one epoch: {basis.caption(results.metric)} "
+              if basis else "Optuna's plots: no trial has a value yet. ")
+             + "The learning curves show every trial; the leaderboard ranks by each trial's "
+             "best epoch"]
     return lines + [best_line(results)]
 
 
@@ -147,17 +164,22 @@ def _figure_of(drawn: Any) -> Any:
     return np.asarray(drawn, dtype=object).flat[0].figure  # a grid of Axes (the slices)
 
 
-def _save(report: Report, name: str, title: str, interactive: Any, drawn: Any) -> Figure:
+def _save(report: Report, name: str, title: str, interactive: Any, drawn: Any,
+          caption: Optional[str] = None) -> Figure:
     """Both versions of one plot into the report's folder."""
     import matplotlib.pyplot as plt
 
     page, png = report.folder / f"{name}.html", report.folder / f"{name}.png"
-    # plotly.js inside each file: it opens offline, and in MLflow's artifact viewer.
-    interactive.write_html(page, include_plotlyjs=True, full_html=True)
+    # plotly.js once in the folder, loaded by each page from beside it: the folder opens
+    # offline (the index embeds the PNGs, so it reads alone too).
+    interactive.write_html(page, include_plotlyjs="directory", full_html=True)
+    script = report.folder / PLOTLY_JS
+    if script.exists() and script not in report.files:
+        report.files.append(script)
     try:
         drawn.savefig(png, dpi=110, bbox_inches="tight")
     finally:
         plt.close(drawn)
     report.files += [page, png]
     report.figures[name] = interactive
-    return Figure(title, page.name, png)
+    return Figure(title, page.name, png, caption)

@@ -94,14 +94,29 @@ def title(results: Results, rungs: Rungs) -> str:
     return f"Learning curves: {results.metric} per epoch of every trial; {where}"
 
 
+WINNER_COLOR = "#000000"
+
+
+def winner_label(results: Results) -> str:
+    """How the plots name the winner (the leaderboard's first trial), or "none"."""
+    best = results.best
+    return f"trial {best.trial_id}" if best is not None else "none"
+
+
+def _ends(results: Results) -> list[tuple[str, int, float]]:
+    """(trial id, epoch, value) at the end of each curve: where its name is written."""
+    return [(t.trial_id, *t.curve()[-1]) for t in results.trials if t.curve()]
+
+
 def ended_by(outcome: str, rungs: Rungs) -> str:
     return ENDED_BY.get(outcome, outcome).format(label=rungs.label)
 
 
 def figure(results: Results, rungs: Rungs, max_epochs: int) -> Any:
     """The interactive figure: one line per trial that reported an epoch (coloured by outcome,
-    one legend entry per outcome), a dashed line per rung (naming its brackets when there are
-    several), a marker where a trial ended early."""
+    one legend entry per outcome), the winner's drawn again thick (its own legend entry), each
+    trial's name at the end of its curve, a dashed line per rung (naming its brackets when
+    there are several), a marker where a trial ended early."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -118,6 +133,18 @@ def figure(results: Results, rungs: Rungs, max_epochs: int) -> Any:
             hovertemplate=(f"trial {trial.trial_id} ({label})<br>epoch %{{x}}: "
                            f"{results.metric} %{{y:.4f}}<br>{params}<extra></extra>")))
         shown.add(label)
+    best = results.best
+    if best is not None and best.curve():
+        curve = best.curve()
+        fig.add_trace(go.Scatter(
+            x=[e for e, _ in curve], y=[v for _, v in curve], mode="lines",
+            name=f"winner: {winner_label(results)}", line={"color": WINNER_COLOR, "width": 4},
+            opacity=0.55, meta=f"winner:{best.trial_id}", hoverinfo="skip"))
+    ends = _ends(results)
+    fig.add_trace(go.Scatter(
+        x=[e for _, e, _ in ends], y=[v for _, _, v in ends], mode="text",
+        text=[trial_id for trial_id, _, _ in ends], textposition="middle right",
+        textfont={"size": 9}, name="trial names", showlegend=False, hoverinfo="skip"))
     for outcome, points in _by_outcome(ended_early(results, max_epochs)).items():
         symbol, _ = END_MARKS[outcome]
         fig.add_trace(go.Scatter(
@@ -152,6 +179,16 @@ def draw(results: Results, rungs: Rungs, max_epochs: int) -> Any:
                     linewidth=1.2, alpha=0.8, color=COLORS[kind(trial)])
     kinds = dict.fromkeys(kind(t) for t in results.trials if t.curve())
     handles = [Line2D([], [], color=COLORS[k], label=k) for k in kinds]
+    best = results.best
+    if best is not None and best.curve():
+        curve = best.curve()
+        ax.plot([e for e, _ in curve], [v for _, v in curve], "-", linewidth=4, alpha=0.45,
+                color=WINNER_COLOR, zorder=1)
+        handles.append(Line2D([], [], color=WINNER_COLOR, linewidth=4, alpha=0.45,
+                              label=f"winner: {winner_label(results)}"))
+    for trial_id, epoch, value in _ends(results):
+        ax.annotate(trial_id, (epoch, value), xytext=(4, 0), textcoords="offset points",
+                    fontsize=7, va="center")
     for outcome, points in _by_outcome(ended_early(results, max_epochs)).items():
         _, marker = END_MARKS[outcome]
         label = f"ended: {ended_by(outcome, rungs)}"

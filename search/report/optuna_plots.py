@@ -2,9 +2,9 @@
 (fANOVA, seeded), parallel coordinates and slices of the most important parameters; each drawn
 by `optuna.visualization` (plotly, interactive) and `optuna.visualization.matplotlib` (static).
 
-Optuna plots COMPLETE trials only. Under ASHA most trials are PRUNED (stopped early, scored at a
-partial budget), so these plots show the trials that ran their whole budget, by their final
-epoch: exactly what the sampler learned from. The learning curves (`curves`) show every trial.
+Optuna plots COMPLETE trials only; the study drawn here is not the search's own but the one of
+`basis.at`: every trial at a common epoch (under ASHA most trials were stopped early). The
+learning curves (`curves`) show every trial's whole curve.
 """
 
 from __future__ import annotations
@@ -30,18 +30,19 @@ SEED = 0  # fANOVA's random forest: the same study gives the same importances
 @dataclass(frozen=True)
 class Facts:
     """What decides which of Optuna's plots can be drawn for a study."""
-    trials: int  # every trial of the study
-    completed: int  # COMPLETE with a finite value: what Optuna plots
-    varying: tuple[str, ...]  # parameters every completed trial sampled from >1 value (fANOVA's)
-    sampled: tuple[str, ...]  # parameters any completed trial sampled, in first-seen order
+    trials: int  # every trial of the search
+    completed: int  # COMPLETE with a finite value in the study drawn: what Optuna plots
+    varying: tuple[str, ...]  # parameters every plotted trial sampled from >1 value (fANOVA's)
+    sampled: tuple[str, ...]  # parameters any plotted trial sampled, in first-seen order
 
 
-def facts(study: optuna.Study) -> Facts:
+def facts(study: optuna.Study, trials: Optional[int] = None) -> Facts:
+    """The facts of the study drawn; `trials`: the search's (default: the study's)."""
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.value is not None and math.isfinite(t.value)]
     common = intersection_search_space(done) if done else {}
     sampled = tuple(dict.fromkeys(name for t in done for name in t.params))
-    return Facts(trials=len(study.trials), completed=len(done),
+    return Facts(trials=len(study.trials) if trials is None else trials, completed=len(done),
                  varying=tuple(n for n in sampled if n in common and not common[n].single()),
                  sampled=sampled)
 
@@ -68,19 +69,19 @@ PLOTS = (HISTORY, IMPORTANCES, PARALLEL, SLICE)
 def why_not(plot: Plot, found: Facts) -> Optional[str]:
     """Why `plot` cannot be drawn for a study with these facts (one line), or None."""
     if found.completed == 0:
-        return (f"no trial of {found.trials} completed its budget, and Optuna plots completed "
-                "trials only (the learning curves show every trial)")
+        return (f"no trial of {found.trials} has reported a finite value of the objective yet "
+                "(the learning curves show every trial)")
     if plot is IMPORTANCES:
         if found.completed < 2:
-            return ("parameter importances need at least 2 completed trials; this search has "
-                    "1 (the learning curves show every trial)")
+            return ("parameter importances need at least 2 trials with a value at the epoch "
+                    "the plots read; this search has 1 (the learning curves show every trial)")
         if len(found.varying) < 2:
             only = (f"only {found.varying[0]} varies" if found.varying
                     else "no parameter varies")
             return (f"parameter importances need at least 2 searched parameters; {only} "
-                    "across the completed trials")
+                    "across the trials plotted")
     elif plot is not HISTORY and not found.sampled:
-        return "the completed trials sampled no parameter (the space is empty)"
+        return "the trials sampled no parameter (the space is empty)"
     return None
 
 

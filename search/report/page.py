@@ -19,6 +19,7 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }
 th { background: #f3f3f3; }
 img { max-width: 100%; border: 1px solid #eee; }
 .note { color: #8a5a00; }
+.basis { color: #555; font-size: 0.9em; margin-top: 0.2em; }
 """
 
 
@@ -27,6 +28,7 @@ class Figure:
     title: str
     html: str  # the interactive file's name, next to the index
     png: Path
+    caption: Optional[str] = None  # under the plot: what it rests on
 
 
 def _cell(value: Any) -> str:
@@ -63,7 +65,8 @@ def render(name: str, summary: list[str], figures: list[Figure], notes: list[str
     for figure in figures:
         parts.append(f"<h2>{e(figure.title)}</h2><p><a href='{e(figure.html)}'>interactive "
                      f"version ({e(figure.html)})</a></p><img alt='{e(figure.title)}' "
-                     f"src='{_embedded(figure.png)}'>")
+                     f"src='{_embedded(figure.png)}'>"
+                     + (f"<p class='basis'>{e(figure.caption)}</p>" if figure.caption else ""))
     link = f" (<a href='{e(leaderboard_file)}'>{e(leaderboard_file)}</a>)" if (
         leaderboard_file) else ""
     parts.append(f"<h2>Leaderboard{link}</h2>{table(rows)}</body></html>")

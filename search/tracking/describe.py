@@ -69,10 +69,11 @@ def space_lines(space: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def winner_text(metric: str, best: Mapping[str, Any], name: Optional[str] = None,
-                epochs: Optional[str] = None) -> str:
+                epochs: Optional[str] = None, link: Optional[str] = None) -> str:
     """"t005 onecycle/scaled (trial ab12cd34) with val_acc = 0.9413 after 3 epochs: lr=0.12,
-    residual=scaled"."""
-    who = f"{name} (trial {best['trial_id']})" if name else f"trial {best['trial_id']}"
+    residual=scaled"; the name a Markdown link to `link` (the winner's run) when given."""
+    shown = f"[{name}]({link})" if name and link else name
+    who = f"{shown} (trial {best['trial_id']})" if name else f"trial {best['trial_id']}"
     after = f" after {epochs} epoch{'' if str(epochs) == '1' else 's'}" if epochs else ""
     sampled = ", ".join(f"{k}={number(v)}" for k, v in best.get("params", {}).items())
     return (f"{who} with {metric} = {number(best['value'])}{after}"

@@ -18,6 +18,7 @@ HP_PREFIX = "hp."  # a sampled number as a metric: hp.lr, hp.weight_decay (step 
 # budget), and "true" on the winning trial's own run, on no other run of the search.
 EPOCHS_TAG = "epochs_trained"
 BEST_TAG = "best"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag of a nested run: its parent run
 NAME_LIMIT = 40  # characters: MLflow's runs table shows about this much of a name
 _NUMBER = re.compile(r"^t(\d+)(?:\s|$)")
 

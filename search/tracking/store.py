@@ -20,11 +20,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from search.tracking import describe, sqlite_store, view
-from search.tracking.names import BEST_TAG, EPOCHS_TAG
+from search.tracking.links import mlflow_link
+from search.tracking.names import BEST_TAG, EPOCHS_TAG, PARENT_TAG
 
 log = logging.getLogger("resnet_search.tracking")
 
-PARENT_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI
 # The experiment's kind: "Machine learning" (runs and their metrics), not GenAI traces. MLflow's
 # UI shows it as the experiment's type; a UI without the GenAI / Model training switch opens the
@@ -285,7 +285,8 @@ def summarise_parent(uri: str, parent_run_id: str, *, metric: str, best: Optiona
     parent = client.get_run(parent_run_id)
     winner = _run_of(client, parent, best) if best else None
     tags, stale = _summary_tags(parent.data.tags, best, winner, state, reason)
-    metrics = _objective_points(client, parent_run_id, metric, best["value"]) if best else []
+    metrics = _objective_points(client, parent_run_id, metric, best["value"],
+                                _epochs(winner)) if best else []
     client.log_batch(parent_run_id, metrics=metrics,
                      tags=[RunTag(k, v) for k, v in tags.items()])
     for key in sorted(stale):
@@ -296,8 +297,12 @@ def summarise_parent(uri: str, parent_run_id: str, *, metric: str, best: Optiona
     # the run unclosed. The description reads the spec the run stores.
     won = None
     if best:
+        # The description is Markdown that MLflow's UI renders: the winner's name links to its
+        # run, as a fragment that resolves on whichever server shows it.
         won = describe.winner_text(metric, best, *(
-            (winner.info.run_name, winner.data.tags.get(EPOCHS_TAG)) if winner else ()))
+            (winner.info.run_name, winner.data.tags.get(EPOCHS_TAG),
+             mlflow_link("", winner.info.experiment_id, run_id=winner.info.run_id))
+            if winner else ()))
     client.set_tag(parent_run_id, NOTE_TAG, text(describe.note(
         state, _stored_spec(client, parent), reason=reason, winner=won)))
     # The winner's full config, ready to train it again.
@@ -323,18 +328,32 @@ def _summary_tags(old: dict[str, str], best: Optional[dict], winner: Optional[Ru
     return tags, stale & set(old)
 
 
-def _objective_points(client: MlflowClient, run_id: str, metric: str,
-                      value: Any) -> list[Metric]:
+def _objective_points(client: MlflowClient, run_id: str, metric: str, value: Any,
+                      epochs: int) -> list[Metric]:
     """The best value as `best_<metric>` and under the objective's own name, so that the
-    parent's row in the runs table shows it beside its trials'. The UI shows a metric's value at
-    its highest step: each summary's step beats the last."""
+    parent's row in the runs table shows it beside its trials'.
+
+    Its step is on the trials' axis (epochs), never a clock: MLflow's charts draw every run of
+    the experiment on one x axis, and a parent point at step 1.8e9 (the Unix time) squeezed
+    every trial's curve into x = 0. The point sits where the winner's curve ends (its epochs).
+    The UI shows a metric's value at its highest step, then its latest time: a later summary
+    keeps the step reached so far (a new winner may have trained fewer epochs) and a later
+    timestamp, so it is the one shown."""
     if not metric or not isinstance(value, (int, float)) or not math.isfinite(value):
         return []
     keys = (f"best_{metric}", metric)
-    last = max((p.step for key in keys for p in client.get_metric_history(run_id, key)),
-               default=-1)
-    step, now = max(int(time.time()), last + 1), int(time.time() * 1000)
+    earlier = [p for key in keys for p in client.get_metric_history(run_id, key)]
+    step = max([max(epochs, 0), *(p.step for p in earlier)])
+    now = max([int(time.time() * 1000), *(p.timestamp + 1 for p in earlier)])
     return [Metric(key, float(value), now, step) for key in keys]
+
+
+def _epochs(winner: Optional[Run]) -> int:
+    """The epochs the winner's run says it trained (0 when it does not say)."""
+    try:
+        return int(winner.data.tags.get(EPOCHS_TAG, 0)) if winner else 0
+    except ValueError:
+        return 0
 
 
 def children_query(parent_run_id: str, **tags: str) -> str:

@@ -1,9 +1,8 @@
 """The MLflow UI on a search: the address of its experiment's runs, and MLflow's own server for a
 store that has none (a SQLite file, a directory).
 
-MLflow's UI opens an experiment in one of two modes and picks it from the address
-(`workflowType`), or else from what the browser last used, GenAI by default: the runs of a
-search show only in "Machine learning" (`machine_learning`), so every link says so.
+Every address of MLflow's UI is built by links.mlflow_link (in model-training mode, not the
+GenAI pages).
 """
 
 from __future__ import annotations
@@ -15,18 +14,17 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Callable, Optional
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from mlflow.tracking import MlflowClient
 
 from search.tracking import view
+from search.tracking.links import mlflow_link
 from search.tracking.store import sqlite_file
 from search.wait.rules import Look, Verdict
 from search.wait.waiter import wait_until
 
-RUNS_VIEW = "runs"
-MODE = "workflowType=machine_learning"
 HOST = "127.0.0.1"  # the UI of a local store is for this machine only
 DEFAULT_PORT = 5000  # MLflow's own default
 
@@ -50,8 +48,7 @@ def server_address(uri: str) -> str:
 def runs_view_url(server: str, experiment_id: str, saved_view: Optional[str] = None) -> str:
     """The experiment's runs table, in the UI's model-training mode, in one of its saved views
     when given (pure)."""
-    shown = f"&{view.SHARE_KEY}={quote(saved_view)}" if saved_view else ""
-    return f"{server_address(server)}/#/experiments/{experiment_id}/{RUNS_VIEW}?{MODE}{shown}"
+    return mlflow_link(server_address(server), experiment_id, saved_view=saved_view)
 
 
 def search_link(uri: str, parent_run_id: str, server: Optional[str] = None) -> str:

@@ -15,6 +15,7 @@ from typing import Any, Optional
 from mlflow.entities import Metric, RunTag
 
 from search.tracking import store
+from search.tracking.links import mlflow_link
 from search.tracking.points import mlflow_key
 from search.tracking.writer import Writer
 
@@ -65,9 +66,20 @@ def link_tags(source: Optional[dict], trial_run: str) -> dict[str, str]:
             if value not in (None, "")}
 
 
+def run_links(server: str, experiment_id: str, run_id: str, trial_run: str) -> dict[str, str]:
+    """The retrain's run, the winning trial's run and the two side by side, as MLflow UI links
+    in its model-training view (links.mlflow_link): absolute on `server`, or the fragments
+    (`#/...`) that MLflow's own pages resolve when `server` is "" (pure)."""
+    shown = {"run": mlflow_link(server, experiment_id, run_id=run_id)}
+    if trial_run:
+        shown.update(winner_run=mlflow_link(server, experiment_id, run_id=trial_run),
+                     compare=mlflow_link(server, experiment_id, compare=[trial_run, run_id]))
+    return shown
+
+
 class RetrainRun:
-    def __init__(self, uri: str, run_id: str) -> None:
-        self.uri, self.run_id = uri, run_id
+    def __init__(self, uri: str, run_id: str, experiment_id: str = "") -> None:
+        self.uri, self.run_id, self.experiment_id = uri, run_id, experiment_id
         self.writer = Writer(uri)
 
     @classmethod
@@ -77,12 +89,19 @@ class RetrainRun:
         store does not take it within the deadline."""
         store.quiet_client()  # no "View run ... at" lines on the retrain's output
         made: list[str] = []
-        failed = store.bounded(uri, DEADLINE_S, lambda: made.append(store.open_parent(
-            uri, experiment, run_name=run_name, tags=tags, params=params, artifacts={})))
-        if failed or not made:
+
+        def make() -> None:
+            from mlflow.tracking import MlflowClient
+
+            run_id = store.open_parent(uri, experiment, run_name=run_name, tags=tags,
+                                       params=params, artifacts={})
+            made.extend([run_id, MlflowClient(uri).get_run(run_id).info.experiment_id])
+
+        failed = store.bounded(uri, DEADLINE_S, make)
+        if failed or len(made) < 2:
             raise TrackingFailed(f"could not open an MLflow run in experiment '{experiment}' "
                                  f"at {uri}: {failed}")
-        return cls(uri, made[0])
+        return cls(uri, *made)
 
     def epoch(self, metrics: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)

@@ -30,7 +30,7 @@ from search.spec.model import SearchSpec
 from search.spec.problems import Problem, SpecError
 from search.spec.redact import redact
 from search.winner import card as cards
-from search.winner.mlflow_run import RetrainRun, link_tags, trial_run_id
+from search.winner.mlflow_run import RetrainRun, link_tags, run_links, trial_run_id
 
 # What each epoch logs: training only, there is no validation split to score.
 PER_EPOCH = ("train_loss", "train_acc", "lr", "epoch_seconds", "images_per_s")
@@ -160,7 +160,8 @@ def retrain(plan: Plan, directory: Path, *,
         card = card_of(plan, data, history, tested, seconds, run.run_id, trial_run,
                        {**provenance(trainer.device), "numpy": _version("numpy"),
                         "threads": torch.get_num_threads()},
-                       datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                       datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       experiment_id=run.experiment_id)
         save(directory, trainer.model.state_dict(), card, torch.save)
     except DivergenceError as error:
         run.end("diverged", str(error), status="FAILED")
@@ -171,7 +172,9 @@ def retrain(plan: Plan, directory: Path, *,
                 "interrupted" if interrupted else f"{type(error).__name__}: {error}",
                 status="KILLED" if interrupted else "FAILED")
         raise
-    tracked = run.finish(dict(tested), step=plan.config.epochs, note=note(card),
+    # In MLflow's own pages the description's links are fragments, right on any server.
+    tracked = run.finish(dict(tested), step=plan.config.epochs,
+                         note=note(card, run_links("", run.experiment_id, run.run_id, trial_run)),
                          model_dir=str(directory.resolve()),
                          artifacts=[str(directory / cards.CARD_MD),
                                     str(directory / cards.CARD_JSON)])
@@ -187,8 +190,15 @@ def _version(package: str) -> str:
 
 
 def card_of(plan: Plan, data: Any, history: list[dict], tested: dict, seconds: float,
-            run_id: str, trial_run: str, environment: dict, when: str) -> dict:
-    """The model card's content (see search.winner.card): plain JSON types only."""
+            run_id: str, trial_run: str, environment: dict, when: str,
+            experiment_id: str = "") -> dict:
+    """The model card's content (see search.winner.card): plain JSON types only. Its MLflow
+    links are absolute, so only for a tracking server (a local store has no address until
+    `resnet-search ui` serves it)."""
+    from search.tracking.ui import is_server, server_address
+
+    links = (run_links(server_address(plan.tracking_uri), experiment_id, run_id, trial_run)
+             if experiment_id and is_server(plan.tracking_uri) else {})
     last = history[-1] if history else {}
     return {
         "name": f"{plan.name} retrained",
@@ -211,13 +221,15 @@ def card_of(plan: Plan, data: Any, history: list[dict], tested: dict, seconds: f
                      "cpus": os.cpu_count(), "torch_threads": environment["threads"]},
         "mlflow": {"tracking_uri": redact(plan.tracking_uri),
                    "experiment": plan.mlflow_experiment, "run_id": run_id,
-                   "winner_run_id": trial_run or None},
+                   "winner_run_id": trial_run or None,
+                   **{f"{name}_link": link for name, link in links.items()}},
     }
 
 
-def note(card: dict) -> str:
-    """The MLflow run's description: what was retrained and how it scored."""
-    metrics, source = card["metrics"], card.get("source") or {}
+def note(card: dict, links: Optional[dict[str, str]] = None) -> str:
+    """The MLflow run's description (Markdown): what was retrained and how it scored, and
+    links to the winning trial's run and to the two compared when `links` has them."""
+    metrics, source, links = card["metrics"], card.get("source") or {}, links or {}
     objective = source.get("objective") or {}
     value = objective.get("value")
     scored = f"{objective.get('metric')} {value:.4f}, " if isinstance(value, float) else ""
@@ -227,7 +239,9 @@ def note(card: dict) -> str:
     return (f"Retrain of {origin} on train+validation for {metrics['epochs']} epochs: "
             f"test_acc {metrics['test_acc']:.4f}, test_loss {metrics['test_loss']:.4f} "
             f"({card['data']['test_examples']} test images). Weights: "
-            f"{cards.MODEL_FILE} with {cards.CARD_MD}.")
+            f"{cards.MODEL_FILE} with {cards.CARD_MD}."
+            + (f" [The winning trial's run]({links['winner_run']}); [compared with this run]"
+               f"({links['compare']})." if "winner_run" in links else ""))
 
 
 def save(directory: Path, state_dict: dict, card: dict,

@@ -140,7 +140,10 @@ def test_the_winner_is_tagged_and_the_parent_shows_the_objective_and_the_search(
     note = parent.tags[NOTE_TAG]
     assert note.startswith("**Search finished**. 8 trials of at most 3 epochs, on digits, "
                            "objective val_acc (max), sampler tpe (seed 0), scheduler asha")
-    assert f"**Best:** {marked[0].info.run_name} (trial {best.trial_id}) with val_acc = " in note
+    link = (f"#/experiments/{search.experiment.experiment_id}/runs/{marked[0].info.run_id}"
+            "?workflowType=machine_learning")
+    assert (f"**Best:** [{marked[0].info.run_name}]({link}) (trial {best.trial_id}) "
+            "with val_acc = ") in note
     assert "- `residual_scale`: float in [0.2, 1], when residual = scaled" in note
     tags = search.experiment.tags
     assert tags[KIND_TAG] == KIND and TAG in tags
@@ -190,16 +193,70 @@ def test_the_printed_link_opens_the_searchs_runs_best_first(finished, search, br
     for column in ("best_val_acc", "val_acc", "hp.lr", "hp.weight_decay", "hp.augment"):
         page.get_by_role("columnheader", name=column, exact=True).first.wait_for(
             timeout=WAIT_MS)
-    page.screenshot(path=str(tmp_path / "runs-view.png"))  # for whoever reads a failure
+    page.wait_for_timeout(1000)  # the columns' last paint
+    page.screenshot(path=str(tmp_path / "runs-view.png"))  # what the view looks like
     parent_name = search.parent.info.run_name
     rows = table_rows(page, {*names, parent_name})
-    assert set(rows) == {*names, parent_name}, list(rows)
-    best = [names[name].data.metrics["best_val_acc"] for name in rows if name in names]
+    (tmp_path / "runs-view.txt").write_text("\n\n".join(rows.values()))
+    # The trials only: the parent run is no 13th trial among them.
+    assert set(rows) == set(names), list(rows)
+    best = [names[name].data.metrics["best_val_acc"] for name in rows]
     assert best == sorted(best, reverse=True), list(zip(rows, best))
     assert best[0] == pytest.approx(search.results.best.best)  # the winner (or its tie) on top
-    # The parent's row shows the search's best value, not "-".
-    assert str(search.parent.data.metrics["val_acc"])[:6] in rows[parent_name], rows[parent_name]
+    # The winner, on top, is the one row marked `best` (MLflow's table groups its columns
+    # by kind, tags last: the mark cannot come before the metrics).
+    winner = next(run.info.run_name for run in search.trials
+                  if run.data.tags.get("best") == "true")
+    assert "true" in rows[winner].splitlines(), rows[winner]
+    assert all("true" not in text.splitlines() for name, text in rows.items() if name != winner)
     page.close()
+
+
+def test_the_chart_view_shows_the_trials_curves_the_objective_and_no_single_value_charts(
+        finished, search, browser, tmp_path):
+    """The chart view of the printed link: the parallel coordinates over the sampled
+    parameters ending on the objective, the best objective per trial, the per-epoch curves; no
+    single-bar chart of an `hp.*` number (one value per run)."""
+    page = browser.new_page(viewport={"width": 1900, "height": 1400})
+    page.goto(printed_link(finished) + "&compareRunsMode=CHART")
+    page.get_by_text("Parallel Coordinates", exact=True).first.wait_for(timeout=WAIT_MS)
+    page.locator("h4", has_text="best_val_acc").first.wait_for(timeout=WAIT_MS)
+    close_assistant(page)
+    page.wait_for_timeout(3000)  # the charts' drawing
+    page.screenshot(path=str(tmp_path / "charts-view.png"), full_page=True)
+    text = page.inner_text("body")
+    (tmp_path / "charts-view.txt").write_text(text)
+    for run in search.trials:  # its run list: the trials (the table test: and no parent)
+        assert run.info.run_name in text, run.info.run_name
+    # The cards on screen (the UI draws those below the fold as they scroll in): the parallel
+    # coordinates first, then the objective's; none for an hp.* number.
+    titles = [t.strip() for t in page.locator("h4").all_inner_texts()]
+    assert titles[0] == "Parallel Coordinates", titles
+    assert "best_val_acc" in titles and not [t for t in titles if t.startswith("hp.")], titles
+    # No card titled by an hp.* number (text outside a drawing: the parallel coordinates'
+    # axes, drawn in SVG, name them).
+    for key in search.trials[0].data.metrics:
+        if key.startswith("hp."):
+            titled = [e for e in page.get_by_text(key, exact=True).all()
+                      if e.evaluate("e => !e.closest('svg')")]
+            assert not titled, (key, len(titled))
+    page.close()
+
+
+def test_every_chart_point_stands_on_the_epoch_axis(finished, search):
+    """MLflow's charts draw every run on one x axis (the step): the parent's points once
+    stood at step = the Unix time, squeezing each trial's curve into x = 0. Read as the UI
+    reads them (the REST API's metric history), every step of every run is an epoch."""
+    max_epochs = finished.spec["budget"]["max_epochs"]
+    for run in [search.parent, *search.trials]:
+        for key in run.data.metrics:
+            answer = requests.get(f"{finished.server_url}/api/2.0/mlflow/metrics/get-history",
+                                  params={"run_id": run.info.run_id, "metric_key": key},
+                                  timeout=120)
+            assert answer.ok, answer.text
+            steps = [point["step"] for point in answer.json()["metrics"]]
+            assert steps and all(0 <= step <= max_epochs for step in steps), (
+                run.info.run_name, key, steps)
 
 
 def metrics_shown(page) -> list[float]:

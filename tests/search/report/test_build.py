@@ -35,48 +35,89 @@ def test_every_plot_is_written_as_html_and_png(record, tmp_path):
     experiment = record()
     report = make(experiment, tmp_path / "out")
     names = sorted(p.name for p in report.files)
-    assert names == sorted(["leaderboard.csv", "index.html"]
+    assert names == sorted(["leaderboard.csv", "index.html", "plotly.min.js"]
                            + [f"{n}.{e}" for n in ALL_PLOTS for e in ("html", "png")])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names
     assert report.notes == []
     for name in ALL_PLOTS:
         page = (tmp_path / "out" / f"{name}.html").read_text()
-        assert "plotly" in page and len(page) > 100_000  # plotly.js inside: opens offline
+        # plotly.js is loaded from beside the page, offline: not inlined again
+        assert 'src="plotly.min.js"' in page and len(page) < 200_000, len(page)
         width, height = png_size(tmp_path / "out" / f"{name}.png")
         assert width > 300 and height > 200
+
+
+def test_plotly_js_is_written_once(record, tmp_path):
+    """Inlined in each of five pages, plotly.js made a report 24 MB."""
+    make(record(), tmp_path / "out")
+    files = list((tmp_path / "out").iterdir())
+    marker = "plotly.js v"  # the library's banner, in each copy of it
+    copies = [f.name for f in files if marker.encode() in f.read_bytes()]
+    assert copies == ["plotly.min.js"], copies
+    total = sum(f.stat().st_size for f in files)
+    assert total < 6_000_000, total  # plotly.js (4.7 MB) once, five pages, their PNGs
 
 
 def test_the_data_behind_each_figure_holds_the_trials_it_shows(record, tmp_path):
     experiment = record()
     results = experiment.recorded_results()
     report = make(experiment, tmp_path / "out")
-    completed = [t for t in results.trials if t.outcome.value == "completed"]
     figures = report.figures
+    # Optuna's plots read every trial at one epoch, not only the 3 that completed: the space
+    # has 4 parameters, so BOHB's rule wants 7 trials at a rung; rung 2 has 5 (epoch 2 of the
+    # diverged trial is NaN), rung 1 all 9 (the failed and the running trial's first epoch too)
+    basis = report.basis
+    assert (basis.epoch, basis.trials, basis.of, basis.need, basis.enough) == (1, 9, 9, 7, True)
+    at_rung = {t.trial_id: t.curve()[0][1] for t in results.trials}
 
-    # optimization history: a point per completed trial, at its final epoch's value
+    # optimization history: a point per trial, at its value at that epoch
     (points,) = [t for t in figures["optimization_history"].data if t.name == "val_acc"]
-    assert sorted(points.y) == sorted(t.curve()[-1][1] for t in completed)
-    # parallel coordinates: a line per completed trial, across the objective and each
-    # parameter the completed trials sampled (residual_scale included: None where absent)
+    assert sorted(points.y) == sorted(at_rung.values())
+    # parallel coordinates: a line per trial, across the objective and each parameter the
+    # trials sampled (residual_scale included: None where absent)
     parallel = lines(figures["parallel_coordinate"])
-    assert len(parallel) == len(completed)
+    assert len(parallel) == len(at_rung)
     assert {len(line.x) for line in parallel} == {1 + 4}
     assert list(figures["parallel_coordinate"].layout.xaxis.ticktext) == [
         "val_acc", "lr", "residual", "residual_scale", "weight_decay"]
-    # importances: a bar per parameter common to the completed trials
+    # importances: a bar per parameter common to the trials
     (bars,) = figures["param_importances"].data
     assert sorted(bars.y) == sorted(report.importances) == ["lr", "residual", "weight_decay"]
-    # slices: one panel per top parameter, a point per completed trial in each
+    # slices: one panel per top parameter, a point per trial in each
     top = [name for name, value in report.importances.items() if value > 0][:4]
     panels = [t for t in figures["slice"].data if t.x is not None and len(t.x)]
-    assert len(panels) == len(top) and {len(p.x) for p in panels} == {len(completed)}
+    assert len(panels) == len(top) and {len(p.x) for p in panels} == {len(at_rung)}
     # learning curves: a line per trial that reported an epoch
     reported = [t for t in results.trials if t.curve()]
     curves = [t for t in figures["learning_curves"].data if t.mode == "lines+markers"]
     assert sorted(c.meta for c in curves) == sorted(t.trial_id for t in reported)
+    # the winner drawn again, named; every curve named at its end
+    (winner,) = [t for t in figures["learning_curves"].data if t.name == "winner: trial t-best"]
+    assert list(winner.y) == [v for _, v in results.best.curve()]
+    (names,) = [t for t in figures["learning_curves"].data if t.mode == "text"]
+    assert sorted(names.text) == sorted(t.trial_id for t in reported)
     # and the files hold those figures: each trial id is in the interactive learning curves
     page = (tmp_path / "out" / "learning_curves.html").read_text()
     assert all(t.trial_id in page for t in reported)
+    # Under each plot of the index: how many trials it rests on, and by which rule.
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert index.count("Rests on 9 of 9 trials: each trial&#x27;s val_acc at epoch 1") == 4 + 1
+    assert "the highest rung at least 7 trials reached (BOHB&#x27;s rule" in index
+
+
+def test_with_enough_trials_past_a_rung_the_plots_read_there(record, plan, tmp_path):
+    """Seven trials reach rung 2 (4 parameters: BOHB's 4 + 3), one completes: the plots rest
+    on the seven at epoch 2, not on the one that completed."""
+    experiment = record(
+        [plan.Planned(f"t{i}", [0.3 + i / 100, 0.4 + i / 50], plan.lr_params(0.01 * (i + 1)),
+                      stopped=True) for i in range(6)]
+        + [plan.Planned("full", [0.5, 0.6, 0.7, 0.8], plan.lr_params(0.5, scale=0.5)),
+           plan.Planned("early", [0.1], plan.lr_params(0.9), stopped=True)])
+    report = make(experiment, tmp_path / "out")
+    assert (report.basis.epoch, report.basis.trials, report.basis.of) == (2, 7, 8)
+    (points,) = [t for t in report.figures["optimization_history"].data if t.name == "val_acc"]
+    assert sorted(points.y) == sorted([0.4 + i / 50 for i in range(6)] + [0.6])
+    assert report.importances is not None
 
 
 def test_the_leaderboard_and_the_index(record, tmp_path):
@@ -94,16 +135,13 @@ def test_the_leaderboard_and_the_index(record, tmp_path):
     assert f"best: trial {results.best.trial_id}, val_acc {results.best.best:.4f}" in index
 
 
-def test_with_one_completed_trial_importances_are_skipped_with_the_reason(record, plan,
-                                                                          tmp_path):
-    experiment = record([
-        plan.Planned("a", [0.5, 0.6, 0.7, 0.8], plan.lr_params(0.1)),
-        plan.Planned("b", [0.2], plan.lr_params(0.5), stopped=True),
-        plan.Planned("c", [0.3, 0.4], plan.lr_params(0.05), stopped=True)])
+def test_with_one_trial_to_plot_importances_are_skipped_with_the_reason(record, plan,
+                                                                       tmp_path):
+    experiment = record([plan.Planned("a", [0.5, 0.6, 0.7, 0.8], plan.lr_params(0.1))])
     report = make(experiment, tmp_path / "out")
     assert report.notes == ["Parameter importances (fANOVA): parameter importances need at "
-                            "least 2 completed trials; this search has 1 (the learning "
-                            "curves show every trial)"]
+                            "least 2 trials with a value at the epoch the plots read; this "
+                            "search has 1 (the learning curves show every trial)"]
     written = {p.name for p in report.files}
     assert "param_importances.html" not in written and "param_importances.png" not in written
     assert {"optimization_history.png", "slice.png", "learning_curves.png"} <= written
@@ -121,12 +159,21 @@ def test_a_single_parameter_space_has_no_importances(record, plan, tmp_path):
     assert lines(report.figures["parallel_coordinate"]) and report.figures["slice"]
 
 
-def test_when_no_trial_completed_only_the_learning_curves_are_drawn(record, plan, tmp_path):
+def test_when_no_trial_completed_the_stopped_ones_are_plotted(record, plan, tmp_path):
     experiment = record([plan.Planned("a", [0.5, 0.6], plan.lr_params(0.1), stopped=True),
                          plan.Planned("b", [0.2], plan.lr_params(0.5), stopped=True)])
     report = make(experiment, tmp_path / "out")
-    assert sorted(report.figures) == ["learning_curves"]
-    assert len(report.notes) == 4 and all("no trial of 2 completed its budget" in n
+    # 2 trials: no rung has BOHB's 7; epoch 1 is the one both reached
+    assert (report.basis.epoch, report.basis.trials, report.basis.enough) == (1, 2, False)
+    assert "optimization_history" in report.figures
+    assert "no rung was reached by 7 trials" in report.basis.caption("val_acc")
+
+
+def test_when_no_trial_has_a_value_no_plot_is_drawn(record, plan, tmp_path):
+    experiment = record([plan.Planned("c", [float("nan")], plan.lr_params(0.1))])
+    report = make(experiment, tmp_path / "out")
+    assert report.basis is None and report.figures == {}
+    assert len(report.notes) == 5 and all("no trial of 1 has reported a" in n
                                           for n in report.notes)
 
 
@@ -144,7 +191,7 @@ def test_a_new_report_replaces_the_files_of_the_last_and_nothing_else(record, pl
     (out / "notes.txt").write_text("mine")
     # the same folder again, for an experiment whose importances cannot be drawn
     fewer = [plan.Planned("a", [0.5, 0.6, 0.7, 0.8], plan.lr_params(0.1)),
-             plan.Planned("b", [0.2], plan.lr_params(0.5), stopped=True)]
+             plan.Planned("b", [float("nan")], plan.lr_params(0.5), stopped=True)]
     report = make(record(fewer, storage="other"), out)
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [p.name for p in report.files] + ["notes.txt"])

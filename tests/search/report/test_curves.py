@@ -68,9 +68,17 @@ def test_the_static_plot_draws_the_same(record):
     try:
         (ax,) = figure.axes
         reported = [t for t in results.trials if t.curve()]
-        # a Line2D per trial, then one per rung (axvline)
-        assert len(ax.lines) == len(reported) + 2
+        # a Line2D per trial, the winner's again (thick), then one per rung (axvline)
+        assert len(ax.lines) == len(reported) + 1 + 2
+        winner = ax.lines[len(reported)]
+        assert list(winner.get_ydata()) == [v for _, v in results.best.curve()]
+        assert winner.get_linewidth() == 4
         assert [line.get_xdata()[0] for line in ax.lines[-2:]] == [1, 2]
+        # each curve named by its trial at its end (and each rung captioned)
+        names = [text.get_text() for text in ax.texts]
+        assert sorted(n for n in names if not n.startswith("rung")) == sorted(
+            t.trial_id for t in reported)
+        assert "winner: trial t-best" in [t.get_text() for t in ax.get_legend().get_texts()]
         # one scatter per kind of early end: stopped, diverged, failed
         marked = sorted(len(c.get_offsets()) for c in ax.collections)
         assert marked == [1, 1, 3]

@@ -16,12 +16,12 @@ TWO = ("lr", "weight_decay")
     (plots.PARALLEL, Facts(5, 1, ("lr",), ("lr",)), None),
     (plots.SLICE, Facts(5, 1, ("lr",), ("lr",)), None),
     (plots.IMPORTANCES, Facts(5, 2, TWO, TWO), None),
-    # nothing completed its budget: no Optuna plot at all
-    (plots.HISTORY, Facts(5, 0, (), ()), "no trial of 5 completed its budget"),
-    (plots.IMPORTANCES, Facts(5, 0, (), ()), "no trial of 5 completed its budget"),
-    (plots.SLICE, Facts(5, 0, (), ()), "no trial of 5 completed its budget"),
-    (plots.IMPORTANCES, Facts(5, 1, TWO, TWO), "need at least 2 completed trials; this "
-                                               "search has 1"),
+    # no trial has a value: no Optuna plot at all
+    (plots.HISTORY, Facts(5, 0, (), ()), "no trial of 5 has reported a finite value"),
+    (plots.IMPORTANCES, Facts(5, 0, (), ()), "no trial of 5 has reported a finite value"),
+    (plots.SLICE, Facts(5, 0, (), ()), "no trial of 5 has reported a finite value"),
+    (plots.IMPORTANCES, Facts(5, 1, TWO, TWO), "need at least 2 trials with a value at the "
+                                               "epoch the plots read; this search has 1"),
     (plots.IMPORTANCES, Facts(5, 3, ("lr",), ("lr",)), "need at least 2 searched parameters; "
                                                        "only lr varies"),
     (plots.IMPORTANCES, Facts(5, 3, (), ()), "no parameter varies"),

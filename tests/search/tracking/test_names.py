@@ -138,6 +138,27 @@ def test_the_runs_view_address(server, experiment, url):
     assert runs_view_url(server, experiment) == url
 
 
+@pytest.mark.parametrize("server, where, url", [
+    # the runs table, in a saved view
+    ("http://h:5000", {"saved_view": "resnet-search"},
+     "http://h:5000/#/experiments/7/runs?workflowType=machine_learning"
+     "&viewStateShareKey=resnet-search"),
+    # one run's page (the parent's winner, a model card's winning trial)
+    ("https://example.org/mlflow/", {"run_id": "ab12"},
+     "https://example.org/mlflow/#/experiments/7/runs/ab12?workflowType=machine_learning"),
+    # the compare page of some runs (a saved view is for the runs table only)
+    ("http://h:5000", {"compare": ["ab12", "cd34"], "saved_view": "x"},
+     "http://h:5000/#/compare-runs?runs=[%22ab12%22,%22cd34%22]&experiments=[%227%22]"
+     "&workflowType=machine_learning"),
+    # no server: the fragment, for Markdown that MLflow's own pages render
+    ("", {"run_id": "ab12"}, "#/experiments/7/runs/ab12?workflowType=machine_learning"),
+])
+def test_every_mlflow_link_opens_the_model_training_view(server, where, url):
+    from search.tracking.links import mlflow_link
+
+    assert mlflow_link(server, "7", **where) == url
+
+
 def test_a_server_address_without_credentials():
     assert server_address("https://bob:pw@host:8443/base/?x=1#frag") == "https://host:8443/base"
 
@@ -146,14 +167,32 @@ def test_the_searchs_saved_view_shows_its_objective_and_sampled_parameters_best_
     spec = {**SPEC, "space": {**SPEC["space"],
                               "depth": {"choice": [20, 56], "when": {}},
                               "milestones": {"choice": [[0.5, 0.75], [0.3, 0.6]], "when": {}},
-                              "zero_init_residual": {"choice": [True, False], "when": {}}}}
+                              "zero_init_residual": {"choice": [True, False], "when": {}},
+                              "residual_scale": {"float": [0.1, 1.0],
+                                                 "when": {"residual": ["scaled"]}}}}
     table = view.state(spec)
+    # the winner's mark first, beside the run's name; then the objective and the sampled values
     assert table["selectedColumns"] == [
-        "metrics.`best_val_acc`", "metrics.`val_acc`", "metrics.`hp.lr`", "metrics.`hp.depth`",
-        "params.`residual`",
+        "tags.`best`", "metrics.`best_val_acc`", "metrics.`val_acc`", "metrics.`hp.lr`",
+        "metrics.`hp.depth`", "metrics.`hp.residual_scale`", "params.`residual`",
         "params.`milestones`", "params.`zero_init_residual`", "tags.`outcome`",
-        "tags.`epochs_trained`", "tags.`best`"]
+        "tags.`epochs_trained`"]
     assert (table["orderByKey"], table["orderByAsc"]) == ("metrics.`best_val_acc`", False)
+    # trials only: the parent run has no parent
+    assert table["searchFilter"] == "tags.`mlflow.parentRunId` IS NOT NULL"
+    # the charts: parallel coordinates ending on the objective (a conditional parameter left
+    # out), the best objective per trial, and no chart of a single-valued hp.* number
+    parallel, best, *hidden = table["compareRunCharts"]
+    assert parallel["type"] == "PARALLEL" and not parallel["deleted"]
+    assert parallel["selectedParams"] == ["residual", "milestones", "zero_init_residual"]
+    assert parallel["selectedMetrics"] == ["hp.lr", "hp.depth", "best_val_acc"]
+    assert parallel["runsCountToCompare"] == 8 and parallel["showAllRuns"]
+    assert (best["type"], best["metricKey"], best["deleted"]) == ("BAR", "best_val_acc", False)
+    assert {c["metricKey"]: c["deleted"] for c in hidden} == {
+        "hp.lr": True, "hp.depth": True, "hp.residual_scale": True}
+    sections = {c["metricSectionId"] for c in table["compareRunCharts"]}
+    assert sections == {s["uuid"] for s in table["compareRunSections"]}
+    assert len({c["uuid"] for c in table["compareRunCharts"]}) == len(table["compareRunCharts"])
     assert view.state({"objective": {"metric": "val_loss", "mode": "min"}})["orderByAsc"] is True
     saved = json.loads(view.tag_value(spec, 1234))
     assert (saved["name"], saved["createdAt"], saved["updatedAt"]) == (

@@ -133,6 +133,9 @@ def test_the_winner_is_marked_and_the_parent_shows_the_objective_and_the_search(
         mirror.on_trial_result(0, trials, trial, make_epoch(1))
         mirror.on_trial_complete(0, trials, trial)
     assert mirror.flush(30) and mirror.failures == 0
+    # The saved view's filter, as MLflow's search API runs it: the trials, not their parent.
+    shown = client.search_runs([experiment], view.state(SPEC)["searchFilter"])
+    assert sorted(run.info.run_id for run in shown) == sorted(mirror.runs.values())
 
     def best(trial_id: str, value: float) -> dict:
         return {"trial_id": trial_id, "run_id": mirror.runs[trial_id], "value": value,
@@ -160,7 +163,9 @@ def test_the_winner_is_marked_and_the_parent_shows_the_objective_and_the_search(
     assert note.startswith("**Search finished**. 4 trials of at most 6 epochs, on digits, "
                            "objective val_acc (max), sampler tpe (seed 0), scheduler asha "
                            "(grace period 1, reduction factor 3).")
-    assert ("**Best:** t002 preact/scaled (trial b) with val_acc = 0.72 after 1 epoch: "
+    # The winner's name links to its run, in model-training mode, on whichever server shows it.
+    assert (f"**Best:** [t002 preact/scaled](#/experiments/{experiment}/runs/{mirror.runs['b']}"
+            "?workflowType=machine_learning) (trial b) with val_acc = 0.72 after 1 epoch: "
             "lr=0.1, block=preact, residual=scaled, residual_scale=0.5.") in note
     assert "- `residual_scale`: float in [0.1, 1], when residual = scaled" in note
 

@@ -52,10 +52,40 @@ def test_the_summary_is_redone_after_a_resume(store):
     assert "reason" not in tags
     assert "t2" in tags[NOTE_TAG] and "0.9" in tags[NOTE_TAG]
     assert run.data.metrics["best_val_acc"] == 0.9  # what the UI shows: the latest
-    steps = [p.step for p in client.get_metric_history(store.parent, "best_val_acc")]
-    assert len(steps) == 2 and steps[1] > steps[0]
+    history = client.get_metric_history(store.parent, "best_val_acc")
+    assert len(history) == 2 and history[1].timestamp > history[0].timestamp
+    assert [p.step for p in history] == [0, 0]  # no winner's run: no epochs to stand on
     config = client.download_artifacts(store.parent, "best_config.json")
     assert '"residual": "add"' in Path(config).read_text()
+
+
+def test_the_parents_points_share_the_trials_epoch_axis_and_the_latest_is_shown(store):
+    """MLflow's charts draw every run on one x axis: a parent point at step = the Unix time
+    (1.8e9) squeezed every trial's curve into x = 0. Read back as MLflow's REST API answers
+    (metric history), each parent step is an epoch of the winner; a later summary whose
+    winner trained fewer epochs keeps the step and is still the value shown."""
+    client = store.client
+    experiment = client.get_run(store.parent).info.experiment_id
+    trials = {}
+    for trial_id, epochs in (("t1", 6), ("t2", 2)):
+        run = client.create_run(experiment, tags={"mlflow.parentRunId": store.parent,
+                                                  "trial_id": trial_id,
+                                                  "epochs_trained": str(epochs)})
+        trials[trial_id] = run.info.run_id
+    best = _best(0.8, lr=0.1)
+    best["run_id"] = trials["t1"]
+    summarise_parent(store.uri, store.parent, metric="val_acc", state="finished",
+                     status="FINISHED", best=best)
+    reopen_parent(store.uri, store.parent)
+    best = _best(0.9, lr=0.2)
+    best["trial_id"], best["run_id"] = "t2", trials["t2"]
+    summarise_parent(store.uri, store.parent, metric="val_acc", state="finished",
+                     status="FINISHED", best=best)
+    for key in ("best_val_acc", "val_acc"):
+        history = client.get_metric_history(store.parent, key)
+        assert [(p.step, p.value) for p in history] == [(6, 0.8), (6, 0.9)], history
+        assert history[1].timestamp > history[0].timestamp
+    assert client.get_run(store.parent).data.metrics["val_acc"] == 0.9
 
 
 def test_a_summary_without_a_best_trial_only_closes(store):

@@ -18,8 +18,8 @@ from resnet_core.models import build_model
 from search.spec.model import load_spec
 from search.spec.problems import SpecError
 from search.winner.card import CARD_JSON, CARD_MD, MODEL_FILE
-from search.winner.mlflow_run import link_tags
-from search.winner.retrain import existing, plan_of, retrain, save, verified
+from search.winner.mlflow_run import link_tags, run_links
+from search.winner.retrain import existing, note, plan_of, retrain, save, verified
 
 SOURCE = {"experiment": "digits-search", "directory": "/w/runs/digits-search",
           "trial_id": "t002", "epochs": 2, "checkpoint": "/w/runs/digits-search/t002/c",
@@ -106,6 +106,33 @@ def test_a_spec_that_still_searches_is_refused_naming_its_parameters(tmp_path):
 ])
 def test_link_tags(source, trial_run, expected):
     assert link_tags(source, trial_run) == expected
+
+
+ML = "workflowType=machine_learning"
+
+
+@pytest.mark.parametrize("server, trial_run, expected", [
+    # a tracking server: absolute links, in MLflow's model-training view (not GenAI's pages)
+    ("https://mlflow.example.org", "r9", {
+        "run": f"https://mlflow.example.org/#/experiments/4/runs/r1?{ML}",
+        "winner_run": f"https://mlflow.example.org/#/experiments/4/runs/r9?{ML}",
+        "compare": "https://mlflow.example.org/#/compare-runs?runs=[%22r9%22,%22r1%22]"
+                   f"&experiments=[%224%22]&{ML}"}),
+    # the run's description inside MLflow: fragments; no trial run found, no link to it
+    ("", "", {"run": f"#/experiments/4/runs/r1?{ML}"}),
+])
+def test_run_links(server, trial_run, expected):
+    assert run_links(server, "4", "r1", trial_run) == expected
+
+
+def test_the_runs_description_links_the_winning_trial_and_the_comparison():
+    card = {"name": "x retrained", "metrics": {"epochs": 2, "test_acc": 0.9, "test_loss": 0.3},
+            "source": SOURCE, "data": {"test_examples": 10}}
+    text = note(card, run_links("", "4", "r1", "r9"))
+    assert text.endswith(f" [The winning trial's run](#/experiments/4/runs/r9?{ML}); "
+                         f"[compared with this run](#/compare-runs?runs=[%22r9%22,%22r1%22]"
+                         f"&experiments=[%224%22]&{ML}).")
+    assert "](" not in note(card, run_links("", "4", "r1", ""))
 
 
 def test_a_checkpoint_the_header_names_is_verified_and_a_missing_one_marked(tmp_path):
