@@ -35,7 +35,7 @@ if __package__ in (None, ""):  # run as a file: make `bench`, `search` importabl
 from bench.common import RESULTS, provenance, write_result
 from search.replay import figures, protocol
 from search.replay.problems.spec import ProblemFile, load_problem
-from search.replay.strategies import BASELINE, COMPARED, KNOBS, STRATEGIES, grid
+from search.replay.strategies import BASELINE, KNOBS, STRATEGIES, grid
 from search.run import provenance as search_provenance
 
 HERE = Path(__file__).resolve().parent

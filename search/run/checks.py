@@ -5,7 +5,7 @@ the field of the spec that cannot work here (exit 2)."""
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 import ray
 import torchvision
