@@ -29,6 +29,11 @@ SCHEDULES: tuple[str, ...] = ("constant", "step", "multistep", "exponential", "c
 # resnet_core.data.datasets.DATASETS
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagefolder", "digits", "synthetic")
 
+# What a trial reports besides the trainer's learning metrics, all to be minimised: the Trainer's
+# cumulative `train_seconds` and resnet_core.train.cost.STATIC_KEYS (the spec's objective and
+# MLflow's metric list read them here, without torch).
+COST_METRICS: tuple[str, ...] = ("params", "flops", "latency_ms", "train_seconds")
+
 
 def registry(names: tuple, entries: Mapping) -> dict:
     """`entries` as a registry, in the order of `names`; a name without an entry or an entry

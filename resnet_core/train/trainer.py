@@ -22,6 +22,7 @@ from resnet_core.data.datasets import DataSplits
 from resnet_core.data.loader import DeviceLoader
 from resnet_core.models import build_model
 from resnet_core.models.dynamic_conv import annealed_temperature, set_temperature
+from resnet_core.train.cost import static_costs
 from resnet_core.train.errors import DivergenceError
 from resnet_core.train.optim import build_optimizer
 from resnet_core.train.runtime import (default_device, peak_memory_mb, provenance,
@@ -38,7 +39,7 @@ DIVERGENCE_CHECK_EVERY = 32
 RESUMABLE_DIFFERENCES = frozenset({"compile", "channels_last", "eval_batch_size", "tta"})
 
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-               "epoch_seconds", "images_per_s", "peak_mem_mb")
+               "epoch_seconds", "images_per_s", "peak_mem_mb", "train_seconds")
 
 
 class Trainer:
@@ -74,6 +75,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.runtime.grad_scaler else None
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
+        self.train_seconds = 0.0  # wall time of the epochs completed, across resumes
 
     def _loader(self, x, y, batch_size: int, policy, train: bool) -> DeviceLoader:
         return DeviceLoader(x, y, batch_size=batch_size, device=self.device, policy=policy,
@@ -97,8 +99,9 @@ class Trainer:
 
         `lr` is the rate of the epoch's last step; `images_per_s` counts the training phase
         only; `epoch_seconds` includes validation. Without a validation split (a final training
-        on train+validation) there is no `val_loss`/`val_acc`. Raises DivergenceError on a
-        NaN/inf loss.
+        on train+validation) there is no `val_loss`/`val_acc`. `train_seconds` is the sum of
+        every completed epoch's `epoch_seconds`, also those before a resume. Raises
+        DivergenceError on a NaN/inf loss.
         """
         for epoch in range(self.epoch + 1, self.cfg.epochs + 1):
             if self.device.type == "cuda":
@@ -114,10 +117,12 @@ class Trainer:
                 validated = {"val_loss": val_loss, "val_acc": val_acc}
             end = self._sync()
             self.epoch = epoch
+            self.train_seconds += end - start
             yield {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                    **validated, "lr": lr,
                    "epoch_seconds": end - start, "images_per_s": seen / (trained - start),
-                   "peak_mem_mb": peak_memory_mb(self.device)}
+                   "peak_mem_mb": peak_memory_mb(self.device),
+                   "train_seconds": self.train_seconds}
 
     def _precise_bn(self) -> None:
         """Population BatchNorm statistics of the current weights (Wu & Johnson 2021, "Rethinking
@@ -175,6 +180,15 @@ class Trainer:
         if not torch.isfinite(loss_sum).item():
             raise DivergenceError(epoch=epoch, step=self.step, loss=loss_sum.item())
 
+    def static_costs(self) -> dict[str, float]:
+        """`params`, `flops` and `latency_ms` of this run's model on its device, with its
+        autocast dtype and memory format (resnet_core.train.cost): they do not change while it
+        trains, so a caller measures them once. Moves no RNG and leaves the model's mode as it
+        was."""
+        return static_costs(self.model, tuple(self.data.train_x.shape[1:]), self.device,
+                            amp_dtype=self.runtime.amp_dtype,
+                            channels_last=self.runtime.channels_last)
+
     # ---- evaluation -----------------------------------------------------------------------
 
     @torch.no_grad()
@@ -214,6 +228,7 @@ class Trainer:
             "rng": rng_state(),
             "epoch": self.epoch,
             "step": self.step,
+            "train_seconds": self.train_seconds,
             "config": resolved(self.cfg),
             "meta": {**provenance(self.device), "dataset": self.data.name},
         }
@@ -245,6 +260,8 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        # A checkpoint written before train_seconds existed counts from its resume on.
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         if self.epoch > 0:
             self._anneal(self.epoch)  # the temperature the saved weights were trained at
 

@@ -21,6 +21,8 @@ PRIVATE = {
     "TrialRunnerWrapper": ("_tune_controller",),
     "Tuner": ("_local_tuner",),
     "NASBench201": ("_dataset",),
+    "optuna.study._multi_objective": ("_fast_non_domination_rank",),
+    "optuna._hypervolume": ("compute_hypervolume",),
     "TunerInternal": ("_tune_config", "get_run_config"),
     "SearchGenerator": ("_total_samples",),
     "ray._private": ("authentication.authentication_token_setup."
@@ -43,6 +45,23 @@ def optuna_study(searcher: Any) -> Any:
 
 def told_trials(searcher: Any) -> set:
     return searcher._completed_trials
+
+
+# --- Optuna's multi-objective rules (what its NSGA-II sampler and hypervolume history use) -------
+
+def nondomination_ranks(loss_values: Any) -> Any:
+    """Non-domination rank (0 = Pareto front) of each row of an (n, k) array, smaller better."""
+    from optuna.study._multi_objective import _fast_non_domination_rank
+
+    return _fast_non_domination_rank(loss_values)
+
+
+def hypervolume(loss_values: Any, reference_point: Any) -> float:
+    """The volume the rows of an (n, k) array (smaller better, none worse than the reference in
+    any column) dominate up to the reference point."""
+    from optuna._hypervolume import compute_hypervolume
+
+    return compute_hypervolume(loss_values, reference_point)
 
 
 # --- Ray's ASHA: its brackets' rungs (milestone, {trial id: score}) and trial -> bracket -------

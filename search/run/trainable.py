@@ -1,10 +1,11 @@
 """The Ray Tune function trainable: one trial = fixed ∪ sampled params, trained by resnet_core.
 
 Every epoch is reported with a checkpoint, so a lost worker or node costs at most the epoch in
-flight; a restarted trial resumes from `tune.get_checkpoint()` at checkpoint + 1. Divergence and
-out-of-memory are properties of the config, not of the infrastructure, so they end the trial
-normally with a recorded reason instead of raising into Ray's retry loop; so does a sampled
-combination the model rejects.
+flight, and with the trial's costs (parameters, FLOPs, inference latency, training seconds so
+far: resnet_core/train/cost.py); a restarted trial resumes from `tune.get_checkpoint()` at
+checkpoint + 1. Divergence and out-of-memory are properties of the config, not of the
+infrastructure, so they end the trial normally with a recorded reason instead of raising into
+Ray's retry loop; so does a sampled combination the model rejects.
 """
 
 from __future__ import annotations
@@ -71,7 +72,13 @@ def run_trial(config: dict, job: TrialJob) -> None:
         trainer = Trainer(cfg, data)
         _resume(trainer)
         started_at = time.time()  # when the first training step begins (overhead benchmark)
+        static = None
         for metrics in trainer.fit():
+            # params, flops and latency_ms do not change as it trains: measured once (after the
+            # first epoch, outside its train_seconds), then in every result, so that every rung
+            # of a scheduler sees them (resnet_core/train/cost.py).
+            static = static or trainer.static_costs()
+            metrics.update(static)
             metrics["started_at"] = started_at
             if metrics["epoch"] == cfg.epochs:
                 metrics.update(trainer.test())  # reported, never used for selection

@@ -145,7 +145,7 @@ def database_path_problem(uri: str) -> Optional[str]:
 
 class Objective(BaseModel):
     model_config = STRICT
-    metric: Literal["val_acc", "val_loss", "train_acc", "train_loss"] = "val_acc"
+    metric: Literal[objective.METRICS] = "val_acc"  # type: ignore[valid-type]
     mode: Literal["max", "min"] = "max"
 
     @property

@@ -9,7 +9,14 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Optional
 
+from resnet_core.names import COST_METRICS
+
 MODES = ("max", "min")
+
+# What an objective may name: the trainer's learning metrics, then what a trial costs
+# (resnet_core/train/cost.py), which every trial reports from its first epoch on.
+LEARNING_METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
+METRICS = LEARNING_METRICS + COST_METRICS
 
 
 def sign(mode: str) -> int:
@@ -20,8 +27,8 @@ def sign(mode: str) -> int:
 
 
 def natural_mode(metric: str) -> str:
-    """The direction a metric is optimised in: a loss down, an accuracy up."""
-    return "min" if metric.endswith("_loss") else "max"
+    """The direction a metric is optimised in: a loss and a cost down, an accuracy up."""
+    return "min" if metric.endswith("_loss") or metric in COST_METRICS else "max"
 
 
 def worst(mode: str) -> float:

@@ -12,12 +12,14 @@ from typing import Iterable, Optional
 
 from mlflow.entities import Metric
 
+from resnet_core.names import COST_METRICS
 from search.spec import objective
 
-# Per-epoch values worth a chart, as a trial reports them; everything else it reports is Ray
+# Per-epoch values worth a chart, as a trial reports them, then its costs (params, flops,
+# latency_ms, train_seconds: every one an objective may name); everything else it reports is Ray
 # bookkeeping.
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
-           "epoch_seconds", "images_per_s", "peak_mem_mb")
+           "epoch_seconds", "images_per_s", "peak_mem_mb") + COST_METRICS
 
 # A reported value whose name in MLflow differs, so that no name there means two things: `lr`
 # is the trial's configured learning rate (a param, and `hp.lr` when sampled); what an epoch

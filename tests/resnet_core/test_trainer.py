@@ -22,7 +22,7 @@ from resnet_core.train.schedules import lr_trace
 from resnet_core.train.seeding import rng_state, seed_everything, set_rng_state
 from resnet_core.train.trainer import METRIC_KEYS
 
-TIMING = {"epoch_seconds", "images_per_s", "peak_mem_mb"}
+TIMING = {"epoch_seconds", "images_per_s", "peak_mem_mb", "train_seconds"}
 CPU = torch.device("cpu")
 
 
@@ -123,7 +123,7 @@ def test_checkpoint_holds_everything_and_loads_with_weights_only(tiny_data, tmp_
     assert not (tmp_path / "ckpt.pt.tmp").exists()
     state = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     assert set(state) == {"model", "optimizer", "scheduler", "scaler", "rng", "epoch", "step",
-                          "config", "meta"}
+                          "train_seconds", "config", "meta"}
     assert state["epoch"] == 1 and state["scaler"] is None
     assert state["config"] == resolved(cfg)
     assert state["meta"]["torch"] == torch.__version__ and state["meta"]["dataset"] == "synthetic"

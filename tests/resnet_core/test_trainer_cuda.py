@@ -77,3 +77,18 @@ def test_torch_compile_computes_what_eager_mode_computes(digits):
         expected, got = eager.net(x), compiled.net(x)
     # (cuDNN's convolutions run in TF32 in both; inductor fuses and reorders the rest)
     torch.testing.assert_close(got, expected, rtol=1e-2, atol=1e-2)
+
+
+def test_costs_on_the_gpu_count_as_on_the_cpu_and_leave_training_as_it_was(digits):
+    # FLOPs and parameters depend on shapes only; latency is timed between synchronisations in
+    # the run's bf16 and channels_last (resnet_core/train/cost.py).
+    from resnet_core.train.cost import forward_flops, param_count
+
+    trainer = Trainer(recipe(epochs=1), digits, device=CUDA)
+    cpu = Trainer(recipe(epochs=1), digits, device="cpu")
+    costs = trainer.static_costs()
+    assert costs["params"] == param_count(cpu.model) > 0
+    assert costs["flops"] == forward_flops(cpu.model, tuple(digits.train_x.shape[1:])) > 0
+    assert costs["latency_ms"] > 0 and trainer.model.training
+    (m,) = list(trainer.fit())
+    assert m["train_seconds"] == m["epoch_seconds"] > 0

