@@ -110,12 +110,16 @@ def latency_ms(model: nn.Module, image_shape: tuple[int, ...],
 
 def static_costs(model: nn.Module, image_shape: tuple[int, ...], device: torch.device, *,
                  amp_dtype: Optional[torch.dtype] = None,
-                 channels_last: bool = False) -> dict[str, float]:
-    """`params`, `flops` and `latency_ms` of `model` for images of `image_shape` on `device`."""
-    return {"params": param_count(model),
-            "flops": forward_flops(model, image_shape, device),
-            "latency_ms": latency_ms(model, image_shape, device, amp_dtype=amp_dtype,
-                                     channels_last=channels_last)}
+                 channels_last: bool = False, latency: bool = True) -> dict[str, float]:
+    """`params`, `flops` and (with `latency`) `latency_ms` of `model` for images of
+    `image_shape` on `device`. Latency is the one that costs time (13 batches of
+    LATENCY_BATCH: 1.5-2.5 s on a 2-core CPU, a tenth of a short trial's first epoch), so a caller
+    that does not use it leaves it out."""
+    costs = {"params": param_count(model), "flops": forward_flops(model, image_shape, device)}
+    if latency:
+        costs["latency_ms"] = latency_ms(model, image_shape, device, amp_dtype=amp_dtype,
+                                         channels_last=channels_last)
+    return costs
 
 
 __all__ = ["LATENCY_BATCH", "LATENCY_REPEATS", "LATENCY_WARMUP", "STATIC_KEYS", "forward_flops",

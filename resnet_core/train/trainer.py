@@ -180,14 +180,14 @@ class Trainer:
         if not torch.isfinite(loss_sum).item():
             raise DivergenceError(epoch=epoch, step=self.step, loss=loss_sum.item())
 
-    def static_costs(self) -> dict[str, float]:
+    def static_costs(self, latency: bool = True) -> dict[str, float]:
         """`params`, `flops` and `latency_ms` of this run's model on its device, with its
         autocast dtype and memory format (resnet_core.train.cost): they do not change while it
         trains, so a caller measures them once. Moves no RNG and leaves the model's mode as it
         was."""
         return static_costs(self.model, tuple(self.data.train_x.shape[1:]), self.device,
                             amp_dtype=self.runtime.amp_dtype,
-                            channels_last=self.runtime.channels_last)
+                            channels_last=self.runtime.channels_last, latency=latency)
 
     # ---- evaluation -----------------------------------------------------------------------
 

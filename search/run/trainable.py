@@ -76,8 +76,9 @@ def run_trial(config: dict, job: TrialJob) -> None:
         for metrics in trainer.fit():
             # params, flops and latency_ms do not change as it trains: measured once (after the
             # first epoch, outside its train_seconds), then in every result, so that every rung
-            # of a scheduler sees them (resnet_core/train/cost.py).
-            static = static or trainer.static_costs()
+            # of a scheduler sees them (resnet_core/train/cost.py). Latency is timed only when
+            # the objective is latency: it costs seconds of a trial that may stop at rung 1.
+            static = static or trainer.static_costs(latency=job.metric == "latency_ms")
             metrics.update(static)
             metrics["started_at"] = started_at
             if metrics["epoch"] == cfg.epochs:

@@ -142,3 +142,11 @@ def test_measuring_costs_mid_run_changes_nothing_the_run_learns(tiny_data):
     assert costs["params"] == param_count(trainer.model) > 0
     assert costs["flops"] == forward_flops(trainer.model, (3, 16, 16)) > 0
     assert costs["latency_ms"] > 0
+
+
+def test_latency_is_left_out_when_not_asked_for():
+    # The trainable asks for latency only when the objective is latency: timing it costs
+    # seconds of every trial, most of which stop at the first rung.
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    costs = static_costs(net, (1, 2, 2), torch.device("cpu"), latency=False)
+    assert costs == {"params": 10, "flops": 16}
