@@ -19,7 +19,8 @@ from rich.table import Table
 from search.cli.console import EXIT_BAD_CONFIG, EXIT_FAILED, err, fail, load, located, out
 
 TargetArg = typer.Argument(..., help="A spec file or an experiment directory; with --address, "
-                                     "a job id or a spec file (its newest job).",
+                                     "a job id, an experiment name (submit --name) or a spec "
+                                     "file (its experiment's newest job).",
                            show_default=False)
 JobsAddressOpt = typer.Option(None, "--address", help="A cluster's Jobs API (e.g. "
                               "http://127.0.0.1:8265): look at Ray jobs instead of local "
@@ -65,18 +66,14 @@ def jobs_at(address: str) -> Any:
 
 
 def job_of(jobs: Any, target: str) -> Any:
-    """The job a target names: a job id, or a spec file (the newest job of its experiment)."""
+    """The job a target names: a spec file (the newest job of its experiment), a job id, or an
+    experiment name as `submit --name` gave it (its newest job)."""
     from search.remote.jobs import JobsError
 
+    path = Path(target)
+    spec_name = load(path, None, None, None).name if path.is_file() else None
     try:
-        path = Path(target)
-        if path.is_file():
-            name = load(path, None, None, None).name
-            found = jobs.of_experiment(name)
-            if not found:
-                fail("no job", f"no job of experiment '{name}' on {jobs.address}")
-            return found[0]
-        return jobs.get(target)
+        return jobs.named(target, spec_name)
     except JobsError as error:
         fail("no such job", str(error))
 

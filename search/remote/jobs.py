@@ -170,6 +170,20 @@ class Jobs:
     def of_experiment(self, name: str) -> list[Job]:
         return [j for j in self.ours() if j.experiment == name]
 
+    def named(self, target: str, spec_name: Optional[str] = None) -> Job:
+        """The job a target names (see `pick`): one of ours by id or experiment, else any
+        job of the cluster by its id (Ray's 404 then says there is none)."""
+        found = pick(target, self.ours(), spec_name)
+        if found is not None:
+            return found
+        if spec_name is not None:
+            raise JobsError(f"no job of experiment '{spec_name}' on {self.address}")
+        try:
+            return self.get(target)
+        except JobsError as error:
+            raise JobsError(f"no job and no experiment named '{target}' on {self.address} "
+                            f"({error})") from None
+
     def logs(self, job_id: str) -> str:
         return self._call(lambda: self.client.get_job_logs(job_id))
 
@@ -204,6 +218,16 @@ class Jobs:
         wait_until(look, f"job {job_id} to save and end", note=note, limit_s=timeout_s,
                    first_s=10.0, local=self.on_this_machine)
         return seen[0]
+
+
+def pick(target: str, jobs: list[Job], spec_name: Optional[str] = None) -> Optional[Job]:
+    """The job a target names among `jobs` (newest first), or None (pure): for a spec file
+    (`spec_name`, its experiment's name) the newest job of that experiment; otherwise a job
+    id, else an experiment name (`submit --name`): its newest job."""
+    if spec_name is not None:
+        return next((j for j in jobs if j.experiment == spec_name), None)
+    return next((j for j in jobs if j.job_id == target),
+                next((j for j in jobs if j.experiment == target), None))
 
 
 def agent_never_came(address: str, waited_s: float) -> str:

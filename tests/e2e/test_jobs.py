@@ -115,6 +115,9 @@ def test_a_search_submitted_as_a_job_is_followed_stopped_and_resumed(
                        cwd=tmp_path))
     assert seen["job"]["status"] == "RUNNING" and seen["job"]["experiment"] == spec["name"]
     assert seen["experiment"]["status"] == "running"
+    by_name = as_json(cli("status", spec["name"], "--address", address, "--json", home=laptop,
+                          cwd=tmp_path))  # the experiment's name finds its job too
+    assert by_name["job"]["job_id"] == job_id
     listed = as_json(cli("list", "--address", address, "--json", home=laptop, cwd=tmp_path))
     assert [j["job_id"] for j in listed["jobs"]] == [job_id]
     logs = cli("logs", job_id, "--address", address, home=laptop, cwd=tmp_path)
