@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 import ray
+from ray.dashboard.modules.job.common import JOB_NAME_METADATA_KEY
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 import resnet_core
@@ -55,6 +56,7 @@ class Job:
     job_id: str
     status: str  # PENDING / RUNNING / STOPPED / SUCCEEDED / FAILED
     experiment: str
+    name: str  # its name in Ray's dashboard (metadata job_name): the experiment, for ours
     experiment_dir: str
     entrypoint: str
     message: str
@@ -73,7 +75,7 @@ class Job:
 def _job(info: Any) -> Job:
     meta = info.metadata or {}
     return Job(job_id=info.submission_id or info.job_id, status=str(info.status.value),
-               experiment=meta.get("experiment", ""),
+               experiment=meta.get("experiment", ""), name=meta.get(JOB_NAME_METADATA_KEY, ""),
                experiment_dir=meta.get("experiment_dir", ""), entrypoint=info.entrypoint,
                message=info.message or "",
                start_time=info.start_time / 1000 if info.start_time else None,

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 import yaml
-from ray.dashboard.modules.job.common import JOB_NAME_METADATA_KEY
 
-from search.remote.jobs import Jobs, JobsError
+from search.remote.jobs import JOB_NAME_METADATA_KEY, Jobs, JobsError
 
 if TYPE_CHECKING:
     from search.spec.model import SearchSpec

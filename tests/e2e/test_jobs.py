@@ -114,6 +114,7 @@ def test_a_search_submitted_as_a_job_is_followed_stopped_and_resumed(
     seen = as_json(cli("status", job_id, "--address", address, "--json", home=laptop,
                        cwd=tmp_path))
     assert seen["job"]["status"] == "RUNNING" and seen["job"]["experiment"] == spec["name"]
+    assert seen["job"]["name"] == spec["name"]  # Ray's dashboard shows it in its Name column
     assert seen["experiment"]["status"] == "running"
     by_name = as_json(cli("status", spec["name"], "--address", address, "--json", home=laptop,
                           cwd=tmp_path))  # the experiment's name finds its job too

@@ -60,8 +60,8 @@ def test_a_head_on_loopback_is_waited_for_with_this_machines_load(address, here)
 def _job(job_id, experiment, start):
     from search.remote.jobs import Job
 
-    return Job(job_id=job_id, status="RUNNING", experiment=experiment, experiment_dir="",
-               entrypoint="", message="", start_time=start, end_time=None, exit_code=None)
+    return Job(job_id=job_id, status="RUNNING", experiment=experiment, name=experiment,
+               experiment_dir="", entrypoint="", message="", start_time=start, end_time=None, exit_code=None)
 
 
 # newest first, as Jobs.ours() lists them; "demo" has two jobs, "rs-odd" is an experiment
