@@ -19,6 +19,7 @@ EXIT_FAILED = 1  # the search could not start, was refused, or was aborted
 EXIT_BAD_CONFIG = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT; a SIGTERM ends with 143, a SIGHUP with 129
 
+
 def load(path: Path, trials: Optional[int], max_epochs: Optional[int], seed: Optional[int],
          name: Optional[str] = None, relative_to: Optional[Path] = None,
          epochs_flag: str = "--max-epochs", warm_from: Optional[list[str]] = None) -> Any:

@@ -61,7 +61,8 @@ def _job(job_id, experiment, start):
     from search.remote.jobs import Job
 
     return Job(job_id=job_id, status="RUNNING", experiment=experiment, name=experiment,
-               experiment_dir="", entrypoint="", message="", start_time=start, end_time=None, exit_code=None)
+               experiment_dir="", entrypoint="", message="", start_time=start, end_time=None,
+               exit_code=None)
 
 
 # newest first, as Jobs.ours() lists them; "demo" has two jobs, "rs-odd" is an experiment
