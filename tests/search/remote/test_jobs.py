@@ -65,8 +65,8 @@ def _job(job_id, experiment, start):
                exit_code=None)
 
 
-# newest first, as Jobs.ours() lists them; "demo" has two jobs, "rs-odd" is an experiment
-# whose name could pass for an id
+# newest first, as Jobs.ours() lists them; "demo" has two jobs, and the experiment
+# "rs-demo-1x" has a name that starts like one of them
 JOBS = [_job("rs-demo-2", "demo", 3.0), _job("rs-other-1", "other", 2.0),
         _job("rs-demo-1", "demo", 1.0), _job("rs-odd-1", "rs-demo-1x", 0.5)]
 
