@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_API = ("Best", "Experiment", "SpecError", "launch", "open_experiment", "submit", "validate")
+_API = ("Best", "Experiment", "NoSuchTarget", "SpecError", "launch", "open_experiment", "submit",
+        "validate")
 
 __all__ = list(_API)
 

@@ -13,7 +13,8 @@ Importing this package loads no engine (Ray, Optuna, MLflow, torch); each functi
 it needs when called (pandas for `trials()`, Ray for `launch`).
 """
 
-from search.api.experiment import Best, Experiment, open_experiment
+from search.api.experiment import Best, Experiment, NoSuchTarget, open_experiment
 from search.api.specs import SpecError, launch, submit, validate
 
-__all__ = ["Best", "Experiment", "SpecError", "launch", "open_experiment", "submit", "validate"]
+__all__ = ["Best", "Experiment", "NoSuchTarget", "SpecError", "launch", "open_experiment", "submit",
+           "validate"]

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from search.experiment import record as records
 from search.experiment.storage import as_path
@@ -20,6 +20,7 @@ from search.spec.model import load_spec
 if TYPE_CHECKING:
     import pandas
 
+    from search.experiment.location import Location
     from search.experiment.results import Results, TrialRecord
     from search.experiment.summary import Summary
 
@@ -116,19 +117,36 @@ class Experiment:
                     checkpoint=None if winner.checkpoint is None else str(winner.checkpoint))
 
 
+class NoSuchTarget(FileNotFoundError):
+    """A target that is neither a spec file nor an experiment directory (nor its URI)."""
+
+
 def open_experiment(target: Target) -> Experiment:
     """The experiment a spec file, an experiment directory or its URI (s3://bucket/runs/NAME)
     names, as `resnet-search status TARGET` finds it. Raises SpecError for a spec file that is
-    not valid, FileNotFoundError for a path that is neither, NoExperiment for a directory
-    without a record."""
+    not valid, NoSuchTarget (a FileNotFoundError) for a path that is neither, NoExperiment for
+    a directory without a record."""
+    return Experiment(record_of(target))
+
+
+def record_of(target: Target,
+              where: Optional[Callable[[Path], Location]] = None) -> records.Experiment:
+    """The record behind `open_experiment`, which the CLI's TARGET resolves through too:
+    `where` turns a spec file into where its experiment lives (default: load and locate it,
+    raising SpecError; the CLI's exits 2 naming the problem). An unsupported URI raises
+    UnsupportedStorage (search.experiment.storage)."""
     path = as_path(str(target))
     if path.is_file():
-        from search.run.launch import locate_spec
-
-        return Experiment(records.Experiment(locate_spec(load_spec(Path(str(target))))))
+        return records.Experiment((where or _where)(Path(str(target))))
     if path.is_dir():
-        return Experiment(records.Experiment.open(path))
-    raise FileNotFoundError(f"{target} is neither a spec file nor an experiment directory")
+        return records.Experiment.open(path)
+    raise NoSuchTarget(f"{target} is neither a spec file nor an experiment directory")
+
+
+def _where(spec_file: Path) -> Location:
+    from search.run.launch import locate_spec
+
+    return locate_spec(load_spec(spec_file))
 
 
 def _number(value: Any) -> float:

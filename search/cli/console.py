@@ -1,4 +1,5 @@
-"""What every command shares: the two consoles, exit codes, and loading a spec file."""
+"""What every command shares: the two consoles, exit codes, and loading a spec file (the
+arguments and what a TARGET names are in `arguments`)."""
 
 from __future__ import annotations
 
@@ -17,18 +18,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # the search could not start, was refused, or was aborted
 EXIT_BAD_CONFIG = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT; a SIGTERM ends with 143, a SIGHUP with 129
-
-SpecArg = typer.Argument(..., help="Search-space YAML file (see spaces/).", show_default=False)
-TrialsOpt = typer.Option(None, "--trials", help="Override budget.trials.")
-EpochsOpt = typer.Option(None, "--max-epochs", help="Override budget.max_epochs.")
-SeedOpt = typer.Option(None, "--seed", help="Override the sampler seed and the training seed.")
-WarmFromOpt = typer.Option(None, "--warm-from", metavar="EXPERIMENT",
-                           help="Warm-start from an earlier experiment (a spec file, an "
-                           "experiment directory or s3://bucket/runs/NAME): its trials are told "
-                           "to the searcher before it proposes anything; adds to warm_start.from "
-                           "(repeatable; a path is relative to the current directory).")
-NameOpt = typer.Option(None, "--name", help="Override the experiment name (a new name starts a "
-                                            "new experiment instead of resuming).")
 
 
 def load(path: Path, trials: Optional[int], max_epochs: Optional[int], seed: Optional[int],
@@ -54,18 +43,6 @@ def from_here(source: str) -> str:
     if not source.strip() or "://" in source:
         return source
     return str(Path(source).expanduser().absolute())
-
-
-def located(spec: Any) -> Any:
-    """Where the spec's experiment lives, or exit 2: a `storage_path` URI whose store this
-    product cannot hold a lease on is a bad field like any other."""
-    from search.run.launch import locate_spec
-    from search.spec.problems import SpecError
-
-    try:
-        return locate_spec(spec)
-    except SpecError as error:
-        bad_config(error, "cannot run this space here")
 
 
 def bad_config(error: Exception, title: str) -> None:

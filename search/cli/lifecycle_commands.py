@@ -10,93 +10,17 @@ from __future__ import annotations
 import codecs
 import json
 import time
-from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
-from search.cli.console import EXIT_BAD_CONFIG, EXIT_FAILED, err, fail, load, located, out
-
-TargetArg = typer.Argument(..., help="A spec file or an experiment directory; with --address, "
-                                     "a job id or a spec file (its newest job).",
-                           show_default=False)
-JobsAddressOpt = typer.Option(None, "--address", help="A cluster's Jobs API (e.g. "
-                              "http://127.0.0.1:8265): look at Ray jobs instead of local "
-                              "experiments.")
-JsonOpt = typer.Option(False, "--json", help="Print JSON (for scripts) instead of tables.")
+from search.cli.arguments import (JobsAddressOpt, JsonOpt, TargetArg, experiment_of,
+                                  from_record, job_of, jobs_at, located, storage_path, summary_of)
+from search.cli.console import EXIT_FAILED, err, fail, load, out
 
 
-# ---- finding what the user means ----
-
-def experiment_of(target: str) -> Any:
-    """The local experiment a target names: a spec file (where its experiment lives) or an
-    experiment directory, whose record is read now (exit 1 naming the file when it is missing
-    or damaged, as for a spec file's experiment later)."""
-    from search.experiment.record import Experiment
-
-    path = storage_path(target)
-    if path.is_file():
-        return Experiment(located(load(Path(target), None, None, None)))
-    if path.is_dir():
-        return from_record(lambda: Experiment.open(path))
-    fail("no such experiment", f"{target} is neither a spec file nor an experiment directory",
-         EXIT_BAD_CONFIG)
-
-
-def storage_path(target: str) -> Any:
-    """A path or an object store URI (s3://bucket/runs/name) as a path; exit 2 for a URI this
-    product cannot read."""
-    from search.experiment.storage import UnsupportedStorage, as_path
-
-    try:
-        return as_path(target)
-    except UnsupportedStorage as error:
-        fail("unsupported storage", f"{target} {error}", EXIT_BAD_CONFIG)
-
-
-def jobs_at(address: str) -> Any:
-    from search.remote.jobs import Jobs, JobsError
-
-    try:
-        return Jobs(address)
-    except JobsError as error:
-        fail("cannot reach the cluster", str(error))
-
-
-def job_of(jobs: Any, target: str) -> Any:
-    """The job a target names: a job id, or a spec file (the newest job of its experiment)."""
-    from search.remote.jobs import JobsError
-
-    try:
-        path = Path(target)
-        if path.is_file():
-            name = load(path, None, None, None).name
-            found = jobs.of_experiment(name)
-            if not found:
-                fail("no job", f"no job of experiment '{name}' on {jobs.address}")
-            return found[0]
-        return jobs.get(target)
-    except JobsError as error:
-        fail("no such job", str(error))
-
-
-def from_record(read: Callable[[], Any]) -> Any:
-    """What `read` gets from an experiment's record, or exit 1 saying why it cannot."""
-    from search.experiment.record import NoExperiment
-    from search.experiment.state import DamagedRecord
-
-    try:
-        return read()
-    except NoExperiment as error:
-        fail("no experiment", str(error))
-    except DamagedRecord as error:
-        fail("damaged experiment record", str(error))
-
-
-def summary_of(experiment: Any) -> Any:
-    return from_record(experiment.summary)
-
+# ---- a job's experiment ----
 
 def visible_summary(job: Any) -> Optional[Any]:
     """A job's experiment read from its record when its directory is visible from here (the

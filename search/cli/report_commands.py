@@ -10,8 +10,7 @@ from typing import Any, Optional
 import typer
 
 from search.cli.console import EXIT_BAD_CONFIG, err, fail, out
-from search.cli.lifecycle_commands import experiment_of, from_record
-from search.cli.results_commands import ExperimentArg
+from search.cli.arguments import ExperimentArg, experiment_of, from_record
 
 REPORT_DIR = "report"  # under a local experiment's directory
 

@@ -14,11 +14,8 @@ from typing import Any
 from rich.table import Table
 
 from search.cli.console import out
-from search.cli.lifecycle_commands import (JsonOpt, best_text, dump, duration, experiment_of,
-                                           from_record, summary_of)
-
-ExperimentArg = typer.Argument(..., help="A spec file, an experiment directory or its URI "
-                                         "(s3://bucket/runs/NAME).", show_default=False)
+from search.cli.arguments import ExperimentArg, JsonOpt, experiment_of, from_record, summary_of
+from search.cli.lifecycle_commands import best_text, dump, duration
 
 
 def trials(target: str = ExperimentArg, as_json: bool = JsonOpt) -> None:

@@ -10,9 +10,10 @@ from typing import Any, Optional
 
 import typer
 
-from search.cli.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EpochsOpt, NameOpt,
-                                SeedOpt, SpecArg, TrialsOpt, WarmFromOpt, bad_config, err, fail, load, located,
-                                out)
+from search.cli.arguments import (EpochsOpt, NameOpt, SeedOpt, SpecArg, TrialsOpt, WarmFromOpt,
+                                  located)
+from search.cli.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, bad_config, err, fail,
+                                load, out)
 from search.cli.exiting import answers_fast
 from search.cli.report import interrupted_line, print_ending
 

@@ -10,8 +10,8 @@ import typer
 import yaml
 from rich.table import Table
 
-from search.cli.console import (EXIT_BAD_CONFIG, EpochsOpt, SeedOpt, SpecArg, TrialsOpt,
-                                WarmFromOpt, bad_config, err, fail, load, located, out)
+from search.cli.arguments import EpochsOpt, SeedOpt, SpecArg, TrialsOpt, WarmFromOpt, located
+from search.cli.console import EXIT_BAD_CONFIG, bad_config, err, fail, load, out
 from search.cli.exiting import answers_fast
 from search.spec.problems import SpecError
 from search.spec.redact import redact

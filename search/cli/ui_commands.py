@@ -13,10 +13,9 @@ from pathlib import Path
 
 import typer
 
+from search.cli.arguments import ExperimentArg, experiment_of, from_record
 from search.cli.console import EXIT_FAILED, err, fail, out
 
-TargetArg = typer.Argument(..., help="A spec file, an experiment directory or its URI "
-                                     "(s3://bucket/runs/NAME).", show_default=False)
 PortOpt = typer.Option(5000, "--port", min=1, max=65535,
                        help="Where the UI of a SQLite store listens (on 127.0.0.1).")
 
@@ -24,9 +23,8 @@ PortOpt = typer.Option(5000, "--port", min=1, max=65535,
 READ_S = 30.0
 
 
-def ui(target: str = TargetArg, port: int = PortOpt) -> None:
+def ui(target: str = ExperimentArg, port: int = PortOpt) -> None:
     """Open the MLflow UI on an experiment's runs: print the link for a tracking server, or run MLflow's UI on 127.0.0.1 for a SQLite store until Ctrl+C."""
-    from search.cli.lifecycle_commands import experiment_of, from_record
     from search.run.interrupt import on_signals
     from search.spec.redact import missing_secret, redact
     from search.tracking import store

@@ -13,11 +13,7 @@ from typing import Any, Optional
 import typer
 
 from search.cli.console import EXIT_BAD_CONFIG, bad_config, err, fail, load, out
-from search.cli.lifecycle_commands import experiment_of, from_record
-
-ExperimentArg = typer.Argument(..., help="A spec file, an experiment directory or its URI "
-                                         "(s3://bucket/runs/NAME).", show_default=False)
-ForceOpt = typer.Option(False, "--force", help="Replace what is already there.")
+from search.cli.arguments import ExperimentArg, ForceOpt, experiment_of, from_record
 
 
 def _say(text: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 import ray
+from ray.dashboard.modules.job.common import JOB_NAME_METADATA_KEY
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 import resnet_core
@@ -55,6 +56,7 @@ class Job:
     job_id: str
     status: str  # PENDING / RUNNING / STOPPED / SUCCEEDED / FAILED
     experiment: str
+    name: str  # its name in Ray's dashboard (metadata job_name): the experiment, for ours
     experiment_dir: str
     entrypoint: str
     message: str
@@ -73,7 +75,7 @@ class Job:
 def _job(info: Any) -> Job:
     meta = info.metadata or {}
     return Job(job_id=info.submission_id or info.job_id, status=str(info.status.value),
-               experiment=meta.get("experiment", ""),
+               experiment=meta.get("experiment", ""), name=meta.get(JOB_NAME_METADATA_KEY, ""),
                experiment_dir=meta.get("experiment_dir", ""), entrypoint=info.entrypoint,
                message=info.message or "",
                start_time=info.start_time / 1000 if info.start_time else None,
@@ -170,6 +172,20 @@ class Jobs:
     def of_experiment(self, name: str) -> list[Job]:
         return [j for j in self.ours() if j.experiment == name]
 
+    def named(self, target: str, spec_name: Optional[str] = None) -> Job:
+        """The job a target names (see `pick`): one of ours by id or experiment, else any
+        job of the cluster by its id (Ray's 404 then says there is none)."""
+        found = pick(target, self.ours(), spec_name)
+        if found is not None:
+            return found
+        if spec_name is not None:
+            raise JobsError(f"no job of experiment '{spec_name}' on {self.address}")
+        try:
+            return self.get(target)
+        except JobsError as error:
+            raise JobsError(f"no job and no experiment named '{target}' on {self.address} "
+                            f"({error})") from None
+
     def logs(self, job_id: str) -> str:
         return self._call(lambda: self.client.get_job_logs(job_id))
 
@@ -204,6 +220,16 @@ class Jobs:
         wait_until(look, f"job {job_id} to save and end", note=note, limit_s=timeout_s,
                    first_s=10.0, local=self.on_this_machine)
         return seen[0]
+
+
+def pick(target: str, jobs: list[Job], spec_name: Optional[str] = None) -> Optional[Job]:
+    """The job a target names among `jobs` (newest first), or None (pure): for a spec file
+    (`spec_name`, its experiment's name) the newest job of that experiment; otherwise a job
+    id, else an experiment name (`submit --name`): its newest job."""
+    if spec_name is not None:
+        return next((j for j in jobs if j.experiment == spec_name), None)
+    return next((j for j in jobs if j.job_id == target),
+                next((j for j in jobs if j.experiment == target), None))
 
 
 def agent_never_came(address: str, waited_s: float) -> str:

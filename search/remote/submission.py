@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Callable
 
 import yaml
 
-from search.remote.jobs import Jobs, JobsError
+from search.remote.jobs import JOB_NAME_METADATA_KEY, Jobs, JobsError
 
 if TYPE_CHECKING:
     from search.spec.model import SearchSpec
@@ -29,6 +29,13 @@ def submit_search(jobs: Jobs, spec: SearchSpec, directory: str,
             f"{jobs.address} --follow`")
     return jobs.submit(
         yaml.safe_dump(spec.resolved(), sort_keys=False), name=spec.name,
-        metadata={"experiment": spec.name, "experiment_dir": directory,
-                  "spec_hash": spec.spec_hash()},
+        metadata=job_metadata(spec, directory),
         options=("--relative-to", str(spec.base_dir)), note=note)
+
+
+def job_metadata(spec: SearchSpec, directory: str) -> dict[str, str]:
+    """What a search's job carries (strings, Ray's rule): its experiment and where it lives,
+    and the experiment as the job's name: the key Ray's dashboard shows in its Name column
+    (without it the column shows "-")."""
+    return {"experiment": spec.name, "experiment_dir": directory,
+            "spec_hash": spec.spec_hash(), JOB_NAME_METADATA_KEY: spec.name}

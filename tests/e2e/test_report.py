@@ -160,3 +160,24 @@ def test_a_bad_output_folder_or_a_missing_experiment_is_one_line(finished, cli, 
     missing = cli("report", str(tmp_path), cwd=tmp_path)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.startswith(f"no experiment: {tmp_path} holds no experiment record")
+
+
+def test_tensorboard_shows_the_whole_search_from_its_ray_folder(finished):
+    # The README's `tensorboard --logdir <storage_path>/<name>/ray`: Ray's TBX logger writes an
+    # event file in every trial directory (tensorboardX comes with ray[tune]); TensorBoard's own
+    # reader must find one run per trial, named by its id, with the objective at every epoch
+    # and the sampled parameters in its HParams tab.
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    import search
+
+    trials = search.open_experiment(finished.experiment).trials()
+    board = EventMultiplexer().AddRunsFromDirectory(str(finished.experiment / "ray"))
+    board.Reload()
+    assert sorted(board.Runs()) == sorted(trials.trial_id)
+    metric = trials.attrs["metric"]
+    for trial in trials.itertuples():
+        epochs = [(e.step, e.value) for e in board.Scalars(trial.trial_id, f"ray/tune/{metric}")]
+        assert [step for step, _ in epochs] == list(range(1, trial.epochs + 1))
+        assert [value for _, value in epochs] == pytest.approx(trial.curve)
+    assert sorted(board.PluginRunToTagToContent("hparams")) == sorted(trials.trial_id)
