@@ -26,7 +26,7 @@ from typing import Any, Optional
 if __package__ in (None, ""):  # run as a file: make `bench`, `search` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import provenance, write_result
+from bench.common import write_result
 from search.engine.warm import Earlier, knowledge
 from search.spec.outcome import Outcome
 from search.experiment.results import Results, TrialRecord
@@ -123,7 +123,6 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
               f"warm {row['warm_best']:.4f}; warm vs cold per seed {row['warm_vs_cold']}",
               flush=True)
     report["wall_seconds"] = time.perf_counter() - began
-    report["provenance"] = provenance()
     path = write_result(report["benchmark"], report)
     print(f"wrote {path}")
     return report

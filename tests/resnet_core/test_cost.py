@@ -7,13 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_core.config import DataConfig, TrainConfig
-from resnet_core.data.datasets import load_data
 from resnet_core.names import COST_METRICS
 from resnet_core.train import Trainer
 from resnet_core.train.cost import (LATENCY_BATCH, LATENCY_REPEATS, LATENCY_WARMUP, STATIC_KEYS,
                                     forward_flops, latency_ms, param_count, static_costs)
 from resnet_core.train.trainer import METRIC_KEYS
+
+import tiny_training
+from tiny_training import tiny_cfg
 
 TIMING = {"epoch_seconds", "images_per_s", "peak_mem_mb", "train_seconds"}
 
@@ -101,13 +102,7 @@ def test_static_costs_are_every_cost_but_the_trainers_own_seconds():
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    # as tests/resnet_core/test_trainer.py: 230 train / 26 val images of 16x16, 3 steps an epoch
-    return load_data(DataConfig(dataset="synthetic", synthetic_size=256, image_size=16))
-
-
-def tiny_cfg(**kw) -> TrainConfig:
-    base = dict(depth=20, width=0.25, batch_size=64, epochs=3, lr=0.05, eval_batch_size=128)
-    return TrainConfig(**{**base, **kw})
+    return tiny_training.tiny_data()
 
 
 def test_train_seconds_sum_the_epochs_and_go_on_after_a_resume(tiny_data, tmp_path):

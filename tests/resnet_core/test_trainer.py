@@ -22,6 +22,9 @@ from resnet_core.train.schedules import lr_trace
 from resnet_core.train.seeding import rng_state, seed_everything, set_rng_state
 from resnet_core.train.trainer import METRIC_KEYS
 
+import tiny_training
+from tiny_training import tiny_cfg
+
 TIMING = {"epoch_seconds", "images_per_s", "peak_mem_mb", "train_seconds"}
 CPU = torch.device("cpu")
 
@@ -38,13 +41,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    # 230 train / 26 val / 51 test images of 16x16: 3 steps per epoch at batch 64.
-    return load_data(DataConfig(dataset="synthetic", synthetic_size=256, image_size=16))
-
-
-def tiny_cfg(**kw) -> TrainConfig:
-    base = dict(depth=20, width=0.25, batch_size=64, epochs=3, lr=0.05, eval_batch_size=128)
-    return TrainConfig(**{**base, **kw})
+    return tiny_training.tiny_data()
 
 
 def without_timing(metrics: list[dict]) -> list[dict]:
