@@ -83,6 +83,6 @@ def run_search(home: Path, server_url: str, run_cli) -> Finished:
     spec = results_spec(home, server_url)
     spec_path = home / "results.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    launch = run_cli("launch", str(spec_path), cwd=home, timeout=600)
+    launch = run_cli("launch", str(spec_path), cwd=home)
     assert launch.returncode == 0, launch.stdout[-3000:] + launch.stderr[-3000:]
     return Finished(home, spec_path, spec, home / "runs" / NAME, server_url, launch)

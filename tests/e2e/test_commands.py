@@ -51,7 +51,7 @@ def test_a_running_search_is_seen_stopped_from_another_shell_and_resumed(
         # Held still while a second shell looks at it and asks it to stop: the CLI calls take
         # seconds on a loaded machine, and this search must not end first.
         with held(driver):
-            status = as_json(cli("status", str(path), "--json", cwd=tmp_path, timeout=120))
+            status = as_json(cli("status", str(path), "--json", cwd=tmp_path))
             running = status["experiment"]
             assert running["status"] == "running" and running["driver"].startswith(
                 f"pid {driver.pid} ")
@@ -60,9 +60,9 @@ def test_a_running_search_is_seen_stopped_from_another_shell_and_resumed(
                 assert running["trials"]["running"] >= 1 and running["epochs_used"] >= 1
                 # `trials` reads a running trial as `status` counts it: running, never killed
                 # (nothing kills a trial of this search).
-                listed = as_json(cli("trials", str(path), "--json", cwd=tmp_path, timeout=120))
+                listed = as_json(cli("trials", str(path), "--json", cwd=tmp_path))
                 shown = {t["outcome"] for t in listed["trials"] if t["status"] == "RUNNING"}
-                table = cli("trials", str(path), cwd=tmp_path, timeout=120)
+                table = cli("trials", str(path), cwd=tmp_path)
                 assert shown == {"running"} and "killed" not in table.stdout, (listed,
                                                                               table.stdout)
             stopper = subprocess.Popen(
@@ -81,35 +81,35 @@ def test_a_running_search_is_seen_stopped_from_another_shell_and_resumed(
             driver.send_signal(signal.SIGKILL)
     assert code == 130  # interrupted, never 0
     # By directory, from anywhere: the same experiment.
-    by_dir = as_json(cli("status", str(experiment), "--json", cwd=Path("/"), timeout=120))
+    by_dir = as_json(cli("status", str(experiment), "--json", cwd=Path("/")))
     assert by_dir["experiment"]["directory"] == str(experiment)
 
-    listed = as_json(cli("list", storage.path, "--json", cwd=tmp_path, timeout=120))
+    listed = as_json(cli("list", storage.path, "--json", cwd=tmp_path))
     assert [e["name"] for e in listed["experiments"]] == [spec["name"]]
 
-    logs = cli("logs", str(path), cwd=tmp_path, timeout=120)
+    logs = cli("logs", str(path), cwd=tmp_path)
     assert logs.returncode == 0 and "=== launch on " in logs.stdout
     assert "start " in logs.stdout  # the progress lines the terminal showed
-    lines = cli("logs", str(experiment), "--json", cwd=tmp_path, timeout=120)
+    lines = cli("logs", str(experiment), "--json", cwd=tmp_path)
     pieces = [json.loads(line) for line in lines.stdout.splitlines()]
     assert {p["source"] for p in pieces} == {str(experiment)}
     # the same, one object per line, for scripts
     assert [p["text"] for p in pieces] == logs.stdout.removesuffix("\n").split("\n")
 
-    status = as_json(cli("status", str(path), "--json", cwd=tmp_path, timeout=120))
+    status = as_json(cli("status", str(path), "--json", cwd=tmp_path))
     interrupted = status["experiment"]
     assert interrupted["status"] == "interrupted" and interrupted["driver"] is None
     assert interrupted["reason"].startswith("stop requested by ")
     assert interrupted["epochs_used"] < 4 * 5
     assert not (experiment / "stop-request.json").exists()  # obeyed, then cleared
 
-    nothing = cli("stop", str(path), cwd=tmp_path, timeout=120)
+    nothing = cli("stop", str(path), cwd=tmp_path)
     assert nothing.returncode == 1 and "has no running driver" in nothing.stderr
 
-    again = cli("launch", str(path), cwd=tmp_path, timeout=300)
+    again = cli("launch", str(path), cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "(resumed)" in again.stdout
-    done = as_json(cli("status", str(path), "--json", cwd=tmp_path, timeout=120))["experiment"]
+    done = as_json(cli("status", str(path), "--json", cwd=tmp_path))["experiment"]
     assert done["status"] == "finished" and done["trials"]["completed"] == 4
     assert done["epochs_used"] == 4 * 5 and done["eta_s"] is None
     assert all(epochs_of(d) == [1, 2, 3, 4, 5] for d in trial_dirs(experiment))
@@ -122,10 +122,10 @@ def test_a_running_search_is_seen_stopped_from_another_shell_and_resumed(
 
 
 def test_status_of_nothing_says_so(tmp_path, cli):
-    missing = cli("status", str(tmp_path / "nope"), cwd=tmp_path, timeout=60)
+    missing = cli("status", str(tmp_path / "nope"), cwd=tmp_path)
     assert missing.returncode == 2 and "neither a spec file nor an experiment directory" in (
         missing.stderr)
-    empty = cli("status", str(tmp_path), cwd=tmp_path, timeout=60)
+    empty = cli("status", str(tmp_path), cwd=tmp_path)
     assert empty.returncode == 1 and "holds no experiment record" in empty.stderr
     assert "Traceback" not in missing.stderr + empty.stderr
 
@@ -142,7 +142,7 @@ def test_a_damaged_record_of_an_experiment_directory_is_named_in_one_line(comman
     (directory / "launch.log").write_text("=== launch ===\n")
     for damage, content in DAMAGED.items():
         (directory / "resnet_search.json").write_bytes(content)
-        shown = cli(command, str(directory), cwd=tmp_path, timeout=120)
+        shown = cli(command, str(directory), cwd=tmp_path)
         assert shown.returncode == 1, (damage, shown.stdout + shown.stderr)
         [line] = shown.stderr.strip().splitlines()
         assert line.startswith("damaged experiment record: ") and "Traceback" not in line

@@ -57,7 +57,7 @@ def trained(path: Path) -> dict[str, int]:
 
 
 def launched(path: Path, *args: str) -> None:
-    done = run_cli("launch", str(path), *args, cwd=path.parent, timeout=900)
+    done = run_cli("launch", str(path), *args, cwd=path.parent)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 

@@ -71,7 +71,7 @@ def test_a_trial_that_raises_is_recorded_with_its_reason_and_the_search_goes_on(
                        trial={"resources": {"cpu": 1, "gpu": 0}, "max_failures": 0,
                               "abort_on_same_error": 0},
                        space={"pretrained": {"choice": [None, MISSING, str(corrupt)]}})
-    result = cli("launch", str(write_spec(spec)), cwd=tmp_path, timeout=240)
+    result = cli("launch", str(write_spec(spec)), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"best trials of '{NAME}' (5 trials)" in result.stdout
 
@@ -108,7 +108,7 @@ def test_the_same_error_in_the_first_trials_aborts_the_search_and_a_relaunch_sta
                        scheduler={"type": "fifo"},
                        fixed={**digits_spec()["fixed"], "pretrained": str(weights)})
     path = write_spec(spec)
-    result = cli("launch", str(path), cwd=tmp_path, timeout=240)
+    result = cli("launch", str(path), cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr[result.stderr.find("Traceback"):]
     assert "search aborted" in result.stderr and "first 3 trials" in result.stderr
@@ -127,7 +127,7 @@ def test_the_same_error_in_the_first_trials_aborts_the_search_and_a_relaunch_sta
     # The file is fixed; the same command starts the search anew, the aborted one kept aside.
     torch.save(build_model(TrainConfig(depth=20, width=0.25), num_classes=10).state_dict(),
                weights)
-    result = cli("launch", str(path), cwd=tmp_path, timeout=240)
+    result = cli("launch", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "was aborted" in result.stderr and "(resumed)" not in result.stdout
     assert f"best trials of '{NAME}' (8 trials)" in result.stdout
@@ -150,7 +150,7 @@ def test_a_diverging_trial_is_recorded_as_diverged_and_never_retried(
                        trial={"resources": {"cpu": 1, "gpu": 0}, "max_failures": 2},
                        sampler={"type": "random", "seed": 0}, fixed=DIVERGING_RECIPE,
                        space={"lr": {"choice": [STABLE_LR, DIVERGING_LR]}})
-    result = cli("launch", str(write_spec(spec)), cwd=tmp_path, timeout=240)
+    result = cli("launch", str(write_spec(spec)), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
     client, parents, children = runs_of(spec["tracking"]["mlflow_uri"])
@@ -195,7 +195,7 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating_trials(
     finished = [t for t, status in statuses.items() if status == "TERMINATED"]
     assert finished and sum(map(len, before.values())) < 4 * 3, before
 
-    result = cli("launch", str(path), cwd=tmp_path, timeout=240)
+    result = cli("launch", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "(resumed)" in result.stdout
     assert f"best trials of '{NAME}' (4 trials)" in result.stdout
@@ -236,7 +236,7 @@ def test_an_unreachable_tracking_server_fails_the_launch_in_seconds(
         tmp_path, write_spec, digits_spec, cli):
     uri = "http://127.0.0.1:9"  # the discard port: nothing listens there
     spec = digits_spec(tracking={"mlflow_uri": uri})
-    result = cli("launch", str(write_spec(spec)), cwd=tmp_path, timeout=300)
+    result = cli("launch", str(write_spec(spec)), cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     # "In seconds" is the probe's own deadline (store.probe, tested on its own); what this
     # launch must show is that it stopped there: before Ray, before any training. (No wall
@@ -267,7 +267,7 @@ def test_a_bad_config_exits_2_naming_field_and_value(case, command, tmp_path, wr
                                                      digits_spec, cli):
     changes, field, value = BAD_CONFIGS[case]
     spec = digits_spec(**changes)
-    result = cli(command, str(write_spec(spec)), cwd=tmp_path, timeout=120)
+    result = cli(command, str(write_spec(spec)), cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f": {field}: " in result.stderr and value in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
@@ -292,7 +292,7 @@ def test_a_bad_override_is_blamed_on_its_flag_not_the_file(case, tmp_path, write
     if command == "retrain":  # a one-trial spec, as export-best writes it
         spec = {**digits_spec(budget={"trials": 1, "max_epochs": 3}), "space": {}}
     path = write_spec(spec)
-    result = cli(command, str(path), *flags, cwd=tmp_path, timeout=120)
+    result = cli(command, str(path), *flags, cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"{path} {said}" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
@@ -365,7 +365,7 @@ def test_a_full_storage_path_ends_in_one_line_spends_no_retry_and_resumes_once_f
                        trial={"resources": {"cpu": 1, "gpu": 0}, "max_failures": 1})
     path = write_spec(spec)
     experiment = small_disk.path / NAME
-    full = cli("launch", str(path), cwd=tmp_path, timeout=600)
+    full = cli("launch", str(path), cwd=tmp_path)
     assert full.returncode == 1, full.stdout + full.stderr
     assert "Traceback" not in full.stderr, full.stderr
     said = [line for line in full.stderr.splitlines() if line.startswith("cannot go on: ")]
@@ -377,7 +377,7 @@ def test_a_full_storage_path_ends_in_one_line_spends_no_retry_and_resumes_once_f
     assert Experiment.open(experiment).state() is not None  # the record is intact
 
     small_disk.grow()
-    again = cli("launch", str(path), cwd=tmp_path, timeout=600)
+    again = cli("launch", str(path), cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "(resumed)" in again.stdout
     done = Experiment.open(experiment).recorded_results()

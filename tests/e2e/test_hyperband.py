@@ -29,12 +29,12 @@ def test_hyperband_pauses_resumes_and_stops_trials_and_every_part_says_so(
     spec = digits_spec(budget={"trials": 5, "max_epochs": 5}, scheduler=HYPERBAND,
                        data=SMALL_DATA, space=SPACE)
     path = write_spec(spec)
-    checked = cli("validate", str(path), cwd=tmp_path, timeout=120)
+    checked = cli("validate", str(path), cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert ("scheduler hyperband (Hyperband rungs at epochs [] | [2, 4] | [1, 2, 4], one list "
             "per bracket)") in checked.stdout
 
-    launched = cli("launch", str(path), cwd=tmp_path, timeout=900)
+    launched = cli("launch", str(path), cwd=tmp_path)
     output = launched.stdout + launched.stderr
     assert launched.returncode == 0, output[-4000:]
     resumed = dict(re.findall(r" resume (\w+) after epoch (\d+)", output))

@@ -93,7 +93,7 @@ def test_the_same_name_with_a_changed_spec_is_refused_before_ray_starts(finished
                "storage_path": str(storage)}
     path = tmp_path / "changed.yaml"
     path.write_text(yaml.safe_dump(changed, sort_keys=False))
-    again = cli("launch", str(path), cwd=tmp_path, timeout=120)
+    again = cli("launch", str(path), cwd=tmp_path)
     assert again.returncode == 1, again.stdout + again.stderr
     assert "different spec" in again.stderr and "--name" in again.stderr
     assert "Traceback" not in again.stderr

@@ -48,7 +48,7 @@ def test_a_second_launch_is_refused_while_the_first_runs_and_takes_over_after_a_
     try:
         wait_for(lambda: first_result(experiment), 180, "the first result", proc=first)
         with held(first):  # still running while the second launch starts, however fast
-            second = cli("launch", str(path), cwd=tmp_path, timeout=120)
+            second = cli("launch", str(path), cwd=tmp_path)
             assert first.poll() is None, "the first launch must still be running"
         assert second.returncode == 1, second.stdout + second.stderr
         assert f"pid {first.pid}" in second.stderr and socket.gethostname() in second.stderr
@@ -58,7 +58,7 @@ def test_a_second_launch_is_refused_while_the_first_runs_and_takes_over_after_a_
         first.wait(timeout=30)
     kill_ours(tmp_path)
 
-    third = cli("launch", str(path), cwd=tmp_path, timeout=300)
+    third = cli("launch", str(path), cwd=tmp_path)
     assert third.returncode == 0, third.stdout + third.stderr
     assert "took over the lease" in third.stderr and f"pid {first.pid}" in third.stderr
     assert "(resumed)" in third.stdout
@@ -104,7 +104,7 @@ def test_ctrl_c_saves_the_search_exits_130_and_the_same_command_resumes_it(
                for c in unfinished), [c.data.tags for c in unfinished]
     assert all(c.info.status != "RUNNING" for c in children)
 
-    again = cli("launch", str(path), cwd=tmp_path, timeout=300)
+    again = cli("launch", str(path), cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "(resumed)" in again.stdout
     after = record.results(job)
@@ -159,7 +159,7 @@ def test_a_closed_terminal_saves_the_search_exits_129_and_the_same_command_resum
                                                                          "interrupted")]
     assert all(c.info.status != "RUNNING" for c in children)
 
-    again = cli("launch", str(path), cwd=tmp_path, timeout=300)
+    again = cli("launch", str(path), cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "(resumed)" in again.stdout and record.state().status.value == "finished"
     assert all([r["epoch"] for r in t.results] == [1, 2, 3]
@@ -191,7 +191,7 @@ def spent(record: Experiment, job) -> dict[str, int]:
 def test_a_killed_and_resumed_search_spends_what_an_uninterrupted_one_spends(
         tmp_path, write_spec, digits_spec, cli, reaper):
     whole = write_spec(exact_spec(digits_spec, "whole"), "whole.yaml")
-    result = cli("launch", str(whole), cwd=tmp_path, timeout=300)
+    result = cli("launch", str(whole), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     whole_record, job = record_of(whole)
     uninterrupted = spent(whole_record, job)
@@ -208,7 +208,7 @@ def test_a_killed_and_resumed_search_spends_what_an_uninterrupted_one_spends(
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait(timeout=30)
         kill_ours(tmp_path)
-    result = cli("launch", str(cut), cwd=tmp_path, timeout=300)
+    result = cli("launch", str(cut), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "(resumed)" in result.stdout
     cut_record, _ = record_of(cut)
@@ -228,14 +228,14 @@ def test_a_finished_experiment_is_read_from_its_record_from_any_directory(
                        storage_path="runs", tracking={"mlflow_uri": "sqlite:///mlflow.db"})
     path = home / "spec.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    first = cli("launch", "spec.yaml", cwd=home, timeout=300)
+    first = cli("launch", "spec.yaml", cwd=home)
     assert first.returncode == 0, first.stdout + first.stderr
     assert (home / "runs" / NAME / "resnet_search.json").exists()
     assert (home / "mlflow.db").exists()
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    again = cli("launch", str(path), cwd=elsewhere, timeout=120)
+    again = cli("launch", str(path), cwd=elsewhere)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "finished earlier" in again.stderr and "--name" in again.stderr
     table = first.stdout[first.stdout.index("best trials"):first.stdout.index("experiment state")]
@@ -243,7 +243,7 @@ def test_a_finished_experiment_is_read_from_its_record_from_any_directory(
     assert not (elsewhere / ".ray").exists() and not ours(elsewhere)  # Ray was never started
     assert not (elsewhere / "runs").exists() and not (elsewhere / "mlflow.db").exists()
 
-    changed = cli("launch", str(path), "--trials", "1", cwd=elsewhere, timeout=120)
+    changed = cli("launch", str(path), "--trials", "1", cwd=elsewhere)
     assert changed.returncode == 1, changed.stdout + changed.stderr
     assert "budget.trials: 2 -> 1 (a budget can be raised" in changed.stderr
     assert "--name" in changed.stderr
@@ -251,7 +251,7 @@ def test_a_finished_experiment_is_read_from_its_record_from_any_directory(
 
     state = home / "runs" / NAME / "resnet_search.json"
     state.write_text(state.read_text()[:20])  # truncated mid-write
-    damaged = cli("launch", str(path), cwd=elsewhere, timeout=120)
+    damaged = cli("launch", str(path), cwd=elsewhere)
     assert damaged.returncode == 1, damaged.stdout + damaged.stderr
     assert str(state) in damaged.stderr and "Traceback" not in damaged.stderr
 

@@ -320,7 +320,7 @@ def test_the_compare_view_of_the_best_and_another_trial_shows_their_sampled_numb
 # ---- `resnet-search ui` ---------------------------------------------------------------------
 
 def test_ui_prints_the_searchs_runs_on_its_tracking_server(finished, cli):
-    shown = cli("ui", str(finished.spec_path), cwd=finished.home, timeout=120)
+    shown = cli("ui", str(finished.spec_path), cwd=finished.home)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.strip() == printed_link(finished)
 
@@ -365,7 +365,7 @@ def test_ui_serves_a_sqlite_store_until_ctrl_c(tmp_path, cli, sig):
                               params={"run_id": parent}, timeout=120)
         assert answer.ok and answer.json()["run"]["info"]["run_name"] == "local"
 
-        busy = cli("ui", str(directory), "--port", str(port), cwd=tmp_path, timeout=120)
+        busy = cli("ui", str(directory), "--port", str(port), cwd=tmp_path)
         assert busy.returncode == 1, busy.stdout + busy.stderr
         assert f"port {port} on 127.0.0.1 is in use" in busy.stderr
         assert "Traceback" not in busy.stderr
@@ -399,6 +399,6 @@ def test_ui_of_an_experiment_it_cannot_show_exits_1_saying_why(tmp_path, cli, ca
     else:
         (tmp_path / "mlflow.db").unlink()
         said = f"{tmp_path / 'mlflow.db'} does not exist"
-    shown = cli("ui", str(directory), cwd=tmp_path, timeout=120)
+    shown = cli("ui", str(directory), cwd=tmp_path)
     assert shown.returncode == 1, shown.stdout + shown.stderr
     assert said in shown.stderr and "Traceback" not in shown.stderr

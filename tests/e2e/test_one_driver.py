@@ -117,7 +117,7 @@ def test_a_resumed_driver_keeps_its_lease_and_a_second_host_is_refused(
         assert f"pid {second.pid} on " in refused.stderr
         assert second.poll() is None
 
-        stopped = cli("stop", str(path), cwd=tmp_path, timeout=300)
+        stopped = cli("stop", str(path), cwd=tmp_path)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
         assert second.wait(timeout=120) == 130
     finally:
@@ -160,7 +160,7 @@ def test_a_search_killed_twice_spends_what_an_uninterrupted_one_spends(
                          "max_concurrent": 1},
                   scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2})
     straight = digits_spec(**search, name="straight")
-    done = cli("launch", str(write_spec(straight, "straight.yaml")), cwd=tmp_path, timeout=600)
+    done = cli("launch", str(write_spec(straight, "straight.yaml")), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     expected = epochs_by_config(tmp_path / "runs" / "straight")
     assert len(expected) == 8 and len(set(expected.values())) > 1  # ASHA stopped some
@@ -177,7 +177,7 @@ def test_a_search_killed_twice_spends_what_an_uninterrupted_one_spends(
     finally:
         if driver.poll() is None:
             driver.send_signal(signal.SIGKILL)
-    done = cli("launch", str(path), cwd=tmp_path, timeout=600)
+    done = cli("launch", str(path), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert epochs_by_config(experiment) == expected
 

@@ -122,7 +122,7 @@ def test_launch_refuses_before_ray_starts(case, tmp_path, write_spec, digits_spe
                                           monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a machine without GPUs, wherever it runs
     spec = spec_for(case, tmp_path, digits_spec)
-    result = cli("launch", str(write_spec(spec)), cwd=tmp_path, timeout=120)
+    result = cli("launch", str(write_spec(spec)), cwd=tmp_path)
     _, field, rule = CASES[case]
     assert_refused_before_ray(result, field, rule, spec, tmp_path)
 
@@ -130,8 +130,7 @@ def test_launch_refuses_before_ray_starts(case, tmp_path, write_spec, digits_spe
 def test_all_problems_are_reported_at_once(tmp_path, write_spec, digits_spec, cli):
     spec = digits_spec(storage_path="/proc/nope", data={**SMALL_DATA, "subset": 1})
     for command in (("launch",), ("validate", "--preflight")):
-        result = cli(*command[:1], str(write_spec(spec)), *command[1:], cwd=tmp_path,
-                     timeout=120)
+        result = cli(*command[:1], str(write_spec(spec)), *command[1:], cwd=tmp_path)
         assert_refused_before_ray(result, "storage_path", "no directory can be written", spec,
                                   tmp_path)
         assert ": data.subset: " in result.stderr and ": fixed.batch_size: " in result.stderr
@@ -147,12 +146,12 @@ def test_validate_preflight_runs_the_same_checks(case, tmp_path, write_spec, dig
     spec = spec_for(case, tmp_path, digits_spec)
     path = write_spec(spec)
     _, field, rule = CASES[case]
-    plain = cli("validate", str(path), cwd=tmp_path, timeout=120)
+    plain = cli("validate", str(path), cwd=tmp_path)
     if case == "storage on gs":  # validate reads an existing experiment there (issue 22: the
         assert_refused_before_ray(plain, field, rule, spec, tmp_path)  # budget left), so: refused
     else:
         assert plain.returncode == 0, plain.stderr  # the file itself is valid
-    result = cli("validate", str(path), "--preflight", cwd=tmp_path, timeout=120)
+    result = cli("validate", str(path), "--preflight", cwd=tmp_path)
     assert_refused_before_ray(result, field, rule, spec, tmp_path)
 
 
@@ -161,7 +160,7 @@ def test_a_token_in_the_tracking_uri_is_never_echoed(tmp_path, write_spec, digit
     spec = digits_spec(tracking={"mlflow_uri": uri})
     path = write_spec(spec)
     for command in (("launch",), ("validate", "--preflight")):
-        result = cli(command[0], str(path), *command[1:], cwd=tmp_path, timeout=120)
+        result = cli(command[0], str(path), *command[1:], cwd=tmp_path)
         assert result.returncode == 1, result.stdout + result.stderr
         assert "SEKRIT" not in result.stdout + result.stderr
         assert "token=***" in result.stderr and "Traceback" not in result.stderr
@@ -179,7 +178,7 @@ def test_a_list_valued_choice_reaches_each_trial_and_mlflow_as_the_list(
                        fixed={**digits_spec()["fixed"], "schedule": "multistep"},
                        space={"milestones": {"choice": choices},
                               "lr": {"float": [0.01, 0.1], "log": True}})
-    result = cli("launch", str(write_spec(spec)), cwd=tmp_path, timeout=300)
+    result = cli("launch", str(write_spec(spec)), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     client, parents, children = runs_of(spec["tracking"]["mlflow_uri"])
     experiment = Path(spec["storage_path"]) / NAME
@@ -201,7 +200,7 @@ def test_a_database_path_as_the_tracking_uri_is_refused(tmp_path, write_spec, di
     spec = digits_spec(tracking={"mlflow_uri": "mlflow.db"})
     path = write_spec(spec)
     for command in (("validate",), ("launch",)):
-        result = cli(command[0], str(path), cwd=tmp_path, timeout=120)
+        result = cli(command[0], str(path), cwd=tmp_path)
         assert result.returncode == 2, result.stdout + result.stderr
         assert ": tracking.mlflow_uri: mlflow_uri is 'mlflow.db' but" in result.stderr
         assert "did you mean 'sqlite:///mlflow.db'?" in result.stderr
@@ -249,7 +248,7 @@ def test_an_unusable_sqlite_store_ends_the_launch_in_one_line(case, tmp_path, wr
     else:
         expected = half_build(db)
     try:
-        result = cli("launch", str(write_spec(spec)), cwd=tmp_path, timeout=240)
+        result = cli("launch", str(write_spec(spec)), cwd=tmp_path)
     finally:
         if holder is not None:
             holder.stdin.close()

@@ -22,7 +22,7 @@ def gpu_spec(digits_spec, gpu: float, fixed: dict) -> dict:
 def test_eight_heavy_trials_on_one_gpu_are_refused_with_the_numbers(tmp_path, write_spec,
                                                                       digits_spec, cli):
     spec = gpu_spec(digits_spec, 0.125, HEAVY)
-    result = cli("validate", str(write_spec(spec)), "--preflight", cwd=tmp_path, timeout=300)
+    result = cli("validate", str(write_spec(spec)), "--preflight", cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert ": trial.resources.gpu: is 0.125, which packs 8 trials" in result.stderr
     assert "MiB reserved by PyTorch" in result.stderr and "room for" in result.stderr
@@ -33,6 +33,6 @@ def test_eight_heavy_trials_on_one_gpu_are_refused_with_the_numbers(tmp_path, wr
 def test_packed_trials_that_fit_pass_and_say_what_they_need(tmp_path, write_spec, digits_spec,
                                                             cli):
     spec = gpu_spec(digits_spec, 0.25, LIGHT)
-    result = cli("validate", str(write_spec(spec)), "--preflight", cwd=tmp_path, timeout=300)
+    result = cli("validate", str(write_spec(spec)), "--preflight", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "pre-flight: a trial needs up to" in result.stdout and "4 are packed" in result.stdout

@@ -53,7 +53,7 @@ def test_report_writes_every_plot_and_logs_them_to_the_parent_run(finished, cli,
 
     spec_path, experiment = copied(finished, tmp_path)
     results = Experiment.open(experiment).recorded_results()
-    done = cli("report", str(spec_path), cwd=tmp_path, timeout=300)
+    done = cli("report", str(spec_path), cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Traceback" not in done.stderr
 
@@ -142,7 +142,7 @@ def test_report_of_an_experiment_on_s3_goes_to_the_working_directory(
     s3.fs.put(str(finished.experiment), f"{s3.name}/runs/{NAME}", recursive=True)
     uri = f"{s3.uri}/runs/{NAME}"
     results = Experiment.open(uri).recorded_results()
-    done = cli("report", uri, "--no-mlflow", cwd=tmp_path, timeout=300)
+    done = cli("report", uri, "--no-mlflow", cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     folder = tmp_path / f"{NAME}-report"
     assert {p.name for p in folder.iterdir()} == expected_files(results)

@@ -93,7 +93,7 @@ def test_a_secret_in_the_tracking_uri_works_end_to_end_and_no_file_keeps_it(
             os.killpg(driver.pid, signal.SIGKILL)
     assert (experiment / "ray" / "tuner.pkl").is_file()
     assert not holding_the_secret(experiment, ())  # the record, spec.json, tuner.pkl, ...
-    again = cli("launch", str(path), cwd=tmp_path, timeout=480)
+    again = cli("launch", str(path), cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "(resumed)" in again.stdout and SECRET not in again.stdout + again.stderr
     client, parents, children = runs_of(postgres.uri)
@@ -102,23 +102,22 @@ def test_a_secret_in_the_tracking_uri_works_end_to_end_and_no_file_keeps_it(
     assert all(steps(client, child) == [1, 2, 3] for child in children)
 
     # By directory: read without the secret; what needs MLflow says where to give it.
-    status = cli("status", str(experiment), cwd=tmp_path, timeout=120)
+    status = cli("status", str(experiment), cwd=tmp_path)
     assert status.returncode == 0 and postgres.masked in status.stdout, status.stderr
-    unpublished = cli("report", str(experiment), "-o", "report-1", cwd=tmp_path, timeout=300)
+    unpublished = cli("report", str(experiment), "-o", "report-1", cwd=tmp_path)
     assert unpublished.returncode == 0, unpublished.stdout + unpublished.stderr
     assert "MLFLOW_TRACKING_URI" in unpublished.stderr  # the warning: how to give the secret
     monkeypatch.setenv("MLFLOW_TRACKING_URI", postgres.uri)
-    published = cli("report", str(experiment), "-o", "report-2", cwd=tmp_path, timeout=300)
+    published = cli("report", str(experiment), "-o", "report-2", cwd=tmp_path)
     assert published.returncode == 0, published.stdout + published.stderr
     assert f"MLflow: parent run {parents[0].info.run_id}" in published.stdout
     assert "report" in {a.path for a in client.list_artifacts(parents[0].info.run_id)}
 
     # The export travels without the secret; its retrain gets it from the environment.
-    exported = cli("export-best", str(experiment), "-o", "best.yaml", cwd=tmp_path, timeout=120)
+    exported = cli("export-best", str(experiment), "-o", "best.yaml", cwd=tmp_path)
     assert exported.returncode == 0, exported.stdout + exported.stderr
     assert f"mlflow_uri: {postgres.masked}" in (tmp_path / "best.yaml").read_text()
-    retrained = cli("retrain", "best.yaml", "--epochs", "1", "-o", "model", cwd=tmp_path,
-                    timeout=300)
+    retrained = cli("retrain", "best.yaml", "--epochs", "1", "-o", "model", cwd=tmp_path)
     assert retrained.returncode == 0, retrained.stdout + retrained.stderr
     client, _, _ = runs_of(postgres.uri)
     found = client.search_runs([parents[0].info.experiment_id],

@@ -65,8 +65,7 @@ def test_a_warm_started_search_starts_with_the_earlier_knowledge(finished, tmp_p
     assert ("warm start: space narrowed to the bounding box of the 6 best trials of each "
             "earlier experiment (6 trials and 1 queued configuration):") in checked.stdout
 
-    launch = run_cli("launch", str(path), "--warm-from", str(finished.experiment), cwd=tmp_path,
-                     timeout=600)
+    launch = run_cli("launch", str(path), "--warm-from", str(finished.experiment), cwd=tmp_path)
     assert launch.returncode == 0, launch.stdout[-3000:] + launch.stderr[-3000:]
     assert said in launch.stderr  # the same line, before the search starts
 

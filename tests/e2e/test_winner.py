@@ -93,7 +93,7 @@ def test_export_best_writes_the_winner_with_its_provenance(finished, work, winne
 
 
 def test_validate_accepts_the_export(exported, work, cli):
-    done = cli("validate", "out/best.yaml", cwd=work, timeout=120)
+    done = cli("validate", "out/best.yaml", cwd=work)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "valid (spec hash" in done.stdout and "1 trials x up to 3 epochs" in done.stdout
 
@@ -101,18 +101,16 @@ def test_validate_accepts_the_export(exported, work, cli):
 def test_the_experiment_directory_exports_the_same_spec_and_nothing_is_overwritten(
         finished, exported, work, cli):
     before = (work / "out" / "best.yaml").read_text()
-    again = cli("export-best", str(finished.experiment), "-o", "out/best.yaml", cwd=work,
-                timeout=120)
+    again = cli("export-best", str(finished.experiment), "-o", "out/best.yaml", cwd=work)
     assert again.returncode == 1 and "already exists" in again.stderr, again.stderr
     assert "--force" in again.stderr and "Traceback" not in again.stderr
     assert (work / "out" / "best.yaml").read_text() == before
-    other = cli("export-best", str(finished.experiment), "-o", "dir-best.yaml", cwd=work,
-                timeout=120)
+    other = cli("export-best", str(finished.experiment), "-o", "dir-best.yaml", cwd=work)
     assert other.returncode == 0, other.stdout + other.stderr
     assert load_spec(work / "dir-best.yaml").resolved() == load_spec(
         work / "out" / "best.yaml").resolved()
     forced = cli("export-best", str(finished.experiment), "-o", "out/best.yaml", "--force",
-                 cwd=work, timeout=120)
+                 cwd=work)
     assert forced.returncode == 0, forced.stdout + forced.stderr
 
 
@@ -234,8 +232,7 @@ def test_a_header_naming_a_checkpoint_that_is_gone_is_warned_of_and_marked_unver
     # (its own MLflow experiment: the search's holds only the retrain the other tests read)
     text = text.replace(f"\n  experiment: {NAME}\n", f"\n  experiment: {NAME}-unverified\n")
     (work / "unverified.yaml").write_text(text)
-    done = cli("retrain", "unverified.yaml", "--epochs", "1", "-o", "unverified", cwd=work,
-               timeout=300)
+    done = cli("retrain", "unverified.yaml", "--epochs", "1", "-o", "unverified", cwd=work)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (f"warning: the checkpoint its provenance header names does not exist: {gone}"
             in done.stderr)
@@ -251,9 +248,9 @@ def test_a_header_naming_a_checkpoint_that_is_gone_is_warned_of_and_marked_unver
 
 
 def test_retrain_refuses_a_search_and_an_earlier_retrain(finished, retrained, work, cli):
-    searching = cli("retrain", str(finished.spec_path), cwd=work, timeout=120)
+    searching = cli("retrain", str(finished.spec_path), cwd=work)
     assert searching.returncode == 2, searching.stdout + searching.stderr
     assert "space has 6 parameter(s)" in searching.stderr and "export-best" in searching.stderr
-    again = cli("retrain", "out/best.yaml", "-o", "model", cwd=work, timeout=120)
+    again = cli("retrain", "out/best.yaml", "-o", "model", cwd=work)
     assert again.returncode == 1 and "already holds a retrained model" in again.stderr
     assert "Traceback" not in searching.stderr + again.stderr
