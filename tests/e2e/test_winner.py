@@ -50,8 +50,7 @@ def winner(finished):
 
 @pytest.fixture(scope="module")
 def exported(finished, work, cli_module) -> subprocess.CompletedProcess:
-    return cli_module("export-best", str(finished.spec_path), "-o", "out/best.yaml", cwd=work,
-                      timeout=120)
+    return cli_module("export-best", str(finished.spec_path), "-o", "out/best.yaml", cwd=work)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +64,7 @@ def cli_module():
 def retrained(exported, work, cli_module) -> subprocess.CompletedProcess:
     assert exported.returncode == 0, exported.stdout + exported.stderr
     return cli_module("retrain", "out/best.yaml", "--epochs", str(EPOCHS), "-o", "model",
-                      cwd=work, timeout=300)
+                      cwd=work)
 
 
 def test_export_best_writes_the_winner_with_its_provenance(finished, work, winner, exported):
