@@ -38,7 +38,9 @@ def main_options(version: bool = typer.Option(
 
 
 def main() -> None:
-    app()
+    from search.cli.exiting import program
+
+    program(app)
 
 
 if __name__ == "__main__":

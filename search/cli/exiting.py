@@ -6,6 +6,10 @@ operator-library finalizers) and frees every module: on a loaded machine that ke
 alive for tens of seconds after it printed its refusal. When nothing is left to finish, the
 process leaves with `os._exit` as soon as its output is flushed.
 
+Only the program itself leaves this way (`program(app)`, what the `resnet-search` script runs):
+the same commands invoked in-process (typer's CliRunner, a notebook) return as any function does,
+so that ending early never takes a caller's process with it.
+
 "Nothing is left to finish" is checked, not assumed: Ray was never imported (its exit hook stops
 a local cluster; a launch imports it only when the pre-flight has passed), and no thread that
 Python would wait for at exit is alive (a lease's heartbeat, MLflow's writer). Otherwise the
@@ -24,7 +28,18 @@ from typing import Any, Callable
 import typer
 
 
+_PROGRAM = threading.Event()  # set while this process runs as the `resnet-search` program
+
+
+def program(app: Callable[[], Any]) -> Any:
+    """Run `app` as the process's program: its fast-answering commands may end the process."""
+    _PROGRAM.set()
+    return app()
+
+
 def nothing_left_to_finish() -> bool:
+    if not _PROGRAM.is_set():
+        return False
     if "ray" in sys.modules:
         return False
     main = threading.main_thread()

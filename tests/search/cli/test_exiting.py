@@ -12,7 +12,7 @@ import pytest
 SCRIPT = """
 import atexit, sys, threading, time
 import typer
-from search.cli.exiting import answers_fast
+from search.cli.exiting import answers_fast, program
 atexit.register(lambda: print("teardown ran", flush=True))
 app = typer.Typer(add_completion=False)
 def go(case: str) -> None:
@@ -26,7 +26,7 @@ def go(case: str) -> None:
     if case != "ok":
         raise typer.Exit(3)
 app.command()(answers_fast(go))
-app()
+program(app)
 """
 
 
@@ -40,3 +40,16 @@ def test_a_command_ends_at_once_only_when_nothing_is_left(case, code, teardown):
     assert done.stdout.startswith("answer\n")
     assert ("teardown ran" in done.stdout) is teardown
     assert ("ValueError: unexpected" in done.stderr) is (case == "error")
+
+
+def test_a_command_invoked_in_process_returns_to_its_caller():
+    # CliRunner (or a notebook) runs validate inside its own process, where nothing but the
+    # program itself may end the process early.
+    code = ("from typer.testing import CliRunner\n"
+            "from search.cli import app\n"
+            "done = CliRunner().invoke(app, ['validate', 'spaces/digits.yaml'])\n"
+            "print('returned', done.exit_code)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "returned 0"
