@@ -30,6 +30,7 @@ PRIVATE = {
                      "worker._global_node", "ray_constants.ENABLE_RAY_CLUSTER",
                      "ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR",
                      "services.resolve_ip_for_localhost"),
+    "ray._raylet": ("GcsClient",),
 }
 
 
@@ -173,6 +174,24 @@ def enable_token_auth() -> None:
         maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
     finally:
         quiet.setLevel(level)
+
+
+def gcs_refuses_token(address: str) -> bool:
+    """Whether the GCS at `address` refuses this process's token (or its lack of one), asked
+    once. `ray.init` treats a refusal like a GCS still starting: it retries about twenty times,
+    each a round trip to the head and a second's sleep, which on a busy machine took minutes
+    for an answer that cannot change. Any other failure is not a refusal (False): ray.init
+    retries and reports it as it does."""
+    import ray.exceptions
+    from ray._raylet import GcsClient
+
+    try:
+        GcsClient(address=address)
+    except ray.exceptions.AuthenticationError:
+        return True
+    except Exception:  # not an answer about the token: ray.init retries and reports it
+        return False
+    return False
 
 
 def session_dir() -> str:

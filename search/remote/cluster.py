@@ -65,6 +65,11 @@ def join(address: str, runtime_env: dict) -> None:
     source = auth.token_source()
     if source and "RAY_AUTH_MODE" not in os.environ:
         compat.enable_token_auth()
+    if source is None and os.environ.get("RAY_AUTH_MODE", "").strip().lower() == "token":
+        # Token mode asked for with no token anywhere: Ray's C++ client aborts the process.
+        raise ClusterError(auth.refused(address, None))
+    if compat.gcs_refuses_token(address):
+        raise ClusterError(auth.refused(address, source))
     if IN_A_JOB in os.environ:
         # A Ray job's driver already runs in the job's runtime env (our code shipped with it):
         # Ray refuses a second py_modules from ray.init as a conflict.

@@ -6,10 +6,20 @@ from __future__ import annotations
 import socket
 
 
+_GIVEN: set[int] = set()  # ports this process handed out already
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free now and never handed out before by this process. A port is free again as
+    soon as its probe socket closes, and the kernel may offer it to the very next probe: two
+    options of one `ray start` then named the same port, and Ray refused to start."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def node_ports() -> list[str]:

@@ -70,6 +70,7 @@ FACTORIES: dict[str, Callable[[Path], Any]] = {
         "ray.tune.search.search_generator", fromlist=["SearchGenerator"]).SearchGenerator(
         _searcher(tmp)),
     "ray._private": lambda tmp: importlib.import_module("ray._private"),
+    "ray._raylet": lambda tmp: importlib.import_module("ray._raylet"),
     "optuna.study._multi_objective": lambda tmp: importlib.import_module(
         "optuna.study._multi_objective"),
     "optuna._hypervolume": lambda tmp: importlib.import_module("optuna._hypervolume"),
