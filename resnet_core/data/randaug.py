@@ -13,13 +13,20 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from torchvision.transforms.v2.functional import autocontrast
 
 from .ops import shift_flip
 
 
 def _view(m: torch.Tensor) -> torch.Tensor:
     return m[:, None, None, None]
+
+
+def autocontrast(x: torch.Tensor) -> torch.Tensor:
+    """torchvision's, imported on first use: a policy without it never loads torchvision
+    (resnet_core/data/sources.py says what that costs each process)."""
+    from torchvision.transforms.v2.functional import autocontrast as theirs
+
+    return theirs(x)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:

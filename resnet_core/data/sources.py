@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-import torchvision
-from torchvision.transforms import v2
 
 from ..config import DataConfig
+
+if TYPE_CHECKING:
+    import torchvision
 
 DEFAULT_IMAGE_SIZE = 32
 # digits and imagefolder without a test/ folder have no official test split: hold out this share
@@ -71,8 +73,18 @@ def cifar_missing(name: str, root: str, folder: str, files: str, archive: str, u
             f"{placed} (or uses the one you put there) and extracts it")
 
 
-def _cifar(cls: type, files: str):
+def torchvision_module() -> Any:
+    """torchvision, imported by the readers that need it. Importing it loads its detection ops
+    and through them torch._dynamo: a second and more of CPU in every process that reads data
+    (the driver's pre-flight, each trial's worker), which digits and synthetic data never use."""
+    import torchvision
+
+    return torchvision
+
+
+def _cifar(name: str, files: str):
     def read(cfg: DataConfig) -> Raw:
+        cls = getattr(torchvision_module().datasets, name)
         root = _root(cfg)
         try:
             train = cls(root, train=True, download=cfg.download)
@@ -92,8 +104,8 @@ def _cifar(cls: type, files: str):
 
 
 # The folder, archive and address come from torchvision's classes: the ones it looks for.
-cifar10 = _cifar(torchvision.datasets.CIFAR10, "data_batch_1..5, test_batch, batches.meta")
-cifar100 = _cifar(torchvision.datasets.CIFAR100, "train, test, meta")
+cifar10 = _cifar("CIFAR10", "data_batch_1..5, test_batch, batches.meta")
+cifar100 = _cifar("CIFAR100", "train, test, meta")
 
 
 def imagefolder(cfg: DataConfig) -> Raw:
@@ -104,6 +116,8 @@ def imagefolder(cfg: DataConfig) -> Raw:
         raise DatasetMissingError(
             f"imagefolder expects images at {root}/train/<class name>/<image file> (and "
             f"optionally {root}/test/<class name>/<image file>), but {root}/train is not a folder")
+    torchvision_module()
+    from torchvision.transforms import v2
     resize = v2.Compose([v2.PILToTensor(), v2.Resize((size, size), antialias=True)])
     train = _image_folder(os.path.join(root, "train"), resize)
     x, y = _decode(train)
@@ -122,7 +136,7 @@ def imagefolder(cfg: DataConfig) -> Raw:
 
 def _image_folder(folder: str, transform) -> torchvision.datasets.ImageFolder:
     try:
-        return torchvision.datasets.ImageFolder(folder, transform=transform)
+        return torchvision_module().datasets.ImageFolder(folder, transform=transform)
     except FileNotFoundError as err:  # no class folder, or class folders without images
         raise DatasetMissingError(
             f"imagefolder found no images in {folder}: it expects {folder}/<class name>/<image "
@@ -144,14 +158,39 @@ def _decode(ds) -> tuple[torch.Tensor, torch.Tensor]:
 def digits(cfg: DataConfig) -> Raw:
     """scikit-learn's 1,797 real 8x8 digit scans (values 0..16), upsampled bilinearly to
     image_size and replicated to 3 channels so CIFAR-shaped models run on them unchanged."""
-    from sklearn.datasets import load_digits  # lazily: resnet_core must import without sklearn
-
-    bunch = load_digits()
+    images, target = digits_table()
     size = cfg.image_size or DEFAULT_IMAGE_SIZE
-    scans = torch.from_numpy(bunch.images).float().mul(255 / 16).unsqueeze(1)
+    scans = torch.from_numpy(images).float().mul(255 / 16).unsqueeze(1)
     scans = F.interpolate(scans, size=(size, size), mode="bilinear", align_corners=False)
     x = scans.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
-    return _held_out(x, torch.from_numpy(bunch.target).long(), len(bunch.target_names))
+    return _held_out(x, torch.from_numpy(target).long(), DIGITS_CLASSES)
+
+
+DIGITS_CLASSES = 10
+DIGITS_FILE = ("datasets", "data", "digits.csv.gz")  # inside the sklearn package
+
+
+def digits_table() -> tuple[Any, Any]:
+    """scikit-learn's digits as `load_digits` gives them: (images (1797, 8, 8) float64, target
+    (1797,) int64). Read from the file `load_digits` reads (a gzipped CSV, 64 pixels then the
+    label), without importing scikit-learn: that import loads scipy.stats, two seconds of CPU in
+    the driver's pre-flight and again in every trial's worker, for a 57 KB file
+    (bench/digits_load.py). Where the file is not there, `load_digits` itself;
+    tests/resnet_core/test_data.py checks that both give the same arrays."""
+    import importlib.util
+
+    import numpy as np
+
+    found = importlib.util.find_spec("sklearn")  # finds the package without running it
+    folders = list(found.submodule_search_locations or []) if found is not None else []
+    path = os.path.join(folders[0], *DIGITS_FILE) if folders else None
+    if path is None or not os.path.isfile(path):
+        from sklearn.datasets import load_digits  # raises the ImportError when it is missing
+
+        bunch = load_digits()
+        return bunch.images, bunch.target
+    table = np.loadtxt(path, delimiter=",")
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
 
 
 def synthetic(cfg: DataConfig) -> Raw:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-import torchvision
 
 from resnet_core.config import TrainConfig
 from resnet_core.provenance import machine, versions
@@ -60,7 +59,8 @@ def provenance(device: torch.device) -> dict:
     here = machine()
     name = (torch.cuda.get_device_name(device) if device.type == "cuda"
             else here["cpu"] or here["machine"])
-    # Both loaded here: a loaded package's version names its build (`+cu130`).
-    found = versions((torch.__name__, torchvision.__name__))
+    # torch is loaded here, so its version names its build (`+cu130`); torchvision's is its
+    # distribution's unless a dataset reader loaded it (never loaded just to be asked).
+    found = versions(("torch", "torchvision"))
     return {"torch": str(found["torch"]), "torchvision": str(found["torchvision"]),
             "python": here["python"], "device": f"{device.type}: {name}"}

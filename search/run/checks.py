@@ -5,13 +5,13 @@ the field of the spec that cannot work here (exit 2)."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import ray
-import torchvision
 
 from resnet_core.config import DataConfig
 from resnet_core.data import DatasetMissingError, load_data
+from resnet_core.data.sources import torchvision_module
 from search.experiment.storage import S3_ACCESS, StoragePath, is_local
 from search.remote import cluster
 from search.spec.job import TrialJob
@@ -71,16 +71,21 @@ def storage_problems(storage: StoragePath, console: Any) -> list[Problem]:
 
 # What each dataset of resnet_core's registry (resnet_core/data/datasets.py DATASETS) reads under
 # data.root, as paths relative to it ("x/" a directory): what a node must have to train on it.
-# The CIFAR files are the ones torchvision opens (and md5-checks) for those classes.
-def _torchvision_files(cls: type) -> list[str]:
-    names = [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-    return [f"{cls.base_folder}/"] + [f"{cls.base_folder}/{name}" for name in names]
+# The CIFAR files are the ones torchvision opens (and md5-checks) for those classes, asked of
+# torchvision only for a CIFAR dataset (resnet_core/data/sources.py says what loading it costs).
+def _torchvision_files(name: str) -> Callable[[], list[str]]:
+    def files() -> list[str]:
+        cls = getattr(torchvision_module().datasets, name)
+        names = [file for file, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+        return [f"{cls.base_folder}/"] + [f"{cls.base_folder}/{file}" for file in names]
+
+    return files
 
 
-DATA_FILES: dict[str, list[str]] = {
-    "cifar10": _torchvision_files(torchvision.datasets.CIFAR10),
-    "cifar100": _torchvision_files(torchvision.datasets.CIFAR100),
-    "imagefolder": ["train/"],  # class folders inside; test/ is optional
+DATA_FILES: dict[str, Callable[[], list[str]]] = {
+    "cifar10": _torchvision_files("CIFAR10"),
+    "cifar100": _torchvision_files("CIFAR100"),
+    "imagefolder": lambda: ["train/"],  # class folders inside; test/ is optional
 }
 NO_FILES = frozenset({"digits", "synthetic"})  # generated in the process: nothing to check
 
@@ -90,7 +95,7 @@ def data_paths(data: DataConfig) -> list[str]:
     if data.dataset in NO_FILES:
         return []
     root = os.path.expanduser(str(data.root)).rstrip("/")
-    return [f"{root}/"] + [f"{root}/{path}" for path in DATA_FILES[data.dataset]]
+    return [f"{root}/"] + [f"{root}/{path}" for path in DATA_FILES[data.dataset]()]
 
 
 def trial_nodes(nodes: list[dict], resources: Resources) -> list[dict]:

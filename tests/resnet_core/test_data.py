@@ -206,7 +206,7 @@ def test_imagefolder_without_test_folder_holds_out_a_test_split(tmp_path):
 
 def test_data_package_imports_only_torch_torchvision_numpy():
     # resnet_core must run on a GPU box with nothing but torch and torchvision (sklearn is
-    # imported inside the digits reader only)
+    # imported by the digits reader only, and only where its data file is not found)
     code = ("import sys, resnet_core.data; "
             "print(sorted(m for m in ('sklearn', 'ray', 'optuna', 'mlflow', 'pydantic') "
             "if m in sys.modules))")
@@ -217,6 +217,33 @@ def test_data_package_imports_only_torch_torchvision_numpy():
 @pytest.fixture(scope="module")
 def digits():
     return load_data(DataConfig(dataset="digits"))
+
+
+def test_the_digits_table_is_scikit_learns_read_without_importing_it():
+    from sklearn.datasets import load_digits
+
+    from resnet_core.data.sources import digits_table
+
+    code = ("import sys; from resnet_core.data.sources import digits_table; "
+            "images, target = digits_table(); "
+            "print(images.shape, target.shape, 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["(1797,", "8,", "8)", "(1797,)", "False"], out.stdout
+    images, target = digits_table()
+    theirs = load_digits()
+    assert images.dtype == theirs.images.dtype and target.dtype == theirs.target.dtype
+    assert (images == theirs.images).all() and (target == theirs.target).all()
+    assert len(theirs.target_names) == 10  # DIGITS_CLASSES
+
+
+def test_without_the_file_the_digits_come_from_load_digits(monkeypatch):
+    from sklearn.datasets import load_digits
+
+    from resnet_core.data import sources
+
+    monkeypatch.setattr(sources, "DIGITS_FILE", ("datasets", "data", "no-such-file.csv.gz"))
+    images, target = sources.digits_table()
+    assert (images == load_digits().images).all() and (target == load_digits().target).all()
 
 
 def test_digits_are_real_scans_split_deterministically(digits):
