@@ -6,11 +6,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import yaml
 from types import SimpleNamespace
 from processes import kill_ours
+from mlflow_template import copy_template
+import shared
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -27,13 +30,30 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def write_spec(tmp_path: Path):
+def write_spec(tmp_path: Path, mlflow_template: Path):
+    """`write(spec)`: the spec as a YAML file in the test's folder. A SQLite store the spec names
+    by absolute path and that does not exist yet is made first as a copy of the session's
+    migrated template (tests/support/mlflow_template.py): what a launch finds in a directory it
+    logged to before. Creating a store (MLflow's migrations: seconds each launch) is the
+    business of the tests that create one: tests/search/tracking/test_sqlite_store.py and the
+    launches here whose store is relative to their working directory or exists already."""
     def write(spec: dict, name: str = "spec.yaml") -> Path:
+        db = sqlite_file(spec)
+        if db is not None and not db.exists():
+            copy_template(mlflow_template, db)
         path = tmp_path / name
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
         return path
 
     return write
+
+
+def sqlite_file(spec: dict) -> Optional[Path]:
+    """The absolute SQLite file the spec's tracking URI names, or None."""
+    uri = str((spec.get("tracking") or {}).get("mlflow_uri") or "")
+    if not uri.startswith("sqlite:////"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?")[0])
 
 
 @pytest.fixture
@@ -72,18 +92,14 @@ def tiny_digits_spec(tmp_path: Path, **changes) -> dict:
 
 
 @pytest.fixture(scope="session")
-def finished(tmp_path_factory):
-    """A finished 8-trial digits search logged to a real MLflow server on 127.0.0.1 (started
-    here, stopped after the session): `finished.Finished`. Read it; never change it."""
-    from finished import run_search, start_server, stop_server
+def finished(request):
+    """A finished 8-trial digits search logged to a real MLflow server on 127.0.0.1:
+    `finished.Finished`, built once per test run and shared by every xdist worker
+    (tests/support/shared.py); the server lives until the run ends. Read it; never change it."""
+    from finished import Finished, build
 
-    home = tmp_path_factory.mktemp("finished")
-    server, url = start_server(home)
-    try:
-        yield run_search(home, url, run_cli)
-    finally:
-        stop_server(server)
-        kill_ours(home)
+    return Finished.load(shared.once(request.config, "finished",
+                                     lambda home: build(home, request.config, run_cli)))
 
 
 @pytest.fixture
