@@ -12,6 +12,7 @@ import pytest
 from mlflow_template import build_template, copy_template
 from objectstore import credentials, new_bucket, s3_server
 from ray_marker import starts_ray
+import shared
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,3 +62,18 @@ def pytest_runtest_setup(item):
         if not torch.cuda.is_available():
             pytest.fail("marked cuda, but torch sees no CUDA device here: a machine without a "
                         "GPU runs the tests with -m 'not cuda'", pytrace=False)
+
+
+# --- what the xdist workers of one run share (tests/support/shared.py) ----------------------------
+
+def pytest_configure(config):
+    shared.configure(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    shared.configure_node(node)
+
+
+def pytest_unconfigure(config):
+    shared.unconfigure(config)

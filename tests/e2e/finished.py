@@ -1,7 +1,8 @@
 """One finished digits search logged to a real MLflow tracking server, shared by the tests of
 what a user does with a search's results (the MLflow UI, `report`, `trials`, `export-best`,
 `retrain`). A search costs a minute on the CI machine: they read the same one and never change
-what it wrote (a test that needs to change it copies the experiment first).
+what it wrote (a test that needs to change it copies the experiment first). It is built once
+per test run, whatever the number of xdist workers (tests/support/shared.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,20 @@ class Finished:
     experiment: Path  # storage_path/NAME
     server_url: str  # the MLflow tracking server, http://127.0.0.1:PORT
     launch: subprocess.CompletedProcess  # the launch's output and exit code
+
+    def dump(self) -> dict:
+        return {"home": str(self.home), "spec_path": str(self.spec_path), "spec": self.spec,
+                "experiment": str(self.experiment), "server_url": self.server_url,
+                "launch": {"args": self.launch.args, "returncode": self.launch.returncode,
+                           "stdout": self.launch.stdout, "stderr": self.launch.stderr}}
+
+    @classmethod
+    def load(cls, data: dict) -> "Finished":
+        launch = data["launch"]
+        return cls(Path(data["home"]), Path(data["spec_path"]), data["spec"],
+                   Path(data["experiment"]), data["server_url"],
+                   subprocess.CompletedProcess(launch["args"], launch["returncode"],
+                                               launch["stdout"], launch["stderr"]))
 
 
 def results_spec(home: Path, server_url: str) -> dict:
@@ -86,3 +101,13 @@ def run_search(home: Path, server_url: str, run_cli) -> Finished:
     launch = run_cli("launch", str(spec_path), cwd=home)
     assert launch.returncode == 0, launch.stdout[-3000:] + launch.stderr[-3000:]
     return Finished(home, spec_path, spec, home / "runs" / NAME, server_url, launch)
+
+
+def build(home: Path, config, run_cli) -> dict:
+    """The server and the search in `home`, for `shared.once`: the server (HOME=`home`, as the
+    launch's Ray) is swept when the test run ends."""
+    import shared
+
+    shared.keep_until_the_end(config, home)
+    _, url = start_server(home)
+    return run_search(home, url, run_cli).dump()
