@@ -116,8 +116,7 @@ def imagefolder(cfg: DataConfig) -> Raw:
         raise DatasetMissingError(
             f"imagefolder expects images at {root}/train/<class name>/<image file> (and "
             f"optionally {root}/test/<class name>/<image file>), but {root}/train is not a folder")
-    torchvision_module()
-    from torchvision.transforms import v2
+    from torchvision.transforms import v2  # imported here: see torchvision_module
     resize = v2.Compose([v2.PILToTensor(), v2.Resize((size, size), antialias=True)])
     train = _image_folder(os.path.join(root, "train"), resize)
     x, y = _decode(train)
@@ -175,7 +174,7 @@ def digits_table() -> tuple[Any, Any]:
     (1797,) int64). Read from the file `load_digits` reads (a gzipped CSV, 64 pixels then the
     label), without importing scikit-learn: that import loads scipy.stats, two seconds of CPU in
     the driver's pre-flight and again in every trial's worker, for a 57 KB file
-    (bench/digits_load.py). Where the file is not there, `load_digits` itself;
+    (bench/data_start.py). Where the file is not there, `load_digits` itself;
     tests/resnet_core/test_data.py checks that both give the same arrays."""
     import importlib.util
 
