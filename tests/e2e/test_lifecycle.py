@@ -6,7 +6,6 @@ no Ray process outliving a killed driver, and a locked tracking store that loses
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -166,54 +165,8 @@ def test_a_closed_terminal_saves_the_search_exits_129_and_the_same_command_resum
                for t in record.results(job).trials)
 
 
-# --- exact resume ------------------------------------------------------------------------------
-
-def exact_spec(digits_spec, name: str) -> dict:
-    """One trial at a time (FIFO order), a seeded random sampler: the same search twice."""
-    return digits_spec(name=name, budget={"trials": 6, "max_epochs": 4},
-                       data=MEDIUM_DATA,
-                       trial={"resources": {"cpu": 1, "gpu": 0}, "max_failures": 0,
-                              "max_concurrent": 1},
-                       sampler={"type": "random", "seed": 3},
-                       scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
-                       # A recipe that learns within an epoch or two, so the rungs tell trials
-                       # apart (at chance level every score ties and ASHA stops nobody).
-                       fixed={"depth": 20, "width": 0.25, "batch_size": 64,
-                              "optimizer": "nesterov", "schedule": "cosine", "augment": 0.0,
-                              "zero_init_residual": False, "tta": False, "precise_bn": 256})
-
-
-def spent(record: Experiment, job) -> dict[str, int]:
-    """Epochs per configuration (trial ids are random; the configurations are seeded)."""
-    return {json.dumps(t.params, sort_keys=True): t.epochs for t in record.results(job).trials}
-
-
-def test_a_killed_and_resumed_search_spends_what_an_uninterrupted_one_spends(
-        tmp_path, write_spec, digits_spec, cli, reaper):
-    whole = write_spec(exact_spec(digits_spec, "whole"), "whole.yaml")
-    result = cli("launch", str(whole), cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    whole_record, job = record_of(whole)
-    uninterrupted = spent(whole_record, job)
-    assert len(uninterrupted) == 6
-    assert sum(uninterrupted.values()) < 6 * 4  # ASHA stopped some: the rungs matter
-
-    cut = write_spec(exact_spec(digits_spec, "cut"), "cut.yaml")
-    cut_dir = Path(exact_spec(digits_spec, "cut")["storage_path"]) / "cut"
-    driver = start_launch(cut, tmp_path)
-    try:  # killed once two trials have reported (ASHA has rungs to forget)
-        wait_for(lambda: len([d for d in trial_dirs(cut_dir) if results(d)]) >= 2, 240,
-                 "two trials with results", proc=driver)
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
-        kill_ours(tmp_path)
-    result = cli("launch", str(cut), cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "(resumed)" in result.stdout
-    cut_record, _ = record_of(cut)
-    assert spent(cut_record, job) == uninterrupted
-
+# --- exact resume: tests/e2e/test_one_driver.py (a search killed twice spends what an
+# uninterrupted one spends; its first kill is this file's former killed-once case) -------------
 
 # --- a finished experiment, a changed spec, a damaged record: read without Ray -----------------
 

@@ -152,9 +152,11 @@ def ended(experiment: Path) -> int:
 def test_a_search_killed_twice_spends_what_an_uninterrupted_one_spends(
         tmp_path, write_spec, digits_spec, cli, reaper):
     """One trial at a time, a seeded sampler, exact resume from checkpoints: the trial-epochs
-    each configuration gets depend only on ASHA's rungs. A crash during the resumed part used to
-    leave the scheduler's record at its restore-time copy, so the rungs of that part were lost
-    and the next resume stopped (or kept) other trials."""
+    each configuration gets depend only on ASHA's rungs. The suite's one exact-resume test: a
+    first resume that lost the rungs (or the sampler's state) changes what the configurations
+    get after the first kill; a crash during the resumed part used to leave the scheduler's
+    record at its restore-time copy, so the rungs of that part were lost and the next resume
+    stopped (or kept) other trials."""
     search = dict(budget={"trials": 8, "max_epochs": 4}, data=SMALL_DATA,
                   trial={"resources": {"cpu": 1, "gpu": 0}, "max_failures": 0,
                          "max_concurrent": 1},
@@ -179,6 +181,7 @@ def test_a_search_killed_twice_spends_what_an_uninterrupted_one_spends(
             driver.send_signal(signal.SIGKILL)
     done = cli("launch", str(path), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "(resumed)" in done.stdout
     assert epochs_by_config(experiment) == expected
 
 
