@@ -35,7 +35,7 @@ import ray  # noqa: F401  (first: it puts its bundled psutil on sys.path)
 import yaml
 from docker.utils.build import exclude_paths
 from packaging.requirements import Requirement
-from ports import free_port
+from ports import RANDOM_WORKER_PORTS, free_port
 from processes import kill_ours
 
 import psutil  # noqa: E402  (ships inside Ray, importable once ray is)
@@ -94,7 +94,8 @@ def node_options(temp: Path) -> list[str]:
     """1 CPU, its own Ray temp dir (short: Ray's socket paths must fit 107 bytes), and a free
     port for what Ray would otherwise take from a fixed default (the agent's 52365): tests and
     other users' Ray on this machine must not collide on it."""
-    return [f"--dashboard-agent-listen-port={free_port()}", "--num-cpus=1", f"--temp-dir={temp}"]
+    return [f"--dashboard-agent-listen-port={free_port()}", "--num-cpus=1", f"--temp-dir={temp}",
+            *RANDOM_WORKER_PORTS]
 
 
 @pytest.fixture(scope="module")
