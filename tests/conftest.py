@@ -12,7 +12,8 @@ import pytest
 from mlflow_template import build_template, copy_template
 from objectstore import credentials, new_bucket, s3_server
 from ray_marker import starts_ray
-import shared
+# What the xdist workers of one run share (tests/support/shared.py): its hooks, wired in here.
+from shared import pytest_configure, pytest_configure_node, pytest_unconfigure  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,18 +63,3 @@ def pytest_runtest_setup(item):
         if not torch.cuda.is_available():
             pytest.fail("marked cuda, but torch sees no CUDA device here: a machine without a "
                         "GPU runs the tests with -m 'not cuda'", pytrace=False)
-
-
-# --- what the xdist workers of one run share (tests/support/shared.py) ----------------------------
-
-def pytest_configure(config):
-    shared.configure(config)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node):
-    shared.configure_node(node)
-
-
-def pytest_unconfigure(config):
-    shared.unconfigure(config)

@@ -13,16 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFTEST = '''
 import os, subprocess, pytest, shared
 
-def pytest_configure(config):
-    shared.configure(config)
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node):
-    shared.configure_node(node)
-
-def pytest_unconfigure(config):
-    shared.unconfigure(config)
-
 def build(folder, config):
     with open(os.environ["BUILDS"], "a") as log:
         log.write(f"{os.getpid()}\\n")
@@ -55,7 +45,7 @@ def test_a_shared_thing_is_built_once_for_all_workers_and_swept_at_the_end(tmp_p
            "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "support"),
                                           str(ROOT / "tests" / "e2e"), str(ROOT)])}
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "load",
-                          "-p", "no:cacheprovider", str(tmp_path)],
+                          "-p", "no:cacheprovider", "-p", "shared", str(tmp_path)],
                          cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert len(builds.read_text().split()) == 1  # one build for the whole run

@@ -7,6 +7,9 @@ processes names their HOME (`keep_until_the_end`): they live until the whole run
 controller sweeps them, since the worker that built them may finish long before another worker
 is done reading them. Without xdist the one process is its own controller.
 
+The module is a pytest plugin: its hooks are named as pytest's, so a conftest that imports them
+(tests/conftest.py) or `-p shared` wires it in.
+
 Used for the finished search of tests/e2e/finished.py: built once per run instead of once per
 worker (a search and an MLflow server: a minute and more on the CI machine, per worker).
 """
@@ -20,21 +23,24 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+
 HOMES = "homes.txt"  # HOMEs whose processes the controller sweeps at the end of the run
 
 
-def configure(config: Any) -> None:
+def pytest_configure(config: Any) -> None:
     if hasattr(config, "workerinput"):  # an xdist worker: the controller's folder
         config.shared_dir = Path(config.workerinput["shared_dir"])
     else:
         config.shared_dir = Path(tempfile.mkdtemp(prefix="rs-tests-shared-"))
 
 
-def configure_node(node: Any) -> None:
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: absent without xdist
+def pytest_configure_node(node: Any) -> None:
     node.workerinput["shared_dir"] = str(node.config.shared_dir)
 
 
-def unconfigure(config: Any) -> None:
+def pytest_unconfigure(config: Any) -> None:
     """In the controller only (the run is over): sweep the processes of every HOME a build
     named, then the folder."""
     if hasattr(config, "workerinput") or not hasattr(config, "shared_dir"):
