@@ -87,6 +87,20 @@ def held(driver: subprocess.Popen) -> Iterator[list[psutil.Process]]:
                 proc.resume()
 
 
+@contextlib.contextmanager
+def driver_paused(driver: subprocess.Popen) -> Iterator[None]:
+    """The launch's own process stopped (SIGSTOP) while the test looks at what it has written:
+    nothing the driver decides (a new trial, a result told to the searcher, the search's end)
+    can happen between what the test sees and what it does next, however fast the trials."""
+    proc = psutil.Process(driver.pid)
+    proc.suspend()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.resume()
+
+
 class Terminal:
     """A pseudo-terminal a launch runs in, as in an SSH session: the controlling terminal of
     the launch's session (its stdin, stdout and stderr), its output copied to cwd/driver.log by
@@ -139,10 +153,16 @@ def start_in_terminal(spec_path: Path, cwd: Path, *args: str) -> tuple[subproces
     return proc, terminal
 
 
-def driver_log(proc: subprocess.Popen) -> str:
+def driver_output(proc: subprocess.Popen) -> str:
+    """Everything the launch has printed so far (its driver.log)."""
     spec = proc.args[proc.args.index("launch") + 1]
     log = Path(spec).parent / "driver.log"  # the spec and the log share tmp_path
-    return log.read_text()[-3000:] if log.exists() else ""
+    return log.read_text() if log.exists() else ""
+
+
+def driver_log(proc: subprocess.Popen) -> str:
+    """The end of what the launch printed, for an assertion's message."""
+    return driver_output(proc)[-3000:]
 
 
 def wait_for(condition: Callable[[], object], timeout_s: float, what: str,

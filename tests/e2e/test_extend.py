@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from driving import NAME, SMALL_DATA, driver_log, held, results, runs_of, start_launch, \
-    trial_dirs, wait_for
+from driving import SMALL_DATA, driver_log, driver_output, driver_paused, runs_of, \
+    start_launch, wait_for
 
 from conftest import run_cli, tiny_digits_spec
 from search.experiment.location import locate
@@ -103,16 +103,25 @@ def test_an_extension_interrupted_by_ctrl_c_and_resumed_trains_the_same(tmp_path
     path = spec_file(tmp_path, FIRST)
     launched(path)
     first = trained(path)
-    experiment = Path(yaml.safe_load(path.read_text())["storage_path"]) / NAME
     driver = start_launch(path, tmp_path, "--trials", str(MORE))
     try:
-        # Ctrl+C once the extension trains its second trial: one extended trial ended (told to
-        # the searcher), one under way, the rest still to be proposed.
-        wait_for(lambda: len([d for d in trial_dirs(experiment) if results(d)]) >= FIRST + 2,
-                 600, "the second extended trial's first result", proc=driver)
-        with held(driver):  # still running when Ctrl+C comes, however fast
-            os.killpg(driver.pid, signal.SIGINT)  # what Ctrl+C in its terminal sends
-            time.sleep(1)
+        # Ctrl+C once the extension has begun its second trial: one extended trial ended (told
+        # to the searcher), one under way, the last still to be proposed. The driver is paused
+        # while the test reads what it has said (its progress lines, printed as it decides;
+        # Ray's trial folders reach the storage later), so the search cannot move past that
+        # moment before Ctrl+C, and Python runs the handler as soon as the driver resumes.
+        def interrupt_at_the_second_extended_trial() -> bool:
+            with driver_paused(driver):
+                extension = driver_output(driver).partition("extending experiment")[2]
+                begun = len(re.findall(r"^\d\d:\d\d:\d\d start ", extension, re.MULTILINE))
+                if begun < 2:
+                    return False
+                assert begun < MORE - FIRST, f"the test missed the moment: {begun} begun"
+                os.killpg(driver.pid, signal.SIGINT)  # what Ctrl+C in its terminal sends
+                return True
+
+        wait_for(interrupt_at_the_second_extended_trial, 600,
+                 "the second extended trial to begin", proc=driver)
         code = driver.wait(timeout=300)
     finally:
         if driver.poll() is None:
