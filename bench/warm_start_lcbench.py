@@ -12,7 +12,10 @@ search/replay/strategies.py) runs on t under the published protocol (B = 20 x 52
   (search/engine/warm.py);
 - `loto_narrow`: the same sources, the space narrowed to the bounding box of the `--narrow`
   best trials of each (`warm_start.narrow`, search/engine/narrow.py), only trials inside told;
-- `same_task`: told the `--top` best of t's own earlier search with seed 1000 + s.
+- `same_task`: told the `--top` best of t's own earlier search with seed 1000 + s;
+- `loto_queue`, `same_task_queue`: as `loto` and `same_task`, and the `--queue-best` best
+  completed configurations of each source queued as the first trials (`warm_start.queue_best`),
+  trained again on t.
 
 The figure is the warm search's epochs to the target as a fraction of B (median and IQR over
 task x seed; a run that never reaches it counts as not reached and sorts last). Only epochs the
@@ -49,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 LCBENCH = HERE / "problems" / "lcbench.yaml"
 STRATEGY = "default"
 SOURCE_SEED = 1000  # the earlier searches' seeds: 1000 + s, never a target seed
-VARIANTS = ("loto", "loto_narrow", "same_task")
+VARIANTS = ("loto", "loto_narrow", "same_task", "loto_queue", "same_task_queue")
 
 
 def as_results(run: simulator.Replay, metric: str, mode: str, max_epochs: int) -> Results:
@@ -83,6 +86,11 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--top", type=int, default=16, help="told: the N best of each source")
     parser.add_argument("--narrow", type=int, default=2,
                         help="loto_narrow: the box of the N best of each source")
+    parser.add_argument("--queue-best", type=int, default=1,
+                        help="*_queue: the N best completed configurations of each source "
+                        "queued first")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="the warm starts to run, comma-separated (the cold one always)")
     parser.add_argument("--workers", type=int, default=protocol.WORKERS)
     return parser.parse_args(argv)
 
@@ -91,6 +99,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     from bench.compare import halves
 
     args = parse_args(argv)
+    variants = [v for v in VARIANTS if v in args.variants.split(",")]
     began = time.perf_counter()
     problem = load_problem(LCBENCH)
     tasks = halves(problem)["heldout"][:args.tasks]
@@ -111,6 +120,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         "tasks": tasks, "seeds": args.seeds, "metric": metric, "mode": mode,
         "max_epochs": max_epochs, "budget_epochs": budget, "workers": args.workers,
         "clock": "epochs", "strategy": row, "top": args.top, "narrow": args.narrow,
+        "queue_best": args.queue_best, "variants": variants,
         "source_seed": f"{SOURCE_SEED} + seed",
         "target": "the cold search's final best (same task, seed and budget)",
         "per_run": []}
@@ -124,7 +134,13 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
                 "loto_narrow": knowledge(space, metric, mode, others, top=args.top,
                                          narrow=args.narrow),
                 "same_task": knowledge(space, metric, mode, [Earlier(task, sources[task])],
-                                       top=args.top)}
+                                       top=args.top),
+                "loto_queue": knowledge(space, metric, mode, others, top=args.top,
+                                        queue_best=args.queue_best),
+                "same_task_queue": knowledge(space, metric, mode,
+                                             [Earlier(task, sources[task])], top=args.top,
+                                             queue_best=args.queue_best)}
+            told = {name: known for name, known in told.items() if name in variants}
             cold = [r.value for r in searched(task, seed).results]
             target = figures.best(cold, mode)
             run = {"task": task, "seed": seed, "target": target,
@@ -137,11 +153,11 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
                     run[name]["narrowed"] = known.narrowing.record()["params"]
             report["per_run"].append(run)
             print(f"seed {seed} task {task}: target {target:.2f}; "
-                  + "; ".join(f"{n} {run[n]['ratio']}" for n in ("cold", *VARIANTS)),
+                  + "; ".join(f"{n} {run[n]['ratio']}" for n in ("cold", *variants)),
                   flush=True)
     runs = report["per_run"]
     report["summary"] = {}
-    for name in ("cold", *VARIANTS):
+    for name in ("cold", *variants):
         ratios = [r[name]["ratio"] for r in runs]
         report["summary"][name] = {
             "ratio": figures.spread(ratios), "reached": sum(x is not None for x in ratios),

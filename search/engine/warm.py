@@ -37,6 +37,7 @@ from search.spec.points import active, order
 
 TOLD = (TrialState.COMPLETE, TrialState.PRUNED)
 SOURCE_ATTR = "warm_start"  # the user attr naming where a told trial came from
+ENQUEUE = "enqueue"  # ... or that a queued one was written in `warm_start.enqueue`
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,9 @@ class Knowledge:
     of: int  # earlier trials looked at
     text: str
     narrowing: Any = None  # search.engine.narrow.Narrowing when `warm_start.narrow` is set
+    # where each queued configuration came from: "enqueue", or the earlier experiment whose
+    # best it is (`queue_best`); as long as `enqueue`
+    queued_from: list[str] = field(default_factory=list)
 
     def space(self, declared: Mapping[str, Any]) -> Mapping[str, Any]:
         """The space the new searcher samples: the narrowed one, or the declared one."""
@@ -123,6 +127,9 @@ class Knowledge:
         kept = {"from": list(self.sources), "told": len(self.trials), "of": self.of,
                 "completed": states.get("complete", 0), "stopped": states.get("pruned", 0),
                 "enqueued": len(self.enqueue), "text": self.text}
+        best = [s for s in self.queued_from if s != ENQUEUE]
+        if best:
+            kept["queued_best"] = best
         if self.narrowing is not None:
             kept["narrowed"] = self.narrowing.record()
         return kept
@@ -171,12 +178,13 @@ def told_trial(trial: TrialRecord, space: Mapping[str, Any], source: str,
 
 def knowledge(space: Mapping[str, Any], metric: str, mode: str, earlier: list[Earlier],
               top: Optional[int] = None, enqueue: Optional[list[dict]] = None,
-              narrow: Optional[int] = None) -> Knowledge:
+              narrow: Optional[int] = None, queue_best: Optional[int] = None) -> Knowledge:
     """Every earlier experiment's trials (the `top` best told of each, best first) as the new
     study is told them, and the one line that says how many were and why the others were not.
     An experiment that optimised another objective is not told at all: its values would
     mean something else. `narrow`: the space narrowed to the box of the `narrow` best trials
-    of each (search/engine/narrow.py); only trials inside it are told."""
+    of each (search/engine/narrow.py); only trials inside it are told. `queue_best`: the
+    best completed configurations of each queued after `enqueue` (`best_points`)."""
     from search.engine.narrow import narrowing
 
     narrowed = None if narrow is None else narrowing(space, metric, mode, earlier, narrow,
@@ -186,12 +194,20 @@ def knowledge(space: Mapping[str, Any], metric: str, mode: str, earlier: list[Ea
     dropped: Counter = Counter()
     clipped: Counter = Counter()
     looked = 0
+    queued = [dict(point) for point in enqueue or []]
+    queued_from = [ENQUEUE] * len(queued)
     for one in earlier:
         results = one.results
         looked += len(results.trials)
         if (results.metric, results.mode) != (metric, mode):
             why[f"optimised {results.mode} {results.metric}"] += len(results.trials)
             continue
+        if queue_best is not None:
+            best = [p for p in best_points(results, space, queue_best,
+                                           narrowed.space if narrowed is not None else None)
+                    if p not in queued]
+            queued += best
+            queued_from += [one.source] * len(best)
         kept = 0
         for trial in results.trials:
             if top is not None and kept >= top:
@@ -206,18 +222,39 @@ def knowledge(space: Mapping[str, Any], metric: str, mode: str, earlier: list[Ea
             trials.append(frozen)
             dropped.update(found.dropped)
             clipped.update(found.clipped)
-    queued = [dict(point) for point in enqueue or []]
     return Knowledge(trials, queued, [e.source for e in earlier], looked,
                      line(trials, looked, [e.source for e in earlier], why, dropped, clipped,
-                          len(queued), narrowed.summary() if narrowed is not None else ""),
-                     narrowed)
+                          len(queued), narrowed.summary() if narrowed is not None else "",
+                          best=len(queued) - queued_from.count(ENQUEUE)),
+                     narrowed, queued_from)
+
+
+def best_points(results: Results, space: Mapping[str, Any], n: int,
+                narrowed: Optional[Mapping[str, Any]] = None) -> list[dict[str, Any]]:
+    """The points of `space` the `n` best completed trials of an earlier experiment are (its
+    trials come best first), each once; a trial no point of the space (or of the narrowed
+    one) represents is passed over. Only completed trials: their value is the full budget's."""
+    points: list[dict[str, Any]] = []
+    for trial in results.trials:
+        if len(points) >= n:
+            break
+        if state_of(trial.outcome, trial.status) != TrialState.COMPLETE:
+            continue
+        point = adapted(space, trial.params).point
+        if point is None or point in points or (narrowed is not None
+                                                and outside(narrowed, point)):
+            continue
+        points.append(point)
+    return points
 
 
 def line(trials: list[FrozenTrial], looked: int, sources: list[str], why: Counter,
-         dropped: Counter, clipped: Counter, queued: int, narrowed: str = "") -> str:
+         dropped: Counter, clipped: Counter, queued: int, narrowed: str = "",
+         best: int = 0) -> str:
     """'warm start: told 30 of 32 earlier trials (8 completed, 22 stopped) from runs/a; not
     told: 2 failed; dropped (not in this space): momentum in 12; clipped into range: lr in 3;
-    2 configurations queued first; space narrowed to the best 2 of each: lr, block'."""
+    3 configurations queued first (2 earlier best); space narrowed to the best 2 of each: lr,
+    block'. `best`: how many of the `queued` are earlier experiments' best (`queue_best`)."""
     parts = []
     if sources:
         states = Counter(t.state for t in trials)
@@ -234,7 +271,8 @@ def line(trials: list[FrozenTrial], looked: int, sources: list[str], why: Counte
         parts.append("clipped into range: "
                      + ", ".join(f"{name} in {n}" for name, n in sorted(clipped.items())))
     if queued:
-        parts.append(f"{queued} configuration{'s' if queued != 1 else ''} queued first")
+        parts.append(f"{queued} configuration{'s' if queued != 1 else ''} queued first"
+                     + (f" ({best} earlier best)" if best else ""))
     if narrowed:
         parts.append(narrowed)
     return "warm start: " + "; ".join(parts)
@@ -245,5 +283,6 @@ def tell(study: optuna.Study, space: Mapping[str, Any], known: Knowledge) -> Non
     even when a told trial has the same configuration: the user asked for it). `space`: the
     one the searcher samples (`Knowledge.space`)."""
     study.add_trials(known.trials)
-    for point in known.enqueue:
-        study.enqueue_trial(optuna_params(space, point), user_attrs={SOURCE_ATTR: "enqueue"})
+    sources = known.queued_from or [ENQUEUE] * len(known.enqueue)
+    for point, source in zip(known.enqueue, sources):
+        study.enqueue_trial(optuna_params(space, point), user_attrs={SOURCE_ATTR: source})

@@ -84,7 +84,7 @@ def knowledge_of(spec: SearchSpec) -> Optional[Any]:
 
     known = knowledge(spec.space, spec.objective.metric, spec.objective.mode, earlier(spec),
                       top=spec.warm_start.top, enqueue=spec.warm_start.enqueue,
-                      narrow=spec.warm_start.narrow)
+                      narrow=spec.warm_start.narrow, queue_best=spec.warm_start.queue_best)
     if known.narrowing is not None:
         room_in(spec, known.narrowing.space)
     return known

@@ -95,6 +95,7 @@ FIELDS = {
     "from": "spec files, experiment directories or s3:// URIs of earlier experiments",
     "top": "tell only the best N earlier trials (null: all)",
     "enqueue": "configurations to try first",
+    "queue_best": "train the N best completed configurations of each earlier experiment first",
     "choice": "the values to choose from",
     "float": "[low, high]",
     "int": "[low, high]",

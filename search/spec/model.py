@@ -377,9 +377,12 @@ class SearchSpec(BaseModel):
         dumped = self.model_dump(mode="json", by_alias=True)
         if dumped.get("warm_start") is None:
             dumped.pop("warm_start", None)
-        elif dumped["warm_start"].get("narrow") is None:
-            # a warm start that does not narrow hashes as it did before `narrow` existed
-            dumped["warm_start"].pop("narrow", None)
+        else:
+            # a warm start that does not narrow (or queue its sources' best) hashes as it did
+            # before those fields existed
+            for later in ("narrow", "queue_best"):
+                if dumped["warm_start"].get(later) is None:
+                    dumped["warm_start"].pop(later, None)
         return dumped
 
     def spec_hash(self) -> str:

@@ -6,6 +6,7 @@
       enqueue:           # configurations to train first (an article's recipe)
         - {lr: 0.1, optimizer: sgd}
       narrow: 2          # sample only the bounding box of the 2 best trials of each
+      queue_best: 1      # train the best completed configuration of each again, first
 
 Only the shape is checked here (the spec needs no storage to validate): whether each `from`
 names an experiment with a record is the launch's and `validate`'s check
@@ -32,6 +33,11 @@ class WarmStart(BaseModel):
     # Narrow the space to the bounding box of the N best trials of each experiment
     # (search/engine/narrow.py); None: sample the space as declared.
     narrow: Optional[int] = Field(None, ge=1)
+    # Queue the N best completed configurations of each earlier experiment as this search's
+    # first trials (after `enqueue`): their told values were measured on another task, seed or
+    # budget, so they are trained again here. On LCBench it is what made a warm start from
+    # other tasks pay (bench/warm_start_lcbench.py).
+    queue_best: Optional[int] = Field(None, ge=1)
 
     @field_validator("sources")
     @classmethod
@@ -44,11 +50,16 @@ class WarmStart(BaseModel):
         return sources
 
     @model_validator(mode="after")
-    def _narrow_needs_sources(self) -> "WarmStart":
-        if self.narrow is not None and not self.sources:
-            raise Problems([Problem("narrow", self.narrow, f"narrow is {self.narrow} but from "
-                                    "names no earlier experiment whose best trials could "
-                                    "bound the space; name one or drop narrow")])
+    def _needs_sources(self) -> "WarmStart":
+        if self.sources:
+            return self
+        problems = [Problem(name, value, f"{name} is {value} but from names no earlier "
+                            f"experiment whose best trials could {what}; name one or drop {name}")
+                    for name, value, what in (("narrow", self.narrow, "bound the space"),
+                                              ("queue_best", self.queue_best, "be queued"))
+                    if value is not None]
+        if problems:
+            raise Problems(problems)
         return self
 
     @property

@@ -174,3 +174,46 @@ def test_every_sampler_takes_a_warm_start(sampler):
     assert searcher.suggest("a") == {"lr": 0.3, "residual": "scaled"}
     nxt = searcher.suggest("b")
     assert 0.01 <= nxt["lr"] <= 1.0 and nxt["residual"] in ("add", "scaled")
+
+
+def test_queue_best_queues_the_best_completed_points_of_each_after_the_enqueued():
+    """`queue_best`: each earlier experiment's best completed trials, best first, as points of
+    the new space (clipped like a told trial), each configuration once (the enqueued one and a
+    second experiment's same best are not queued again), named by their source."""
+    space = spec_of(SPACE).space
+    other = Results("val_acc", "max", [
+        record("same", [0.9], Outcome.COMPLETED, BEST),  # b's best is a's best: queued once
+        record("own", [0.8], Outcome.COMPLETED, {**BASE, "lr": 0.05})])
+    known = warm.knowledge(space, "val_acc", "max",
+                           [warm.Earlier("a", EARLIER), warm.Earlier("b", other)],
+                           enqueue=[BASE], queue_best=2)
+    # a: "best" then "clip" (lr 0.9 clipped to 0.5); "stop" is stopped, never queued
+    assert known.enqueue == [BASE, BEST, {**BASE, "lr": 0.5}, {**BASE, "lr": 0.05}]
+    assert known.queued_from == ["enqueue", "a", "a", "b"]
+    assert known.text.endswith("4 configurations queued first (3 earlier best)")
+    assert known.record()["queued_best"] == ["a", "a", "b"]
+    assert known.record()["enqueued"] == 4
+    study = optuna.create_study(direction="maximize")
+    warm.tell(study, space, known)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs["warm_start"] for t in waiting] == ["enqueue", "a", "a", "b"]
+
+
+@pytest.mark.parametrize("n, expected", [
+    (1, [BEST]),
+    (3, [BEST, {**BASE, "lr": 0.5}]),  # only two completed trials are points of the space
+])
+def test_best_points_takes_only_completed_trials_best_first(space, n, expected):
+    assert warm.best_points(EARLIER, space, n) == expected
+
+
+def test_best_points_passes_over_what_lies_outside_the_narrowed_space(space):
+    narrowed = spec_of({**SPACE, "lr": {"float": [0.01, 0.3], "log": True}}).space
+    assert warm.best_points(EARLIER, space, 2, narrowed) == [BEST]
+
+
+def test_queue_best_tells_nothing_of_another_objective(space):
+    other = Results("val_loss", "min", EARLIER.trials)
+    known = warm.knowledge(space, "val_acc", "max", [warm.Earlier("loss", other)],
+                           queue_best=1)
+    assert known.enqueue == [] and "queued" not in known.text

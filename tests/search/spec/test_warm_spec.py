@@ -31,6 +31,11 @@ def problems(warm_start) -> list[str]:
     ({"enqueue": [{"lr": 0.01, "optimizer": "adamw"}], "narrow": 2},
      "warm_start.narrow: narrow is 2 but from names no earlier experiment whose best trials "
      "could bound the space; name one or drop narrow"),
+    ({"enqueue": [{"lr": 0.01, "optimizer": "adamw"}], "queue_best": 1},
+     "warm_start.queue_best: queue_best is 1 but from names no earlier experiment whose best "
+     "trials could be queued; name one or drop queue_best"),
+    ({"from": ["runs/a"], "queue_best": 0},
+     "warm_start.queue_best: queue_best is 0 but must be >= 1"),
     ({"form": ["a"]}, "warm_start.form: "),
     ({"enqueue": [{"lr": 0.5, "optimizer": "adamw"}]},
      "warm_start.enqueue[0].lr: lr is 0.5 but must be within [0.001, 0.1]"),
@@ -77,13 +82,15 @@ def test_warm_from_adds_to_the_files_sources_and_is_named_in_a_problem(tmp_path)
                                                                  "--warm-from")]
 
 
-def test_narrow_is_part_of_the_spec_and_only_when_given():
-    """A warm start that narrows hashes apart from one that does not (a resume with `narrow`
-    added is a changed field); one without it hashes as before `narrow` existed."""
+@pytest.mark.parametrize("field, value", [("narrow", 2), ("queue_best", 1)])
+def test_a_later_field_is_part_of_the_spec_and_only_when_given(field, value):
+    """A warm start that narrows (or queues its sources' best) hashes apart from one that does
+    not (a resume with the field added is a changed field); one without it hashes as before
+    the field existed."""
     plain = parse_spec({**BASE, "warm_start": {"from": ["runs/a"]}})
-    narrowed = parse_spec({**BASE, "warm_start": {"from": ["runs/a"], "narrow": 2}})
-    assert "narrow" not in plain.resolved()["warm_start"]
-    assert narrowed.resolved()["warm_start"] == {"from": ["runs/a"], "top": None, "enqueue": [],
-                                                 "narrow": 2}
-    assert plain.spec_hash() != narrowed.spec_hash()
-    assert narrowed.with_overrides(trials=5).warm_start.narrow == 2
+    given = parse_spec({**BASE, "warm_start": {"from": ["runs/a"], field: value}})
+    assert plain.resolved()["warm_start"] == {"from": ["runs/a"], "top": None, "enqueue": []}
+    assert given.resolved()["warm_start"] == {"from": ["runs/a"], "top": None, "enqueue": [],
+                                              field: value}
+    assert plain.spec_hash() != given.spec_hash()
+    assert getattr(given.with_overrides(trials=5).warm_start, field) == value
