@@ -235,8 +235,10 @@ class PromotionASHA(FIFOScheduler):
 
     # -- its state, as plain JSON --
     def promotion_state(self) -> dict:
+        # Each rung as [trial id, value] pairs in the order recorded: ties are broken by that
+        # order (`promotable`), and the record writes JSON with its keys sorted.
         return {"milestones": self.milestones,
-                "rungs": [{t: (None if v == -math.inf else v) for t, v in rung.items()}
+                "rungs": [[[t, None if v == -math.inf else v] for t, v in rung.items()]
                           for rung in self.rungs],
                 "promoted": [sorted(p) for p in self.promoted],
                 "paused": dict(self.paused)}
@@ -247,7 +249,9 @@ class PromotionASHA(FIFOScheduler):
         if state.get("milestones") != self.milestones:
             raise ValueError(f"the saved state has rungs at epochs {state.get('milestones')} "
                              f"but this scheduler has them at {self.milestones}")
-        self.rungs = [{t: (-math.inf if v is None else float(v)) for t, v in rung.items()}
+        # (a state saved before the pairs has each rung as a mapping, its order lost)
+        self.rungs = [{t: (-math.inf if v is None else float(v))
+                       for t, v in (rung.items() if isinstance(rung, dict) else rung)}
                       for rung in state["rungs"]]
         self.promoted = [set(p) for p in state["promoted"]]
         self.paused = {t: int(r) for t, r in state["paused"].items()}

@@ -57,16 +57,17 @@ def kind(trial: Any) -> str:
 
 def rungs(spec: Mapping[str, Any], scheduler_state: Mapping[str, Any]) -> Rungs:
     """The rungs of the search's scheduler as the search ran: every bracket's rungs from the
-    record's scheduler.json where its scheduler records them (ASHA); else from the spec's
+    record's scheduler.json where its scheduler records them there (ASHA); else from the spec's
     scheduler entry (a scheduler without recorded state, or a search that ended before its
     first snapshot). A milestone is reached at the first whole epoch at or past it."""
     max_epochs = int(spec["budget"]["max_epochs"])
     entry = section(spec.get("scheduler"))
     label = entry.label if entry is not None else str(
         (spec.get("scheduler") or {}).get("type") or "the scheduler")
+    kept = scheduler_state.get("rungs") if entry is not None and entry.records_rungs else None
     recorded = [tuple(sorted({epoch for m, _ in bracket
                               if (epoch := math.ceil(float(m))) < max_epochs}))
-                for bracket in scheduler_state.get("rungs") or []]
+                for bracket in kept or []]
     if any(recorded):
         return Rungs(label, tuple(recorded))
     found = entry.rungs(max_epochs) if entry is not None else []

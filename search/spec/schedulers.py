@@ -51,6 +51,10 @@ class SchedulerEntry(BaseModel):
     label: ClassVar[str]
     ray_class: ClassVar[str]  # import path of Ray Tune's scheduler class
     paused_hold_place: ClassVar[bool] = True
+    # Whether its record's scheduler.json keeps `rungs` as brackets of [milestone, recorded]
+    # pairs, the rungs as the search ran (search.engine.schedulers.RecordingASHA); another
+    # entry's `rungs` there, if any, is its own state, and its rungs are `rungs()`.
+    records_rungs: ClassVar[bool] = False
 
     @property
     def stop_tag(self) -> str:
@@ -92,6 +96,7 @@ class ASHA(SchedulerEntry):
 
     label: ClassVar[str] = "ASHA"
     ray_class: ClassVar[str] = "ray.tune.schedulers.AsyncHyperBandScheduler"
+    records_rungs: ClassVar[bool] = True
 
     def ray_kwargs(self, max_epochs: int) -> dict[str, Any]:
         return dict(time_attr=TIME_ATTR, max_t=max_epochs, grace_period=self.grace_period,

@@ -4,6 +4,7 @@ paper's promotion rule on a driven scheduler, and state that survives a driver r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -102,7 +103,18 @@ def score(trial_id: str, epoch: int) -> float:
     return random.Random(f"{trial_id}:{epoch}").random()
 
 
-def run(scheduler, controller, n_trials: int, max_epochs: int, log: list, stop_after=None):
+def tied(trial_id: str, epoch: int) -> float:
+    """Scores with many ties, as an accuracy on a small validation set has."""
+    return round(score(trial_id, epoch), 1)
+
+
+def trial_name(number: int) -> str:
+    """A trial id as Ray makes them: in no order related to when the trial was created."""
+    return hashlib.sha1(str(number).encode()).hexdigest()[:8]
+
+
+def run(scheduler, controller, n_trials: int, max_epochs: int, log: list, stop_after=None,
+        value=score):
     """One trial at a time, as a one-slot launch: a new trial is added only when none waits to
     run (the limiter: paused trials hold no place), the scheduler chooses which runs. Stops
     (returns False) after `stop_after` results, as a killed driver."""
@@ -110,7 +122,7 @@ def run(scheduler, controller, n_trials: int, max_epochs: int, log: list, stop_a
     while True:
         if not any(t.status == RayTrial.PENDING for t in controller.trials) and \
                 len(controller.trials) < n_trials:
-            controller.trials.append(pending(f"t{len(controller.trials):03d}"))
+            controller.trials.append(pending(trial_name(len(controller.trials))))
             scheduler.on_trial_add(controller, controller.trials[-1])
         trial = scheduler.choose_trial_to_run(controller)
         if trial is None:
@@ -120,7 +132,7 @@ def run(scheduler, controller, n_trials: int, max_epochs: int, log: list, stop_a
         while trial.status == RayTrial.RUNNING:
             trial.epoch += 1
             decision = scheduler.on_trial_result(controller, trial, {
-                "epoch": trial.epoch, "val_acc": score(trial.trial_id, trial.epoch)})
+                "epoch": trial.epoch, "val_acc": value(trial.trial_id, trial.epoch)})
             log.append((trial.trial_id, trial.epoch, decision))
             results += 1
             if decision == PAUSE:
@@ -215,20 +227,23 @@ def test_a_trial_that_ends_itself_or_reaches_the_budget_is_never_paused():
 
 @pytest.mark.parametrize("type_", ["promotion_asha", "pasha"])
 @pytest.mark.parametrize("cut", [0.02, 0.2, 0.5, 0.9])
-def test_a_restored_scheduler_decides_exactly_as_an_uninterrupted_one(type_, cut):
-    """Killed after `cut` results, its state saved as JSON and loaded into a new scheduler, and
-    the trials handed back as Tune hands them after a restart (every unfinished one PENDING):
-    the paused ones wait again, and every later decision is the uninterrupted one's."""
+@pytest.mark.parametrize("value", [score, tied], ids=["distinct", "tied"])
+def test_a_restored_scheduler_decides_exactly_as_an_uninterrupted_one(type_, cut, value):
+    """Killed after `cut` results, its state saved as the record saves it (JSON, keys sorted)
+    and loaded into a new scheduler, and the trials handed back as Tune hands them after a
+    restart (every unfinished one PENDING): the paused ones wait again, and every later
+    decision is the uninterrupted one's, also where trials tie at a rung (broken by the order
+    they were recorded in, which the saved state keeps)."""
     entry = registry.SCHEDULERS[type_]()
     alone, alone_log = built(entry, 27), []
     alone_controller = Controller(alone)
-    run(alone, alone_controller, 60, 27, alone_log)
+    run(alone, alone_controller, 60, 27, alone_log, value=value)
     cut = int(cut * sum(e[0] != "run" for e in alone_log))  # results before the kill
 
     first, log = built(entry, 27), []
     controller = Controller(first)
-    assert run(first, controller, 60, 27, log, stop_after=cut) is False
-    saved = json.loads(json.dumps(first.state()))
+    assert run(first, controller, 60, 27, log, stop_after=cut, value=value) is False
+    saved = json.loads(json.dumps(first.state(), sort_keys=True))  # write_json_atomic's
     second = built(entry, 27)
     second.ledger.stopped |= set(saved["stopped"])
     second.load_state(saved)
@@ -244,7 +259,7 @@ def test_a_restored_scheduler_decides_exactly_as_an_uninterrupted_one(type_, cut
     assert {t.trial_id for t in again.trials if t.status == RayTrial.PENDING} == {
         t.trial_id for t in controller.trials
         if t.status != RayTrial.TERMINATED and t.trial_id not in was_paused}
-    assert run(second, again, 60, 27, log)
+    assert run(second, again, 60, 27, log, value=value)
     assert [e for e in log if e[0] != "run"] == [e for e in alone_log if e[0] != "run"]
     assert second.ledger.stopped == alone.ledger.stopped
 

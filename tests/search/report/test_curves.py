@@ -23,6 +23,14 @@ ASHA_RUNGS = curves.Rungs("ASHA", ((1, 2),))  # the record's (conftest.py: RUNGS
     ({"type": "asha", "grace_period": 1, "reduction_factor": 2.5},
      {"rungs": [[[39.0625, {}], [15.625, {}], [6.25, {}], [2.5, {}], [1.0, {}]]]}, [1, 3, 7, 16]),
     ({"type": "fifo"}, {"type": "fifo", "stopped": []}, []),
+    # promotion ASHA's own state has `rungs` of another kind (trial -> value, per milestone):
+    # its rungs are the spec's, whichever way the state was saved
+    ({"type": "promotion_asha", "grace_period": 1, "reduction_factor": 2},
+     {"type": "promotion_asha", "milestones": [1, 2, 4], "rungs": [
+         [["b2", 0.4], ["a1", 0.5]], [["a1", 0.6]], []]}, [1, 2, 4, 8, 16]),
+    ({"type": "pasha", "grace_period": 1, "reduction_factor": 3},
+     {"type": "pasha", "milestones": [1, 3, 9, 27], "rungs": [{"a1": 0.5}, {}, {}, {}]},
+     [1, 3, 9, 27]),
 ])
 def test_milestones(scheduler, state, expected):
     assert curves.milestones({**SPEC, "scheduler": scheduler}, state) == expected
