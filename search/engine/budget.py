@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ray.tune.experiment import Trial
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.search_generator import SearchGenerator
 
@@ -35,6 +36,34 @@ class BudgetedGenerator(SearchGenerator):
     def set_state(self, state: dict) -> None:
         super().set_state(state)  # the saved count, and how many trials it has made
         compat.set_total_samples(self, self.trials)
+
+    def adopt(self, trial: Any) -> None:
+        """A trial Tune restored that the restored searcher never suggested (Ray uploads the
+        trials of a snapshot before the searcher's state; a driver killed in between): the
+        searcher takes it as its own (`adopt`), this generator counts it as made, so it does
+        not make the budget's trials again; while unfinished it holds its place in the
+        concurrency limit (paused: as a paused trial does), and ended it is told to the
+        searcher with its last result. Called for every trial Tune adds,
+        after Tune restored the searcher and the scheduler filed the trial by its status."""
+        layers = [self]
+        while hasattr(layers[-1], "searcher"):
+            layers.append(layers[-1].searcher)
+        adopt = getattr(layers[-1], "adopt", None)
+        if adopt is None or not adopt(trial.trial_id, dict(trial.config)):
+            return
+        made = str(getattr(trial, "experiment_tag", "")).split("_", 1)[0]
+        state = self.get_state()
+        state["counter"] = max(state["counter"], int(made) if made.isdigit() else 0)
+        self.set_state(state)
+        if trial.status in (Trial.TERMINATED, Trial.ERROR):  # ended in the lag: told now
+            layers[-1].on_trial_complete(trial.trial_id, result=trial.last_result or None,
+                                         error=trial.status == Trial.ERROR)
+            return
+        hold_place(self, trial.trial_id)
+        if trial.status == Trial.PAUSED:
+            for layer in layers:
+                if hasattr(layer, "on_pause"):
+                    layer.on_pause(trial.trial_id)
 
 
 def budget_trials(tuner: Any, trials: int) -> None:

@@ -11,7 +11,7 @@ from ray.tune.search.optuna import OptunaSearch
 from search.engine import compat
 from search.engine.ledger import Ledger
 from search.engine.rung_sampler import BOHBSampler
-from search.engine.space import define_by_run
+from search.engine.space import define_by_run, optuna_params, sample
 from search.engine.trial_states import OPTUNA_STATE
 from search.engine.warm import Knowledge, tell
 
@@ -88,6 +88,7 @@ class FidelityAwareOptunaSearch(OptunaSearch):
     def __init__(self, *args: Any, ledger: Ledger, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ledger = ledger
+        self.define = kwargs.get("space")  # the DefineByRun: its space, for `adopt`
 
     def restore(self, checkpoint_path: str) -> None:
         # Ray restores a searcher by updating its __dict__ from the snapshot's pickle, which
@@ -98,11 +99,39 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         for stale in ("_scheduler_stops", "_last", "_max_epochs"):  # saved by resnet-search 0.2
             self.__dict__.pop(stale, None)
 
+    def adopt(self, trial_id: str, config: dict) -> bool:
+        """Take a trial Tune restored that this (restored) searcher never suggested as its own;
+        False when it knows the trial. Ray uploads an experiment's snapshot file by file, the
+        trials before the searcher, so a driver killed in between leaves trials whose
+        suggestion the saved searcher lacks. From the state it kept, the sampler's next
+        proposal is usually that very suggestion: taken, the search goes on exactly as
+        before. Else (the lost suggestion followed results the snapshot lacks too) the
+        proposal is failed in the study and the trial enters it with its own parameters, so
+        its results are told; the sampler's state then differs from the lost one."""
+        live, told = compat.optuna_trials(self), compat.told_trials(self)
+        if trial_id in live or trial_id in told or self.define is None:
+            return False
+        space = self.define.space
+        params = {k: v for k, v in config.items() if k in space}
+        proposal = self.suggest(trial_id)
+        if isinstance(proposal, dict) and {k: proposal.get(k) for k in params} == params \
+                and set(proposal) <= set(params):
+            return True
+        study = compat.optuna_study(self)
+        if trial_id in live:
+            study.tell(live.pop(trial_id), state=optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(optuna_params(space, params))
+        live[trial_id] = study.ask()
+        sample(space, live[trial_id])  # the queued values, with their distributions
+        return True
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         value = result.get(self.metric)
-        if trial_id in compat.told_trials(self) or value is None or not math.isfinite(value):
-            return
-        compat.optuna_trials(self)[trial_id].report(value, result.get("epoch", 0))
+        live = compat.optuna_trials(self)
+        if trial_id in compat.told_trials(self) or trial_id not in live or value is None \
+                or not math.isfinite(value):
+            return  # (not in live: a trial Tune restored that no searcher state knows)
+        live[trial_id].report(value, result.get("epoch", 0))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:

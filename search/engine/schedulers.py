@@ -26,7 +26,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.engine import compat
-from search.engine.budget import hold_place
+from search.engine.budget import BudgetedGenerator, hold_place
 from search.engine.ledger import Ledger
 from search.engine.promotion import PASHA, PromotionASHA
 from search.spec.schedulers import SCHEDULERS, TIME_ATTR
@@ -55,6 +55,9 @@ class Recording:
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         self.run_on(tune_controller, trial)
         super().on_trial_add(tune_controller, trial)
+        generator = getattr(tune_controller, "search_alg", None)
+        if isinstance(generator, BudgetedGenerator):  # a restored search (search.engine.budget)
+            generator.adopt(trial)
 
     def run_on(self, tune_controller: Any, trial: Any) -> None:
         """A trial Ray restores as ended that the launch continues: pending again before Tune
