@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from mlflow.tracking import MlflowClient
-from processes import psutil  # Ray's bundled copy (tests/e2e/processes.py)
+from processes import kill_ours, psutil  # Ray's bundled copy (tests/e2e/processes.py)
 
 from search.experiment.decide import ray_directory
 from search.experiment.storage import read_text
@@ -99,6 +99,13 @@ def driver_paused(driver: subprocess.Popen) -> Iterator[None]:
     finally:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.resume()
+
+
+def kill_driver(driver: subprocess.Popen, home: Path) -> None:
+    """SIGKILL the driver and, as a crashed machine would, every Ray process it started."""
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=30)
+    kill_ours(home)
 
 
 class Terminal:

@@ -4,7 +4,7 @@ sampler, as the README pairs them. Each pauses trials at its rungs and resumes p
 from their checkpoint, each epoch reported once; the trials still waiting when the search ends
 are stopped, and the record, the progress lines and MLflow all name the scheduler that did it
 (from its registry entry). The promotion ASHA search killed and resumed is in
-test_one_driver.py."""
+test_exact_resume.py."""
 
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,10 +19,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import pytest
-from driving import (MEDIUM_DATA, SMALL_DATA, cli_env, driver_log, results, runs_of,
-                     saved_statuses, start_launch, steps, trial_dirs, wait_for)
-from processes import kill_ours
+from driving import (MEDIUM_DATA, cli_env, driver_log, kill_driver, results, runs_of,
+                     start_launch, steps, trial_dirs, wait_for)
 
 from search.experiment.lease import LEASE_FILE, TTL_ENV
 from search.experiment.storage import as_path, read_text
@@ -51,13 +48,6 @@ def trained(experiment, kind: str) -> int:
     ray = experiment / "ray"
     return sum(1 for trial in (ray.iterdir() if ray.is_dir() else []) if trial.is_dir()
                for child in trial.iterdir() if child.name.startswith("checkpoint_"))
-
-
-def kill_driver(driver: subprocess.Popen, home: Path) -> None:
-    """SIGKILL the driver and, as a crashed machine would, every Ray process it started."""
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait(timeout=30)
-    kill_ours(home)
 
 
 def launch_from_another_host(spec_path: Path, home: Path) -> subprocess.CompletedProcess:
@@ -138,73 +128,6 @@ def test_a_resumed_driver_keeps_its_lease_and_a_second_host_is_refused(
     for trial_id, epochs in record.items():
         assert epochs == list(range(1, len(epochs) + 1)), (trial_id, epochs)
         assert steps(client, by_trial[trial_id]) == epochs
-
-
-# --- a search killed twice decides exactly as an uninterrupted one -----------------------------
-
-def epochs_by_config(experiment: Path) -> dict[str, int]:
-    return {json.dumps(json.loads((d / "params.json").read_text()), sort_keys=True):
-            len(results(d)) for d in trial_dirs(experiment)}
-
-
-def ended(experiment: Path) -> int:
-    return sum(status == "TERMINATED" for status in saved_statuses(experiment).values())
-
-
-def begun(experiment: Path) -> int:
-    return len(saved_statuses(experiment))
-
-
-# How far the killed search gets before each kill, as Ray's saved snapshot shows it. Stopping
-# ASHA ends trials as it goes; promotion ASHA pauses them at its rungs and ends few before the
-# search does, so there the kills come after 3 and 6 of the 8 trials have begun.
-KILLED_AT = {"asha": (ended, 2, 5), "promotion_asha": (begun, 3, 6)}
-
-
-@pytest.mark.parametrize("scheduler", sorted(KILLED_AT))
-def test_a_search_killed_twice_spends_what_an_uninterrupted_one_spends(
-        scheduler, tmp_path, write_spec, digits_spec, cli, reaper):
-    """One trial at a time, a seeded sampler, exact resume from checkpoints: the trial-epochs
-    each configuration gets depend only on the scheduler's rungs. The suite's exact-resume
-    test: a first resume that lost the rungs (or the sampler's state) changes what the
-    configurations get after the first kill; a crash during the resumed part used to leave the
-    scheduler's record at its restore-time copy, so the rungs of that part were lost and the
-    next resume stopped (or kept) other trials. With promotion ASHA a trial waits paused at a
-    rung, holding no slot, and goes on from its checkpoint when promoted: one waiting when the
-    driver dies must be resumed as paused and promoted as the uninterrupted search promotes it,
-    with no epoch lost or trained twice."""
-    search = dict(budget={"trials": 8, "max_epochs": 4}, data=SMALL_DATA,
-                  trial={"resources": {"cpu": 1, "gpu": 0}, "max_failures": 0,
-                         "max_concurrent": 1},
-                  scheduler={"type": scheduler, "grace_period": 1, "reduction_factor": 2})
-    progress, first, second = KILLED_AT[scheduler]
-    straight = digits_spec(**search, name="straight")
-    done = cli("launch", str(write_spec(straight, "straight.yaml")), cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    expected = epochs_by_config(tmp_path / "runs" / "straight")
-    assert len(expected) == 8 and len(set(expected.values())) > 1  # rungs ended some early
-    if scheduler == "promotion_asha":  # trials waited paused and went on when promoted
-        assert re.search(r" resume \w+ after epoch \d", done.stdout + done.stderr), done.stdout
-
-    killed = digits_spec(**search, name="killed")
-    path, experiment = write_spec(killed, "killed.yaml"), tmp_path / "runs" / "killed"
-    driver = start_launch(path, tmp_path)
-    wait_for(lambda: progress(experiment) >= first, 300, f"{first} trials", proc=driver)
-    kill_driver(driver, tmp_path)
-    driver = start_launch(path, tmp_path)  # the resumed part: killed again in the middle
-    try:
-        wait_for(lambda: progress(experiment) >= second, 300, f"{second} trials", proc=driver)
-        kill_driver(driver, tmp_path)
-    finally:
-        if driver.poll() is None:
-            driver.send_signal(signal.SIGKILL)
-    done = cli("launch", str(path), cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "(resumed)" in done.stdout
-    assert epochs_by_config(experiment) == expected
-    for trial in trial_dirs(experiment):  # each epoch once, in order, however often resumed
-        epochs = [r["epoch"] for r in results(trial)]
-        assert epochs == list(range(1, len(epochs) + 1)), (trial.name, epochs)
 
 
 # --- a driver whose lease was taken over stops and touches nothing ---------------------------
