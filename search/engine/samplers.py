@@ -109,13 +109,12 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         proposal is failed in the study and the trial enters it with its own parameters, so
         its results are told; the sampler's state then differs from the lost one."""
         live, told = compat.optuna_trials(self), compat.told_trials(self)
-        if trial_id in live or trial_id in told or self.define is None:
+        define = getattr(self, "define", None)  # None: pickled in a tuner.pkl before it existed
+        if trial_id in live or trial_id in told or define is None:
             return False
-        space = self.define.space
+        space = define.space
         params = {k: v for k, v in config.items() if k in space}
-        proposal = self.suggest(trial_id)
-        if isinstance(proposal, dict) and {k: proposal.get(k) for k in params} == params \
-                and set(proposal) <= set(params):
+        if self.suggest(trial_id) == params:
             return True
         study = compat.optuna_study(self)
         if trial_id in live:

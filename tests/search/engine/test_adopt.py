@@ -114,3 +114,14 @@ def test_the_generator_counts_an_adopted_trial_as_made_and_holds_its_place(statu
     assert [t.value for t in done] == ([0.4] if status == Trial.TERMINATED else [])
     generator.adopt(trial)  # a trial it knows: nothing changes
     assert generator.get_state()["counter"] == 5 and generator.searcher.live_trials == live
+
+
+def test_a_searcher_pickled_before_adoption_existed_adopts_nothing():
+    """A tuner.pkl of an earlier version holds a searcher without its DefineByRun: it cannot
+    make a point of the space, so it takes nothing (and a result of the trial is no crash)."""
+    searcher = searcher_of()
+    del searcher.define
+    assert not searcher.adopt("lost", {"lr": 0.01, "block": "basic",
+                                       "milestones": [0.5, 0.75]})
+    searcher.on_trial_result("lost", {"epoch": 1, "val_acc": 0.5})
+    assert compat.optuna_study(searcher).trials == []
