@@ -7,7 +7,6 @@ at the first result of such a trial, or made the lost trials again beyond the bu
 
 from __future__ import annotations
 
-import optuna
 import pytest
 from optuna.trial import TrialState
 from ray.tune.experiment import Trial
