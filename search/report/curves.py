@@ -57,7 +57,7 @@ def kind(trial: Any) -> str:
 
 def rungs(spec: Mapping[str, Any], scheduler_state: Mapping[str, Any]) -> Rungs:
     """The rungs of the search's scheduler as the search ran: every bracket's rungs from the
-    record's scheduler.json where its scheduler records them there (ASHA); else from the spec's
+    record's scheduler.json where its entry `records_rungs` (ASHA); else from the spec's
     scheduler entry (a scheduler without recorded state, or a search that ended before its
     first snapshot). A milestone is reached at the first whole epoch at or past it."""
     max_epochs = int(spec["budget"]["max_epochs"])

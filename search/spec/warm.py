@@ -35,8 +35,9 @@ class WarmStart(BaseModel):
     narrow: Optional[int] = Field(None, ge=1)
     # Queue the N best completed configurations of each earlier experiment as this search's
     # first trials (after `enqueue`): their told values were measured on another task, seed or
-    # budget, so they are trained again here. On LCBench it is what made a warm start from
-    # other tasks pay (bench/warm_start_lcbench.py).
+    # budget, so they are trained again here. On LCBench (bench/warm_start_lcbench.py) it made
+    # a warm start from the same task's earlier search reach the cold best early; from other
+    # tasks it did not help.
     queue_best: Optional[int] = Field(None, ge=1)
 
     @field_validator("sources")
