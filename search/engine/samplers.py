@@ -9,9 +9,11 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from search.engine import compat
+from search.engine.dehb import DEHBSampler
 from search.engine.ledger import Ledger
 from search.engine.rung_sampler import BOHBSampler
 from search.engine.space import define_by_run, optuna_params, sample
+from search.spec.points import order
 from search.engine.trial_states import OPTUNA_STATE
 from search.engine.warm import Knowledge, tell
 
@@ -37,6 +39,10 @@ SAMPLERS: dict[str, Callable[[Any], optuna.samplers.BaseSampler]] = {
         seed=s.seed, random_fraction=s.random_fraction, min_points=s.min_points,
         multivariate=s.multivariate, constant_liar=s.constant_liar,
         n_ei_candidates=s.n_ei_candidates),
+    # DEHB's own ask/tell: each trial's configuration and epochs (its budgets are the
+    # `scheduler: dehb` section's, set by build_searcher).
+    "dehb": lambda s: DEHBSampler(seed=s.seed, mutation_factor=s.mutation_factor,
+                                  crossover_prob=s.crossover_prob, strategy=s.strategy),
 }
 
 
@@ -57,6 +63,9 @@ def build_searcher(spec: SearchSpec, ledger: Ledger,
     # A warm start that narrowed the space (search/engine/narrow.py) samples the narrowed one;
     # Ray pickles it with the searcher, so a resumed or extended search keeps it.
     space = warm.space(spec.space) if warm is not None else spec.space
+    if isinstance(sampler, DEHBSampler):  # the spec pairs it with `scheduler: dehb`
+        sampler.fit(order(space), spec.scheduler.min_epochs, spec.budget.max_epochs,
+                    spec.scheduler.reduction_factor)
     common = dict(space=define_by_run(space), metric=spec.objective.metric,
                   mode=spec.objective.mode, sampler=sampler)
     if spec.sampler.stopped_trials == "complete":
@@ -123,6 +132,13 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         live[trial_id] = study.ask()
         sample(space, live[trial_id])  # the queued values, with their distributions
         return True
+
+    def epochs_for(self, trial_id: str) -> Optional[int]:
+        """The epochs the sampler gave the trial, for a sampler that decides them (DEHB:
+        search.engine.dehb.EpochsStopper stops the trial there); else None."""
+        trial = compat.optuna_trials(self).get(trial_id)
+        ask = getattr(compat.optuna_study(self).sampler, "epochs_of", None)
+        return ask(trial.number) if trial is not None and ask is not None else None
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         value = result.get(self.metric)

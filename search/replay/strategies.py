@@ -26,6 +26,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "bohb_promotion": {"sampler": {"type": "bohb"}, "scheduler": {"type": "promotion_asha"}},
     "pasha": {"sampler": {"type": "random"}, "scheduler": {"type": "pasha"}},
     "bohb_pasha": {"sampler": {"type": "bohb"}, "scheduler": {"type": "pasha"}},
+    # DEHB: the `dehb` package's DE inside its own Hyperband brackets (search.engine.dehb).
+    "dehb": {"sampler": {"type": "dehb"}, "scheduler": {"type": "dehb"}},
 }
 BASELINE = "random"  # random search without early stopping: it defines each seed's target
 COMPARED = ("default", "stock")  # the paired comparison target 4 asks for

@@ -240,7 +240,24 @@ class BOHB(_Sampler):
     n_ei_candidates: int = Field(24, ge=1)
 
 
-Sampler = Annotated[Union[TPE, GP, CmaEs, RandomSampler, QMC, BOHB],
+class DEHBSampler(_Sampler):
+    """DEHB (search.engine.dehb): the `dehb` package's differential evolution inside its
+    Hyperband brackets, asked for each trial's configuration and epochs. Needs `scheduler:
+    {type: dehb}` (its budgets: `min_epochs`, `reduction_factor`). `mutation_factor`,
+    `crossover_prob` and `strategy` are DE's, with the package's defaults."""
+
+    type: Literal["dehb"] = "dehb"
+    # Its trials stopped at their budget are told as such: DEHB compares them at that budget.
+    stopped_trials: Literal["pruned"] = "pruned"
+    mutation_factor: float = Field(0.5, gt=0, le=2)
+    crossover_prob: float = Field(0.5, ge=0, le=1)
+    strategy: Literal["rand1_bin", "rand2_bin", "rand2dir_bin", "best1_bin", "best2_bin",
+                      "currenttobest1_bin", "randtobest1_bin", "rand1_exp", "rand2_exp",
+                      "rand2dir_exp", "best1_exp", "best2_exp", "currenttobest1_exp",
+                      "randtobest1_exp"] = "rand1_bin"
+
+
+Sampler = Annotated[Union[TPE, GP, CmaEs, RandomSampler, QMC, BOHB, DEHBSampler],
                     Field(discriminator="type")]
 
 
@@ -320,6 +337,13 @@ class SearchSpec(BaseModel):
                 f"{self.scheduler.type} needs {needed} trials out at once at max_epochs "
                 f"{self.budget.max_epochs} to fill its brackets (a waiting or paused trial "
                 "uses no resources); raise it or leave it unset")])
+        return self
+
+    @model_validator(mode="after")
+    def _dehb_in_pairs(self) -> SearchSpec:
+        found = dehb_pair_problem(self.sampler.type, self.scheduler.type)
+        if found is not None:
+            raise Problems([found])
         return self
 
     @model_validator(mode="after")
@@ -408,6 +432,19 @@ class SearchSpec(BaseModel):
         relative to: the spec file's own directory, so that an experiment is the same whichever
         directory it is launched from (a spec built in code: the directory it was parsed in)."""
         return Path(self._base_dir or os.getcwd())
+
+
+def dehb_pair_problem(sampler: str, scheduler: str) -> Optional[Problem]:
+    """DEHB is one algorithm in two sections: its sampler decides each trial's epochs and only
+    its scheduler stops trials there; either without the other would not be DEHB."""
+    if sampler == "dehb" and scheduler != "dehb":
+        return Problem("scheduler.type", scheduler, f"scheduler is {scheduler!r} but sampler "
+                       "dehb decides each trial's epochs itself; write scheduler: {type: dehb}")
+    if scheduler == "dehb" and sampler != "dehb":
+        return Problem("sampler.type", sampler, f"sampler is {sampler!r} but scheduler dehb "
+                       "only stops trials at the epochs DEHB's sampler gave them; write "
+                       "sampler: {type: dehb}")
+    return None
 
 
 def _plain(value: Any) -> Any:

@@ -213,6 +213,55 @@ class PASHA(PromotionASHA):
     ray_class: ClassVar[str] = "search.engine.promotion.PASHA"
 
 
+class DEHB(SchedulerEntry):
+    """DEHB's brackets (Awad, Mallik, Hutter, IJCAI 2021; search.engine.dehb): with `sampler:
+    {type: dehb}`, DEHB's own ask decides each trial's configuration *and* its epochs, one of
+    the Hyperband budgets max_epochs * reduction_factor^-k down to `min_epochs`; this scheduler
+    stops each trial at the epochs DEHB gave it (stopped_by=dehb) and decides nothing else. A
+    configuration DEHB takes to a larger budget is a new trial, trained from its first epoch
+    (as the paper's DEHB runs it): the epochs it spends are counted honestly, not saved."""
+
+    type: Literal["dehb"] = "dehb"
+    min_epochs: int = Field(1, ge=1)
+    reduction_factor: float = Field(3.0, ge=2)
+
+    label: ClassVar[str] = "DEHB"
+    ray_class: ClassVar[str] = "search.engine.dehb.EpochsStopper"
+
+    def ray_kwargs(self, max_epochs: int) -> dict[str, Any]:
+        return dict(time_attr=TIME_ATTR)
+
+    def rungs(self, max_epochs: int) -> list[list[int]]:
+        # DEHB's brackets, in the order it opens them: bracket s runs the s+1 largest budgets.
+        budgets = dehb_budgets(self.min_epochs, max_epochs, self.reduction_factor)
+        return [[e for e in budgets[-s - 1:] if e < max_epochs]
+                for s in reversed(range(len(budgets)))]
+
+    def budget_problems(self, max_epochs: int) -> list[Problem]:
+        if self.min_epochs < max_epochs:
+            return []
+        return [Problem("min_epochs", self.min_epochs, f"min_epochs is {self.min_epochs} but "
+                        f"must be < budget.max_epochs ({max_epochs}): DEHB needs at least two "
+                        "budgets")]
+
+
+def dehb_fidelities(min_epochs: float, max_epochs: float, reduction: float) -> list[float]:
+    """DEHB's budgets as the `dehb` package computes them (`DEHBBase._pre_compute_fidelity_
+    spacing`): max * eta^-k for k = n-1 .. 0, n = 1 - int(log(min/max) / log(eta))."""
+    count = -int(math.log(min_epochs / max_epochs) / math.log(reduction)) + 1
+    return [max_epochs * reduction ** -(count - 1 - k) for k in range(count)]
+
+
+def epochs_of(fidelity: float) -> int:
+    """The whole epochs a trial trains for one of DEHB's (real-valued) budgets."""
+    return max(1, round(fidelity))
+
+
+def dehb_budgets(min_epochs: int, max_epochs: int, reduction: float) -> list[int]:
+    """DEHB's budgets in whole epochs, smallest first."""
+    return [epochs_of(f) for f in dehb_fidelities(min_epochs, max_epochs, reduction)]
+
+
 class FIFO(SchedulerEntry):
     type: Literal["fifo"] = "fifo"
 
@@ -221,7 +270,7 @@ class FIFO(SchedulerEntry):
 
 
 # The registry: one entry per `scheduler.type`. The first is the default.
-ENTRIES = (ASHA, HyperBand, FIFO, PromotionASHA, PASHA)
+ENTRIES = (ASHA, HyperBand, FIFO, PromotionASHA, PASHA, DEHB)
 SCHEDULERS: dict[str, type[SchedulerEntry]] = {
     entry.model_fields["type"].default: entry for entry in ENTRIES}
 DEFAULT = ENTRIES[0]

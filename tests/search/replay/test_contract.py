@@ -16,6 +16,7 @@ from search.engine import compat
 from search.engine.samplers import SAMPLERS
 from search.replay import predict, simulator
 from search.spec import schedulers as registry
+from search.spec.model import SpecError, parse_spec
 
 # Every entry of the registry, at its defaults unless set here (ASHA as the replays of target 4
 # run it, with one bracket and with two).
@@ -23,11 +24,33 @@ SCHEDULERS = {**{name: {"type": name} for name in registry.SCHEDULERS},
               "asha": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
               "asha_2_brackets": {"type": "asha", "grace_period": 1, "reduction_factor": 2,
                                   "brackets": 2}}
-COMBINATIONS = [(sampler, stopped, scheduler) for sampler in SAMPLERS
-                for stopped in ("pruned", "complete") for scheduler in SCHEDULERS]
-
 
 MAX_EPOCHS = 4  # the synthetic table's (conftest.py)
+
+
+def allowed(sampler: str, stopped: str, scheduler: str) -> bool:
+    """Whether a spec takes the combination (DEHB's sampler and scheduler go together only,
+    and it has no stock mode)."""
+    try:
+        parse_spec({"name": "s", "data": {"dataset": "digits"},
+                    "budget": {"trials": 10, "max_epochs": MAX_EPOCHS},
+                    "sampler": {"type": sampler, "stopped_trials": stopped},
+                    "scheduler": SCHEDULERS[scheduler], "space": {"lr": {"float": [0.1, 1]}}})
+    except SpecError:
+        return False
+    return True
+
+
+COMBINATIONS = [(sampler, stopped, scheduler) for sampler in SAMPLERS
+                for stopped in ("pruned", "complete") for scheduler in SCHEDULERS
+                if allowed(sampler, stopped, scheduler)]
+
+
+def test_only_dehbs_pairing_rule_keeps_combinations_out():
+    left_out = {(a, b, c) for a in SAMPLERS for b in ("pruned", "complete") for c in SCHEDULERS
+                } - set(COMBINATIONS)
+    assert left_out == {(a, b, c) for a, b, c in left_out if "dehb" in (a, c)}
+    assert ("dehb", "pruned", "dehb") in COMBINATIONS
 
 
 @pytest.mark.parametrize("sampler,stopped,scheduler", COMBINATIONS)

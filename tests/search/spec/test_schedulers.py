@@ -5,6 +5,7 @@ launch builds from it compares trials at exactly those rungs."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from trials import FakeTrial
 from search.cli.spec_commands import rungs_text
 from search.engine import compat
 from search.engine.ledger import Ledger
+from search.engine.samplers import build_searcher
 from search.engine.schedulers import Recording, build_scheduler, ray_class
 from search.report import curves
 from search.spec import schedulers as registry
@@ -23,8 +25,10 @@ from search.spec.model import SpecError, parse_spec
 
 
 def spec_with(scheduler: dict | None, max_epochs: int = 9):
+    # DEHB's scheduler goes with DEHB's sampler only (search.spec.model.dehb_pair_problem).
+    sampler = {"sampler": {"type": "dehb"}} if (scheduler or {}).get("type") == "dehb" else {}
     return parse_spec({"name": "s", "data": {"dataset": "digits"},
-                       "budget": {"trials": 4, "max_epochs": max_epochs},
+                       "budget": {"trials": 4, "max_epochs": max_epochs}, **sampler,
                        **({"scheduler": scheduler} if scheduler is not None else {}),
                        "space": {"lr": {"float": [0.001, 0.1]}}})
 
@@ -157,18 +161,53 @@ def promotion_compared_at(scheduler, max_epochs: int) -> list[list[int]]:
     return [sorted({e for t in trials for e in t.events if e < max_epochs})]
 
 
+def dehb_compared_at(section, max_epochs: int) -> list[list[int]]:
+    """Per bracket of DEHB's first round (one per budget, in the order it opens them), the
+    epochs below the budget at which the scheduler stopped the bracket's trials, run one at a
+    time with DEHB's own sampler deciding each trial's budget; each is the ledger's stop."""
+    spec = spec_with(section.model_dump(), max_epochs)
+    ledger = Ledger(max_epochs, section.stop_tag)
+    searcher = build_searcher(spec, ledger)
+    scheduler = build_scheduler(section, max_epochs, ledger)
+    controller = SimpleNamespace(search_alg=SimpleNamespace(searcher=searcher))
+    sampler = compat.optuna_study(searcher).sampler
+    brackets: dict[int, set[int]] = {}
+    count = len(section.rungs(max_epochs))
+    for number in range(400):
+        trial = FakeTrial(f"t{number}")
+        searcher.suggest(trial.trial_id)
+        bracket = sampler.jobs[compat.optuna_trials(searcher)[trial.trial_id].number][
+            "bracket_id"]
+        while trial.epoch < max_epochs:
+            trial.epoch += 1
+            result = {"epoch": trial.epoch, "val_acc": 0.5}
+            searcher.on_trial_result(trial.trial_id, result)
+            if scheduler.on_trial_result(controller, trial, result) == TrialScheduler.STOP:
+                break
+        searcher.on_trial_complete(trial.trial_id, result=result)
+        if trial.epoch < max_epochs:
+            assert trial.trial_id in ledger.stopped
+        if bracket < count:
+            brackets.setdefault(bracket, set()).add(trial.epoch)
+    return [sorted(e for e in brackets[b] if e < max_epochs) for b in range(count)]
+
+
 RAY_RUNGS = {
-    "asha": asha_compared_at,
-    "hyperband": hyperband_compared_at,
-    "fifo": lambda scheduler, max_epochs: [],  # no brackets: no trial is ever compared
-    "promotion_asha": promotion_compared_at,
-    "pasha": promotion_compared_at,
+    "asha": lambda entry, max_epochs: asha_compared_at(built(entry, max_epochs), max_epochs),
+    "hyperband": lambda entry, max_epochs: hyperband_compared_at(built(entry, max_epochs),
+                                                                 max_epochs),
+    "fifo": lambda entry, max_epochs: [],  # no brackets: no trial is ever compared
+    "promotion_asha": lambda entry, max_epochs: promotion_compared_at(built(entry, max_epochs),
+                                                                      max_epochs),
+    "pasha": lambda entry, max_epochs: promotion_compared_at(built(entry, max_epochs),
+                                                             max_epochs),
+    "dehb": dehb_compared_at,
 }
 
 # type: (stop tag, label)
 NAMES = {"asha": ("asha", "ASHA"), "hyperband": ("hyperband", "Hyperband"),
          "fifo": ("fifo", "FIFO"), "promotion_asha": ("promotion_asha", "promotion ASHA"),
-         "pasha": ("pasha", "PASHA")}
+         "pasha": ("pasha", "PASHA"), "dehb": ("dehb", "DEHB")}
 
 # (section, {max_epochs: rungs per bracket})
 RUNGS = [
@@ -187,6 +226,12 @@ RUNGS = [
     ({"type": "promotion_asha", "grace_period": 2, "reduction_factor": 2},
      {8: [[2, 4]], 20: [[2, 4, 8, 16]]}),
     ({"type": "pasha"}, {1: [[]], 3: [[1]], 10: [[1, 3, 9]], 30: [[1, 3, 9, 27]]}),
+    # DEHB's budgets max * 3^-k in whole epochs (1.33 -> 1); its first bracket runs them all,
+    # its last only the budget. Two epochs at factor 3 are one budget: DE alone.
+    ({"type": "dehb"}, {2: [[]], 4: [[1], []], 9: [[1, 3], [3], []],
+                        12: [[1, 4], [4], []], 30: [[1, 3, 10], [3, 10], [10], []]}),
+    ({"type": "dehb", "min_epochs": 2, "reduction_factor": 2},
+     {20: [[2, 5, 10], [5, 10], [10], []]}),
 ]
 
 
@@ -212,7 +257,7 @@ def test_rungs_per_bracket_are_where_the_ray_scheduler_compares(section, expecte
     for max_epochs, rungs in expected.items():
         entry = spec_with(section, max_epochs).scheduler
         assert entry.rungs(max_epochs) == rungs, max_epochs
-        assert RAY_RUNGS[entry.type](built(entry, max_epochs), max_epochs) == rungs, max_epochs
+        assert RAY_RUNGS[entry.type](entry, max_epochs) == rungs, max_epochs
 
 
 @pytest.mark.parametrize("section, expected", RUNGS)
@@ -248,6 +293,7 @@ def test_a_section_of_another_version_is_not_guessed():
     ({"type": "asha"}, 1, ""),
     ({"type": "hyperband"}, 4, " (Hyperband rungs at epochs [] | [1, 3], one list per bracket)"),
     ({"type": "fifo"}, 9, ""),
+    ({"type": "dehb"}, 9, " (DEHB rungs at epochs [1, 3] | [3] | [], one list per bracket)"),
 ])
 def test_validate_names_the_rungs(scheduler, max_epochs, text):
     assert rungs_text(spec_with(scheduler, max_epochs).scheduler, max_epochs) == text
@@ -304,3 +350,10 @@ def test_a_spec_that_keeps_too_few_trials_out_for_hyperband_is_refused():
         "<spec>: trial.max_concurrent: max_concurrent is 3 but scheduler hyperband needs 4 "
         "trials out at once at max_epochs 4 to fill its brackets (a waiting or paused trial "
         "uses no resources); raise it or leave it unset")
+
+
+def test_dehb_needs_two_budgets():
+    with pytest.raises(SpecError) as refused:
+        spec_with({"type": "dehb", "min_epochs": 3}, max_epochs=3)
+    assert "scheduler.min_epochs: min_epochs is 3 but must be < budget.max_epochs (3): DEHB " \
+        "needs at least two budgets" in str(refused.value)
