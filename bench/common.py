@@ -108,8 +108,25 @@ def write_result(name: str, payload: dict[str, Any], results: Path = RESULTS) ->
     payload.setdefault("provenance", provenance())
     results.mkdir(parents=True, exist_ok=True)
     path = results / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+    path.write_text(dumps(payload) + "\n")
     return path
+
+
+def dumps(value: Any, indent: int = 0) -> str:
+    """JSON indented by 2 as `json.dumps(indent=2)` writes it, except that a list of scalars
+    stays on one line: a replay's per-seed figures and curves were one number per line, which
+    made its results several times larger (the working tree travels to the GPU machine with
+    the carried wheels, within 64 MiB: tests/bench/test_carry.py)."""
+    pad, inner = " " * indent, " " * (indent + 2)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(str(k))}: {dumps(v, indent + 2)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, (list, tuple)) and value:
+        if all(not isinstance(v, (dict, list, tuple)) for v in value):
+            return json.dumps(list(value), default=str)
+        return "[\n" + ",\n".join(f"{inner}{dumps(v, indent + 2)}" for v in value) + \
+            f"\n{pad}]"
+    return json.dumps(value, default=str)
 
 
 def ratio_line(name: str, ours: float, baseline: float, *, unit: str,

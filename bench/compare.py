@@ -43,7 +43,7 @@ LCBENCH = HERE / "problems" / "lcbench.yaml"
 NB201 = HERE / "problems" / "nb201.yaml"
 TUNE = HERE / "benchmarks" / "lcbench-tune.txt"
 REFERENCE = HERE / "benchmarks" / "yahpo" / "lcbench-reference.json"
-LCBENCH_STRATEGIES = ("default", "stock", "random_asha", "tpe_fifo", "random")
+LCBENCH_STRATEGIES = ("default", "stock", "tpe_asha", "random_asha", "random")
 # NAS-Bench-201 has no curve (one result per trial): only samplers differ, all under FIFO. BOHB's
 # model without rungs is TPE on the finished trials with its random share (issue 20).
 NB201_STRATEGIES = {"default": STRATEGIES["tpe_fifo"], "random": STRATEGIES["random"],

@@ -7,9 +7,12 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable
 
-# "default" names only the types: it gets the product's defaults (search/spec/model.py).
+# "default" names only the types: it gets the product's defaults (search/spec/model.py,
+# search/spec/schedulers.py). "tpe_asha" is the default the product had before promotion ASHA
+# (bench/README.md §9, phase 3).
 STRATEGIES: dict[str, dict[str, Any]] = {
-    "default": {"sampler": {"type": "tpe"}, "scheduler": {"type": "asha"}},
+    "default": {"sampler": {"type": "tpe"}, "scheduler": {"type": "promotion_asha"}},
+    "tpe_asha": {"sampler": {"type": "tpe"}, "scheduler": {"type": "asha"}},
     "stock": {"sampler": {"type": "tpe", "stopped_trials": "complete"},
               "scheduler": {"type": "asha"}},
     "random_asha": {"sampler": {"type": "random"}, "scheduler": {"type": "asha"}},

@@ -29,7 +29,7 @@ from search.run.fullstorage import no_space
 from search.run.runtime import ray_up
 from search.run.screen import LiveFooter, Plain, screen_for
 from search.spec import objective
-from search.spec.schedulers import DEFAULT
+from search.spec.schedulers import DEFAULT, LEGACY
 from search.wait.waiter import machine_load
 from search.spec.outcome import Outcome
 
@@ -108,7 +108,7 @@ class ProgressPrinter(Callback):
 
     def __setstate__(self, state: dict) -> None:
         state.pop("scheduler_stops", None)  # resnet-search 0.2: the ledger decides now
-        self.__dict__.update({"ledger": None, "stop_label": DEFAULT.label, **state})
+        self.__dict__.update({"ledger": None, "stop_label": LEGACY.label, **state})
         if "mode" not in state:  # pickled by an earlier version
             self.mode = objective.natural_mode(self.metric)
         self._fresh(None, time.time)

@@ -269,11 +269,16 @@ class FIFO(SchedulerEntry):
     ray_class: ClassVar[str] = "ray.tune.schedulers.FIFOScheduler"
 
 
-# The registry: one entry per `scheduler.type`. The first is the default.
-ENTRIES = (ASHA, HyperBand, FIFO, PromotionASHA, PASHA, DEHB)
+# The registry: one entry per `scheduler.type`. The first is the default: promotion ASHA, as the
+# 10-seed LCBench comparison and the digits replay chose it (bench/README.md §9, phase 3).
+ENTRIES = (PromotionASHA, ASHA, HyperBand, FIFO, PASHA, DEHB)
 SCHEDULERS: dict[str, type[SchedulerEntry]] = {
     entry.model_fields["type"].default: entry for entry in ENTRIES}
 DEFAULT = ENTRIES[0]
+# What a search of an earlier version ran where it recorded no scheduler (a record from before the
+# `scheduler:` section, a pickled progress printer from before its label): ASHA, the default of
+# every version before promotion ASHA.
+LEGACY = ASHA
 
 Scheduler = Annotated[Union[ENTRIES], Field(discriminator="type")]  # type: ignore[valid-type]
 _SECTION: TypeAdapter = TypeAdapter(Scheduler)
@@ -283,7 +288,7 @@ def section(mapping: Optional[Mapping[str, Any]]) -> Optional[SchedulerEntry]:
     """The entry of a resolved spec's `scheduler` section (as a record keeps it), or None when
     it is not one this version knows (a report of a record from another version)."""
     try:
-        return _SECTION.validate_python({"type": DEFAULT().type, **(mapping or {})})
+        return _SECTION.validate_python({"type": LEGACY().type, **(mapping or {})})
     except ValidationError:
         return None
 

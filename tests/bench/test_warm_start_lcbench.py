@@ -4,7 +4,7 @@ on the real surrogate (a short budget: one search in well under a second)."""
 
 from __future__ import annotations
 
-from bench.warm_start_lcbench import LCBENCH, as_results
+from bench.warm_start_lcbench import LCBENCH, STRATEGY, as_results
 from search.engine.warm import Earlier, knowledge
 from search.replay import protocol, simulator
 from search.replay.problems.spec import load_problem, problem_search
@@ -15,7 +15,7 @@ from search.spec.outcome import Outcome
 def test_a_replayed_search_reads_as_a_record_the_warm_start_tells():
     problem = load_problem(LCBENCH)
     evaluator = protocol.EpochClock(problem.open("126025"))
-    spec = problem_search(problem, evaluator, STRATEGIES["default"], trials=200, seed=0)
+    spec = problem_search(problem, evaluator, STRATEGIES[STRATEGY], trials=200, seed=0)
     run = simulator.replay(spec, evaluator, 2, budget_epochs=120)
     found = as_results(run, evaluator.metric, evaluator.mode, evaluator.max_epochs)
     assert len(found.trials) == len([t for t in run.trials.values() if t.epoch])

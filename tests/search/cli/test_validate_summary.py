@@ -26,8 +26,8 @@ def test_the_summary_alone_by_default(tmp_path):
     assert done.exit_code == 0, done.output
     lines = done.output.splitlines()
     assert lines[0] == "space of 'summary'"  # the table's title opens the output
-    assert "3 trials x up to 2 epochs = at most 6 trial-epochs; sampler tpe, scheduler asha" \
-        in done.output
+    assert "3 trials x up to 2 epochs = at most 6 trial-epochs; sampler tpe, scheduler " \
+        "promotion_asha (promotion ASHA rungs at epochs [1])" in done.output
     assert lines[-1].startswith("valid (spec hash ")
     # no line of the resolved YAML: its top-level keys are not printed
     assert not [line for line in lines if line.startswith(("storage_path:", "tracking:",

@@ -58,7 +58,8 @@ def printer_on(file, clock: Clock, trials: int = 3, stopped: frozenset = frozens
     console = Console(file=file, width=200, force_terminal=terminal,
                       color_system="standard" if terminal else None)
     return fed(lambda ledger: ProgressPrinter("val_acc", 3, trials, ledger, console=console,
-                                              mode="max", clock=clock), stopped)
+                                              mode="max", stop_label="ASHA", clock=clock),
+               stopped)
 
 
 def result(epoch: int, value: float, seconds: float = 1.0) -> dict:
@@ -179,7 +180,7 @@ def test_on_a_terminal_the_drivers_log_gets_lines_never_footer_frames(monkeypatc
     monkeypatch.setattr(sys, "stderr", Tee(terminal, log))  # what driverlog.teed_stderr does
     console = Console(stderr=True, soft_wrap=True)  # the CLI's: writes to sys.stderr
     printer = fed(lambda ledger: ProgressPrinter("val_acc", 3, 2, ledger, console=console,
-                                                 mode="max", clock=clock))
+                                                 mode="max", stop_label="ASHA", clock=clock))
     a = at_work("a")
     printer.setup()
     assert sys.stderr is not terminal and isinstance(printer.screen.copy, io.StringIO)

@@ -47,7 +47,8 @@ def test_clock(seconds, shown):
 def standing(**changes) -> Standing:
     fields = dict(metric="val_acc", max_epochs=3, epochs_used=7, epochs_budget=18,
                   running=(("t1", 2), ("t5", 1)), done=1, stopped=2, killed=0, failed=1,
-                  to_start=1, best=("t3", 0.93125), eta_s=40.0, started_at=1000.0, at=1010.0)
+                  to_start=1, best=("t3", 0.93125), eta_s=40.0, started_at=1000.0, at=1010.0,
+                  stop_label="ASHA")
     return Standing(**{**fields, **changes})
 
 

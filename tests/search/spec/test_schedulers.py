@@ -274,15 +274,16 @@ def test_an_asynchronous_scheduler_needs_no_more_trials_out_than_run(name):
     assert [entry.trials_out(9, running) for running in (1, 2, 8)] == [1, 2, 8]
 
 
-def test_the_default_is_asha_with_one_bracket():
-    assert registry.DEFAULT is registry.ASHA
-    assert spec_with(None).scheduler == registry.ASHA()
+def test_the_default_is_promotion_asha_and_a_record_without_a_scheduler_ran_asha():
+    assert registry.DEFAULT is registry.PromotionASHA
+    assert spec_with(None).scheduler == registry.PromotionASHA()
+    assert registry.LEGACY is registry.ASHA
 
 
 def test_a_section_of_another_version_is_not_guessed():
     assert registry.section({"type": "pbt"}) is None
     assert registry.section({"type": "asha", "grace_priod": 2}) is None
-    assert registry.section(None) == registry.DEFAULT()  # a record from before the section
+    assert registry.section(None) == registry.ASHA()  # a record from before the section
     assert registry.label_of("pbt") == "pbt"
 
 

@@ -241,7 +241,7 @@ CASES = [
      ["did you mean 'abort_on_same_error'"]),
     # DEHB is its sampler and its scheduler together
     ("dehb-sampler-alone", {"sampler": {"type": "dehb"}}, "scheduler.type",
-     ["scheduler is 'asha'", "sampler dehb decides each trial's epochs itself",
+     ["scheduler is 'promotion_asha'", "sampler dehb decides each trial's epochs itself",
       "write scheduler: {type: dehb}"]),
     ("dehb-scheduler-alone", {"scheduler": {"type": "dehb"}}, "sampler.type",
      ["sampler is 'tpe'", "write sampler: {type: dehb}"]),

@@ -87,9 +87,8 @@ def test_defaults_fill_in():
     assert spec.sampler.type == "tpe" and spec.sampler.seed == 0
     assert spec.sampler.n_startup_trials == 10 and spec.sampler.multivariate
     assert spec.sampler.constant_liar and spec.sampler.stopped_trials == "pruned"
-    assert spec.scheduler.type == "asha"
-    assert (spec.scheduler.grace_period, spec.scheduler.reduction_factor,
-            spec.scheduler.brackets) == (1, 3.0, 1)
+    assert spec.scheduler.type == "promotion_asha"  # bench/README.md §9, phase 3
+    assert (spec.scheduler.grace_period, spec.scheduler.reduction_factor) == (1, 3.0)
     assert (spec.trial.resources.cpu, spec.trial.resources.gpu) == (1.0, 0.0)
     assert spec.trial.max_concurrent is None and spec.trial.max_failures == 2
     assert spec.budget.time_limit_s is None
