@@ -95,11 +95,13 @@ def headline(summary: dict, seeds: int) -> str:
         rows["default"]["ratio"]["median"] <= TARGET_RATIO
     paired = summary.get("paired", {})
     best = " / ".join(f"{rows[n]['best']['median']:.3f}" for n in rows)
+    # Stock is compared only when it ran (`--strategies` without it: the new methods' cost).
+    against = (f" vs stock {ratio('stock')}" if "stock" in rows else "")
+    pairs = (f"; default vs stock per seed: better {paired.get('better')}, tie "
+             f"{paired.get('tie')}, worse {paired.get('worse')}" if paired else "")
     return (f"search_efficiency: B = {budget} epochs, {seeds} seeds: default reaches random's "
-            f"best in {ratio('default')} vs stock {ratio('stock')} (target <= {TARGET_RATIO:g}: "
-            f"{'met' if met else 'NOT met'}); default vs stock per seed: better "
-            f"{paired.get('better')}, tie {paired.get('tie')}, worse {paired.get('worse')}; "
-            f"median best {' / '.join(rows)} {best}")
+            f"best in {ratio('default')}{against} (target <= {TARGET_RATIO:g}: "
+            f"{'met' if met else 'NOT met'}){pairs}; median best {' / '.join(rows)} {best}")
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
