@@ -13,9 +13,9 @@ from search.engine.dehb import DEHBSampler
 from search.engine.ledger import Ledger
 from search.engine.rung_sampler import BOHBSampler
 from search.engine.space import define_by_run, optuna_params, sample
-from search.spec.points import order
 from search.engine.trial_states import OPTUNA_STATE
 from search.engine.warm import Knowledge, tell
+from search.spec.points import order
 
 if TYPE_CHECKING:
     from search.spec.model import Sampler, SearchSpec
