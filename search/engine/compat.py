@@ -31,6 +31,7 @@ PRIVATE = {
                      "ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR",
                      "services.resolve_ip_for_localhost"),
     "ray._raylet": ("GcsClient",),
+    "LoggerCallback": ("_restore_from_remote",),
 }
 
 
@@ -98,6 +99,14 @@ def snapshot_trial(controller: Any, trial: Any) -> None:
     mark = getattr(inner, "_mark_trial_to_checkpoint", None)
     if mark is not None:
         mark(trial)
+
+
+# --- Ray's file loggers (result.json, progress.csv) ---------------------------------------------
+
+def fetch_trial_file(parent: Any, file_name: str, trial: Any) -> None:
+    """Ray's own step of a file logger's trial start: copy the trial's `file_name` from the
+    storage over the driver's staged copy (`parent`: the logger as its Ray class, `super()`)."""
+    parent._restore_from_remote(file_name, trial)
 
 
 # --- Ray's Tuner: the run config and scheduler of a tuner, also one restored from its pickle ----

@@ -24,6 +24,7 @@ from search.run.failfast import FailFast
 from search.run.fullstorage import StorageGuard
 from search.run.progress import ProgressPrinter
 from search.run.trainable import run_trial
+from search.run.trialfiles import CSVLogger, JsonLogger
 from search.spec.job import TrialJob
 from search.spec.model import SearchSpec
 from search.tracking.mirror import MlflowMirror
@@ -68,7 +69,7 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
             # then the ledger: every other callback reads what the ledger decided.
             callbacks=[StorageGuard(), ledger, mirror, printer, fail_fast,
                        SchedulerRecord(scheduler),
-                       *callbacks],
+                       *callbacks, JsonLogger(), CSVLogger()],
             stop=fail_fast, verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.trial.max_failures),
             # Two, not one: Ray deletes the previous checkpoint as soon as it registers a new

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from processes import kill_ours, psutil  # Ray's bundled copy (tests/e2e/processes.py)
 
 from search.experiment.decide import ray_directory
+from search.experiment.journal import read_journal
 from search.experiment.storage import read_text
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -237,6 +238,21 @@ def results(trial_dir: Path) -> list[dict]:
 
 def epochs_of(trial_dir: Path) -> list[int]:
     return [r["epoch"] for r in results(trial_dir)]
+
+
+def journaled(experiment: Path, trial_id: str) -> list[int]:
+    """The epochs of every result the drivers saw of a trial, in order (the record's journal,
+    search/experiment/journal.py): an epoch trained again after a driver was killed is there
+    twice."""
+    return [json.loads(line)["epoch"] for line in read_journal(experiment, trial_id) or []]
+
+
+def once_each(epochs: list[int]) -> list[int]:
+    """`epochs` with each epoch trained again after a driver was killed counted once, in order.
+    A driver killed between a report and Ray's snapshot of its checkpoint leaves Ray's next
+    launch resuming from the checkpoint before: the epochs after it are trained again (the
+    record keeps the last report of each: search.experiment.results.per_epoch)."""
+    return sorted(set(epochs))
 
 
 # --- what MLflow recorded ------------------------------------------------------------------------

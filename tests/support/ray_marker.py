@@ -18,6 +18,7 @@ RAY_FIXTURES = {
     "reaper": "tests/e2e/conftest.py",  # kills the Ray processes of a test's own launches
     "ray_experiment": "tests/search/experiment/conftest.py",  # a Ray Tune run, once per session
     "local_ray": "tests/search/remote/test_node_checks.py",
+    "staging_ray": "tests/search/run/test_trialfiles.py",
     "head": "tests/e2e/test_cluster.py",  # a two-node cluster
     "cluster": "tests/e2e/test_jobs.py",  # a head that takes jobs
     "loop": "tests/e2e/test_recipes.py",  # the cluster scripts' two nodes on loopback

@@ -69,6 +69,8 @@ FACTORIES: dict[str, Callable[[Path], Any]] = {
     "SearchGenerator": lambda tmp: __import__(
         "ray.tune.search.search_generator", fromlist=["SearchGenerator"]).SearchGenerator(
         _searcher(tmp)),
+    "LoggerCallback": lambda tmp: __import__(
+        "ray.tune.logger", fromlist=["LoggerCallback"]).LoggerCallback(),
     "ray._private": lambda tmp: importlib.import_module("ray._private"),
     "ray._raylet": lambda tmp: importlib.import_module("ray._raylet"),
     "optuna.study._multi_objective": lambda tmp: importlib.import_module(

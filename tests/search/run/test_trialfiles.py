@@ -1,0 +1,116 @@
+"""Ray's result.json and progress.csv of a trial keep every report when the trial goes on after
+a pause before Ray's next sync (search/run/trialfiles.py), on a real Ray Trial whose files Ray's
+own loggers stage on the driver and sync to a real storage folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow.fs
+import pytest
+import ray
+from ray.train import Checkpoint
+from ray.train._internal.session import _TrainingResult
+from ray.train._internal.storage import StorageContext
+from ray.tune.experiment import Trial
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+from search.run.runtime import give_ray_time
+from search.run.trialfiles import CSVLogger, JsonLogger
+
+
+@pytest.fixture(scope="module")
+def staging_ray():
+    # The driver's staging folder lies in the Ray session's folder: Ray must run.
+    give_ray_time()
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def a_trial(storage: Path, checkpoint: Path) -> Trial:
+    """A trial of experiment `storage.name` with a checkpoint, as a trial that reported and was
+    paused has. (Ray stages by experiment name and the second: each test names its own.)"""
+    trial = Trial("trainable", config={}, trial_id="t1", stub=True,
+                  storage=StorageContext(storage_path=str(storage.parent),
+                                         experiment_dir_name=storage.name))
+    trial.relative_logdir = trial.storage.trial_dir_name = "t1"
+    trial.init_local_path()
+    checkpoint.mkdir(exist_ok=True)
+    trial.on_checkpoint(_TrainingResult(checkpoint=Checkpoint.from_directory(str(checkpoint)),
+                                        metrics={}))
+    return trial
+
+
+def sync(trial: Trial, name: str) -> None:
+    """Ray's sync of the driver's staging folder to the storage, for one file."""
+    os.makedirs(trial.path, exist_ok=True)
+    pyarrow.fs.copy_files(os.path.join(trial.local_path, name), os.path.join(trial.path, name))
+
+
+def epochs(path: str, name: str) -> list[int]:
+    with open(os.path.join(path, name)) as file:
+        if name.endswith(".json"):
+            return [json.loads(line)["epoch"] for line in file if line.strip()]
+        return [int(row["epoch"]) for row in csv.DictReader(file)]
+
+
+LOGGERS = [(JsonLogger, JsonLoggerCallback, "result.json"),
+           (CSVLogger, CSVLoggerCallback, "progress.csv")]
+
+
+def paused(logger, trial: Trial) -> None:
+    logger.on_trial_start(iteration=2, trials=[trial], trial=trial)  # promoted: goes on
+
+
+def retried(logger, trial: Trial) -> None:
+    logger.on_trial_error(iteration=2, trials=[trial], trial=trial)
+    logger.on_trial_start(iteration=2, trials=[trial], trial=trial)  # from its checkpoint
+
+
+# Ray's CSV logger keeps its file open across a pause (it fetches only after a trial's end).
+CASES = [(*LOGGERS[0], paused), (*LOGGERS[0], retried), (*LOGGERS[1], retried)]
+
+
+@pytest.mark.parametrize("ours, rays, name, goes_on", CASES,
+                         ids=["json-paused", "json-retried", "csv-retried"])
+def test_a_trial_going_on_before_the_sync_keeps_every_report(staging_ray, tmp_path, ours, rays,
+                                                             name, goes_on):
+    seen = {}
+    for logger_class in (rays, ours):
+        trial = a_trial(tmp_path / f"{tmp_path.name}-{logger_class.__name__}",
+                        tmp_path / "checkpoint")
+        logger = logger_class()
+        logger.on_trial_start(iteration=0, trials=[trial], trial=trial)
+        logger.log_trial_result(1, trial, {"epoch": 1})
+        sync(trial, name)  # Ray's sync, then a report it has not synced
+        logger.log_trial_result(2, trial, {"epoch": 2})
+        goes_on(logger, trial)
+        logger.log_trial_result(3, trial, {"epoch": 3})
+        logger.log_trial_end(trial)
+        seen[logger_class] = epochs(trial.local_path, name)
+    # Ray's own logger put the storage's copy back over the staged one: epoch 2 is gone.
+    assert seen[rays] == [1, 3]
+    assert seen[ours] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("ours, rays, name", LOGGERS, ids=["json", "csv"])
+def test_a_resumed_driver_starts_from_the_storages_copy(staging_ray, tmp_path, ours, rays, name):
+    storage, checkpoint = tmp_path / tmp_path.name, tmp_path / "checkpoint"
+    first = a_trial(storage, checkpoint)
+    logger = ours()
+    for epoch in (1, 2):
+        logger.log_trial_result(epoch, first, {"epoch": epoch})
+    logger.log_trial_end(first)
+    sync(first, name)
+
+    shutil.rmtree(first.local_path)  # a new driver: nothing staged yet
+    resumed = a_trial(storage, checkpoint)
+    logger = ours()
+    logger.log_trial_result(3, resumed, {"epoch": 3})
+    logger.log_trial_end(resumed)
+    assert epochs(resumed.local_path, name) == [1, 2, 3]
