@@ -162,7 +162,8 @@ def init(dataset: str = typer.Option(
     from resnet_core.config import DataConfig
     from search.spec.problems import Problem
     from search.spec.schema import check_value
-    from search.spec.template import template
+    from search.spec.json_schema import is_spec_schema, schema_text
+    from search.spec.template import SCHEMA_FILE, template
 
     reason = check_value("dataset", dataset, DataConfig)  # the registry's names, as validate
     if reason:
@@ -173,14 +174,24 @@ def init(dataset: str = typer.Option(
     if output.exists() and not force:
         fail("not overwritten", f"{output} already exists; give another -o or --force to "
                                 "replace it")
-    text = template(dataset, name, file_name=str(output))
+    # The schema its first line points editors at, beside it: written when missing, refreshed
+    # when it is an older resnet-search schema, left alone (and not pointed at) when it is
+    # another tool's file of that name.
+    schema_path = output.parent / SCHEMA_FILE
+    ours = not schema_path.exists() or is_spec_schema(schema_path)
+    text = template(dataset, name, file_name=str(output),
+                    schema_file=SCHEMA_FILE if ours else None)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
+        if ours:
+            schema_path.write_text(schema_text())
     except OSError as error:
-        fail("cannot write", f"{output}: {error.strerror or error}")
-    out.print(f"wrote {output}: a first search on {dataset}; check it with `resnet-search "
-              f"validate {output}`", highlight=False, markup=False)
+        fail("cannot write", f"{error.filename or output}: {error.strerror or error}")
+    editors = (f" ({schema_path} beside it: editors complete and check it)" if ours else
+               f" ({schema_path} is not a resnet-search schema: left alone)")
+    out.print(f"wrote {output}: a first search on {dataset}{editors}; check it with "
+              f"`resnet-search validate {output}`", highlight=False, markup=False)
 
 
 def schema(output: Optional[Path] = typer.Option(

@@ -12,6 +12,7 @@ model (the registries import torch), so they are read here, when the schema is b
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Optional
 
 from resnet_core.config import DataConfig, TrainConfig, knob_of
@@ -132,6 +133,14 @@ def spec_schema() -> dict[str, Any]:
             data[name]["enum"] = list(allowed)
     described(schema)
     return {"$schema": DIALECT, **schema, "title": TITLE}
+
+
+def is_spec_schema(path: Any) -> bool:
+    """Whether the file at `path` is a schema this program wrote (of any version)."""
+    try:
+        return json.loads(Path(path).read_text()).get("title") == TITLE
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def schema_text() -> str:

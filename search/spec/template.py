@@ -179,17 +179,34 @@ def render(spec: dict[str, Any], schema: dict[str, Any], intro: list[str]) -> st
     return "\n".join(lines) + "\n"
 
 
-def template(dataset: str, name: Optional[str] = None, file_name: str = "search.yaml") -> str:
-    """The text `resnet-search init --dataset DATASET` writes to `file_name`."""
+# The file beside a spec that its first line points editors at (as the shipped spaces/ do).
+SCHEMA_FILE = "spec.schema.json"
+
+
+def schema_line(schema_file: str = SCHEMA_FILE) -> str:
+    """The modeline editors with the YAML language server read (VS Code, Neovim, Helix...)."""
+    return f"# yaml-language-server: $schema=./{schema_file}"
+
+
+def template(dataset: str, name: Optional[str] = None, file_name: str = "search.yaml",
+             schema_file: Optional[str] = SCHEMA_FILE) -> str:
+    """The text `resnet-search init --dataset DATASET` writes to `file_name`, its first line
+    pointing editors at `schema_file` beside it (none: no such line)."""
     from search.spec.json_schema import spec_schema
 
     note = RECIPES.get(dataset, {}).get("note", "")
+    editors = ([f"Editors complete and check it against {schema_file} beside it (first line; "
+                "rewrite",
+                f"that file with `resnet-search schema -o {schema_file}` after an upgrade)."]
+               if schema_file else
+               ["Editors: `resnet-search schema -o spec.schema.json` beside this file and a first",
+                f"line `{schema_line()}` complete and check it."])
     intro = [f"A resnet-search spec to start from: {dataset}" + (":" if note else "."),
              *([f"{note}."] if note else []), "",
              "Lines set are a first search; commented lines show a field's default (uncomment",
              "to change it) and every comment says what a field means and which values it takes.",
              f"Check it:  resnet-search validate {file_name}",
              f"Run it:    resnet-search launch {file_name}",
-             "Editors: `resnet-search schema -o spec.schema.json` beside this file and a first",
-             "line `# yaml-language-server: $schema=./spec.schema.json` complete and check it."]
-    return render(recipe(dataset, name), spec_schema(), intro)
+             *editors]
+    text = render(recipe(dataset, name), spec_schema(), intro)
+    return f"{schema_line(schema_file)}\n{text}" if schema_file else text

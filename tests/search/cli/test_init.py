@@ -4,6 +4,7 @@ file without --force and names a dataset the registry lacks in one line (exit 2)
 
 from __future__ import annotations
 
+import json
 import re
 
 import jsonschema
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from resnet_core.config import DataConfig, knob_of
 from search.cli import app
-from search.spec.json_schema import spec_schema
+from search.spec.json_schema import schema_text, spec_schema
 from search.spec.model import load_spec
 from search.spec.schema import fields_of
 from search.spec.yaml_io import load_yaml
@@ -45,8 +46,13 @@ def test_validate_accepts_what_init_writes(dataset, tmp_path):
     assert spec.space, "a template that searches nothing"
     jsonschema.validate(load_yaml(path), spec_schema())
     text = path.read_text()
-    assert text.startswith("# A resnet-search spec to start from")
+    # its first line points editors at the schema, written beside it
+    assert text.splitlines()[0] == "# yaml-language-server: $schema=./spec.schema.json"
+    assert text.splitlines()[1].startswith(f"# A resnet-search spec to start from: {dataset}")
     assert f"resnet-search validate {path}" in text
+    beside = path.parent / "spec.schema.json"
+    assert beside.read_text() == schema_text()
+    jsonschema.validate(load_yaml(path), json.loads(beside.read_text()))
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
@@ -72,9 +78,29 @@ def test_it_replaces_a_file_only_with_force(tmp_path):
     assert load_spec(path).name == "my-first" and load_spec(path).data.dataset == "digits"
 
 
+def test_the_schema_beside_it_is_refreshed_when_ours_and_left_alone_when_not(tmp_path):
+    schema = tmp_path / "spec.schema.json"
+    schema.write_text(json.dumps({"title": "resnet-search spec", "old": True}))  # an older one
+    assert invoke("init", "-o", str(tmp_path / "a.yaml")).exit_code == 0
+    assert schema.read_text() == schema_text()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    foreign = '{"title": "another tool"}'
+    (other / "spec.schema.json").write_text(foreign)
+    done = invoke("init", "-o", str(other / "b.yaml"))
+    assert done.exit_code == 0, done.output
+    assert (other / "spec.schema.json").read_text() == foreign
+    assert "not a resnet-search schema" in done.output
+    text = (other / "b.yaml").read_text()
+    assert "$schema" not in text.splitlines()[0] and text.startswith("# A resnet-search spec")
+    assert invoke("validate", str(other / "b.yaml")).exit_code == 0
+
+
 def test_a_dataset_the_registry_lacks_is_one_line_exit_2(tmp_path):
     done = invoke("init", "--dataset", "mnist", "-o", str(tmp_path / "s.yaml"))
     assert done.exit_code == 2
     assert ("init (--dataset): data.dataset: dataset is 'mnist' but must be one of "
             f"{DATASETS}") in done.output
     assert "Traceback" not in done.output and not (tmp_path / "s.yaml").exists()
+    assert not (tmp_path / "spec.schema.json").exists()
