@@ -13,6 +13,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
+from search.remote import JOBS_API
 from search.spec.model import SearchSpec, apply_overrides, load_spec, parse_spec
 from search.spec.problems import SpecError
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from search.run.ending import Ending
 
 SpecLike = Union[str, PathLike, Mapping[str, Any]]
-JOBS_API = "http://127.0.0.1:8265"  # as `resnet-search submit --address` defaults
 
 __all__ = ["SpecError", "launch", "spec_of", "submit", "validate"]
 

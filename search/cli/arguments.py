@@ -13,6 +13,7 @@ from typing import Any, Callable
 import typer
 
 from search.cli.console import EXIT_BAD_CONFIG, bad_config, fail, load
+from search.remote import JOBS_API
 
 # ---- a spec and its overrides (validate, launch, submit) ----
 
@@ -36,9 +37,8 @@ TargetArg = typer.Argument(..., help="A spec file or an experiment directory; wi
                                      "a job id, an experiment name (submit --name) or a spec "
                                      "file (its experiment's newest job).",
                            show_default=False)
-JobsAddressOpt = typer.Option(None, "--address", help="A cluster's Jobs API (e.g. "
-                              "http://127.0.0.1:8265): look at Ray jobs instead of local "
-                              "experiments.")
+JobsAddressOpt = typer.Option(None, "--address", help=f"A cluster's Jobs API (e.g. {JOBS_API}): "
+                              "look at Ray jobs instead of local experiments.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON (for scripts) instead of tables.")
 ForceOpt = typer.Option(False, "--force", help="Replace what is already there.")
 

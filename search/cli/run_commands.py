@@ -15,6 +15,7 @@ from search.cli.arguments import (EpochsOpt, NameOpt, SeedOpt, SpecArg, TrialsOp
 from search.cli.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, bad_config, err, fail,
                                 load, out)
 from search.cli.exiting import answers_fast
+from search.remote import JOBS_API
 from search.cli.report import interrupted_line, print_ending
 
 
@@ -95,7 +96,6 @@ def launch(spec_path: Path = SpecArg,
         raise typer.Exit(EXIT_FAILED)
 
 
-JOBS_API = "http://127.0.0.1:8265"  # a head started by cluster/start-head.sh, or a tunnel to one
 AddressOpt = typer.Option(JOBS_API, "--address", help="The cluster's Jobs API (the dashboard "
                           "address). The token comes from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
                           "~/.ray/auth_token, never from the spec.")

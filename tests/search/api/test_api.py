@@ -142,3 +142,17 @@ def test_an_experiment_in_an_object_store_by_its_uri(finished, s3):
     local = search.open_experiment(finished).trials().drop(columns="checkpoint")
     assert experiment.trials().drop(columns="checkpoint").equals(local)
     assert experiment.best().trial_id == "t2" and experiment.status().status == "finished"
+
+
+def test_submit_and_the_cli_reach_the_same_jobs_api_by_default():
+    # One default, decided in search.remote: a changed port reaches both.
+    import inspect
+
+    from typer.testing import CliRunner
+
+    from search.cli import app
+    from search.remote import JOBS_API
+
+    assert inspect.signature(search.submit).parameters["address"].default == JOBS_API
+    helped = CliRunner().invoke(app, ["submit", "--help"], terminal_width=300)
+    assert f"[default: {JOBS_API}]" in helped.output, helped.output
