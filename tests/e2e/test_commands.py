@@ -71,7 +71,7 @@ def test_a_running_search_is_seen_stopped_from_another_shell_and_resumed(
             wait_for(lambda: stopper.poll() is not None or (experiment / STOP_FILE).exists(),
                      0, "the stop request", proc=stopper)  # as long as `stop` runs
             time.sleep(2)  # the driver looks every second (search/run/interrupt.py StopWatch)
-        out, err = stopper.communicate(timeout=300)
+        out, err = stopper.communicate()
         stopped = subprocess.CompletedProcess(stopper.args, stopper.returncode, out, err)
         assert "asked the driver" in stopped.stderr
         assert as_json(stopped)["experiment"]["status"] == "interrupted"  # it waited

@@ -64,10 +64,9 @@ def test_a_data_root_one_node_cannot_read_is_refused_before_training(
         env.update(HOME=str(home), PYTHONUNBUFFERED="1", RAY_AUTH_TOKEN=cluster.token)
         result = subprocess.run([sys.executable, "-m", "search.cli", "launch",
                                  str(write_spec(spec)), "--address", cluster.address],
-                                cwd=home, env=env, capture_output=True, text=True, timeout=300)
+                                cwd=home, env=env, capture_output=True, text=True)
         probe = subprocess.run([sys.executable, "-c", PROBE, cluster.address, str(seen),
-                                str(hidden)], cwd=home, env=env, capture_output=True, text=True,
-                               timeout=180)
+                                str(hidden)], cwd=home, env=env, capture_output=True, text=True)
     assert probe.returncode == 0, probe.stdout + probe.stderr
     asked = json.loads(probe.stdout.strip().splitlines()[-1])
     worker = asked["worker"]

@@ -29,7 +29,7 @@ def env_of(home: Path) -> dict:
 
 def script(name: str, *args: str, home: Path) -> subprocess.CompletedProcess:
     done = subprocess.run(["bash", str(ROOT / "cluster" / name), *args], env=env_of(home),
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True)
     assert done.returncode == 0, f"{name}: {done.stdout}{done.stderr}"
     return done
 

@@ -172,7 +172,7 @@ def loop(tmp_path_factory, temps):
              f"--ray-client-server-port={free_port()}", "--disable-usage-stats",
              *node_options(temps("rs-other-"))],
             env={k: v for k, v in unrelated_env.items() if not k.startswith("RAY_AUTH")},
-            capture_output=True, text=True, timeout=180)
+            capture_output=True, text=True)
         assert other.returncode == 0, other.stdout + other.stderr
         unrelated = tree(home)
         everything |= unrelated
@@ -243,8 +243,7 @@ def test_the_jobs_api_runs_a_job_for_the_token_holder_only(loop):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAY_")},
            "HOME": str(loop.home), "RAY_AUTH_MODE": "token"}
     job = subprocess.run([str(VENV / "bin" / "ray"), "job", "submit", "--address", url, "--",
-                          "python", "-c", entry], env=env, capture_output=True, text=True,
-                         timeout=180)
+                          "python", "-c", entry], env=env, capture_output=True, text=True)
     assert job.returncode == 0, job.stdout + job.stderr
     assert "cluster CPUs 2.0" in job.stdout and "succeeded" in job.stdout + job.stderr
     # Ray's job CLI sends the token (~/.ray/auth_token here) only in token mode: what
@@ -254,7 +253,7 @@ def test_the_jobs_api_runs_a_job_for_the_token_holder_only(loop):
     without = subprocess.run(listing, env=plain, capture_output=True, text=True, timeout=180)
     assert without.returncode != 0, without.stdout + without.stderr
     assert "no authentication token was found" in without.stdout + without.stderr
-    listed = subprocess.run(listing, env=env, capture_output=True, text=True, timeout=180)
+    listed = subprocess.run(listing, env=env, capture_output=True, text=True)
     assert listed.returncode == 0 and "SUCCEEDED" in listed.stdout, listed.stdout + listed.stderr
 
 
