@@ -90,6 +90,33 @@ DATA_FILES: dict[str, Callable[[], list[str]]] = {
 NO_FILES = frozenset({"digits", "synthetic"})  # generated in the process: nothing to check
 
 
+def _torchvision_archive(name: str) -> Callable[[], tuple[str, str, str]]:
+    def archive() -> tuple[str, str, str]:  # (archive, its address, the folder it makes)
+        cls = getattr(torchvision_module().datasets, name)
+        return cls.filename, cls.url, cls.base_folder
+
+    return archive
+
+
+# The official archive a node without a dataset's files can be given (what torchvision fetches).
+DATA_ARCHIVES: dict[str, Callable[[], tuple[str, str, str]]] = {
+    "cifar10": _torchvision_archive("CIFAR10"),
+    "cifar100": _torchvision_archive("CIFAR100"),
+}
+
+
+def data_fix(dataset: str, root: str, download: bool) -> str:
+    """What to do about nodes that cannot read `dataset`'s files under `root`."""
+    fix = "copy the dataset to that path on those nodes or mount it there (e.g. NFS)"
+    if dataset in DATA_ARCHIVES:
+        archive, url, folder = DATA_ARCHIVES[dataset]()
+        fix += (f", e.g. extract the official archive {archive} ({url}) into {root} on each "
+                f"(it makes {root}/{folder}/)")
+        if not download:
+            fix += ", or set data.download: true where the nodes have internet"
+    return fix
+
+
 def data_paths(data: DataConfig) -> list[str]:
     """The absolute paths a node reads for `data` (empty when the dataset has no files)."""
     if data.dataset in NO_FILES:
@@ -123,9 +150,7 @@ def data_problems(data: DataConfig, resources: Resources, console: Any) -> list[
                                           note=_note(console))
     if unable:
         which = "; ".join(f"{name}: {why}" for name, why in unable)
-        fix = ("copy the dataset to that path on those nodes or mount it there (e.g. NFS)"
-               + ("" if data.dataset == "imagefolder" or data.download else
-                  ", or set data.download: true where the nodes have internet"))
+        fix = data_fix(data.dataset, root, data.download)
         return [Problem("data.root", str(data.root),
                         f"is {root} but {len(unable)} of {len(nodes)} nodes that run trials "
                         f"cannot read the {data.dataset} data there ({which}); every such node "

@@ -17,7 +17,7 @@ from resnet_core.data import DATASETS
 from search.remote import cluster
 from search.remote.cluster import _creatable, _reads, _sees
 from search.run.raystart import give_ray_time
-from search.run.checks import DATA_FILES, NO_FILES, data_paths, trial_nodes
+from search.run.checks import DATA_FILES, NO_FILES, data_fix, data_paths, trial_nodes
 from search.spec.model import Resources
 
 
@@ -153,3 +153,25 @@ def _answers_late(seconds: float) -> None:
 def test_why_a_node_has_no_answer(died, waited, why):
     assert cluster.unanswered(died, waited) == why
 
+
+
+@pytest.mark.parametrize("dataset, download, named, offers_download", [
+    ("cifar10", False, "cifar-10-python.tar.gz", True),
+    ("cifar100", False, "cifar-100-python.tar.gz", True),
+    ("cifar10", True, "cifar-10-python.tar.gz", False),  # it is on: nothing to offer
+    ("imagefolder", False, None, False),  # a user's own images: no archive, no download
+])
+def test_the_fix_for_nodes_without_the_data_names_the_official_archive(dataset, download, named,
+                                                                        offers_download):
+    fix = data_fix(dataset, "/data/cifar", download)
+    assert fix.startswith("copy the dataset to that path on those nodes or mount it there")
+    if named:
+        import torchvision
+
+        cls = {"cifar10": torchvision.datasets.CIFAR10,
+               "cifar100": torchvision.datasets.CIFAR100}[dataset]
+        assert (f"extract the official archive {named} ({cls.url}) into /data/cifar on each "
+                f"(it makes /data/cifar/{cls.base_folder}/)") in fix
+    else:
+        assert "archive" not in fix
+    assert ("data.download: true" in fix) is offers_download
