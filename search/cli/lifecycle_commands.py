@@ -372,10 +372,11 @@ def rm(target: str = typer.Argument(..., metavar="EXPERIMENT", show_default=Fals
                                    "parent run and every trial run under it."),
        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
        ) -> None:
-    """Remove an experiment: its record, Ray's state, checkpoints, log and report (its directory or S3 prefix), and with --mlflow its MLflow runs.
+    """Remove an experiment: its record, Ray's state, checkpoints, log and report (its directory or S3 prefix), the launches moved aside beside it (NAME.aborted-TIME), and with --mlflow its MLflow runs (its retrains' too).
 
     Refuses a running search (exit 1, naming its driver): stop it first. Asks before removing anything unless --yes."""
     from search.experiment.lease import LeaseError
+    from search.experiment.storage import remove_tree
 
     experiment = experiment_of(target)
     state = from_record(experiment.state)
@@ -387,12 +388,15 @@ def rm(target: str = typer.Argument(..., metavar="EXPERIMENT", show_default=Fals
     if driver is not None:
         _running(name, target, driver.describe())
     tracking = experiment.location.tracking_uri
-    runs = (f", and its MLflow runs (parent run {state.parent_run_id} and its trials in "
-            f"{_redacted(tracking)})") if mlflow else ""
+    aside = experiment.kept_aside()
+    kept = (f", the {len(aside)} launches moved aside beside it ({_names(aside)})"
+            if aside else "")
+    runs = (f", and its MLflow runs (parent run {state.parent_run_id}, its trials and its "
+            f"retrains in {_redacted(tracking)})") if mlflow else ""
     if not yes:
         try:
             sure = typer.confirm(f"remove experiment '{name}' ({where}): its record, Ray's state, "
-                                 f"checkpoints and log{runs}?", err=True)
+                                 f"checkpoints and log{kept}{runs}?", err=True)
         except typer.Abort:  # no answer (stdin closed)
             sure = False
         if not sure:
@@ -406,17 +410,45 @@ def rm(target: str = typer.Argument(..., metavar="EXPERIMENT", show_default=Fals
         if mlflow:
             from search.tracking.removal import delete_search_runs
 
-            deleted, problem = delete_search_runs(tracking, state.parent_run_id)
+            deleted, problem = 0, None
+            for parent in [state.parent_run_id, *_parent_runs(aside)]:
+                count, problem = delete_search_runs(tracking, parent)
+                deleted += count
+                if problem:
+                    break
             if problem:
                 fail("not removed", f"deleting the MLflow runs of '{name}' failed ({problem}); "
                                     "the experiment is kept: run rm again, or without --mlflow")
             say(f"deleted {deleted} MLflow runs of '{name}' from {_redacted(tracking)} "
                 "(`mlflow gc` purges deleted runs for good)")
         experiment.remove()
+        for directory in aside:  # each a whole experiment directory of its own, no lease
+            remove_tree(directory)
     finally:
         lease.release()
     _drop_directory(where)
-    out.print(f"removed experiment '{name}' ({where})", highlight=False, markup=False)
+    out.print(f"removed experiment '{name}' ({where})"
+              + (f" and the {len(aside)} launches moved aside beside it" if aside else ""),
+              highlight=False, markup=False)
+
+
+def _parent_runs(directories: list) -> list[str]:
+    """The MLflow parent runs of launches moved aside (each its own search in MLflow)."""
+    from search.experiment.state import DamagedRecord, read_state
+
+    found = []
+    for directory in directories:
+        try:
+            state = read_state(directory)
+        except DamagedRecord:
+            continue  # nothing to follow: its folder goes all the same
+        if state is not None and state.parent_run_id:
+            found.append(state.parent_run_id)
+    return found
+
+
+def _names(directories: list) -> str:
+    return ", ".join(directory.name for directory in directories)
 
 
 def _running(name: str, target: str, driver: str) -> None:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 import socket
 import time
 from typing import Any, Optional, Union
@@ -28,6 +29,8 @@ from search.experiment.storage import StoragePath, as_path, entries, is_local, m
 from search.experiment.summary import Summary, is_live, job_of_saved, status_of, summarize
 from search.spec.job import TrialJob
 from search.spec.redact import restored, spec_at_rest
+
+ASIDE_STAMP = "%Y%m%d-%H%M%S"  # when a launch was moved aside: `<name>.<label>-<stamp>[-n]`
 
 SPEC_FILE = "spec.json"
 
@@ -231,7 +234,7 @@ class Experiment:
         """Move everything but the lease into a new sibling `<name>.<label>-<time>` and return
         it; the caller keeps holding the lease of the (now empty) directory."""
         self._writable()
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        stamp = time.strftime(ASIDE_STAMP)
         kept, n = self.directory.with_name(f"{self.name}.{label}-{stamp}"), 1
         while True:
             try:
@@ -246,6 +249,12 @@ class Experiment:
         for entry in self._entries():
             move(self.directory / entry, kept / entry)
         return kept
+
+    def kept_aside(self) -> list[StoragePath]:
+        """The siblings earlier launches were moved aside into (`move_aside`), oldest first."""
+        pattern = re.compile(re.escape(self.name) + r"\.[a-z]+-\d{8}-\d{6}(?:-\d+)?")
+        return [self.directory.with_name(entry) for entry in entries(self.directory.parent)
+                if pattern.fullmatch(entry)]
 
     def forget(self) -> None:
         """Delete everything but the lease: for a launch that failed before Ray saved anything,

@@ -19,6 +19,9 @@ HP_PREFIX = "hp."  # a sampled number as a metric: hp.lr, hp.weight_decay (step 
 EPOCHS_TAG = "epochs_trained"
 BEST_TAG = "best"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag of a nested run: its parent run
+# The prefix of a retrain's tags that point at the search it came from (search/winner): its
+# `RETRAIN_TAG.parent_run_id` is the search's parent run, which `rm --mlflow` follows.
+RETRAIN_TAG = "retrain_of"
 NAME_LIMIT = 40  # characters: MLflow's runs table shows about this much of a name
 _NUMBER = re.compile(r"^t(\d+)(?:\s|$)")
 

@@ -1,5 +1,5 @@
-"""A search's runs deleted from MLflow (`resnet-search rm --mlflow`): its parent run and every
-trial run under it, through MLflow's own `delete_run` (a soft delete: the runs leave every view
+"""A search's runs deleted from MLflow (`resnet-search rm --mlflow`): its parent run, every
+trial run under it and the runs of its winner's retrains in the same MLflow experiment, through MLflow's own `delete_run` (a soft delete: the runs leave every view
 and search, and `mlflow gc` purges them with their artifacts for good)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from search.tracking.names import RETRAIN_TAG
 from search.tracking.store import bounded, children_query, sqlite_file
 
 PAGE = 1000  # runs per search page
@@ -32,16 +33,9 @@ def delete_search_runs(uri: str, parent_run_id: str,
             if error.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return
             raise
-        runs, token = [], None
-        while True:
-            page = client.search_runs([parent.info.experiment_id],
-                                      children_query(parent_run_id),
-                                      run_view_type=ViewType.ALL, max_results=PAGE,
-                                      page_token=token)
-            runs += page
-            token = page.token
-            if not token:
-                break
+        runs = [run for query in (children_query(parent_run_id),
+                                  f"tags.`{RETRAIN_TAG}.parent_run_id` = '{parent_run_id}'")
+                for run in _every(client, parent.info.experiment_id, query)]
         for run in [*runs, parent]:  # the parent last: a failure half-way leaves it to rerun
             if run.info.lifecycle_stage != "deleted":
                 client.delete_run(run.info.run_id)
@@ -49,3 +43,15 @@ def delete_search_runs(uri: str, parent_run_id: str,
 
     problem = bounded(uri, timeout_s, delete)
     return len(deleted), problem
+
+
+def _every(client: MlflowClient, experiment_id: str, query: str) -> list:
+    """Every run of the experiment that `query` finds, deleted ones too, page by page."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], query, run_view_type=ViewType.ALL,
+                                  max_results=PAGE, page_token=token)
+        runs += page
+        token = page.token
+        if not token:
+            return runs

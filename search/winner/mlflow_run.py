@@ -16,10 +16,10 @@ from mlflow.entities import Metric, RunTag
 
 from search.tracking import store
 from search.tracking.links import mlflow_link
+from search.tracking.names import RETRAIN_TAG
 from search.tracking.points import mlflow_key
 from search.tracking.writer import Writer
 
-TAG = "retrain_of"  # the prefix of the tags that point at the search
 DEADLINE_S = 30.0  # a tracking server's calls and final flush, at most this long each
 
 
@@ -62,7 +62,7 @@ def link_tags(source: Optional[dict], trial_run: str) -> dict[str, str]:
         tags["checkpoint_verified"] = "true" if source["checkpoint_verified"] else "false"
     if objective.get("metric") and objective.get("value") is not None:
         tags[str(objective["metric"])] = objective["value"]
-    return {f"{TAG}.{key}": store.text(value) for key, value in tags.items()
+    return {f"{RETRAIN_TAG}.{key}": store.text(value) for key, value in tags.items()
             if value not in (None, "")}
 
 

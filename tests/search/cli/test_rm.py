@@ -6,6 +6,7 @@ lease) is refused, naming its driver, and nothing is asked or removed; without -
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -89,6 +90,61 @@ def test_mlflow_runs_go_with_it(tmp_path):
     deleted = {r.info.run_id for r in client.search_runs([experiment_id],
                                                           run_view_type=ViewType.DELETED_ONLY)}
     assert deleted == {parent, *trials}
+
+
+def test_launches_moved_aside_go_with_it_and_look_alikes_stay(tmp_path):
+    directory = finished(tmp_path)
+    aside = [directory.with_name("gone.aborted-20261201-101500"),
+             directory.with_name("gone.aborted-20261201-101500-2")]
+    for kept in aside:
+        shutil.copytree(directory, kept)  # what move_aside leaves: a whole experiment
+    alike = [directory.with_name(n) for n in ("gone.aborted-notes", "gone2", "gone-aborted")]
+    for other in alike:
+        other.mkdir()
+    asked = rm(str(directory), answer="n\n")
+    assert ("the 2 launches moved aside beside it (gone.aborted-20261201-101500, "
+            "gone.aborted-20261201-101500-2)") in asked.output, asked.output
+    assert all(kept.is_dir() for kept in aside)  # no answer removes nothing
+
+    done = rm(str(directory), "--yes")
+    assert done.exit_code == 0, done.output
+    assert (f"removed experiment 'gone' ({directory}) and the 2 launches moved aside beside "
+            "it") in done.output
+    assert sorted(p.name for p in directory.parent.iterdir()) == [
+        "gone-aborted", "gone.aborted-notes", "gone2"]
+
+
+def test_with_mlflow_the_retrains_and_the_launches_moved_aside_go_too(tmp_path):
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    from search.tracking.names import RETRAIN_TAG
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("gone")
+    parent, earlier, other = (client.create_run(experiment_id).info.run_id for _ in range(3))
+    retrain = client.create_run(experiment_id, tags={
+        f"{RETRAIN_TAG}.parent_run_id": parent}).info.run_id
+    others_retrain = client.create_run(experiment_id, tags={
+        f"{RETRAIN_TAG}.parent_run_id": other}).info.run_id
+    earlier_trial = client.create_run(experiment_id, tags={
+        "mlflow.parentRunId": earlier}).info.run_id
+    directory = finished(tmp_path, parent_run_id=parent)
+    aside = directory.with_name("gone.aborted-20261201-101500")
+    shutil.copytree(directory, aside)
+    state = json.loads((aside / "resnet_search.json").read_text())
+    (aside / "resnet_search.json").write_text(json.dumps({**state, "parent_run_id": earlier}))
+
+    done = rm(str(directory), "--yes", "--mlflow")
+    assert done.exit_code == 0, done.output
+    assert f"deleted 4 MLflow runs of 'gone' from {uri}" in done.output
+    active = {r.info.run_id for r in client.search_runs([experiment_id])}
+    assert active == {other, others_retrain}
+    deleted = {r.info.run_id for r in client.search_runs([experiment_id],
+                                                          run_view_type=ViewType.DELETED_ONLY)}
+    assert deleted == {parent, retrain, earlier, earlier_trial}
+    assert not aside.exists()
 
 
 def test_on_s3_the_prefix_goes_whole_and_a_running_one_stays(s3):
