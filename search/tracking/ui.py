@@ -73,11 +73,28 @@ def port_taken(port: int, host: str = HOST) -> bool:
     return False
 
 
+# Runs a command that ends when the process that started it (pid argv[1]) does, however that
+# one ends: a SIGKILLed `resnet-search ui` ran no clean-up, and its server (in a session of its
+# own, for stop_server) stayed behind. Linux's parent-death signal, set in the child before it
+# becomes the command (exec keeps it); a parent gone before that leaves nothing to wait for.
+# MLflow's CLI forwards the SIGTERM to its server's workers. Elsewhere the command just runs.
+WITH_PARENT = """
+import ctypes, os, signal, sys
+if sys.platform.startswith("linux"):
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(sys.argv[1]):
+        sys.exit(0)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
 def start_server(uri: str, port: int, host: str = HOST, log: Optional[Path] = None,
                  note: Callable[[str], None] = lambda text: None) -> subprocess.Popen:
     """`mlflow ui` for the store at `uri`, in its own process group (so that stop_server ends
     its workers too), run from the database's directory: artifacts of experiments created from
-    the UI land next to it, not wherever the command ran. Returns once it answers."""
+    the UI land next to it, not wherever the command ran. Returns once it answers. It ends when
+    the thread that called this does (Linux's parent death is the thread's): call it from the
+    one that lives as long as the server should, as the `ui` command's main thread."""
     if port_taken(port, host):
         raise UIError(f"port {port} on {host} is in use (another MLflow UI?); choose another "
                       "with --port")
@@ -85,7 +102,8 @@ def start_server(uri: str, port: int, host: str = HOST, log: Optional[Path] = No
     where = db.resolve().parent if db else Path.cwd()
     sink = open(log, "w") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
+        [sys.executable, "-c", WITH_PARENT, str(os.getpid()),
+         sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
          "--port", str(port), "--workers", "1"],
         cwd=where, stdout=sink, stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         start_new_session=True)

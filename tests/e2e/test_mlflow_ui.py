@@ -344,7 +344,8 @@ def local_experiment(tmp_path: Path) -> tuple[Path, str]:
     return directory, parent
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGHUP"])  # Ctrl+C, or its terminal closed
+# Ctrl+C, its terminal closed, or killed outright (no clean-up of its own can run)
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGHUP", "SIGKILL"])
 def test_ui_serves_a_sqlite_store_until_ctrl_c(tmp_path, cli, sig):
     directory, parent = local_experiment(tmp_path)
     port = free_port()
@@ -371,7 +372,8 @@ def test_ui_serves_a_sqlite_store_until_ctrl_c(tmp_path, cli, sig):
         assert "Traceback" not in busy.stderr
 
         ui.send_signal(getattr(signal, sig))
-        assert ui.wait(300) == 0, ui.stderr.read()  # generous: only a hang fails it
+        ended = 0 if sig != "SIGKILL" else -signal.SIGKILL
+        assert ui.wait(300) == ended, ui.stderr.read()  # generous: only a hang fails it
     finally:
         if ui.poll() is None:
             ui.kill()
