@@ -178,7 +178,7 @@ class PromotionASHA(FIFOScheduler):
     def on_trial_result_seen(self, trial_id: str, result: dict) -> None:
         """Every result of every trial (PASHA keeps the curves)."""
 
-    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+    def choose_trial_to_run(self, tune_controller: Any) -> Optional[Trial]:
         trials = tune_controller.get_trials()
         paused = {t.trial_id: t for t in trials if t.status == Trial.PAUSED
                   and t.trial_id in self.paused}

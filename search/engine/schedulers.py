@@ -85,7 +85,7 @@ class Recording:
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
         super().on_trial_remove(_Telling(tune_controller, self), trial)
 
-    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+    def choose_trial_to_run(self, tune_controller: Any) -> Optional[Trial]:
         chosen = super().choose_trial_to_run(tune_controller)
         if chosen is None:
             self._stop_stranded(tune_controller)
