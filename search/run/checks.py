@@ -69,49 +69,39 @@ def storage_problems(storage: StoragePath, console: Any) -> list[Problem]:
     return []
 
 
+# The CIFAR datasets by the torchvision classes that read them: the files a node needs are the
+# ones those classes open (and md5-check), and the official archive the one they fetch; asked
+# of torchvision only for a CIFAR dataset (resnet_core/data/sources.py says what loading it
+# costs).
+TORCHVISION_CLASSES = {"cifar10": "CIFAR10", "cifar100": "CIFAR100"}
+
+
+def _torchvision_class(dataset: str) -> Any:
+    return getattr(torchvision_module().datasets, TORCHVISION_CLASSES[dataset])
+
+
+def _cifar_files(dataset: str) -> list[str]:
+    cls = _torchvision_class(dataset)
+    names = [file for file, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    return [f"{cls.base_folder}/"] + [f"{cls.base_folder}/{file}" for file in names]
+
+
 # What each dataset of resnet_core's registry (resnet_core/data/datasets.py DATASETS) reads under
 # data.root, as paths relative to it ("x/" a directory): what a node must have to train on it.
-# The CIFAR files are the ones torchvision opens (and md5-checks) for those classes, asked of
-# torchvision only for a CIFAR dataset (resnet_core/data/sources.py says what loading it costs).
-def _torchvision_files(name: str) -> Callable[[], list[str]]:
-    def files() -> list[str]:
-        cls = getattr(torchvision_module().datasets, name)
-        names = [file for file, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-        return [f"{cls.base_folder}/"] + [f"{cls.base_folder}/{file}" for file in names]
-
-    return files
-
-
 DATA_FILES: dict[str, Callable[[], list[str]]] = {
-    "cifar10": _torchvision_files("CIFAR10"),
-    "cifar100": _torchvision_files("CIFAR100"),
+    **{dataset: (lambda d=dataset: _cifar_files(d)) for dataset in TORCHVISION_CLASSES},
     "imagefolder": lambda: ["train/"],  # class folders inside; test/ is optional
 }
 NO_FILES = frozenset({"digits", "synthetic"})  # generated in the process: nothing to check
 
 
-def _torchvision_archive(name: str) -> Callable[[], tuple[str, str, str]]:
-    def archive() -> tuple[str, str, str]:  # (archive, its address, the folder it makes)
-        cls = getattr(torchvision_module().datasets, name)
-        return cls.filename, cls.url, cls.base_folder
-
-    return archive
-
-
-# The official archive a node without a dataset's files can be given (what torchvision fetches).
-DATA_ARCHIVES: dict[str, Callable[[], tuple[str, str, str]]] = {
-    "cifar10": _torchvision_archive("CIFAR10"),
-    "cifar100": _torchvision_archive("CIFAR100"),
-}
-
-
 def data_fix(dataset: str, root: str, download: bool) -> str:
     """What to do about nodes that cannot read `dataset`'s files under `root`."""
     fix = "copy the dataset to that path on those nodes or mount it there (e.g. NFS)"
-    if dataset in DATA_ARCHIVES:
-        archive, url, folder = DATA_ARCHIVES[dataset]()
-        fix += (f", e.g. extract the official archive {archive} ({url}) into {root} on each "
-                f"(it makes {root}/{folder}/)")
+    if dataset in TORCHVISION_CLASSES:
+        cls = _torchvision_class(dataset)
+        fix += (f", e.g. extract the official archive {cls.filename} ({cls.url}) into {root} "
+                f"on each (it makes {root}/{cls.base_folder}/)")
         if not download:
             fix += ", or set data.download: true where the nodes have internet"
     return fix

@@ -244,7 +244,9 @@ def journaled(experiment: Path, trial_id: str) -> list[int]:
     """The epochs of every result the drivers saw of a trial, in order (the record's journal,
     search/experiment/journal.py): an epoch trained again after a driver was killed is there
     twice."""
-    return [json.loads(line)["epoch"] for line in read_journal(experiment, trial_id) or []]
+    lines = read_journal(experiment, trial_id)
+    assert lines is not None, f"the driver kept no journal of trial {trial_id}"
+    return [json.loads(line)["epoch"] for line in lines]
 
 
 def once_each(epochs: list[int]) -> list[int]:

@@ -5,13 +5,11 @@ MLflow's tags, the record)."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from driving import SMALL_DATA, runs_of, steps
+from driving import SMALL_DATA, journaled, runs_of, steps
 
-from search.experiment.journal import read_journal
 from search.spec.outcome import Outcome
 from search.experiment.record import Experiment
 
@@ -67,7 +65,7 @@ def test_hyperband_pauses_resumes_and_stops_trials_and_every_part_says_so(
     # A trial paused and run on from its checkpoint reported each epoch once: in the driver's
     # journal of every result it saw, and in MLflow.
     for trial_id, paused_at in resumed.items():
-        journal = [json.loads(line)["epoch"] for line in read_journal(experiment, trial_id)]
+        journal = journaled(experiment, trial_id)
         assert journal == list(range(1, recorded[trial_id].epochs + 1))
         assert recorded[trial_id].epochs > int(paused_at)  # it went on after the pause
         assert steps(client, runs[trial_id]) == journal

@@ -9,14 +9,12 @@ in test_exact_resume.py."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
-from driving import SMALL_DATA, runs_of, steps
+from driving import SMALL_DATA, journaled, runs_of, steps
 
-from search.experiment.journal import read_journal
 from search.experiment.record import Experiment
 from search.spec.outcome import Outcome
 from search.spec.schedulers import SCHEDULERS
@@ -57,7 +55,7 @@ def test_a_method_pauses_promotes_and_stops_trials_in_a_real_launch(
     runs = {child.data.tags["trial_id"]: child for child in children}
     assert set(runs) == set(recorded)
     for trial_id, trial in recorded.items():
-        journal = [json.loads(line)["epoch"] for line in read_journal(experiment, trial_id)]
+        journal = journaled(experiment, trial_id)
         assert journal == list(range(1, trial.epochs + 1)), (trial_id, journal)
         assert steps(client, runs[trial_id]) == journal
     for trial_id, paused_at in resumed.items():
@@ -104,7 +102,7 @@ def test_dehb_trains_each_trial_for_the_budget_it_gave_in_a_real_launch(
     client, _, children = runs_of(spec["tracking"]["mlflow_uri"])
     runs = {child.data.tags["trial_id"]: child for child in children}
     for trial_id, trial in recorded.items():
-        journal = [json.loads(line)["epoch"] for line in read_journal(experiment, trial_id)]
+        journal = journaled(experiment, trial_id)
         assert journal == list(range(1, trial.epochs + 1)), (trial_id, journal)
         assert steps(client, runs[trial_id]) == journal
         tags = runs[trial_id].data.tags
