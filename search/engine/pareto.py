@@ -14,6 +14,8 @@ and their modes (`max`/`min` per objective, turned into code only by search.spec
 - `order`: rank first, then the larger crowding distance within the rank, then the input order:
   what MO-ASHA (Schmucker et al. 2021, "Multi-objective multi-fidelity hyperparameter
   optimization with application to fairness") promotes by at a rung, NSGA-II's selection.
+- `best_first`, `score`: a scheduler's rung ranked by these rules (MO-ASHA), a result's score
+  there (signed so that larger is better; one objective: the plain signed value).
 - `hypervolume`: the volume the points dominate up to a reference point (Zitzler & Thiele 1998),
   in the objectives' own units; a point not better than the reference in every objective adds
   nothing.
@@ -28,7 +30,7 @@ through search.engine.compat, whose test checks they still exist).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence, Union
 
 import numpy as np
 
@@ -114,4 +116,27 @@ def hypervolume(points: Sequence[Point], modes: Sequence[str], reference: Point)
     return float(compat.hypervolume(inside, ref)) if len(inside) else 0.0
 
 
-__all__ = ["crowding", "front", "hypervolume", "losses", "order", "ranks"]
+# A trial's score at a rung, larger better: one signed value, or one per objective.
+Score = Union[float, tuple]
+
+
+def best_first(rung: Mapping[str, Score]) -> list[str]:
+    """The trials of a rung best first (pure): by value (larger is better), or with several
+    objectives by non-dominated rank, then crowding distance; ties by the order recorded."""
+    ids = list(rung)
+    if ids and isinstance(rung[ids[0]], (tuple, list)):  # (a list: read back from JSON)
+        width = len(rung[ids[0]])
+        return [ids[i] for i in order([tuple(rung[t]) for t in ids], ["max"] * width)]
+    return sorted(ids, key=lambda t: -rung[t])
+
+
+def score(result: dict, objectives: Sequence[tuple[str, str]]) -> Score:
+    """A result's score (pure): its signed value of the objective (-inf when not finite), or a
+    tuple of them with several objectives."""
+    signed = tuple(objective.sign(mode) * value for value, (_, mode) in
+                   zip(objective.point(result, objectives), objectives))
+    return signed if len(signed) > 1 else signed[0]
+
+
+__all__ = ["Score", "best_first", "crowding", "front", "hypervolume", "losses", "order", "ranks",
+           "score"]

@@ -26,7 +26,13 @@ decides exactly as the killed one would have, and a trial that waited paused bef
 waits again (Tune resumes every unfinished trial as PENDING: it is put back to PAUSED when it
 is added, before Tune starts it).
 
-The pure rules (`promotable`, `soft_ranking_changed`, `noise_epsilon`) have table tests.
+With several objectives (`objectives`: (metric, mode) of each) promotion ASHA is MO-ASHA
+(Schmucker et al. 2021): a trial's score at a rung is its vector of objectives and a rung is
+ranked by non-dominated sorting with NSGA-II's crowding distance breaking ties
+(search.engine.pareto.best_first); a static objective (params, FLOPs) is known from the first rung on.
+
+The pure rules (`promotable`, `soft_ranking_changed`, `noise_epsilon`) have table
+tests.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ import numpy as np
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from search.engine.pareto import Score, best_first, score
+
 # Outcomes a trial reports on the result it ends with (search.experiment.outcome): such a trial
 # is never paused, its function returns after that result.
 ENDING = frozenset({"diverged", "oom", "invalid"})
@@ -45,13 +53,13 @@ ENDING = frozenset({"diverged", "oom", "invalid"})
 
 # ---- the pure rules ---------------------------------------------------------------------------
 
-def promotable(rung: Mapping[str, float], promoted: Iterable[str], eta: float,
+def promotable(rung: Mapping[str, Score], promoted: Iterable[str], eta: float,
                waiting: Iterable[str]) -> list[str]:
     """The trials of a rung that may be promoted now, best first: those among its top
-    floor(n / eta) of the n recorded (larger is better; ties by the order recorded) that were
-    not promoted yet and wait in `waiting` (pure)."""
+    floor(n / eta) of the n recorded (`best_first`) that were not promoted yet and wait in
+    `waiting` (pure)."""
     top = int(len(rung) / eta + 1e-9)
-    ranked = sorted(rung, key=lambda t: -rung[t])[:top]
+    ranked = best_first(rung)[:top]
     done, ready = set(promoted), set(waiting)
     return [t for t in ranked if t not in done and t in ready]
 
@@ -125,13 +133,15 @@ class PromotionASHA(FIFOScheduler):
     `max_t`, lowest first (search.spec.schedulers.asha_rungs)."""
 
     def __init__(self, *, time_attr: str, max_t: int, milestones: Sequence[int],
-                 reduction_factor: float) -> None:
+                 reduction_factor: float, objectives: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__()
         self.time_attr, self.max_t, self.eta = time_attr, int(max_t), float(reduction_factor)
         self.milestones = [int(m) for m in milestones]
         self.objective: Optional[str] = None
         self.sign = 1.0
-        self.rungs: list[dict[str, float]] = [{} for _ in self.milestones]
+        # Several objectives: (metric, mode) of each; () ranks by Tune's metric and mode.
+        self.objectives = [tuple(o) for o in objectives]
+        self.rungs: list[dict[str, Score]] = [{} for _ in self.milestones]
         self.promoted: list[set[str]] = [set() for _ in self.milestones]
         self.paused: dict[str, int] = {}  # trial id -> the rung it waits at
 
@@ -159,10 +169,7 @@ class PromotionASHA(FIFOScheduler):
         rung = self._reached(trial.trial_id, epoch)
         if rung is None:
             return TrialScheduler.CONTINUE
-        value = result.get(self.objective)
-        score = self.sign * float(value) if value is not None and math.isfinite(value) \
-            else -math.inf
-        self.rungs[rung][trial.trial_id] = score
+        self.rungs[rung][trial.trial_id] = score(result, self.ranked_by())
         self.on_recorded(trial.trial_id, rung, epoch, result)
         # The slot this trial frees would promote the highest promotable trial: if that is
         # itself, it goes on without a pause.
@@ -205,6 +212,12 @@ class PromotionASHA(FIFOScheduler):
                 f"{len(self.paused)} paused")
 
     # -- the rule --
+    def ranked_by(self) -> list[tuple[str, str]]:
+        """(metric, mode) of each objective a rung is ranked by."""
+        if getattr(self, "objectives", None):  # (pickled before several objectives: none)
+            return self.objectives
+        return [(str(self.objective), "max" if self.sign > 0 else "min")]
+
     def top_level(self) -> int:
         """The highest level (index into milestones + [max_t]) a trial may be promoted to."""
         return len(self.milestones)
@@ -238,8 +251,7 @@ class PromotionASHA(FIFOScheduler):
         # Each rung as [trial id, value] pairs in the order recorded: ties are broken by that
         # order (`promotable`), and the record writes JSON with its keys sorted.
         return {"milestones": self.milestones,
-                "rungs": [[[t, None if v == -math.inf else v] for t, v in rung.items()]
-                          for rung in self.rungs],
+                "rungs": [[[t, _saved(v)] for t, v in rung.items()] for rung in self.rungs],
                 "promoted": [sorted(p) for p in self.promoted],
                 "paused": dict(self.paused)}
 
@@ -250,8 +262,8 @@ class PromotionASHA(FIFOScheduler):
             raise ValueError(f"the saved state has rungs at epochs {state.get('milestones')} "
                              f"but this scheduler has them at {self.milestones}")
         # (a state saved before the pairs has each rung as a mapping, its order lost)
-        self.rungs = [{t: (-math.inf if v is None else float(v))
-                       for t, v in (rung.items() if isinstance(rung, dict) else rung)}
+        self.rungs = [{t: _loaded(v) for t, v in (rung.items() if isinstance(rung, dict)
+                                                  else rung)}
                       for rung in state["rungs"]]
         self.promoted = [set(p) for p in state["promoted"]]
         self.paused = {t: int(r) for t, r in state["paused"].items()}
@@ -298,6 +310,19 @@ class PASHA(PromotionASHA):
             self.top, self.epsilon = int(state["top"]), float(state["epsilon"])
             self.curves = {t: {int(e): float(v) for e, v in c.items()}
                            for t, c in state["curves"].items()}
+
+
+def _saved(value: Score) -> Any:
+    """A score as JSON: -inf (no finite value) as null, a vector as a list."""
+    if isinstance(value, tuple):
+        return [_saved(v) for v in value]
+    return None if value == -math.inf else value
+
+
+def _loaded(value: Any) -> Score:
+    if isinstance(value, list):
+        return tuple(_loaded(v) for v in value)
+    return -math.inf if value is None else float(value)
 
 
 def _searcher_call(tune_controller: Any, name: str, trial_id: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
@@ -15,12 +15,14 @@ from search.engine.rung_sampler import BOHBSampler
 from search.engine.space import define_by_run, optuna_params, sample
 from search.engine.trial_states import OPTUNA_STATE
 from search.engine.warm import Knowledge, tell
+from search.spec.objective import constraint_key, violation
 from search.spec.points import order
 
 if TYPE_CHECKING:
     from search.spec.model import Sampler, SearchSpec
 
-# Each entry turns a validated `sampler:` section into an Optuna sampler instance.
+# Each entry turns a validated `sampler:` section into an Optuna sampler instance. Those that take
+# constraints read them from each told trial (`Trial.set_constraint`, Optuna >= 5).
 SAMPLERS: dict[str, Callable[[Any], optuna.samplers.BaseSampler]] = {
     "tpe": lambda s: optuna.samplers.TPESampler(
         seed=s.seed, n_startup_trials=s.n_startup_trials, multivariate=s.multivariate,
@@ -31,6 +33,12 @@ SAMPLERS: dict[str, Callable[[Any], optuna.samplers.BaseSampler]] = {
         seed=s.seed, n_startup_trials=s.n_startup_trials, sigma0=s.sigma0,
         warn_independent_sampling=False),
     "random": lambda s: optuna.samplers.RandomSampler(seed=s.seed),
+    "nsga2": lambda s: optuna.samplers.NSGAIISampler(
+        seed=s.seed, population_size=s.population_size, crossover_prob=s.crossover_prob,
+        swapping_prob=s.swapping_prob),
+    "nsga3": lambda s: optuna.samplers.NSGAIIISampler(
+        seed=s.seed, population_size=s.population_size, crossover_prob=s.crossover_prob,
+        swapping_prob=s.swapping_prob),
     "qmc": lambda s: optuna.samplers.QMCSampler(
         seed=s.seed, qmc_type=s.qmc_type, scramble=s.scramble, warn_independent_sampling=False),
     # BOHB's model: TPE at the highest rung with enough results, a random share (its budgets
@@ -66,12 +74,15 @@ def build_searcher(spec: SearchSpec, ledger: Ledger,
     if isinstance(sampler, DEHBSampler):  # the spec pairs it with `scheduler: dehb`
         sampler.fit(order(space), spec.scheduler.min_epochs, spec.budget.max_epochs,
                     spec.scheduler.reduction_factor)
-    common = dict(space=define_by_run(space), metric=spec.objective.metric,
-                  mode=spec.objective.mode, sampler=sampler)
+    several = spec.objective_pairs
+    common = dict(space=define_by_run(space), sampler=sampler,
+                  metric=[m for m, _ in several] if several else spec.objective.metric,
+                  mode=[m for _, m in several] if several else spec.objective.mode)
     if spec.sampler.stopped_trials == "complete":
         searcher = OptunaSearch(**common)  # stock Ray behaviour, kept for comparison
     else:
-        searcher = FidelityAwareOptunaSearch(**common, ledger=ledger)
+        searcher = FidelityAwareOptunaSearch(
+            **common, ledger=ledger, constraints=tuple(c.triple() for c in spec.constraints))
     if warm is not None:
         tell(compat.optuna_study(searcher), space, warm)
     return searcher
@@ -94,10 +105,12 @@ class FidelityAwareOptunaSearch(OptunaSearch):
     is usually the one that has the ledger decide.
     """
 
-    def __init__(self, *args: Any, ledger: Ledger, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, ledger: Ledger,
+                 constraints: Sequence[tuple[str, str, float]] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ledger = ledger
         self.define = kwargs.get("space")  # the DefineByRun: its space, for `adopt`
+        self.constraints = tuple(constraints)
 
     def restore(self, checkpoint_path: str) -> None:
         # Ray restores a searcher by updating its __dict__ from the snapshot's pickle, which
@@ -141,6 +154,8 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         return ask(trial.number) if trial is not None and ask is not None else None
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if isinstance(self.metric, list):
+            return  # Optuna keeps no intermediate values for several objectives
         value = result.get(self.metric)
         live = compat.optuna_trials(self)
         if trial_id in compat.told_trials(self) or trial_id not in live or value is None \
@@ -155,6 +170,13 @@ class FidelityAwareOptunaSearch(OptunaSearch):
             return
         end = self.ledger.end(trial_id, errored=error, last=result or None)
         state = OPTUNA_STATE[end.outcome]
-        value = end.last.get(self.metric) if state == optuna.trial.TrialState.COMPLETE else None
+        value = None
+        if state == optuna.trial.TrialState.COMPLETE:
+            value = [end.last.get(m) for m in self.metric] if isinstance(self.metric, list) \
+                else end.last.get(self.metric)
+        if state != optuna.trial.TrialState.FAIL:  # (pickled before constraints: none)
+            for metric, side, bound in getattr(self, "constraints", ()):
+                live[trial_id].set_constraint(constraint_key(metric, side, bound),
+                                              violation(end.last.get(metric), side, bound))
         compat.optuna_study(self).tell(live[trial_id], value, state=state)
         told.add(trial_id)

@@ -28,6 +28,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from search.engine import compat
 from search.engine.budget import BudgetedGenerator, hold_place
 from search.engine.ledger import Ledger
+from search.engine.moasha import MOASHA
 from search.engine.promotion import PASHA, PromotionASHA
 from search.spec.schedulers import SCHEDULERS, TIME_ATTR
 
@@ -194,6 +195,10 @@ class RecordingASHA(Recording, ASHAScheduler):
         compat.set_asha_num_stopped(self, int(state.get("num_stopped", 0)))
 
 
+class RecordingMOASHA(RecordingASHA, MOASHA):
+    """MO-ASHA (search.engine.moasha), its state as ASHA's: rungs of score vectors."""
+
+
 class RecordingFIFO(Recording, FIFOScheduler):
     """FIFO stops no trial: its ledger is never told of a stop, and it has no state."""
 
@@ -222,7 +227,8 @@ class RecordingPASHA(Recording, PASHA):
 # The Ray classes whose state the engine saves exactly (all of it, or there is none), under the
 # class names the tuner.pkl files of earlier versions know them by.
 EXACT: dict[type, type] = {ASHAScheduler: RecordingASHA, FIFOScheduler: RecordingFIFO,
-                           PromotionASHA: RecordingPromotionASHA, PASHA: RecordingPASHA}
+                           PromotionASHA: RecordingPromotionASHA, PASHA: RecordingPASHA,
+                           MOASHA: RecordingMOASHA}
 
 
 def ray_class(path: str) -> type:
@@ -249,13 +255,17 @@ def recording(scheduler_class: type) -> type:
 # Made as the module loads, for every entry of the registry: a tuner.pkl refers to its
 # scheduler's class by name, and a resumed launch must find it before it builds anything.
 for _entry in SCHEDULERS.values():
-    recording(ray_class(_entry.ray_class))
+    for _path in {_entry.ray_class, _entry.several_ray_class} - {None}:
+        recording(ray_class(_path))
 
 
-def build_scheduler(section: SchedulerEntry, max_epochs: int, ledger: Ledger) -> TrialScheduler:
-    """The scheduler of a `scheduler:` section, as a launch and a replay run it."""
-    return recording(ray_class(section.ray_class))(ledger=ledger,
-                                                   **section.ray_kwargs(max_epochs))
+def build_scheduler(section: SchedulerEntry, max_epochs: int, ledger: Ledger,
+                    objectives: tuple = ()) -> TrialScheduler:
+    """The scheduler of a `scheduler:` section, as a launch and a replay run it; `objectives`:
+    (metric, mode) of each when there are several (search.spec.job.TrialJob.objectives)."""
+    made = recording(ray_class(section.ray_class_for(objectives)))
+    return made(ledger=ledger, **section.ray_kwargs(max_epochs),
+                **section.objective_kwargs(objectives))
 
 
 class SchedulerRecord(Callback):

@@ -121,7 +121,7 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
     seed_everything(seed or 0)
     metric, mode, max_epochs = spec.objective.metric, spec.objective.mode, spec.budget.max_epochs
     ledger = Ledger(max_epochs, stop_tag=spec.scheduler.stop_tag)
-    scheduler = build_scheduler(spec.scheduler, max_epochs, ledger)
+    scheduler = build_scheduler(spec.scheduler, max_epochs, ledger, spec.objective_pairs)
     scheduler.set_search_properties(metric, mode)
     searcher = build_searcher(spec, ledger, warm)
     out = Replay(searcher=searcher, scheduler=scheduler)

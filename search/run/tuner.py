@@ -42,7 +42,8 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
     (search/engine/warm.py) knows before it proposes anything. A resumed one has it in its
     pickled study."""
     ledger = Ledger(spec.budget.max_epochs, stop_tag=spec.scheduler.stop_tag)
-    scheduler = build_scheduler(spec.scheduler, spec.budget.max_epochs, ledger)
+    scheduler = build_scheduler(spec.scheduler, spec.budget.max_epochs, ledger,
+                                spec.objective_pairs)
     mirror = MlflowMirror(uri, parent, job, ledger,
                           conditional=[name for name, p in spec.space.items() if p.when])
     printer = ProgressPrinter(spec.objective.metric, spec.budget.max_epochs, spec.budget.trials,
@@ -183,7 +184,8 @@ def with_budget(tuner: tune.Tuner, ours: Parts, spec: SearchSpec, job: TrialJob)
     state is loaded into it next). Parts unpickle with the budget they were made with."""
     budget = spec.budget
     if ours.ledger.max_epochs != budget.max_epochs:
-        scheduler = build_scheduler(spec.scheduler, budget.max_epochs, ours.ledger)
+        scheduler = build_scheduler(spec.scheduler, budget.max_epochs, ours.ledger,
+                                    spec.objective_pairs)
         compat.set_tuner_scheduler(tuner, scheduler)
         ours.scheduler_record.scheduler = scheduler
         ours = replace(ours, scheduler=scheduler)

@@ -20,6 +20,10 @@ class TrialJob:
     metric: str  # the objective
     mode: str
     data: DataConfig = field(default_factory=DataConfig)  # its root made absolute by the launch
+    # Several objectives: (metric, mode) of each, the primary (`metric`, `mode`) first; () for
+    # one. Constraints: (metric, "max"/"min", bound) of each (search.spec.objective.violation).
+    objectives: tuple[tuple[str, str], ...] = ()
+    constraints: tuple[tuple[str, str, float], ...] = ()
 
     def train_config(self, params: dict, registries: bool = True) -> TrainConfig:
         """One trial's config: fixed, then sampled params, then epochs from the budget. A value
@@ -34,6 +38,11 @@ class TrialJob:
         if reasons:
             raise ValueError("; ".join(reasons))
         return TrainConfig(**{k: schema.coerce(k, v) for k, v in merged.items()})
+
+    @property
+    def all_objectives(self) -> tuple[tuple[str, str], ...]:
+        """(metric, mode) of every objective, the primary first (one for a single one)."""
+        return self.objectives or ((self.metric, self.mode),)
 
     def worst(self) -> float:
         """The objective's value for a trial that produced no model."""

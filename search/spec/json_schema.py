@@ -50,7 +50,9 @@ def field_schema(name: str, cls: type = TrainConfig) -> dict[str, Any]:
 SECTIONS = {
     "name": "the experiment: its directory under storage_path and its MLflow experiment",
     "data": "the data every trial trains on (not searched)",
-    "objective": "what the search optimises, per epoch",
+    "objective": "what the search optimises, per epoch: one {metric, mode}, or a list of them "
+                 "(several objectives: a Pareto front; the first is the primary one)",
+    "constraints": "bounds a trial must hold to count, e.g. {metric: params, max: 1.0e6}",
     "budget": "how much the search may spend",
     "trial": "what one trial gets and how its failures are handled",
     "sampler": "the searcher that proposes each trial's configuration (Optuna)",
@@ -88,6 +90,10 @@ FIELDS = {
     "random_fraction": "share of proposals drawn at random",
     "min_points": "results a rung needs before the model is fitted there (null: parameters + 1)",
     "n_ei_candidates": "candidates scored per proposal",
+    "population_size": "trials per generation",
+    "swapping_prob": "chance that a crossover takes each parameter from the other parent",
+    "max": "the largest value a trial may have",
+    "min": "the smallest value a trial may have",
     "grace_period": "epochs every trial runs before it can be stopped",
     "reduction_factor": "1/reduction_factor of the trials go on at each rung",
     "brackets": "ASHA brackets (1: the usual)",

@@ -16,7 +16,7 @@ import os
 import unicodedata
 from os import PathLike
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional, Union
+from typing import Annotated, Any, Callable, ClassVar, Literal, Optional, Union
 from urllib.parse import urlsplit
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
@@ -29,7 +29,7 @@ from search.spec.params import STRICT, ChoiceParam, FloatParam, IntParam, Param,
 from search.spec.problems import (Problem, Problems, SpecError, join_loc, problems_from,
                                   show)
 from search.spec.redact import spec_at_rest
-from search.spec.schedulers import DEFAULT, Scheduler
+from search.spec.schedulers import DEFAULT, SCHEDULERS, Scheduler
 from search.spec.warm import WarmStart, point_problems
 from search.spec.yaml_io import load_yaml
 
@@ -163,6 +163,43 @@ class Objective(BaseModel):
         return self
 
 
+class Constraint(BaseModel):
+    """A bound a trial must hold to count (`{metric: params, max: 1.0e6}`): Optuna's samplers
+    that take constraints learn where the feasible region is, and the Pareto front and the
+    winner are chosen among the trials that hold every bound (at their last epoch)."""
+
+    model_config = STRICT
+    metric: Literal[objective.METRICS]  # type: ignore[valid-type]
+    max: Optional[float] = None
+    min: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Constraint:
+        if (self.max is None) == (self.min is None):
+            given = {k: v for k, v in (("max", self.max), ("min", self.min)) if v is not None}
+            raise Problems([Problem("", given, f"constraint on {self.metric} has "
+                                    f"{' and '.join(given) or 'no bound'} but needs exactly "
+                                    "one of max or min")])
+        return self
+
+    def triple(self) -> tuple[str, str, float]:
+        side = "max" if self.max is not None else "min"
+        return self.metric, side, float(getattr(self, side))
+
+
+def objectives_problem(items: Any) -> Optional[Problem]:
+    """Why a list of objectives (validated one by one) cannot be searched together, or None:
+    each names a different metric."""
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if item.metric in seen:
+            return Problem(f"[{index}].metric", item.metric, f"metric is {item.metric!r} but "
+                           f"objective[{seen[item.metric]}] names it already; each objective "
+                           "names a different metric")
+        seen[item.metric] = index
+    return None
+
+
 class Budget(BaseModel):
     model_config = STRICT
     trials: int = Field(ge=1)
@@ -193,6 +230,8 @@ class TrialSpec(BaseModel):
 
 class _Sampler(BaseModel):
     model_config = STRICT
+    # Whether it searches several objectives at once (a list `objective`); the others refuse one.
+    several_objectives: ClassVar[bool] = False
     seed: Optional[int] = Field(0, ge=0, lt=2**32)  # numpy's seed range
     # How trials that ASHA stopped early reach Optuna: "pruned" keeps TPE from mixing partial
     # and full-budget results; "complete" is stock Ray behaviour.
@@ -201,6 +240,7 @@ class _Sampler(BaseModel):
 
 class TPE(_Sampler):
     type: Literal["tpe"] = "tpe"
+    several_objectives: ClassVar[bool] = True
     n_startup_trials: int = Field(10, ge=0)
     multivariate: bool = True
     constant_liar: bool = True
@@ -208,6 +248,7 @@ class TPE(_Sampler):
 
 class GP(_Sampler):
     type: Literal["gp"] = "gp"
+    several_objectives: ClassVar[bool] = True
     n_startup_trials: int = Field(10, ge=0)
 
 
@@ -219,10 +260,12 @@ class CmaEs(_Sampler):
 
 class RandomSampler(_Sampler):
     type: Literal["random"] = "random"
+    several_objectives: ClassVar[bool] = True
 
 
 class QMC(_Sampler):
     type: Literal["qmc"] = "qmc"
+    several_objectives: ClassVar[bool] = True
     qmc_type: Literal["sobol", "halton"] = "sobol"
     scramble: bool = True
 
@@ -257,7 +300,26 @@ class DEHBSampler(_Sampler):
                       "randtobest1_exp"] = "rand1_bin"
 
 
-Sampler = Annotated[Union[TPE, GP, CmaEs, RandomSampler, QMC, BOHB, DEHBSampler],
+class NSGA2(_Sampler):
+    """Optuna's NSGA-II (Deb et al. 2002): a genetic search for several objectives, its
+    population ranked by non-dominated sorting and crowding distance."""
+
+    type: Literal["nsga2"] = "nsga2"
+    several_objectives: ClassVar[bool] = True
+    population_size: int = Field(50, ge=2)
+    crossover_prob: float = Field(0.9, ge=0, le=1)
+    swapping_prob: float = Field(0.5, ge=0, le=1)
+
+
+class NSGA3(NSGA2):
+    """Optuna's NSGA-III (Deb & Jain 2014): NSGA-II with reference points in place of the
+    crowding distance, for three objectives or more."""
+
+    type: Literal["nsga3"] = "nsga3"  # type: ignore[assignment]
+
+
+SAMPLER_MODELS = (TPE, GP, CmaEs, RandomSampler, QMC, BOHB, DEHBSampler, NSGA2, NSGA3)
+Sampler = Annotated[Union[SAMPLER_MODELS],  # type: ignore[valid-type]
                     Field(discriminator="type")]
 
 
@@ -278,11 +340,24 @@ class Tracking(BaseModel):
     _database_path = field_validator("mlflow_uri")(rule(database_path_problem))
 
 
+def _one_or_a_list(schema: dict) -> None:
+    """The JSON Schema of `objective` as a user writes it: a mapping, or a list of them."""
+    items = schema.pop("items")
+    schema["anyOf"] = [items, {"type": "array", "items": items,
+                               "minItems": schema.pop("minItems", 1)}]
+    schema.pop("type", None)
+
+
 class SearchSpec(BaseModel):
     model_config = STRICT
     name: str
     data: DataSpec  # type: ignore[valid-type]
-    objective: Objective = Field(default_factory=Objective)
+    # `objective:` a mapping (one objective) or a list of them, the first the primary one;
+    # read through the `objective` (primary) and `objectives` properties.
+    objectives_: list[Objective] = Field(default_factory=lambda: [Objective()],
+                                         alias="objective", min_length=1,
+                                         json_schema_extra=_one_or_a_list)
+    constraints: list[Constraint] = Field(default_factory=list)
     budget: Budget
     trial: TrialSpec = Field(default_factory=TrialSpec)
     sampler: Sampler = Field(default_factory=TPE)
@@ -300,6 +375,67 @@ class SearchSpec(BaseModel):
     _flags: dict = PrivateAttr(default_factory=dict)
 
     _safe_name = field_validator("name")(rule(experiment_name_problem))
+
+    @field_validator("objectives_", mode="before")
+    @classmethod
+    def _one_or_several(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return value
+        if not isinstance(value, dict):
+            raise Problems([Problem("", value, f"objective is {show(value)} but must be a "
+                                    "mapping {metric, mode} or a list of them")])
+        try:  # one objective: its problems are named `objective.metric`, not `objective[0]...`
+            return [Objective.model_validate(value)]
+        except ValidationError as err:
+            raise Problems(problems_from(err, Objective)) from None
+
+    @field_validator("objectives_")
+    @classmethod
+    def _different_metrics(cls, value: list) -> list:
+        found = objectives_problem(value)
+        if found is not None:
+            raise Problems([found])
+        return value
+
+    @property
+    def objective(self) -> Objective:
+        """The primary objective: the only one, or the first of several."""
+        return self.objectives_[0]
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return tuple(self.objectives_)
+
+    @property
+    def objective_pairs(self) -> tuple[tuple[str, str], ...]:
+        """(metric, mode) of each objective when there are several (what the searcher, the
+        scheduler and the trial job rank by); () for one."""
+        if len(self.objectives_) < 2:
+            return ()
+        return tuple((o.metric, o.mode) for o in self.objectives_)
+
+    @model_validator(mode="after")
+    def _several_objectives_searchable(self) -> SearchSpec:
+        if len(self.objectives_) < 2:
+            return self
+        problems = []
+        if not self.sampler.several_objectives:
+            problems.append(Problem("sampler.type", self.sampler.type, f"sampler is "
+                                    f"{self.sampler.type!r} but the objective has "
+                                    f"{len(self.objectives_)} metrics; samplers for several "
+                                    f"objectives: {', '.join(several_objective_samplers())}"))
+        if not self.scheduler.several_objectives:
+            problems.append(Problem("scheduler.type", self.scheduler.type, f"scheduler is "
+                                    f"{self.scheduler.type!r} but the objective has "
+                                    f"{len(self.objectives_)} metrics; schedulers for several "
+                                    f"objectives: {', '.join(several_objective_schedulers())}"))
+        if self.warm_start is not None:
+            problems.append(Problem("warm_start", "...", "a warm start tells the search an "
+                                    "earlier search's values of one objective; it cannot warm "
+                                    "a search of several yet: remove warm_start"))
+        if problems:
+            raise Problems(problems)
+        return self
 
     @field_validator("scheduler")
     @classmethod
@@ -370,7 +506,9 @@ class SearchSpec(BaseModel):
         `data` replaces the spec's data config (the launch passes one with its root located)."""
         return TrialJob(fixed=dict(self.fixed), max_epochs=self.budget.max_epochs,
                         metric=self.objective.metric, mode=self.objective.mode,
-                        data=data or self.data_config())
+                        data=data or self.data_config(),
+                        objectives=self.objective_pairs,
+                        constraints=tuple(c.triple() for c in self.constraints))
 
     def data_config(self) -> DataConfig:
         return DataConfig(**self.data.model_dump())
@@ -398,7 +536,16 @@ class SearchSpec(BaseModel):
     def resolved(self) -> dict:
         """The full spec with defaults filled, JSON-safe (for MLflow and printing). A cold
         search has no `warm_start` key: its hash is the one it had before the section existed."""
-        dumped = self.model_dump(mode="json", by_alias=True)
+        dumped = self.model_dump(mode="json", by_alias=True, exclude_none=False)
+        # One objective is written as the mapping it was before lists existed, and a search
+        # without constraints has no key: a single-objective search keeps its hash.
+        if len(dumped["objective"]) == 1:
+            dumped["objective"] = dumped["objective"][0]
+        if not dumped.get("constraints"):
+            dumped.pop("constraints", None)
+        else:
+            dumped["constraints"] = [{k: v for k, v in c.items() if v is not None}
+                                     for c in dumped["constraints"]]
         if dumped.get("warm_start") is None:
             dumped.pop("warm_start", None)
         else:
@@ -432,6 +579,14 @@ class SearchSpec(BaseModel):
         relative to: the spec file's own directory, so that an experiment is the same whichever
         directory it is launched from (a spec built in code: the directory it was parsed in)."""
         return Path(self._base_dir or os.getcwd())
+
+
+def several_objective_samplers() -> list[str]:
+    return [m.model_fields["type"].default for m in SAMPLER_MODELS if m.several_objectives]
+
+
+def several_objective_schedulers() -> list[str]:
+    return [t for t, entry in SCHEDULERS.items() if entry.several_objectives]
 
 
 def dehb_pair_problem(sampler: str, scheduler: str) -> Optional[Problem]:

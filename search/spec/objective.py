@@ -1,7 +1,10 @@
 """Which way is better: the one place the objective's direction (`mode: max|min`) turns into code.
 
 Everything that ranks, compares or fills in a value for a trial that produced none goes through
-these functions; nothing else branches on the mode.
+these functions; nothing else branches on the mode. A search has one objective or several (the
+spec's `objective` is a mapping or a list); the first is the primary one, which the progress
+lines, the learning curves and every single-objective view read. `constraints` bound a metric
+from above (`max`) or below (`min`); `violation` is Optuna's convention for them (<= 0 holds).
 """
 
 from __future__ import annotations
@@ -54,3 +57,45 @@ def rank_key(value: Optional[float], mode: str) -> float:
 def better(a: Optional[float], b: Optional[float], mode: str) -> bool:
     """Whether `a` is strictly better than `b` (a missing value is never better)."""
     return rank_key(a, mode) < rank_key(b, mode)
+
+
+def saved_objectives(spec: dict) -> list[tuple[str, str]]:
+    """(metric, mode) of every objective of a saved resolved spec (the record's spec.json, an
+    MLflow parent's spec), the primary one first: its `objective` is a mapping or a list."""
+    raw = spec.get("objective") or {}
+    items = raw if isinstance(raw, list) else [raw]
+    return [(str(o.get("metric", "val_acc")), str(o.get("mode", "max"))) for o in items]
+
+
+def saved_constraints(spec: dict) -> list[tuple[str, str, float]]:
+    """(metric, "max" or "min", bound) of every constraint of a saved resolved spec."""
+    found = []
+    for item in spec.get("constraints") or []:
+        side = "max" if item.get("max") is not None else "min"
+        found.append((str(item["metric"]), side, float(item[side])))
+    return found
+
+
+def constraint_key(metric: str, side: str, bound: float) -> str:
+    """A constraint's name, as Optuna keeps it on a trial: `params<=1000000`."""
+    return f"{metric}{'<=' if side == 'max' else '>='}{bound:g}"
+
+
+def violation(value: Any, side: str, bound: float) -> float:
+    """How far `value` is beyond its bound (Optuna's constraint value: <= 0 holds); a missing or
+    non-finite value breaks it (inf)."""
+    if not finite(value):
+        return math.inf
+    return float(value) - bound if side == "max" else bound - float(value)
+
+
+def feasible(result: dict, constraints: Iterable[tuple[str, str, float]]) -> bool:
+    """Whether a result (one epoch's report) holds every constraint."""
+    return all(violation(result.get(m), side, bound) <= 0 for m, side, bound in constraints)
+
+
+def point(result: dict, objectives: Iterable[tuple[str, str]]) -> tuple[float, ...]:
+    """A result's value of every objective, the worst value where one is missing or not
+    finite (a trial that produced no model is dominated by every trial that did)."""
+    return tuple(float(result[m]) if finite(result.get(m)) else worst(mode)
+                 for m, mode in objectives)

@@ -31,7 +31,7 @@ state exactly (`search.engine.schedulers.EXACT`).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar, Literal, Mapping, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Mapping, Optional, Sequence, Union
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
@@ -55,6 +55,12 @@ class SchedulerEntry(BaseModel):
     # pairs, the rungs as the search ran (search.engine.schedulers.RecordingASHA); another
     # entry's `rungs` there, if any, is its own state, and its rungs are `rungs()`.
     records_rungs: ClassVar[bool] = False
+    # Whether it ranks trials by several objectives (a list `objective`): its Ray class then
+    # takes `objectives`, (metric, mode) of each, and ranks a rung by non-dominated sorting
+    # with a crowding tie-break (MO-ASHA, search.engine.pareto.order).
+    several_objectives: ClassVar[bool] = False
+    # The Ray class it runs with several objectives, where that is another one than `ray_class`.
+    several_ray_class: ClassVar[Optional[str]] = None
 
     @property
     def stop_tag(self) -> str:
@@ -67,6 +73,16 @@ class SchedulerEntry(BaseModel):
 
     def ray_kwargs(self, max_epochs: int) -> dict[str, Any]:
         return {}
+
+    def ray_class_for(self, objectives: Sequence[tuple[str, str]]) -> str:
+        """The import path of the Ray class a search of these objectives runs."""
+        return (self.several_ray_class or self.ray_class) if len(objectives) > 1 \
+            else self.ray_class
+
+    def objective_kwargs(self, objectives: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        """What its Ray class takes of several objectives: (metric, mode) of each, the primary
+        first; nothing for one (Tune hands it the metric and mode)."""
+        return {"objectives": [tuple(o) for o in objectives]} if len(objectives) > 1 else {}
 
     def budget_problems(self, max_epochs: int) -> list[Problem]:
         return []
@@ -97,6 +113,8 @@ class ASHA(SchedulerEntry):
     label: ClassVar[str] = "ASHA"
     ray_class: ClassVar[str] = "ray.tune.schedulers.AsyncHyperBandScheduler"
     records_rungs: ClassVar[bool] = True
+    several_objectives: ClassVar[bool] = True
+    several_ray_class: ClassVar[Optional[str]] = "search.engine.moasha.MOASHA"
 
     def ray_kwargs(self, max_epochs: int) -> dict[str, Any]:
         return dict(time_attr=TIME_ATTR, max_t=max_epochs, grace_period=self.grace_period,
@@ -188,6 +206,7 @@ class PromotionASHA(SchedulerEntry):
 
     label: ClassVar[str] = "promotion ASHA"
     ray_class: ClassVar[str] = "search.engine.promotion.PromotionASHA"
+    several_objectives: ClassVar[bool] = True
     paused_hold_place: ClassVar[bool] = False
 
     def ray_kwargs(self, max_epochs: int) -> dict[str, Any]:
@@ -211,6 +230,7 @@ class PASHA(PromotionASHA):
 
     label: ClassVar[str] = "PASHA"
     ray_class: ClassVar[str] = "search.engine.promotion.PASHA"
+    several_objectives: ClassVar[bool] = False  # its ranking test reads one value per trial
 
 
 class DEHB(SchedulerEntry):
@@ -267,6 +287,10 @@ class FIFO(SchedulerEntry):
 
     label: ClassVar[str] = "FIFO"
     ray_class: ClassVar[str] = "ray.tune.schedulers.FIFOScheduler"
+    several_objectives: ClassVar[bool] = True
+
+    def objective_kwargs(self, objectives: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        return {}  # it compares nothing
 
 
 # The registry: one entry per `scheduler.type`. The first is the default: promotion ASHA, as the

@@ -81,10 +81,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         "space": {"lr": {"float": [1e-3, 0.5], "log": True}},
     },
 }
-ORDER = ("name", "data", "objective", "budget", "trial", "sampler", "scheduler", "fixed",
+ORDER = ("name", "data", "objective", "constraints", "budget", "trial", "sampler", "scheduler", "fixed",
          "space", "tracking", "storage_path", "warm_start")
 # Sections a new search leaves out, shown as a commented example.
-EXAMPLES = {"warm_start": {"from": ["runs/an-earlier-search"], "top": 10}}
+EXAMPLES = {"warm_start": {"from": ["runs/an-earlier-search"], "top": 10},
+            "constraints": [{"metric": "params", "max": 1.0e6}]}
 _COLUMN = 40  # where comments start
 
 
@@ -136,7 +137,10 @@ def _mapping(schema: dict[str, Any], definition: dict[str, Any], given: dict[str
 
 
 def _resolve(schema: dict[str, Any], prop: dict[str, Any]) -> dict[str, Any]:
-    ref = prop.get("$ref")
+    """The definition a property refers to: its own `$ref`, or that of the first member of an
+    `anyOf` that has one (`objective`: a mapping, or a list of them)."""
+    ref = prop.get("$ref") or next((m["$ref"] for m in prop.get("anyOf", []) if "$ref" in m),
+                                   None)
     return schema["$defs"][ref.rsplit("/", 1)[1]] if ref else prop
 
 

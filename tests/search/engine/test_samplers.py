@@ -102,3 +102,67 @@ def test_the_state_told_to_optuna_is_the_ledgers_decision():
     assert searcher.ledger.ended("a").reason == "RuntimeError: boom"
     trial = run(searcher, "b", [0.3, 0.5])  # not decided before: the searcher has it decided
     assert trial.state is TrialState.PRUNED and searcher.ledger.ended("b").epochs == 2
+
+
+# --- several objectives, constraints ------------------------------------------------------------
+
+def make_several(max_epochs=2, stopped=(), constraints=(), sampler=None):
+    ledger = Ledger(max_epochs, stop_tag="asha")
+    for trial_id in stopped:
+        ledger.stop(trial_id)
+    return FidelityAwareOptunaSearch(
+        space=space, metric=["val_acc", "params"], mode=["max", "min"], ledger=ledger,
+        constraints=constraints, sampler=sampler or optuna.samplers.RandomSampler(seed=0))
+
+
+def run_several(searcher, trial_id, rows):
+    searcher.suggest(trial_id)
+    for epoch, row in enumerate(rows, 1):
+        searcher.on_trial_result(trial_id, {"epoch": epoch, **row})
+    searcher.on_trial_complete(trial_id, {"epoch": len(rows), **rows[-1]})
+    return searcher._ot_study.trials[-1]
+
+
+def test_several_objectives_are_told_as_one_vector_and_a_stopped_trial_as_pruned():
+    searcher = make_several(stopped=("b",))
+    done = run_several(searcher, "a", [{"val_acc": 0.3, "params": 9.0},
+                                       {"val_acc": 0.6, "params": 9.0}])
+    assert searcher._ot_study.directions == [optuna.study.StudyDirection.MAXIMIZE,
+                                             optuna.study.StudyDirection.MINIMIZE]
+    assert done.state is TrialState.COMPLETE and done.values == [0.6, 9.0]
+    assert done.intermediate_values == {}  # Optuna keeps none for several objectives
+    stopped = run_several(searcher, "b", [{"val_acc": 0.1, "params": 5.0}])
+    assert stopped.state is TrialState.PRUNED and stopped.values is None
+
+
+@pytest.mark.parametrize("bound, params, violation", [
+    ({"side": "max", "bound": 10.0}, 9.0, -1.0),   # holds
+    ({"side": "max", "bound": 10.0}, 12.0, 2.0),   # broken by 2
+    ({"side": "min", "bound": 10.0}, 12.0, -2.0),  # a lower bound holds
+    ({"side": "max", "bound": 10.0}, math.nan, math.inf),  # no value breaks it
+])
+def test_each_constraint_is_told_to_optuna_as_its_violation(bound, params, violation):
+    searcher = make_several(constraints=[("params", bound["side"], bound["bound"])])
+    told = run_several(searcher, "a", [{"val_acc": 0.5, "params": params}])
+    key = "params<=10" if bound["side"] == "max" else "params>=10"
+    assert told.constraints == {key: violation}
+
+
+def test_a_constrained_sampler_learns_feasibility_from_the_told_constraints():
+    """NSGA-II ranks a feasible trial above an infeasible one whatever their values: the
+    constraint values set on the trial reach the sampler (Optuna >= 5 reads them there)."""
+    from optuna.samplers.nsgaii._constraints_evaluation import _evaluate_penalty
+
+    searcher = make_several(constraints=[("params", "max", 10.0)],
+                            sampler=SAMPLERS["nsga2"](_sampler_spec("nsga2")))
+    run_several(searcher, "a", [{"val_acc": 0.9, "params": 50.0}])
+    run_several(searcher, "b", [{"val_acc": 0.2, "params": 5.0}])
+    penalties = list(_evaluate_penalty(searcher._ot_study.trials))
+    assert penalties == [40.0, 0.0]
+
+
+def _sampler_spec(kind):
+    from pydantic import TypeAdapter
+
+    from search.spec.model import Sampler
+    return TypeAdapter(Sampler).validate_python({"type": kind, "seed": 0})

@@ -281,3 +281,43 @@ def test_the_spec_hash_leaves_a_tracking_uris_secret_out():
     assert spec("postgresql://db2:5432/mlflow?user=u&password=old").spec_hash() != \
         old.spec_hash()
     assert old.resolved()["tracking"]["mlflow_uri"].endswith("password=old")  # kept in memory
+
+
+# --- several objectives and constraints ---------------------------------------------------------
+
+SEVERAL = [{"metric": "val_acc", "mode": "max"}, {"metric": "params", "mode": "min"}]
+
+
+def test_one_objective_keeps_its_resolved_form_and_hash():
+    """A spec written before lists existed is the same search: its mapping, its hash."""
+    one = parse_spec(MINIMAL)
+    listed = parse_spec({**MINIMAL, "objective": [{"metric": "val_acc", "mode": "max"}]})
+    assert one.resolved()["objective"] == {"metric": "val_acc", "mode": "max"}
+    assert "constraints" not in one.resolved()
+    assert listed.spec_hash() == one.spec_hash() and listed.objective_pairs == ()
+    assert one.job().objectives == () and one.job().all_objectives == (("val_acc", "max"),)
+
+
+def test_several_objectives_the_first_the_primary():
+    spec = parse_spec({**MINIMAL, "objective": SEVERAL,
+                       "constraints": [{"metric": "latency_ms", "max": 2.5},
+                                       {"metric": "val_acc", "min": 0.5}]})
+    assert (spec.objective.metric, spec.objective.mode) == ("val_acc", "max")
+    assert spec.objective_pairs == (("val_acc", "max"), ("params", "min"))
+    job = spec.job()
+    assert job.metric == "val_acc" and job.objectives == spec.objective_pairs
+    assert job.constraints == (("latency_ms", "max", 2.5), ("val_acc", "min", 0.5))
+    resolved = spec.resolved()
+    assert resolved["objective"] == SEVERAL
+    assert resolved["constraints"] == [{"metric": "latency_ms", "max": 2.5},
+                                       {"metric": "val_acc", "min": 0.5}]
+    again = parse_spec(json.loads(json.dumps(resolved)))  # the record's copy parses back
+    assert again.spec_hash() == spec.spec_hash() and again.job() == job
+    assert spec.with_overrides(max_epochs=3).objective_pairs == spec.objective_pairs
+    assert parse_spec({**MINIMAL, "objective": SEVERAL[::-1]}).spec_hash() != spec.spec_hash()
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "gp", "random", "qmc", "nsga2", "nsga3"])
+def test_every_sampler_for_several_objectives_parses(sampler):
+    spec = parse_spec({**MINIMAL, "objective": SEVERAL, "sampler": {"type": sampler}})
+    assert spec.sampler.several_objectives
