@@ -32,7 +32,8 @@ from typing import Optional
 from search.experiment.storage import StoragePath, is_local
 
 # Files of an experiment directory that Ray unpickles on restore (at any depth: trial dirs).
-PICKLED = ("*.pkl", "experiment_state-*.json")
+# (`search_gen_state-*.json`, the searcher wrappers' state, is a pickle despite its name.)
+PICKLED = ("*.pkl", "experiment_state-*.json", "search_gen_state-*.json")
 # Root may write anything anyway; a file it owns is no one else's.
 ROOT = 0
 

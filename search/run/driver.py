@@ -112,8 +112,9 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
             warm: Any = None) -> Ending:
     uri = record.location.tracking_uri
     if resumed:
+        # Restored first: a snapshot it refuses (search/experiment/snapshot.py) changes nothing.
+        tuner = restored_tuner(spec, job, record.directory, console)
         _tracked(uri, "reopen the parent run", lambda: store.reopen_parent(uri, parent))
-        tuner = restored_tuner(spec, job, record.directory)
     else:
         if reopened:  # the last driver died before computing anything
             _tracked(uri, "reopen the parent run", lambda: store.reopen_parent(uri, parent))
@@ -134,6 +135,10 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
         ours = with_budget(tuner, ours, spec, job)  # the spec's: an extension raised it
         ours.progress.console = console or ours.progress.console  # not pickled with the tuner
         ours.mirror.relink(uri)  # pickled with its URI's secret masked
+        # Runs of an earlier driver exist, found by their trial ids, also when Tune has no
+        # callbacks' state to give the mirror at fit (a cut-short file set aside,
+        # search/experiment/snapshot.py); a state it has adds to this.
+        ours.mirror.set_state({})
         earlier = record.results(job)
         ours.ledger.restore(earlier)
         ours.scheduler.load_state(record.scheduler_state())

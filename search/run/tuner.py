@@ -15,7 +15,7 @@ from search.engine.ledger import Ledger
 from search.engine.limiter import PausedFreeLimiter
 from search.engine.samplers import FidelityAwareOptunaSearch, build_searcher
 from search.engine.schedulers import SchedulerRecord, build_scheduler
-from search.experiment import trust
+from search.experiment import snapshot, trust
 from search.experiment.decide import RAY_DIR, ray_directory
 from search.experiment.storage import StoragePath, is_local
 from search.run.checks import cluster_totals, slots
@@ -103,15 +103,29 @@ def sync_config(storage: Any) -> tune.SyncConfig:
     return tune.SyncConfig(sync_period=OBJECT_STORE_SYNC_S)
 
 
-def restored_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath) -> tune.Tuner:
+def restored_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath,
+                   console: Any = None) -> tune.Tuner:
     """The experiment Ray saved in the experiment directory `experiment`, restored; refused
     (LaunchError, nothing unpickled) when any file Ray would unpickle, or a directory holding
     one, could have been written by someone else: restoring runs whatever code those files name
-    (search/experiment/trust.py)."""
+    (search/experiment/trust.py). A snapshot file the last driver left cut short is set aside
+    first, saying so (search/experiment/snapshot.py)."""
     problems = trust.untrusted(experiment)
     if problems:
         raise LaunchError(trust.refusal(experiment, problems))
     folder = ray_directory(experiment)
+    lost = snapshot.damaged(folder)
+    if lost:
+        raise LaunchError(
+            f"cannot resume {experiment}: Ray's {', '.join(lost)} (in {folder}) was cut short "
+            "when the last driver was killed mid-copy, and the search cannot go on exactly "
+            "without it; nothing was changed. Launch the spec under a new name (--name) to "
+            "search again, or remove the experiment (resnet-search rm)")
+    for name in snapshot.set_aside_cut_short(folder):
+        said = (f"Ray's {name} was cut short when the last driver was killed (kept as "
+                f"{name}{snapshot.SET_ASIDE}); resuming from its whole snapshot files")
+        if console is not None:
+            console.print(said, highlight=False, markup=False)
     tuner = tune.Tuner.restore(str(folder), trainable(spec, job), resume_errored=True)
     callbacks = compat.tuner_run_config(tuner).callbacks or []
     if is_local(folder) and not any(isinstance(c, Ledger) for c in callbacks):

@@ -55,6 +55,7 @@ def experiment(tmp_path: Path) -> Path:
     (trial / "checkpoint_000002").mkdir(parents=True)
     for name in ("tuner.pkl", "experiment_state-2026-01-01_00-00-00.json",
                  "searcher-state-2026-01-01_00-00-00.pkl", "resnet_search.json",
+                 "search_gen_state-2026-01-01_00-00-00.json",
                  "basic-variant-state-2026-01-01_00-00-00.json"):
         (root / name).write_bytes(b"x")
     for name in ("params.pkl", "params.json", "result.json", "error.pkl"):
@@ -71,7 +72,9 @@ def test_an_experiment_written_by_its_user_alone_is_trusted(tmp_path):
 
 @pytest.mark.parametrize("relative", [
     "tuner.pkl", "experiment_state-2026-01-01_00-00-00.json",
-    "searcher-state-2026-01-01_00-00-00.pkl", "a1b2c3/params.pkl", "a1b2c3/error.pkl"])
+    "searcher-state-2026-01-01_00-00-00.pkl", "a1b2c3/params.pkl", "a1b2c3/error.pkl",
+    # the searcher wrappers' state: Tune unpickles it, whatever its name says
+    "search_gen_state-2026-01-01_00-00-00.json"])
 def test_a_group_writable_file_that_ray_unpickles_is_refused_by_name(tmp_path, relative):
     root = experiment(tmp_path)
     os.chown(root / relative, -1, SHARED_GID)  # a group others are in
@@ -95,7 +98,7 @@ def test_group_write_in_the_owners_private_group_is_trusted_only_there(tmp_path)
     assert (trust.untrusted(root) == []) is private
     for path in [root, *root.rglob("*")]:
         os.chown(path, -1, SHARED_GID)
-    assert len(trust.untrusted(root)) == 7  # 2 directories, 5 pickles
+    assert len(trust.untrusted(root)) == 8  # 2 directories, 6 pickles
 
 
 def test_files_ray_does_not_unpickle_are_not_judged(tmp_path):
@@ -157,10 +160,10 @@ def test_the_refusal_names_the_experiment_the_first_problem_and_how_many_more(tm
     for path in [root, *root.rglob("*")]:
         path.chmod(stat.S_IMODE(path.stat().st_mode) | 0o022)
     problems = trust.untrusted(root)
-    assert len(problems) == 7  # 2 directories, 5 pickles
+    assert len(problems) == 8  # 2 directories, 6 pickles
     text = trust.refusal(root, problems)
     assert text.startswith(f"refusing to resume the experiment in {root}: directory {root} ")
-    assert text.endswith("(and 6 more like it)") and "\n" not in text
+    assert text.endswith("(and 7 more like it)") and "\n" not in text
 
 
 def test_a_loop_of_linked_directories_ends(tmp_path):

@@ -170,3 +170,44 @@ def test_a_mirror_pickled_as_one_object_hands_what_it_learned_to_its_book():
     assert mirror.backfilled == 3 and mirror.ledger is None and "scheduler_stops" not in vars(
         mirror)
     assert mirror.get_state()["runs"] == {"a": "run-a"}
+
+
+class Said:
+    """A console that keeps what it is given to print."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def print(self, text: str, **_: object) -> None:
+        self.lines.append(text)
+
+
+def test_a_cut_short_searcher_state_is_refused_and_left_as_it_is(tmp_path):
+    from search.run.errors import LaunchError
+
+    spec = load_spec(SAVES["c877e2e"] / "spec.yaml")
+    experiment = Path(shutil.copytree(SAVES["c877e2e"], tmp_path / "saved"))
+    (state,) = experiment.glob("searcher-state-*.pkl")
+    kept = state.read_bytes()[:40]
+    state.write_bytes(kept)
+    with pytest.raises(LaunchError) as refused:
+        restored_tuner(spec, spec.job(), experiment)
+    assert f"Ray's {state.name}" in str(refused.value) and "cut short" in str(refused.value)
+    assert "nothing was changed" in str(refused.value)
+    assert state.read_bytes() == kept
+
+
+def test_a_cut_short_callbacks_state_is_set_aside_said_and_the_tuner_restored(tmp_path):
+    spec = load_spec(SAVES["c877e2e"] / "spec.yaml")
+    experiment = Path(shutil.copytree(SAVES["c877e2e"], tmp_path / "saved"))
+    (state,) = experiment.glob("callback-states-*.pkl")
+    state.write_bytes(state.read_bytes()[:-3])
+    said = Said()
+    tuner = restored_tuner(spec, spec.job(), experiment, said)
+    assert parts(tuner, spec).ledger is not None
+    assert said.lines == [f"Ray's {state.name} was cut short when the last driver was killed "
+                          f"(kept as {state.name}.cut-short); resuming from its whole snapshot "
+                          "files"]
+    assert not state.exists() and (experiment / f"{state.name}.cut-short").is_file()
+    # what Tune does next: no callbacks file to restore from, so nothing is read from it
+    assert not ray.tune.callback.CallbackList(ours_callbacks(tuner)).can_restore(str(experiment))
