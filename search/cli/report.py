@@ -10,6 +10,7 @@ from typing import Any, Optional
 from rich.table import Table
 
 from search.cli.console import err, out
+from search.engine.pareto import on_front
 
 
 def params_text(params: dict) -> str:
@@ -18,15 +19,55 @@ def params_text(params: dict) -> str:
 
 
 def trials_table(results: Any, title: str, top: Optional[int] = None) -> Table:
-    """The leaderboard: rank, trial, best objective, epochs, outcome, sampled parameters."""
+    """The leaderboard: rank, trial, best objective, epochs, outcome, sampled parameters. With
+    several objectives: the Pareto front first (marked *, by the first objective), then the
+    others, each with every objective at its last epoch; a trial that breaks a constraint is
+    marked x."""
+    if results.objectives:
+        return _front_table(results, title, top)
     table = Table(title=title, title_justify="left")
     for column in ("#", "trial", f"best {results.metric}", "epochs", "outcome", "parameters"):
         table.add_column(column)
     for rank, trial in enumerate(results.trials[:top], 1):
         best = "-" if trial.best is None else f"{trial.best:.4f}"
-        table.add_row(str(rank), trial.trial_id, best, str(trial.epochs),
+        mark = "" if results.feasible(trial) else " x"
+        table.add_row(str(rank), trial.trial_id, best + mark, str(trial.epochs),
                       trial.shown(results.live), params_text(trial.params))
     return table
+
+
+def _front_table(results: Any, title: str, top: Optional[int]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("#", "front", "trial", *(m for m, _ in results.objectives), "epochs",
+                   "outcome", "parameters"):
+        table.add_column(column)
+    front = set(on_front(results))
+    ordered = [t for t in results.trials if t.trial_id in front] + \
+        [t for t in results.trials if t.trial_id not in front]
+    for rank, trial in enumerate(ordered[:top], 1):
+        values = results.values(trial)
+        mark = "*" if trial.trial_id in front else ("x" if not results.feasible(trial) else "")
+        table.add_row(str(rank), mark, trial.trial_id,
+                      *("-" if values[m] is None else f"{values[m]:.4g}"
+                        for m, _ in results.objectives),
+                      str(trial.epochs), trial.shown(results.live), params_text(trial.params))
+    return table
+
+
+def trials_json(results: Any) -> list[dict]:
+    """What `trials --json` prints of each trial: with several objectives or constraints, also
+    every objective's value at its last epoch, whether it is on the Pareto front and whether
+    it holds the constraints."""
+    front = set(on_front(results)) if results.objectives else set()
+    rows = []
+    for trial in results.trials:
+        row = trial.as_json(results.live)
+        if results.objectives or results.constraints:
+            row.update(objectives=results.values(trial), feasible=results.feasible(trial))
+        if results.objectives:
+            row["pareto"] = trial.trial_id in front
+        rows.append(row)
+    return rows
 
 
 def directory_text(ending: Any) -> str:
@@ -67,6 +108,11 @@ def print_ending(ending: Any, top: int) -> None:
         return
     out.print(trials_table(results, f"best trials of '{ending.location.directory.name}' "
                                     f"({len(results.trials)} trials)", top))
+    if results.objectives and ending.status is Status.FINISHED:
+        front = on_front(results)
+        out.print(f"Pareto front: {len(front)} trial{'s' if len(front) != 1 else ''} of "
+                  f"{' and '.join(m for m, _ in results.objectives)} (marked *): "
+                  + " ".join(front), highlight=False, markup=False)
     if results.best is not None and ending.status is Status.FINISHED:
         out.print("best config: " + json.dumps(results.best.params, default=str),
                   highlight=False, markup=False)

@@ -20,14 +20,16 @@ from search.cli.lifecycle_commands import best_text, dump, duration
 
 def trials(target: str = ExperimentArg, as_json: bool = JsonOpt) -> None:
     """Every trial of an experiment, best first: its outcome, epochs, best objective and sampled parameters (--json adds status, error, checkpoint and the per-epoch objective)."""
-    from search.cli.report import trials_table
+    from search.cli.report import trials_json, trials_table
 
     experiment = experiment_of(target)
     results = from_record(experiment.recorded_results)
     if as_json:
         dump({"experiment": experiment.name, "directory": str(experiment.directory),
               "metric": results.metric, "mode": results.mode,
-              "trials": [trial.as_json(results.live) for trial in results.trials]})
+              **({"objectives": [{"metric": m, "mode": mode} for m, mode in results.objectives]}
+                 if results.objectives else {}),
+              "trials": trials_json(results)})
         return
     out.print(trials_table(results, f"trials of '{experiment.name}' ({len(results.trials)}, "
                                     f"best {results.metric} first)"))

@@ -47,7 +47,7 @@ def validate(spec_path: Path = SpecArg, trials: Optional[int] = TrialsOpt,
               f"{b.trials * b.max_epochs} "
               f"trial-epochs; sampler {spec.sampler.type}, scheduler {spec.scheduler.type}"
               + rungs_text(spec.scheduler, b.max_epochs)
-              + f"; objective {spec.objective.mode} {spec.objective.metric}.", highlight=False)
+              + "; " + objectives_text(spec) + ".", highlight=False)
     if not _standing(spec):
         _warm_start(spec)
     if show_spec:  # the summary first: 140 lines of defaults would push it off the screen
@@ -217,3 +217,14 @@ def register(app: typer.Typer) -> None:
     app.command()(answers_fast(validate))
     app.command()(init)
     app.command()(schema)
+
+
+def objectives_text(spec: Any) -> str:
+    """`objective max val_acc`, or with several `objectives max val_acc, min params (a Pareto
+    front)`, and the constraints."""
+    said = ", ".join(f"{o.mode} {o.metric}" for o in spec.objectives)
+    text = (f"objectives {said} (a Pareto front)" if len(spec.objectives) > 1
+            else f"objective {said}")
+    bounds = [f"{m} {'<=' if side == 'max' else '>='} {bound:g}"
+              for m, side, bound in (c.triple() for c in spec.constraints)]
+    return text + (f"; constraints {', '.join(bounds)}" if bounds else "")

@@ -45,11 +45,10 @@ class MOASHA(ASHAScheduler):
 
     def __init__(self, *, objectives: Sequence[tuple[str, str]], time_attr: str, max_t: int,
                  **kwargs: Any) -> None:
-        self.objectives = [tuple(o) for o in objectives]
-        # Ray's own checks want one metric and mode: the primary objective's.
-        kwargs.setdefault("metric", self.objectives[0][0])
-        kwargs.setdefault("mode", self.objectives[0][1])
+        # (no metric or mode: Tune hands it the primary objective's, and refuses a scheduler
+        # built with its own)
         super().__init__(time_attr=time_attr, max_t=max_t, **kwargs)
+        self.objectives = [tuple(o) for o in objectives]
         self.time_attr, self.max_t = time_attr, int(max_t)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:

@@ -30,7 +30,7 @@ through search.engine.compat, whose test checks they still exist).
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -65,6 +65,21 @@ def ranks(points: Sequence[Point], modes: Sequence[str]) -> list[int]:
 def front(points: Sequence[Point], modes: Sequence[str]) -> list[int]:
     """Indices of the points on the Pareto front (rank 0), in input order."""
     return [i for i, rank in enumerate(ranks(points, modes)) if rank == 0]
+
+
+def front_of(candidates: Mapping[str, Point], modes: Sequence[str]) -> list[str]:
+    """The ids of the candidates on their Pareto front, in the order given (search.experiment.
+    results.Results.candidates: trials of the whole budget that hold every constraint)."""
+    ids = list(candidates)
+    return [ids[i] for i in front([candidates[t] for t in ids], modes)] if ids else []
+
+
+def on_front(results: Any) -> list[str]:
+    """The trials on the Pareto front of a search's results (search.experiment.results.Results)
+    in their order, best first by the primary objective; [] for a search of one objective."""
+    if not results.objectives:
+        return []
+    return front_of(results.candidates(), [mode for _, mode in results.objectives])
 
 
 def crowding(points: Sequence[Point]) -> list[float]:
@@ -138,5 +153,5 @@ def score(result: dict, objectives: Sequence[tuple[str, str]]) -> Score:
     return signed if len(signed) > 1 else signed[0]
 
 
-__all__ = ["Score", "best_first", "crowding", "front", "hypervolume", "losses", "order", "ranks",
+__all__ = ["Score", "best_first", "crowding", "front", "front_of", "hypervolume", "on_front", "losses", "order", "ranks",
            "score"]

@@ -121,9 +121,22 @@ def replayed(space: Mapping[str, Any], params: Mapping[str, Any]
     return dict(fixed.params), dict(fixed.distributions)
 
 
+def values_of(state: TrialState, trial: TrialRecord, results: Results
+              ) -> Optional[list[float]]:
+    """With several objectives, what the study holds as the trial's values: every objective at
+    its last epoch for COMPLETE (what the searcher tells Optuna), none otherwise (Optuna keeps
+    no intermediate value, nor a pruned trial's values, for several)."""
+    if state != TrialState.COMPLETE:
+        return None
+    found = results.values(trial)
+    return None if any(v is None for v in found.values()) else list(found.values())
+
+
 def frozen(trial: TrialRecord, space: Mapping[str, Any], stopped_trials: str,
-           now: float) -> FrozenTrial:
-    """The Optuna trial of one recorded trial (number and id are given by the storage)."""
+           now: float, results: Optional[Results] = None) -> FrozenTrial:
+    """The Optuna trial of one recorded trial (number and id are given by the storage);
+    `results` of a search of several objectives gives it their values."""
+    several = results is not None and bool(results.objectives)
     state = state_of(trial.outcome, trial.status, stopped_trials)
     attrs: dict[str, Any] = {"trial_id": trial.trial_id, "outcome": trial.outcome.value,
                              "epochs": trial.epochs, "ray_status": trial.status}
@@ -137,11 +150,12 @@ def frozen(trial: TrialRecord, space: Mapping[str, Any], stopped_trials: str,
         # Kept without params rather than dropped: the trial ran, its curve still counts.
         params, distributions = {}, {}
         attrs["params_error"] = str(error)
-    value = value_of(state, trial)
+    value = values_of(state, trial, results) if several else value_of(state, trial)
     # A COMPLETE trial needs a final value to rank by, and its params: Optuna's plots take the
     # search space from the completed trials.
     if state == TrialState.COMPLETE and (value is None or "params_error" in attrs):
         state, value = TrialState.FAIL, None
+
     start, end = times_of(trial)
     if state == TrialState.WAITING:
         start = end = None
@@ -149,11 +163,18 @@ def frozen(trial: TrialRecord, space: Mapping[str, Any], stopped_trials: str,
         start, end = (start or now), None
     else:
         start, end = (start or now), (end or start or now)
-    return FrozenTrial(
-        number=0, trial_id=0, state=state, value=value,
+    made = FrozenTrial(
+        number=0, trial_id=0, state=state, value=None if several else value,
+        values=value if several else None,
         datetime_start=_when(start), datetime_complete=_when(end),
         params=params, distributions=distributions, user_attrs=attrs, system_attrs={},
-        intermediate_values=dict(trial.curve()))
+        intermediate_values={} if several else dict(trial.curve()))
+    if results is not None and state != TrialState.FAIL and trial.results:
+        # as the searcher told them: the Pareto plot shows the infeasible trials apart
+        for metric, side, bound in results.constraints:
+            made.set_constraint(objective.constraint_key(metric, side, bound),
+                                objective.violation(trial.results[-1].get(metric), side, bound))
+    return made
 
 
 def _when(seconds: Optional[float]) -> Optional[datetime.datetime]:
@@ -202,12 +223,12 @@ def build(results: Results, spec: Mapping[str, Any],
     stopped_trials = str((spec.get("sampler") or {}).get("stopped_trials", "pruned"))
     with quiet_optuna():
         study = optuna.create_study(storage=storage, study_name=str(spec["name"]),
-                                    direction=DIRECTION[results.mode])
-        study.set_metric_names([results.metric])
+                                    directions=[DIRECTION[m] for _, m in results.all_objectives])
+        study.set_metric_names([m for m, _ in results.all_objectives])
         study.set_user_attr("metric", results.metric)
         study.set_user_attr("mode", results.mode)
         now = datetime.datetime.now().timestamp()
-        study.add_trials([frozen(t, space, stopped_trials, now)
+        study.add_trials([frozen(t, space, stopped_trials, now, results)
                           for t in creation_order(results)])
     return study
 

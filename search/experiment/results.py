@@ -80,13 +80,44 @@ class TrialRecord:
 class Results:
     metric: str
     mode: str
-    trials: list[TrialRecord] = field(default_factory=list)  # best first
+    trials: list[TrialRecord] = field(default_factory=list)  # best first (by the primary)
     orphans: list[str] = field(default_factory=list)  # trial dirs Ray never saved
     live: bool = False  # a driver runs the search now: its RUNNING trials are running
+    # Several objectives: (metric, mode) of each, the primary first; () for one. Constraints:
+    # (metric, "max"/"min", bound) of each (search.spec.job.TrialJob).
+    objectives: tuple = ()
+    constraints: tuple = ()
 
     @property
     def best(self) -> Optional[TrialRecord]:
-        return next((t for t in self.trials if objective.finite(t.best)), None)
+        """The best trial by the primary objective among those that hold every constraint."""
+        return next((t for t in self.trials if objective.finite(t.best) and self.feasible(t)),
+                    None)
+
+    @property
+    def all_objectives(self) -> tuple:
+        return self.objectives or ((self.metric, self.mode),)
+
+    def values(self, trial: TrialRecord) -> dict[str, Optional[float]]:
+        """Every objective's value at the trial's last epoch (None where it has none): one
+        model's values, the one its last checkpoint holds."""
+        last = trial.results[-1] if trial.results else {}
+        return {m: float(last[m]) if objective.finite(last.get(m)) else None
+                for m, _ in self.all_objectives}
+
+    def feasible(self, trial: TrialRecord) -> bool:
+        """Whether the trial holds every constraint at its last epoch (no constraint: yes)."""
+        if not self.constraints:
+            return True
+        return bool(trial.results) and objective.feasible(trial.results[-1], self.constraints)
+
+    def candidates(self) -> dict[str, tuple[float, ...]]:
+        """What the Pareto front is chosen from: every trial that ran its whole budget and
+        holds every constraint, as its point of objectives at its last epoch (a trial stopped
+        early was compared at a smaller budget: it stands apart)."""
+        return {t.trial_id: objective.point(t.results[-1], self.all_objectives)
+                for t in self.trials
+                if t.outcome is Outcome.COMPLETED and t.results and self.feasible(t)}
 
     @property
     def epochs_used(self) -> int:
@@ -277,7 +308,8 @@ def read_results(directory: StoragePath, job: TrialJob) -> Results:
     saved = ray.is_dir()
     dirs = _trial_dirs(ray) if saved else []
     listed = _ray_trials(ray) if saved else None
-    results = Results(metric=job.metric, mode=job.mode)
+    results = Results(metric=job.metric, mode=job.mode, objectives=job.objectives,
+                      constraints=job.constraints)
     if listed is None:
         trials = [_record(directory, t, ray / t, UNKNOWN, {}, job, stopped) for t in dirs]
     else:

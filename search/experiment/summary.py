@@ -17,6 +17,7 @@ from typing import Optional, Protocol, Sequence
 from resnet_core.config import DataConfig
 from search.experiment.results import Results, TrialRecord
 from search.experiment.state import State, Status
+from search.spec import objective
 from search.spec.job import TrialJob
 
 # The trial counts status shows, in this order.
@@ -64,10 +65,13 @@ class Summary:
 
 def job_of_saved(spec: dict) -> TrialJob:
     """The TrialJob of a saved resolved spec (the record's spec.json): no Pydantic needed."""
+    objectives = tuple(objective.saved_objectives(spec))
     return TrialJob(fixed=dict(spec.get("fixed") or {}),
                     max_epochs=int(spec["budget"]["max_epochs"]),
-                    metric=str(spec["objective"]["metric"]), mode=str(spec["objective"]["mode"]),
-                    data=DataConfig(**(spec.get("data") or {})))
+                    metric=objectives[0][0], mode=objectives[0][1],
+                    data=DataConfig(**(spec.get("data") or {})),
+                    objectives=objectives if len(objectives) > 1 else (),
+                    constraints=tuple(objective.saved_constraints(spec)))
 
 
 def status_of(state: State, driver: Optional[str], stop_requested: bool) -> str:

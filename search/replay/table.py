@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from search.spec import objective
+
 KIND = "resnet-search learning-curve table"
 VERSION = 1
 # Kept of each epoch's report: what replay and the figures read, and what explains a curve.
@@ -59,11 +61,11 @@ class Table:
 
     @property
     def metric(self) -> str:
-        return str(self.spec["objective"]["metric"])
+        return objective.saved_objectives(self.spec)[0][0]
 
     @property
     def mode(self) -> str:
-        return str(self.spec["objective"]["mode"])
+        return objective.saved_objectives(self.spec)[0][1]
 
 
 class TableError(ValueError):

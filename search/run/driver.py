@@ -9,7 +9,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from search.engine import study
+from search.engine import pareto, study
 from search.experiment import extend
 from search.experiment.decide import Action, Decision
 from search.experiment.lease import LeaseLost
@@ -178,7 +178,8 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
     failures = ours.mirror.failures
     failures += _tracked(uri, "summarise the parent run", lambda: store.summarise_parent(
         uri, parent, metric=spec.objective.metric, best=_best(results, ours.mirror.runs),
-        state=status.value, reason=reason, status=PARENT_STATUS[status]))
+        state=status.value, reason=reason, status=PARENT_STATUS[status],
+        front=pareto.on_front(results) if spec.objective_pairs else None))
     return Ending(status, record.location, results, parent, resumed=resumed,
                   mirror_failures=failures, reason=reason, signal=interruption.signal, full=full)
 

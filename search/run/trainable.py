@@ -77,8 +77,9 @@ def run_trial(config: dict, job: TrialJob) -> None:
             # params, flops and latency_ms do not change as it trains: measured once (after the
             # first epoch, outside its train_seconds), then in every result, so that every rung
             # of a scheduler sees them (resnet_core/train/cost.py). Latency is timed only when
-            # the objective is latency: it costs seconds of a trial that may stop at rung 1.
-            static = static or trainer.static_costs(latency=job.metric == "latency_ms")
+            # an objective or a constraint reads it: it costs seconds of a trial that may stop
+            # at rung 1.
+            static = static or trainer.static_costs(latency=job.reads("latency_ms"))
             metrics.update(static)
             metrics["started_at"] = started_at
             if metrics["epoch"] == cfg.epochs:

@@ -44,6 +44,12 @@ class TrialJob:
         """(metric, mode) of every objective, the primary first (one for a single one)."""
         return self.objectives or ((self.metric, self.mode),)
 
+    def reads(self, metric: str) -> bool:
+        """Whether an objective or a constraint of the search reads `metric` (a trial measures
+        its inference latency only then: it costs seconds of its first epoch)."""
+        return any(m == metric for m, _ in self.all_objectives) or any(
+            m == metric for m, _, _ in self.constraints)
+
     def worst(self) -> float:
         """The objective's value for a trial that produced no model."""
         return objective.worst(self.mode)

@@ -59,12 +59,21 @@ def better(a: Optional[float], b: Optional[float], mode: str) -> bool:
     return rank_key(a, mode) < rank_key(b, mode)
 
 
+def primary(spec: Any) -> dict:
+    """The primary objective's mapping ({metric, mode}) of a saved resolved spec, {} when it
+    has none: its `objective`, or the first of a list."""
+    raw = spec.get("objective") or {}
+    first = raw[0] if isinstance(raw, list) and raw else raw
+    return first if isinstance(first, dict) else {}
+
+
 def saved_objectives(spec: dict) -> list[tuple[str, str]]:
     """(metric, mode) of every objective of a saved resolved spec (the record's spec.json, an
     MLflow parent's spec), the primary one first: its `objective` is a mapping or a list."""
     raw = spec.get("objective") or {}
     items = raw if isinstance(raw, list) else [raw]
-    return [(str(o.get("metric", "val_acc")), str(o.get("mode", "max"))) for o in items]
+    return [(str(o.get("metric", "val_acc")), str(o.get("mode", "max"))) for o in items
+            if isinstance(o, dict)]
 
 
 def saved_constraints(spec: dict) -> list[tuple[str, str, float]]:

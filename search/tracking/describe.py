@@ -51,9 +51,12 @@ def search_text(spec: Mapping[str, Any]) -> str:
                      "epochs")
     if (spec.get("data") or {}).get("dataset"):
         parts.append(f"on {spec['data']['dataset']}")
-    objective = spec.get("objective") or {}
-    if objective.get("metric"):
-        parts.append(f"objective {objective['metric']} ({objective.get('mode', '?')})")
+    raw = spec.get("objective") or []
+    objectives = [o for o in (raw if isinstance(raw, list) else [raw])
+                  if isinstance(o, dict) and o.get("metric")]
+    said = ", ".join(f"{o['metric']} ({o.get('mode', '?')})" for o in objectives)
+    if objectives:
+        parts.append(f"objective{'s' if len(objectives) > 1 else ''} {said}")
     sampler, scheduler = spec.get("sampler") or {}, spec.get("scheduler") or {}
     if sampler.get("type"):
         parts.append(f"sampler {sampler['type']}{_options(sampler, ('seed',))}")

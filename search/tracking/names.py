@@ -18,6 +18,9 @@ HP_PREFIX = "hp."  # a sampled number as a metric: hp.lr, hp.weight_decay (step 
 # budget), and "true" on the winning trial's own run, on no other run of the search.
 EPOCHS_TAG = "epochs_trained"
 BEST_TAG = "best"
+# On the runs of the trials on the Pareto front of a search of several objectives ("true"),
+# moved as the front moves.
+PARETO_TAG = "pareto"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag of a nested run: its parent run
 # The prefix of a retrain's tags that point at the search it came from (search/winner): its
 # `RETRAIN_TAG.parent_run_id` is the search's parent run, which `rm --mlflow` follows.

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from search.tracking import describe, sqlite_store, view
 from search.tracking.links import mlflow_link
-from search.tracking.names import BEST_TAG, EPOCHS_TAG, PARENT_TAG
+from search.tracking.names import BEST_TAG, EPOCHS_TAG, PARENT_TAG, PARETO_TAG
 
 log = logging.getLogger("resnet_search.tracking")
 
@@ -274,13 +274,16 @@ def tag_parent(uri: str, parent_run_id: str, tags: dict[str, str]) -> None:
 
 
 def summarise_parent(uri: str, parent_run_id: str, *, metric: str, best: Optional[dict],
-                     state: str, status: str, reason: Optional[str] = None) -> None:
+                     state: str, status: str, reason: Optional[str] = None,
+                     front: Optional[list[str]] = None) -> None:
     """The search's summary on the parent run, then close it (synchronously, after a launch).
 
     Called again after every resume, so it writes only what can change: tags, and the best value
     as metrics at a growing step (MLflow params can never change once logged). `best` holds
     trial_id, run_id, value, params (sampled) and config (resolved), or is None. The winner's
-    own run is tagged `best=true`, and an earlier winner's run loses that tag."""
+    own run is tagged `best=true`, and an earlier winner's run loses that tag. `front`: the trial
+    ids on the Pareto front of a search of several objectives, whose runs are tagged
+    `pareto=true` (a run that left the front loses the tag); None for one objective."""
     client = MlflowClient(uri)
     parent = client.get_run(parent_run_id)
     winner = _run_of(client, parent, best) if best else None
@@ -293,6 +296,8 @@ def summarise_parent(uri: str, parent_run_id: str, *, metric: str, best: Optiona
         client.delete_tag(parent_run_id, key)
     client.set_terminated(parent_run_id, status)
     _mark_winner(client, parent, winner)
+    if front is not None:
+        _mark_front(client, parent, set(front))
     # Last: an artifact store that fails (it may differ from the tracking store) must not leave
     # the run unclosed. The description reads the spec the run stores.
     won = None
@@ -385,6 +390,20 @@ def _mark_winner(client: MlflowClient, parent: Run, winner: Optional[Run]) -> No
             client.delete_tag(run.info.run_id, BEST_TAG)
     if winner is not None and winner.data.tags.get(BEST_TAG) != "true":
         client.set_tag(winner.info.run_id, BEST_TAG, "true")
+
+
+def _mark_front(client: MlflowClient, parent: Run, front: set[str]) -> None:
+    """`pareto=true` on the runs of the trials on the front, and on no other run."""
+    marked = client.search_runs([parent.info.experiment_id],
+                                children_query(parent.info.run_id, **{PARETO_TAG: "true"}))
+    for run in marked:
+        if run.data.tags.get("trial_id") not in front:
+            client.delete_tag(run.info.run_id, PARETO_TAG)
+    already = {run.data.tags.get("trial_id") for run in marked}
+    for trial_id in sorted(front - already):
+        for run in client.search_runs([parent.info.experiment_id],
+                                      children_query(parent.info.run_id, trial_id=trial_id)):
+            client.set_tag(run.info.run_id, PARETO_TAG, "true")
 
 
 def _stored_spec(client: MlflowClient, parent: Run) -> dict:

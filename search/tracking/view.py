@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
+from search.spec import objective as objective_rules
 from search.tracking.names import BEST_TAG, EPOCHS_TAG, HP_PREFIX, PARENT_TAG
 
 VIEW_ID = "resnet-search"
@@ -55,7 +56,7 @@ def columns(spec: Mapping[str, Any]) -> list[str]:
     """Which run won, the objective (best, last), every sampled number, every other sampled
     parameter and how each trial ended (the UI shows them grouped by kind)."""
     space = spec.get("space") or {}
-    metric = (spec.get("objective") or {}).get("metric")
+    metric = objective_rules.primary(spec).get("metric")
     objective = [_column("metrics", f"best_{metric}"), _column("metrics", metric)]
     return [_column("tags", BEST_TAG)] + (objective if metric else []) + [
         _column("metrics", f"{HP_PREFIX}{name}") for name, p in space.items() if _numeric(p)] + [
@@ -81,7 +82,7 @@ def charts(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     out (a trial that did not sample it would drop from the chart). Then the best objective per
     trial, and a deleted card for each `hp.*` number."""
     space = spec.get("space") or {}
-    metric = (spec.get("objective") or {}).get("metric")
+    metric = objective_rules.primary(spec).get("metric")
     numbers = [f"{HP_PREFIX}{name}" for name, p in space.items() if _numeric(p)]
     shown = [f"{HP_PREFIX}{n}" for n, p in space.items() if _numeric(p) and not _conditional(p)]
     choices = [n for n, p in space.items() if not _numeric(p) and not _conditional(p)]
@@ -100,7 +101,7 @@ def state(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The runs table's state: the trials only, its columns, sorted by each trial's best
     objective, best first; every trial shown in the charts (the UI's default is the first 10),
     the view's own charts."""
-    objective = spec.get("objective") or {}
+    objective = objective_rules.primary(spec)
     table: dict[str, Any] = {"searchFilter": TRIALS_ONLY, "selectedColumns": columns(spec),
                              "runsHiddenMode": "SHOW_ALL", "compareRunCharts": charts(spec),
                              "compareRunSections": [SECTION], "isAccordionReordered": False,
@@ -113,7 +114,7 @@ def state(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def tag_value(spec: Mapping[str, Any], now_ms: int) -> str:
     """The experiment tag's value: a saved view as MLflow's UI stores one."""
-    metric = (spec.get("objective") or {}).get("metric")
+    metric = objective_rules.primary(spec).get("metric")
     name = f"trials, best {metric} first" if metric else "trials"
     return json.dumps({"name": name, "createdAt": now_ms, "updatedAt": now_ms,
                        "state": json.dumps(state(spec))})

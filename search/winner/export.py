@@ -13,6 +13,7 @@ wherever it is written or moved. Where it came from goes in its comment header (
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -104,7 +105,7 @@ def winner_spec(saved: dict, winner: TrialRecord, *, data_root: str, storage: st
     return {
         "name": best_name(saved["name"]),
         "data": {**saved["data"], "root": data_root},
-        "objective": dict(saved["objective"]),
+        "objective": copy.deepcopy(saved["objective"]),  # a mapping, or a list of them
         "budget": {"trials": 1, "max_epochs": saved["budget"]["max_epochs"]},
         "trial": dict(saved.get("trial") or {}),
         # One trial: nothing to compare it with, nothing to stop early.

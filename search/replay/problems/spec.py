@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, ClassVar, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, \
     ValidationInfo, field_validator, model_validator
@@ -186,6 +186,10 @@ class ProblemSearch(BaseModel):
     @classmethod
     def _scheduler_fits_budget(cls, scheduler: Any, info: ValidationInfo) -> Any:
         return scheduler.within(info.data.get("budget"))
+
+    # One objective and no constraints, as SearchSpec answers them for such a search.
+    objective_pairs: ClassVar[tuple] = ()
+    constraints: ClassVar[tuple] = ()
 
 
 def problem_search(problem: ProblemFile, evaluator: Evaluator, row: Mapping[str, Any],

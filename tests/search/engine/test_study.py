@@ -233,3 +233,53 @@ def test_optuna_dashboard_opens_the_persisted_study(tmp_path):
         "Pruned", "Complete", "Pruned", "Fail", "Running", "Waiting"]
     assert detail["objective_names"] == ["val_acc"]
     assert [t["number"] for t in detail["best_trials"]] == [1]  # the only COMPLETE one
+
+
+# --- several objectives -------------------------------------------------------------------------
+
+SEVERAL = (("val_acc", "max"), ("params", "min"))
+
+
+def several_results(constraints=()) -> Results:
+    """Four trials of a search of accuracy against parameters: two completed on the front
+    (a trade-off), one completed behind them, one stopped early."""
+    made = [trial(t, accs, outcome, start=s, last={"params": params})
+            for t, accs, outcome, s, params in [
+                ("big", [0.5, 0.8, 0.9], Outcome.COMPLETED, 100.0, 9e4),
+                ("small", [0.4, 0.6, 0.7], Outcome.COMPLETED, 110.0, 2e4),
+                ("behind", [0.4, 0.5, 0.6], Outcome.COMPLETED, 120.0, 5e4),
+                ("cut", [0.3], Outcome.STOPPED, 130.0, 1e4)]]
+    found = results_of(*made)
+    found.objectives, found.constraints = SEVERAL, tuple(constraints)
+    return found
+
+
+def test_a_study_of_several_objectives_holds_their_values_and_directions():
+    found = several_results()
+    built = studies.build(found, resolved_spec(objective=[dict(metric=m, mode=d)
+                                                           for m, d in SEVERAL]))
+    assert built.directions == [optuna.study.StudyDirection.MAXIMIZE,
+                                optuna.study.StudyDirection.MINIMIZE]
+    assert built.metric_names == ["val_acc", "params"]
+    by_id = {t.user_attrs["trial_id"]: t for t in built.trials}
+    assert by_id["big"].values == [0.9, 9e4] and by_id["small"].values == [0.7, 2e4]
+    assert by_id["cut"].state is TrialState.PRUNED and by_id["cut"].values is None
+    assert all(t.intermediate_values == {} for t in built.trials)  # none for several
+    # Optuna's own front of the study is the record's
+    assert sorted(t.user_attrs["trial_id"] for t in built.best_trials) == ["big", "small"]
+    from search.engine.pareto import front_of
+    assert sorted(front_of(found.candidates(), ["max", "min"])) == ["big", "small"]
+
+
+def test_a_studys_trials_carry_the_constraints_the_searcher_told():
+    found = several_results(constraints=[("params", "max", 5e4)])
+    built = studies.build(found, resolved_spec(objective=[dict(metric=m, mode=d)
+                                                           for m, d in SEVERAL]))
+    by_id = {t.user_attrs["trial_id"]: t for t in built.trials}
+    assert by_id["big"].constraints == {"params<=50000": 4e4}  # infeasible by 40,000
+    assert by_id["small"].constraints == {"params<=50000": -3e4}
+    # Optuna's front leaves the infeasible trial out, as the record's candidates do (`small`
+    # dominates `behind`)
+    assert [t.user_attrs["trial_id"] for t in built.best_trials] == ["small"]
+    assert set(found.candidates()) == {"small", "behind"}
+    assert not found.feasible(next(t for t in found.trials if t.trial_id == "big"))

@@ -321,3 +321,15 @@ def test_several_objectives_the_first_the_primary():
 def test_every_sampler_for_several_objectives_parses(sampler):
     spec = parse_spec({**MINIMAL, "objective": SEVERAL, "sampler": {"type": sampler}})
     assert spec.sampler.several_objectives
+
+
+@pytest.mark.parametrize("changes, measured", [
+    ({}, False),
+    ({"objective": {"metric": "latency_ms", "mode": "min"}}, True),
+    ({"objective": SEVERAL + [{"metric": "latency_ms", "mode": "min"}]}, True),
+    ({"constraints": [{"metric": "latency_ms", "max": 3.0}]}, True),
+    ({"objective": SEVERAL, "constraints": [{"metric": "flops", "max": 1e9}]}, False),
+])
+def test_a_trial_times_its_latency_only_when_an_objective_or_constraint_reads_it(changes,
+                                                                                 measured):
+    assert parse_spec({**MINIMAL, **changes}).job().reads("latency_ms") is measured

@@ -202,3 +202,27 @@ def test_a_token_is_named_and_other_errors_are_not_refusals(no_credentials):
     assert "tok-123456" not in said
     assert refusal(_answer(404)) is None and refusal(_answer(500)) is None
     assert refusal(MlflowException("the store is read-only")) is None
+
+
+def test_the_pareto_tag_moves_with_the_front_and_one_objective_leaves_it_alone(store):
+    """Several objectives: `pareto=true` on the runs of the trials on the front after each
+    summary (a resume can move the front), on no other run."""
+    client = store.client
+    experiment_id = client.get_run(store.parent).info.experiment_id
+    runs = {t: client.create_run(experiment_id, tags={"mlflow.parentRunId": store.parent,
+                                                      "trial_id": t}).info.run_id
+            for t in ("a", "b", "c")}
+
+    def tagged() -> set[str]:
+        return {t for t, run_id in runs.items()
+                if client.get_run(run_id).data.tags.get("pareto") == "true"}
+
+    summarise_parent(store.uri, store.parent, metric="val_acc", state="interrupted",
+                     status="KILLED", best=None, front=["a", "b"])
+    assert tagged() == {"a", "b"}
+    summarise_parent(store.uri, store.parent, metric="val_acc", state="finished",
+                     status="FINISHED", best=None, front=["b", "c"])  # c pushed a off the front
+    assert tagged() == {"b", "c"}
+    summarise_parent(store.uri, store.parent, metric="val_acc", state="finished",
+                     status="FINISHED", best=None)  # one objective: no front, tags untouched
+    assert tagged() == {"b", "c"}

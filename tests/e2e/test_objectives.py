@@ -1,0 +1,98 @@
+"""Several objectives through the real CLI (real local Ray, Optuna, MLflow on SQLite, real
+digits): accuracy against parameter count with a parameter budget, searched by multi-objective
+TPE with MO-ASHA stopping trials early; `validate` says what is searched, the launch's end names
+the Pareto front, `trials --json` carries every objective, marks the front and the trials that
+break the constraint, and MLflow holds every objective as a metric and tags the front's runs. A bad objective is refused
+before anything starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from driving import SMALL_DATA, runs_of
+
+OBJECTIVES = [{"metric": "val_acc", "mode": "max"}, {"metric": "params", "mode": "min"}]
+# ResNet-20 on digits: 17,534 parameters at width 0.25, 68,786 at 0.5 (measured); the bound
+# keeps the narrow nets only.
+BOUND = 40_000.0
+
+
+def dominated(point: tuple, by: tuple) -> bool:
+    """(val_acc, params): `by` is at least as good in both and better in one."""
+    return by[0] >= point[0] and by[1] <= point[1] and by != point
+
+
+def test_a_two_objective_search_with_a_constraint_ends_with_its_pareto_front(
+        tmp_path, digits_spec, write_spec, cli, reaper):
+    spec = digits_spec(
+        objective=OBJECTIVES, constraints=[{"metric": "params", "max": BOUND}],
+        budget={"trials": 8, "max_epochs": 3}, data=SMALL_DATA,
+        sampler={"type": "tpe", "seed": 0, "n_startup_trials": 4},
+        scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
+        space={"lr": {"float": [0.01, 0.3], "log": True}, "width": {"choice": [0.25, 0.5]}},
+        fixed={"depth": 20, "batch_size": 128, "optimizer": "nesterov",
+               "schedule": "onecycle", "augment": 0.0})
+    path = write_spec(spec)
+    checked = cli("validate", str(path), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert ("objectives max val_acc, min params (a Pareto front); constraints params <= 40000"
+            in checked.stdout)
+
+    launched = cli("launch", str(path), cwd=tmp_path)
+    output = launched.stdout + launched.stderr
+    assert launched.returncode == 0, output[-4000:]
+    assert "Pareto front: " in launched.stdout, launched.stdout[-3000:]
+
+    listed = cli("trials", str(path), "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    assert found["objectives"] == OBJECTIVES
+    trials = found["trials"]
+    assert len(trials) == 8
+    for trial in trials:  # every objective at its last epoch; the constraint read from it
+        assert set(trial["objectives"]) == {"val_acc", "params"}
+        assert trial["feasible"] == (trial["objectives"]["params"] <= BOUND)
+        assert trial["objectives"]["params"] in (17534.0, 68786.0)
+    assert {t["feasible"] for t in trials} == {True, False}, trials  # both widths were tried
+
+    # The front, worked out here by hand: trials of the whole budget that hold the constraint,
+    # none dominated by another of them.
+    candidates = {t["trial_id"]: (t["objectives"]["val_acc"], t["objectives"]["params"])
+                  for t in trials if t["outcome"] == "completed" and t["feasible"]}
+    expected = {t for t, p in candidates.items()
+                if not any(dominated(p, q) for u, q in candidates.items() if u != t)}
+    assert expected, trials
+    assert {t["trial_id"] for t in trials if t["pareto"]} == expected
+    for trial_id in expected:
+        assert trial_id in launched.stdout.split("Pareto front: ")[1].splitlines()[0]
+    # MO-ASHA stopped some trials early: they are never on the front
+    assert any(t["outcome"] == "stopped" and not t["pareto"] for t in trials), trials
+
+    client, parents, children = runs_of(spec["tracking"]["mlflow_uri"])
+    assert len(children) == 8
+    for child in children:  # each objective logged as a metric of its trial's run
+        assert {"val_acc", "params"} <= set(child.data.metrics)
+    # the front's runs, and only they, carry pareto=true
+    assert {c.data.tags["trial_id"] for c in children
+            if c.data.tags.get("pareto") == "true"} == expected
+
+    # The record's copy of the spec keeps the list: the same command finds it finished.
+    again = cli("launch", str(path), cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "finished earlier" in again.stderr and "Pareto front" not in again.stderr
+
+
+def test_a_bad_objective_list_is_refused_before_anything_starts(tmp_path, digits_spec,
+                                                                 write_spec, cli):
+    spec = digits_spec(objective=[{"metric": "val_acc", "mode": "max"},
+                                  {"metric": "param", "mode": "min"}],
+                       scheduler={"type": "hyperband"})
+    path = write_spec(spec)
+    for command in ("validate", "launch"):
+        refused = cli(command, str(path), cwd=tmp_path)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "objective[1].metric: metric is 'param'" in refused.stderr
+        assert "did you mean 'params'" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert not (Path(spec["storage_path"]) / spec["name"]).exists()  # nothing was made
