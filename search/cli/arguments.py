@@ -99,7 +99,10 @@ def from_record(read: Callable[[], Any]) -> Any:
 
 
 def summary_of(experiment: Any) -> Any:
-    return from_record(experiment.summary)
+    """The experiment's Summary (with its Pareto front, for a search of several objectives)."""
+    from search.engine.pareto import on_front
+
+    return from_record(lambda: experiment.summary(front=on_front))
 
 
 def jobs_at(address: str) -> Any:

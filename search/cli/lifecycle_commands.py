@@ -60,6 +60,16 @@ def best_text(summary: Any) -> str:
             f"{best['epochs']} epochs) {params}").rstrip()
 
 
+def front_text(summary: Any) -> str:
+    """The Pareto front of a search of several objectives: its trials, each with its values."""
+    if not summary.front:
+        return "none yet (no trial has run its whole budget holding every constraint)"
+    return f"{len(summary.front)} trials: " + "; ".join(
+        f"{t['trial_id']} (" + ", ".join(f"{m} {v:.4g}" if v is not None else f"{m} -"
+                                        for m, v in t["values"].items()) + ")"
+        for t in summary.front)
+
+
 def print_summary(summary: Any) -> None:
     who = f" ({summary.driver})" if summary.driver else ""
     why = f" ({summary.reason})" if summary.reason and summary.status != "running" else ""
@@ -71,6 +81,7 @@ def print_summary(summary: Any) -> None:
     rows = [("directory", summary.directory),
             ("trials", f"{counts} (of {summary.trials_budget})"),
             ("best", best_text(summary)),
+            *([("front", front_text(summary))] if summary.front is not None else []),
             ("budget", f"{used} of {summary.epochs_budget} trial-epochs used{share}"),
             ("elapsed", duration(summary.elapsed_s) + (
                 f" · ETA {duration(summary.eta_s)}" if summary.eta_s is not None else "")),

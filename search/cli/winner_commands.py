@@ -28,15 +28,26 @@ def export_best(target: str = ExperimentArg,
                 output: Optional[Path] = typer.Option(
                     None, "--output", "-o", show_default=False,
                     help="The spec file to write (default: ./<experiment>-best.yaml)."),
-                force: bool = ForceOpt) -> None:
+                force: bool = ForceOpt,
+                pick: Optional[str] = typer.Option(
+                    None, "--pick", show_default=False, metavar="RULE",
+                    help='Which trial wins: "max|min METRIC [where METRIC OP NUMBER [and ...]]", '
+                         'e.g. "max val_acc where params < 1e6"; with several objectives among '
+                         'the Pareto front (default: its knee).')) -> None:
     """Write the winner of a search as a one-trial spec: its full resolved config, the search's data, objective and tracking, with its checkpoint and provenance in the file's comment header.
 
-    `resnet-search validate` accepts the file; `resnet-search retrain` trains it again. Exit 1 when the experiment has no winner or the file exists (without --force)."""
+    `resnet-search validate` accepts the file; `resnet-search retrain` trains it again. Exit 1 when the experiment has no winner or the file exists (without --force); exit 2 for a --pick that does not parse."""
     from datetime import datetime, timezone
     from importlib.metadata import version
 
+    from search.engine.pareto import on_front
+    from search.winner import pick as picking
     from search.winner.export import ExportRefused, export_experiment
 
+    try:
+        rule = picking.parse(pick) if pick is not None else None
+    except ValueError as error:
+        fail("bad --pick", str(error), EXIT_BAD_CONFIG)
     experiment = experiment_of(target)
     path = output if output is not None else Path(f"{experiment.name}-best.yaml")
     if path.is_dir():
@@ -47,7 +58,8 @@ def export_best(target: str = ExperimentArg,
     try:
         exported = from_record(lambda: export_experiment(
             experiment, when=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            version=version("resnet-search"), file_name=str(path)))
+            version=version("resnet-search"), file_name=str(path), front=on_front,
+            rule=rule))
     except ExportRefused as error:
         fail("nothing to export", str(error))
     try:
@@ -57,8 +69,11 @@ def export_best(target: str = ExperimentArg,
         fail("cannot write", f"{path}: {error.strerror or error}")
     source = exported.provenance
     objective = source["objective"]
+    scored = (", ".join(f"{m} {v:.4g}" for m, v in source["objectives"].items() if v is not None)
+              if source.get("objectives") else f"{objective['metric']} {objective['value']:.4f}")
+    picked = f"; picked by {source['picked_by']}" if source.get("picked_by") else ""
     _say(f"wrote {path}: the winner of '{source['experiment']}', trial {source['trial_id']} "
-         f"({objective['metric']} {objective['value']:.4f} after {source['epochs']} epochs)")
+         f"({scored} after {source['epochs']} epochs{picked})")
     _say(f"  checkpoint  {source['checkpoint'] or '-'}")
     _say(f"  parent run  {source['mlflow']['parent_run_id'] or '-'} (MLflow experiment "
          f"'{source['mlflow']['experiment']}')")

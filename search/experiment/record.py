@@ -11,7 +11,7 @@ import fnmatch
 import re
 import socket
 import time
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from search.experiment import decide as rule
 from search.experiment.decide import RAY_DIR, RAY_TOP_FILES, Decision
@@ -180,13 +180,15 @@ class Experiment:
             stop.clear_stop(self.directory)
 
     # ---- what status and list show ----
-    def summary(self, now: Optional[float] = None) -> Summary:
+    def summary(self, now: Optional[float] = None,
+                front: Optional[Callable[[Results], list[str]]] = None) -> Summary:
+        """What `status` shows; `front`: see summary.summarize."""
         state, spec = self._recorded()
         driver = self.driver()
         return summarize(self.name, str(self.directory), state,
                          self.results(job_of_saved(spec)), spec,
                          driver.describe() if driver else None,
-                         self.stop_requested() is not None, now=now)
+                         self.stop_requested() is not None, now=now, front=front)
 
     def recorded_results(self) -> Results:
         """The trials as the record's own spec reads them (`trials`, reports): no spec file

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Optional, Protocol, Sequence
+from typing import Callable, Optional, Protocol, Sequence
 
 from resnet_core.config import DataConfig
 from search.experiment.results import Results, TrialRecord
@@ -58,6 +58,9 @@ class Summary:
     extra: dict = field(default_factory=dict)
     extended: list = field(default_factory=list)  # every budget raise: "budget.trials: 12 -> 20"
     warm_start: Optional[dict] = None  # where a warm-started search's knowledge came from
+    # Several objectives: each trial on the Pareto front (by the first objective) as
+    # {trial_id, values: {metric: value at its last epoch}}; None for one objective.
+    front: Optional[list] = None
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -113,8 +116,10 @@ def _rest(epoch: int, ended: Sequence[Spent], max_epochs: int) -> float:
 
 def summarize(name: str, directory: str, state: State, results: Results, spec: dict,
               driver: Optional[str], stop_requested: bool,
-              now: Optional[float] = None) -> Summary:
-    """The pure rule: the record's pieces in, a Summary out."""
+              now: Optional[float] = None,
+              front: Optional[Callable[[Results], list[str]]] = None) -> Summary:
+    """The pure rule: the record's pieces in, a Summary out; `front` gives the trials on a
+    search's Pareto front (search.engine.pareto.on_front) for a search of several."""
     now = time.time() if now is None else now
     status = status_of(state, driver, stop_requested)
     trials_budget = int(spec["budget"]["trials"])
@@ -141,4 +146,7 @@ def summarize(name: str, directory: str, state: State, results: Results, spec: d
                                         "epochs": best.epochs, "params": best.params},
         parent_run_id=state.parent_run_id, tracking_uri=state.tracking_uri,
         extended=[c for entry in state.extended for c in entry.get("changes", [])],
-        warm_start=state.warm_start)
+        warm_start=state.warm_start,
+        front=None if front is None or not results.objectives else [
+            {"trial_id": t.trial_id, "values": results.values(t)}
+            for t in results.trials if t.trial_id in set(front(results))])

@@ -9,13 +9,13 @@ interrupted search is as current as its record.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
 import optuna
 
-from search.engine import study as studies
+from search.engine import pareto, study as studies
 from search.experiment.record import SPEC_FILE, Experiment
 from search.experiment.state import damaged
 from search.experiment.results import Results
@@ -25,13 +25,14 @@ from search.report.leaderboard import LEADERBOARD_FILE, rows, write_csv
 from search.report.page import INDEX_FILE, Figure, render
 
 CURVES = "learning_curves"
+PARETO = "pareto_front"
 # plotly.js, once, beside the interactive pages that load it (`include_plotlyjs="directory"`):
 # inlined, it made each page 4.7 MB and a report of five plots 24 MB.
 PLOTLY_JS = "plotly.min.js"
 # Every file a report writes: a new report of the same folder first removes these (and only
 # these), so that a plot that can no longer be drawn does not linger from an earlier one.
 OUTPUTS = ([LEADERBOARD_FILE, INDEX_FILE, PLOTLY_JS]
-           + [f"{name}.{ext}" for name in [p.name for p in optuna_plots.PLOTS] + [CURVES]
+           + [f"{name}.{ext}" for name in [p.name for p in optuna_plots.PLOTS] + [CURVES, PARETO]
               for ext in ("html", "png")])
 
 
@@ -53,7 +54,10 @@ def make(experiment: Experiment, folder: Path) -> Report:
     results = experiment.recorded_results()
     spec = experiment.saved_spec() or {}
     try:
-        study = studies.build(results, spec)
+        # Optuna's plots of one objective, the primary one (with several: its plots; the
+        # Pareto front is drawn from the study of all of them)
+        study = studies.build(replace(results, objectives=()), spec)
+        several = studies.build(results, spec) if results.objectives else None
     except studies.DamagedSpace as error:  # a spec.json edited by hand
         raise damaged(experiment.directory / SPEC_FILE, str(error)) from None
     report = Report(folder, results, study)
@@ -67,7 +71,8 @@ def make(experiment: Experiment, folder: Path) -> Report:
     report.plotted = (basis_.at(study, report.basis.epoch) if report.basis
                       else basis_.at(study, 0))
     found = optuna_plots.facts(report.plotted, trials=len(study.trials))
-    figures = _optuna_figures(report, found) + _learning_curves(report, rungs, max_epochs)
+    figures = (_pareto_front(report, several) if several is not None else []) + \
+        _optuna_figures(report, found) + _learning_curves(report, rungs, max_epochs)
     index = folder / INDEX_FILE
     state = experiment.state()
     warm = (state.warm_start or {}).get("text") if state is not None else None
@@ -111,6 +116,35 @@ def _optuna_figures(report: Report, found: optuna_plots.Facts) -> list[Figure]:
             drawn.set_size_inches(inches, drawn.get_size_inches()[1])
         figures.append(_save(report, plot.name, title, interactive, drawn, caption))
     return figures
+
+
+def _pareto_front(report: Report, study: optuna.Study) -> list[Figure]:
+    """Optuna's Pareto front plot of the study of every objective: the trials that ran the whole
+    budget (COMPLETE), the front highlighted, the dominated ones shown too; a trial breaking a
+    constraint drawn apart (Optuna reads the constraints the study keeps). Two or three
+    objectives; more are not drawn (Optuna plots at most three)."""
+    results = report.results
+    names = [m for m, _ in results.objectives]
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not done or len(names) > 3:
+        why = ("no trial has run its whole budget yet" if not done
+               else f"{len(names)} objectives (Optuna draws two or three)")
+        report.notes.append(f"Pareto front: {why}")
+        return []
+    front = pareto.on_front(results)
+    title = (f"Pareto front of {' and '.join(names)}: {len(front)} of {len(done)} trials of the "
+             f"whole budget ({len(results.trials)} trials)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        interactive = optuna.visualization.plot_pareto_front(
+            study, target_names=names, include_dominated_trials=True)
+        interactive.update_layout(title=title)
+        drawn = _figure_of(optuna.visualization.matplotlib.plot_pareto_front(
+            study, target_names=names, include_dominated_trials=True))
+    return [_save(report, PARETO, title, interactive, drawn,
+                  f"On the front: {', '.join(front) or 'none'}. Trials the scheduler stopped "
+                  "early are not drawn (their values are of fewer epochs); `resnet-search "
+                  "trials` lists them.")]
 
 
 def _learning_curves(report: Report, rungs: curves.Rungs, max_epochs: int) -> list[Figure]:

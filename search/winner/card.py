@@ -49,6 +49,9 @@ def _source_line(source: Optional[dict]) -> str:
     objective = source.get("objective") or {}
     scored = (f", {objective.get('metric')} {_value(objective.get('value'))} after "
               f"{source.get('epochs')} epochs" if objective.get("value") is not None else "")
+    if source.get("objectives"):  # several: every one at its last epoch, and how it was picked
+        scored = (", " + ", ".join(f"{m} {_value(v)}" for m, v in source["objectives"].items())
+                  + f" after {source.get('epochs')} epochs, picked by {source.get('picked_by')}")
     line = (f"Trial `{source.get('trial_id')}` of search `{source.get('experiment')}`{scored} "
             f"(experiment directory `{source.get('directory')}`, MLflow parent run "
             f"`{(source.get('mlflow') or {}).get('parent_run_id')}`).")

@@ -17,7 +17,7 @@ import copy
 import os
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import yaml
 
@@ -25,6 +25,7 @@ from search.experiment.results import Results, TrialRecord
 from search.experiment.state import State
 from search.spec import objective
 from search.spec.redact import redact
+from search.winner import pick
 from search.winner.header import header
 
 if TYPE_CHECKING:
@@ -80,10 +81,16 @@ def _climb(path: str) -> tuple[int, list[str]]:
     return ups, parts[ups:]
 
 
-def winner_of(results: Results, experiment: str) -> TrialRecord:
+def winner_of(results: Results, experiment: str, front: Sequence[str] = (),
+              rule: Optional[pick.Rule] = None) -> TrialRecord:
     """The best trial, or ExportRefused: none has a finite objective, or its config cannot be
-    rebuilt."""
-    winner = results.best
+    rebuilt. With several objectives, the trial of the Pareto front `front` that `rule` picks
+    (search.winner.pick; default: the front's knee). With one, `rule` picks among the trials
+    of the whole budget that hold every constraint."""
+    if results.objectives or rule is not None:
+        winner = _picked(results, experiment, front, rule)
+    else:
+        winner = results.best
     if winner is None:
         ended = len([t for t in results.trials if t.results])
         raise ExportRefused(
@@ -95,6 +102,23 @@ def winner_of(results: Results, experiment: str) -> TrialRecord:
             f"the winner of '{experiment}', trial {winner.trial_id}, has no config this version "
             f"can rebuild: {winner.config_error or 'its params are missing'}")
     return winner
+
+
+def _picked(results: Results, experiment: str, front: Sequence[str],
+            rule: Optional[pick.Rule]) -> TrialRecord:
+    by_id = {t.trial_id: t for t in results.trials}
+    among = list(front) if results.objectives else list(results.candidates())
+    candidates = {t: by_id[t].results[-1] for t in among if t in by_id and by_id[t].results}
+    chosen = (pick.by_rule(candidates, rule) if rule is not None
+              else pick.knee(candidates, results.all_objectives))
+    if chosen is None:
+        what = "on the Pareto front" if results.objectives else "of the whole budget"
+        why = (f"none of the {len(candidates)} trials {what} meets '{rule}'" if candidates
+               else f"no trial of '{experiment}' has run its whole budget holding every "
+                    "constraint yet")
+        raise ExportRefused(f"nothing to pick: {why}; launch it further or state another "
+                            "--pick")
+    return by_id[chosen]
 
 
 def winner_spec(saved: dict, winner: TrialRecord, *, data_root: str, storage: str,
@@ -120,10 +144,15 @@ def winner_spec(saved: dict, winner: TrialRecord, *, data_root: str, storage: st
 
 
 def provenance_of(saved: dict, state: Optional[State], results: Results, winner: TrialRecord,
-                  *, directory: str, when: str, version: str) -> dict:
+                  *, directory: str, when: str, version: str,
+                  rule: Optional[pick.Rule] = None) -> dict:
     """Everything needed to trace the file back: the experiment, the trial, its score and
-    checkpoint, the spec's hash, the MLflow runs, when and by which version."""
-    return {
+    checkpoint, the spec's hash, the MLflow runs, when and by which version; with several
+    objectives every objective's value at its last epoch and how it was picked."""
+    several = {"objectives": results.values(winner),
+               "picked_by": str(rule) if rule is not None else pick.KNEE} \
+        if results.objectives else ({"picked_by": str(rule)} if rule is not None else {})
+    return {**several,
         "experiment": saved["name"],
         "directory": directory,
         "status": state.status.value if state else "unknown",
@@ -145,16 +174,21 @@ def provenance_of(saved: dict, state: Optional[State], results: Results, winner:
 
 def export(saved: dict, state: Optional[State], results: Results, *, directory: str,
            data_root: str, storage: str, tracking_uri: str, when: str, version: str,
-           file_name: str = "best.yaml") -> Exported:
+           file_name: str = "best.yaml", front: Sequence[str] = (),
+           rule: Optional[pick.Rule] = None) -> Exported:
     """The winner of the experiment recorded as `saved` (its spec.json), `state` and
     `results`, as the text of a spec file called `file_name`. ExportRefused when there is no
-    winner."""
-    winner = winner_of(results, saved["name"])
+    winner. `front`, `rule`: see `winner_of`."""
+    winner = winner_of(results, saved["name"], front, rule)
     spec = winner_spec(saved, winner, data_root=data_root, storage=storage,
                        tracking_uri=tracking_uri)
     provenance = provenance_of(saved, state, results, winner, directory=directory, when=when,
-                               version=version)
+                               version=version, rule=rule)
     shown = f"{results.metric} {winner.best:.4f}" if objective.finite(winner.best) else ""
+    if results.objectives:
+        shown = ", ".join(f"{m} {v:.4g}" if v is not None else f"{m} -"
+                          for m, v in results.values(winner).items())
+        shown += f"; picked by {provenance['picked_by']}"
     intro = [f"The winner of search '{saved['name']}': trial {winner.trial_id} ({shown} after "
              f"{winner.epochs} epochs), as a one-trial spec of its full config.",
              f"Check it:  resnet-search validate {file_name}",
@@ -184,8 +218,11 @@ def data_root_for(saved: dict, location: Location) -> str:
 
 
 def export_experiment(experiment: Experiment, *, when: str, version: str,
-                      file_name: str = "best.yaml") -> Exported:
-    """`export` of an experiment record (search.experiment.record.Experiment). Raises
+                      file_name: str = "best.yaml",
+                      front: Callable[[Results], list[str]] = lambda results: [],
+                      rule: Optional[pick.Rule] = None) -> Exported:
+    """`export` of an experiment record (search.experiment.record.Experiment); `front` gives
+    the trials on a search's Pareto front (search.engine.pareto.on_front). Raises
     NoExperiment and DamagedRecord as the record does, ExportRefused as `export`."""
     from search.experiment.record import NoExperiment
 
@@ -197,4 +234,4 @@ def export_experiment(experiment: Experiment, *, when: str, version: str,
     return export(saved, state, results, directory=str(experiment.directory),
                   data_root=data_root_for(saved, location), storage=str(location.storage),
                   tracking_uri=state.tracking_uri, when=when, version=version,
-                  file_name=file_name)
+                  file_name=file_name, front=front(results), rule=rule)

@@ -2,7 +2,8 @@
 digits): accuracy against parameter count with a parameter budget, searched by multi-objective
 TPE with MO-ASHA stopping trials early; `validate` says what is searched, the launch's end names
 the Pareto front, `trials --json` carries every objective, marks the front and the trials that
-break the constraint, and MLflow holds every objective as a metric and tags the front's runs. A bad objective is refused
+break the constraint, MLflow holds every objective as a metric and tags the front's runs,
+`export-best` picks the winner from the front and `report` draws it. A bad objective is refused
 before anything starts."""
 
 from __future__ import annotations
@@ -66,6 +67,13 @@ def test_a_two_objective_search_with_a_constraint_ends_with_its_pareto_front(
     assert {t["trial_id"] for t in trials if t["pareto"]} == expected
     for trial_id in expected:
         assert trial_id in launched.stdout.split("Pareto front: ")[1].splitlines()[0]
+    status = cli("status", str(path), "--json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    front = json.loads(status.stdout)["experiment"]["front"]
+    assert {t["trial_id"] for t in front} == expected
+    assert all(set(t["values"]) == {"val_acc", "params"} for t in front)
+    shown = cli("status", str(path), cwd=tmp_path)
+    assert f"front      {len(expected)} trials: " in shown.stdout, shown.stdout
     # MO-ASHA stopped some trials early: they are never on the front
     assert any(t["outcome"] == "stopped" and not t["pareto"] for t in trials), trials
 
@@ -76,6 +84,28 @@ def test_a_two_objective_search_with_a_constraint_ends_with_its_pareto_front(
     # the front's runs, and only they, carry pareto=true
     assert {c.data.tags["trial_id"] for c in children
             if c.data.tags.get("pareto") == "true"} == expected
+
+    # The winner is picked from the front (its knee by default, or by a rule), with every
+    # objective in its file; a rule that does not parse is a bad config.
+    best = tmp_path / "best.yaml"
+    exported = cli("export-best", str(path), "-o", str(best), cwd=tmp_path)
+    said = exported.stdout + exported.stderr
+    assert exported.returncode == 0, said
+    assert "picked by the knee of the Pareto front" in said, said
+    header = best.read_text()
+    assert any(f"trial_id: {t}" in header for t in expected), header[:2000]
+    assert "objectives:" in header and "picked_by: the knee of the Pareto front" in header
+    smallest = cli("export-best", str(path), "-o", str(best), "--force", "--pick",
+                   "min params where val_acc >= 0", cwd=tmp_path)
+    assert smallest.returncode == 0, smallest.stdout + smallest.stderr
+    bad = cli("export-best", str(path), "--pick", "max val_ac", cwd=tmp_path)
+    assert bad.returncode == 2 and "did you mean 'val_acc'" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
+    reported = cli("report", str(path), cwd=tmp_path)
+    assert reported.returncode == 0, reported.stdout + reported.stderr
+    folder = Path(spec["storage_path"]) / spec["name"] / "report"
+    assert (folder / "pareto_front.png").stat().st_size > 1000
+    assert "Pareto front of val_acc and params" in (folder / "index.html").read_text()
 
     # The record's copy of the spec keeps the list: the same command finds it finished.
     again = cli("launch", str(path), cwd=tmp_path)

@@ -94,8 +94,8 @@ TRIALS = {"t1": ({"lr": 0.05, "schedule": "cosine"}, [0.4, 0.7]),
 def record(base: Path, spec: dict, trials: Optional[dict] = None,
            status: Status = Status.FINISHED, parent_run_id: str = "p" * 32) -> Path:
     """Write `spec` as `base/spec.yaml` and the record of its search (launched from `base`), its
-    `trials` (trial id -> (params, per-epoch val_acc); default TRIALS) as Ray lays them out, and
-    return the experiment directory."""
+    `trials` (trial id -> (params, per-epoch val_acc[, what its last report adds]); default
+    TRIALS) as Ray lays them out, and return the experiment directory."""
     base.mkdir(parents=True, exist_ok=True)
     (base / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     parsed = parse_spec(spec, base_dir=base)
@@ -105,6 +105,7 @@ def record(base: Path, spec: dict, trials: Optional[dict] = None,
     state = State(name=parsed.name, spec_hash=parsed.spec_hash(), parent_run_id=parent_run_id,
                   status=status, tracking_uri=location.tracking_uri, created_at=now,
                   updated_at=now)
-    planned = [Planned(trial_id, curve, params)
-               for trial_id, (params, curve) in (TRIALS if trials is None else trials).items()]
+    planned = [Planned(trial_id, curve, params, last=dict(*rest))
+               for trial_id, (params, curve, *rest) in
+               (TRIALS if trials is None else trials).items()]
     return write_search(location.directory, parsed.resolved(), planned, state)

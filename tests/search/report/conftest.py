@@ -30,10 +30,11 @@ def lr_params(lr: float, scale: Optional[float] = None) -> dict:
 
 
 def write_record(directory: Path, trials: list[Planned], *, space: Optional[dict] = None,
-                 scheduler: Optional[dict] = None, scheduler_state: Optional[dict] = None
-                 ) -> Experiment:
-    """The record of a search whose trials started in list order, 100 s apart."""
-    spec = parse_spec({"name": NAME, "data": {"dataset": "digits"},
+                 scheduler: Optional[dict] = None, scheduler_state: Optional[dict] = None,
+                 **sections: object) -> Experiment:
+    """The record of a search whose trials started in list order, 100 s apart; `sections`: more
+    of its spec (objective, constraints)."""
+    spec = parse_spec({"name": NAME, "data": {"dataset": "digits"}, **sections,
                        "budget": {"trials": max(1, len(trials)), "max_epochs": MAX_EPOCHS},
                        "scheduler": scheduler or {"type": "asha", "grace_period": 1,
                                                   "reduction_factor": 2},

@@ -241,3 +241,25 @@ def test_the_index_says_where_a_warm_started_search_learnt_from(record, tmp_path
     cold = record(storage="cold")
     make(cold, tmp_path / "cold")
     assert "warm-started" not in (tmp_path / "cold" / "index.html").read_text()
+
+
+def test_a_search_of_two_objectives_gets_its_pareto_front_and_the_primarys_plots(
+        record, plan, tmp_path):
+    P = plan.Planned
+    trials = [P("big", [0.5, 0.7, 0.8, 0.9], plan.lr_params(0.1), last={"params": 9e4}),
+              P("small", [0.4, 0.5, 0.6, 0.7], plan.lr_params(0.05), last={"params": 2e4}),
+              P("behind", [0.4, 0.5, 0.55, 0.6], plan.lr_params(0.2), last={"params": 5e4}),
+              P("cut", [0.3], plan.lr_params(0.9), stopped=True, last={"params": 1e4})]
+    experiment = record(trials, objective=[{"metric": "val_acc", "mode": "max"},
+                                           {"metric": "params", "mode": "min"}])
+    report = make(experiment, tmp_path / "out")
+    names = {p.name for p in report.files}
+    assert {"pareto_front.html", "pareto_front.png", "optimization_history.png",
+            "learning_curves.png"} <= names
+    figure = report.figures["pareto_front"]
+    assert "2 of 3 trials of the whole budget" in figure.layout.title.text
+    shown = {(round(x, 4), y) for trace in figure.data for x, y in zip(trace.x, trace.y)}
+    assert shown == {(0.9, 9e4), (0.7, 2e4), (0.6, 5e4)}  # the stopped trial is not drawn
+    assert "On the front: big, small" in (tmp_path / "out" / "index.html").read_text()
+    # the existing plots read the primary objective
+    assert report.study.directions == [report.study.direction]

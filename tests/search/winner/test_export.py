@@ -221,3 +221,76 @@ def test_a_minimising_objective_exports_the_lowest(tmp_path):
     assert exported.provenance["trial_id"] == WINNER
     assert math.isclose(exported.provenance["objective"]["value"], 1 - 0.86)
     assert exported.spec["objective"] == {"metric": "val_loss", "mode": "min"}
+
+
+# --- several objectives: a winner picked from the Pareto front --------------------------------
+
+SEVERAL = [{"metric": "val_acc", "mode": "max"}, {"metric": "params", "mode": "min"}]
+# all three ran the budget: a accurate and large, b nearly as accurate and small (the knee),
+# c small and poor; d broke the constraint
+FRONT_TRIALS = {
+    "a": ({"lr": 0.05, "schedule": "cosine", "milestones": [0.5, 0.75]}, [0.5, 0.8, 0.90],
+          {"params": 9e5}),
+    "b": ({"lr": 0.1, "schedule": "cosine", "milestones": [0.5, 0.75]}, [0.5, 0.8, 0.88],
+          {"params": 2e5}),
+    "c": ({"lr": 0.3, "schedule": "step", "milestones": [0.3, 0.6]}, [0.3, 0.4, 0.50],
+          {"params": 1e5}),
+    "d": ({"lr": 0.2, "schedule": "step", "milestones": [0.3, 0.6]}, [0.6, 0.9, 0.95],
+          {"params": 5e6}),
+}
+
+
+@pytest.fixture
+def front_search(tmp_path: Path) -> Path:
+    return record(tmp_path / "search", search_spec(
+        objective=SEVERAL, constraints=[{"metric": "params", "max": 1e6}],
+        budget={"trials": 4, "max_epochs": 3}), FRONT_TRIALS)
+
+
+def on_front(results: Results) -> list[str]:
+    from search.engine.pareto import on_front as trials_on_front
+
+    return trials_on_front(results)
+
+
+@pytest.mark.parametrize("rule, winner", [
+    (None, "b"),  # the knee
+    ("max val_acc", "a"),
+    ("min params", "c"),
+    ("max val_acc where params < 5e5", "b"),
+])
+def test_with_several_objectives_the_winner_is_picked_from_the_front(front_search, tmp_path,
+                                                                     rule, winner):
+    from search.winner.pick import KNEE, parse
+
+    exported = exported_from(front_search, front=on_front,
+                             rule=parse(rule) if rule else None)
+    source = exported.provenance
+    assert source["trial_id"] == winner  # never d, which breaks the constraint
+    values = {"a": (0.90, 9e5), "b": (0.88, 2e5), "c": (0.50, 1e5)}[winner]
+    assert source["objectives"] == {"val_acc": values[0], "params": values[1]}
+    assert source["picked_by"] == (str(parse(rule)) if rule else KNEE)
+    spec = written(exported.text, tmp_path / "best.yaml")
+    assert [(o.metric, o.mode) for o in spec.objectives] == [("val_acc", "max"),
+                                                             ("params", "min")]
+    assert read_provenance((tmp_path / "best.yaml").read_text())["objectives"] == \
+        source["objectives"]
+
+
+def test_a_rule_no_trial_of_the_front_meets_exports_nothing(front_search):
+    from search.winner.pick import parse
+
+    with pytest.raises(ExportRefused) as refused:
+        exported_from(front_search, front=on_front,
+                      rule=parse("max val_acc where params < 1e4"))
+    assert "none of the 3 trials on the Pareto front meets 'max val_acc where params < 10000'" \
+        in str(refused.value)
+
+
+def test_one_objective_with_a_rule_picks_among_the_trials_of_the_whole_budget(recorded):
+    from search.winner.pick import parse
+
+    exported = exported_from(recorded, rule=parse("min val_acc"))
+    assert exported.provenance["trial_id"] == "t001"  # the worse of the two that ran 3 epochs
+    assert exported.provenance["picked_by"] == "min val_acc"
+    assert exported_from(recorded).provenance["trial_id"] == WINNER  # no rule: as before
