@@ -64,7 +64,8 @@ def front_text(summary: Any) -> str:
     """The Pareto front of a search of several objectives: its trials, each with its values."""
     if not summary.front:
         return "none yet (no trial has run its whole budget holding every constraint)"
-    return f"{len(summary.front)} trials: " + "; ".join(
+    count = len(summary.front)
+    return f"{count} trial{'s' if count != 1 else ''}: " + "; ".join(
         f"{t['trial_id']} (" + ", ".join(f"{m} {v:.4g}" if v is not None else f"{m} -"
                                         for m, v in t["values"].items()) + ")"
         for t in summary.front)

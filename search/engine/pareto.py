@@ -153,5 +153,5 @@ def score(result: dict, objectives: Sequence[tuple[str, str]]) -> Score:
     return signed if len(signed) > 1 else signed[0]
 
 
-__all__ = ["Score", "best_first", "crowding", "front", "front_of", "hypervolume", "on_front", "losses", "order", "ranks",
-           "score"]
+__all__ = ["Score", "best_first", "crowding", "front", "front_of", "hypervolume", "losses",
+           "on_front", "order", "ranks", "score"]

@@ -29,7 +29,8 @@ is added, before Tune starts it).
 With several objectives (`objectives`: (metric, mode) of each) promotion ASHA is MO-ASHA
 (Schmucker et al. 2021): a trial's score at a rung is its vector of objectives and a rung is
 ranked by non-dominated sorting with NSGA-II's crowding distance breaking ties
-(search.engine.pareto.best_first); a static objective (params, FLOPs) is known from the first rung on.
+(search.engine.pareto.best_first); a static objective (params, FLOPs) is known from the first
+rung on.
 
 The pure rules (`promotable`, `soft_ranking_changed`, `noise_epsilon`) have table
 tests.

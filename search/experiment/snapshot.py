@@ -1,12 +1,13 @@
 """Ray's experiment snapshot as a killed driver can leave it: each file whole, or cut short.
 
 Tune writes its snapshot (`experiment_state-*.json`, the searcher's `searcher-state-*.pkl` and
-its wrappers' `search_gen_state-*.json` (a pickle), the callbacks' `callback-states-*.pkl`) atomically into a staging folder of the driver's Ray session
-and then copies that folder into the experiment's `ray/` folder with pyarrow's `copy_files`,
-which writes each file in place. A driver killed during that copy leaves the file it was copying
-cut short. Tune restores from the newest file of each kind (by name): a cut-short callbacks file
-made it log "Failed to restore the run state" with an EOFError and start the experiment anew,
-over a searcher it had restored, which failed the resume (CI caught it once).
+its wrappers' `search_gen_state-*.json` (a pickle), the callbacks' `callback-states-*.pkl`)
+atomically into a staging folder of the driver's Ray session and then copies that folder into
+the experiment's `ray/` folder with pyarrow's `copy_files`, which writes each file in place. A
+driver killed during that copy leaves the file it was copying cut short. Tune restores from the
+newest file of each kind (by name): a cut-short callbacks file made it log "Failed to restore
+the run state" with an EOFError and start the experiment anew, over a searcher it had restored,
+which failed the resume (CI caught it once).
 
 Before a restore the launch reads each file of the snapshot Tune restores (the newest of each
 kind, by name):

@@ -81,8 +81,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         "space": {"lr": {"float": [1e-3, 0.5], "log": True}},
     },
 }
-ORDER = ("name", "data", "objective", "constraints", "budget", "trial", "sampler", "scheduler", "fixed",
-         "space", "tracking", "storage_path", "warm_start")
+ORDER = ("name", "data", "objective", "constraints", "budget", "trial", "sampler", "scheduler",
+         "fixed", "space", "tracking", "storage_path", "warm_start")
 # Sections a new search leaves out, shown as a commented example.
 EXAMPLES = {"warm_start": {"from": ["runs/an-earlier-search"], "top": 10},
             "constraints": [{"metric": "params", "max": 1.0e6}]}

@@ -89,6 +89,20 @@ def held(driver: subprocess.Popen) -> Iterator[list[psutil.Process]]:
                 proc.resume()
 
 
+def ctrl_c(driver: subprocess.Popen, timeout: float = 300) -> int:
+    """Ctrl+C in the launch's terminal (SIGINT to its process group) while its trials are held,
+    so the search is still running when it comes however fast they are; the launch's exit code
+    once it has saved the search (SIGKILLed if it has not exited by `timeout`)."""
+    try:
+        with held(driver):
+            os.killpg(driver.pid, signal.SIGINT)
+            time.sleep(1)  # the driver's handler runs at once; its trials wait meanwhile
+        return driver.wait(timeout=timeout)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+
+
 @contextlib.contextmanager
 def driver_paused(driver: subprocess.Popen) -> Iterator[None]:
     """The launch's own process stopped (SIGSTOP) while the test looks at what it has written:

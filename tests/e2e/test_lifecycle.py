@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from driving import (MEDIUM_DATA, NAME, PARENT_TAG, SMALL_DATA, driver_log, held, results,
+from driving import (MEDIUM_DATA, NAME, PARENT_TAG, SMALL_DATA, ctrl_c, driver_log, held, results,
                      runs_of, saved_trials, small_search, start_in_terminal, start_launch, steps,
                      trial_dirs, wait_for)
 from processes import kill_ours, ours
@@ -73,16 +73,9 @@ def test_ctrl_c_saves_the_search_exits_130_and_the_same_command_resumes_it(
         tmp_path, write_spec, digits_spec, cli, reaper):
     spec, path, experiment = small_search(digits_spec, write_spec)
     driver = start_launch(path, tmp_path)
-    try:
-        wait_for(lambda: any(len(results(d)) == 3 for d in trial_dirs(experiment)), 180,
-                 "a finished trial", proc=driver)
-        with held(driver):  # the search is still running when Ctrl+C comes, however fast
-            os.killpg(driver.pid, signal.SIGINT)  # what Ctrl+C in its terminal sends
-            time.sleep(1)  # the driver's handler runs at once; its trials wait meanwhile
-        code = driver.wait(timeout=120)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
+    wait_for(lambda: any(len(results(d)) == 3 for d in trial_dirs(experiment)), 180,
+             "a finished trial", proc=driver)
+    code = ctrl_c(driver)
     log = driver_log(driver)
     assert code == 130, log
     assert "interrupted (SIGINT): the search is saved; run the same command again to resume" in log
