@@ -28,7 +28,7 @@ import json
 from typing import Any, Mapping
 
 from search.spec import objective as objective_rules
-from search.tracking.names import BEST_TAG, EPOCHS_TAG, HP_PREFIX, PARENT_TAG
+from search.tracking.names import BEST_TAG, EPOCHS_TAG, HP_PREFIX, PARENT_TAG, PARETO_TAG
 
 VIEW_ID = "resnet-search"
 TAG_PREFIX = "mlflow.sharedViewState."  # MLflow UI's saved views
@@ -58,6 +58,10 @@ def columns(spec: Mapping[str, Any]) -> list[str]:
     space = spec.get("space") or {}
     metric = objective_rules.primary(spec).get("metric")
     objective = [_column("metrics", f"best_{metric}"), _column("metrics", metric)]
+    # several objectives: the others beside the first, and which runs are on the front
+    others = [m for m, _ in objective_rules.saved_objectives(spec)[1:]] if metric else []
+    if others:
+        objective += [_column("metrics", m) for m in others] + [_column("tags", PARETO_TAG)]
     return [_column("tags", BEST_TAG)] + (objective if metric else []) + [
         _column("metrics", f"{HP_PREFIX}{name}") for name, p in space.items() if _numeric(p)] + [
         _column("params", name) for name, p in space.items() if not _numeric(p)] + [

@@ -204,6 +204,13 @@ def test_the_searchs_saved_view_shows_its_objective_and_sampled_parameters_best_
     assert sections == {s["uuid"] for s in table["compareRunSections"]}
     assert len({c["uuid"] for c in table["compareRunCharts"]}) == len(table["compareRunCharts"])
     assert view.state({"objective": {"metric": "val_loss", "mode": "min"}})["orderByAsc"] is True
+    # several objectives: sorted by the first, the others (and the front's tag) as columns
+    several = view.state({**SPEC, "objective": [{"metric": "val_acc", "mode": "max"},
+                                                {"metric": "params", "mode": "min"}]})
+    assert several["selectedColumns"][:5] == [
+        "tags.`best`", "metrics.`best_val_acc`", "metrics.`val_acc`", "metrics.`params`",
+        "tags.`pareto`"]
+    assert (several["orderByKey"], several["orderByAsc"]) == ("metrics.`best_val_acc`", False)
     saved = json.loads(view.tag_value(spec, 1234))
     assert (saved["name"], saved["createdAt"], saved["updatedAt"]) == (
         "trials, best val_acc first", 1234, 1234)
