@@ -3,11 +3,13 @@
 Tune writes its snapshot (`experiment_state-*.json`, the searcher's `searcher-state-*.pkl` and
 its wrappers' `search_gen_state-*.json` (a pickle), the callbacks' `callback-states-*.pkl`)
 atomically into a staging folder of the driver's Ray session and then copies that folder into
-the experiment's `ray/` folder with pyarrow's `copy_files`, which writes each file in place. A
-driver killed during that copy leaves the file it was copying cut short. Tune restores from the
-newest file of each kind (by name): a cut-short callbacks file made it log "Failed to restore
-the run state" with an EOFError and start the experiment anew, over a searcher it had restored,
-which failed the resume (CI caught it once).
+the experiment's `ray/` folder with pyarrow's `copy_files`. Through pyarrow's local filesystem
+that copy wrote each file in place, and a driver killed during it left the file it was copying
+cut short (CI caught it twice: a cut-short callbacks file made Tune start the experiment anew
+over a restored searcher; a cut-short experiment state made the resume impossible). Tune now
+writes through `search/run/wholefiles.py`, each file whole or not at all; what is read here is
+what an experiment saved before that, or a filesystem whose rename is not atomic, can still
+leave.
 
 Before a restore the launch reads each file of the snapshot Tune restores (the newest of each
 kind, by name):

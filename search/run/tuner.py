@@ -25,6 +25,7 @@ from search.run.fullstorage import StorageGuard
 from search.run.progress import ProgressPrinter
 from search.run.trainable import run_trial
 from search.run.trialfiles import CSVLogger, JsonLogger
+from search.run.wholefiles import storage_filesystem
 from search.spec.job import TrialJob
 from search.spec.model import SearchSpec
 from search.tracking.mirror import MlflowMirror
@@ -66,6 +67,7 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
             trial_dirname_creator=lambda trial: trial.trial_id),
         run_config=tune.RunConfig(
             name=RAY_DIR, storage_path=str(experiment),
+            storage_filesystem=storage_filesystem(experiment),  # each file whole (wholefiles)
             # The storage guard first (it takes back a failure Ray counted for a full disk),
             # then the ledger: every other callback reads what the ledger decided.
             callbacks=[StorageGuard(), ledger, mirror, printer, fail_fast,
@@ -126,7 +128,8 @@ def restored_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath,
                 f"{name}{snapshot.SET_ASIDE}); resuming from its whole snapshot files")
         if console is not None:
             console.print(said, highlight=False, markup=False)
-    tuner = tune.Tuner.restore(str(folder), trainable(spec, job), resume_errored=True)
+    tuner = tune.Tuner.restore(str(folder), trainable(spec, job), resume_errored=True,
+                               storage_filesystem=storage_filesystem(folder))
     callbacks = compat.tuner_run_config(tuner).callbacks or []
     if is_local(folder) and not any(isinstance(c, Ledger) for c in callbacks):
         # Saved before the ledger (resnet-search 0.2): `parts` puts one first, and Ray, which
