@@ -16,7 +16,7 @@ mean square over the space's parameters of a per-parameter distance in [0, 1]:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -30,6 +30,31 @@ class Curve:
     values: list[float]  # the objective after each epoch; shorter than max_epochs if it diverged
     seconds: list[float]  # each epoch's training time (the virtual clock's step)
     diverged: bool = False
+    # What the configuration costs whatever its epoch (a benchmark's latency or size), by the
+    # metric name an objective gives it; `train_seconds` is the curve's own (simulator.metric).
+    costs: Mapping[str, float] = field(default_factory=dict)
+
+
+def epoch_seconds(curve: Curve, epoch: int) -> float:
+    """How long epoch `epoch` (1-based) takes; a diverged epoch as long as the last recorded."""
+    if epoch <= len(curve.seconds):
+        return float(curve.seconds[epoch - 1])
+    return float(curve.seconds[-1]) if curve.seconds else 1.0
+
+
+TRAIN_SECONDS = "train_seconds"  # resnet_core.names.COST_METRICS: the Trainer's cumulative time
+
+
+def cost(curve: Curve, epoch: int, name: str) -> float:
+    """Objective `name` of a trial after `epoch` epochs, when it is not the learning metric
+    (pure): the configuration's cost as the benchmark gives it, or its cumulative training
+    seconds; KeyError naming what the curve has when neither."""
+    if name in curve.costs:
+        return float(curve.costs[name])
+    if name == TRAIN_SECONDS:
+        return sum(epoch_seconds(curve, e) for e in range(1, epoch + 1))
+    raise KeyError(f"objective {name!r} is not a cost this problem gives (it gives "
+                   f"{sorted([*curve.costs, TRAIN_SECONDS])})")
 
 
 def unit(param: Any, value: Any) -> float:

@@ -14,6 +14,10 @@ through the controller (the searcher then hears no result, as from Tune). Time a
 next epoch to finish, each epoch lasting what the table recorded for it (or the benchmark
 problem's clock says).
 
+With several objectives (`spec.objective_pairs`) each result also carries the others, as a
+trial reports them: a cost the benchmark gives the configuration (`Curve.costs`: latency, size)
+whatever the epoch, or the trial's cumulative `train_seconds` from its epochs' seconds.
+
 A search ends when it has run `budget.trials` trials, or, given `budget_epochs`, as soon as that
 many epochs have been reported (the published protocols' budget in full-training equivalents;
 trials still out then are cut off, as Tune's time budget ends an experiment).
@@ -34,7 +38,7 @@ from search.engine.ledger import Ledger
 from search.engine.quiet import quiet_optuna
 from search.engine.samplers import build_searcher
 from search.engine.schedulers import build_scheduler
-from search.replay.predict import Curve, Predictor
+from search.replay.predict import Curve, Predictor, cost, epoch_seconds
 from search.spec import objective
 from search.spec.model import SearchSpec
 from search.spec.outcome import Outcome
@@ -49,7 +53,8 @@ class Result:
     time: float  # virtual seconds since the search started
     trial_id: str
     epoch: int
-    value: float  # the objective after this epoch
+    value: float  # the objective after this epoch (the first of several)
+    point: tuple[float, ...] = ()  # every objective's value after this epoch, when several
 
 
 @dataclass(eq=False)  # hashable by identity, as Ray's trials are (HyperBand keys on them)
@@ -86,13 +91,6 @@ def length(curve: Curve) -> int:
     return len(curve.values) + (1 if curve.diverged else 0)
 
 
-def epoch_seconds(curve: Curve, epoch: int) -> float:
-    """How long epoch `epoch` (1-based) takes; a diverged epoch as long as the last recorded."""
-    if epoch <= len(curve.seconds):
-        return float(curve.seconds[epoch - 1])
-    return float(curve.seconds[-1]) if curve.seconds else 1.0
-
-
 def seed_everything(seed: int) -> None:
     # Ray's ASHA draws each trial's bracket from numpy's global generator.
     random.seed(seed)
@@ -120,6 +118,8 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
             budget_epochs: Optional[int], warm: Any = None) -> Replay:
     seed_everything(seed or 0)
     metric, mode, max_epochs = spec.objective.metric, spec.objective.mode, spec.budget.max_epochs
+    several = spec.objective_pairs  # () for one objective
+    others = [name for name, _ in several[1:]]
     ledger = Ledger(max_epochs, stop_tag=spec.scheduler.stop_tag)
     scheduler = build_scheduler(spec.scheduler, max_epochs, ledger, spec.objective_pairs)
     scheduler.set_search_properties(metric, mode)
@@ -209,8 +209,10 @@ def _replay(spec: SearchSpec, predictor: Predictor, workers: int, seed: Optional
             result[metric] = trial.curve.values[trial.epoch - 1]
         else:  # the epoch whose loss went NaN: what the trainable reports (run/trainable.py)
             result |= {"outcome": Outcome.DIVERGED.value, metric: objective.worst(mode)}
+        result |= {name: cost(trial.curve, trial.epoch, name) for name in others}
         last = trial.epoch == length(trial.curve)
-        out.results.append(Result(now, trial_id, trial.epoch, result[metric]))
+        out.results.append(Result(now, trial_id, trial.epoch, result[metric],
+                                  tuple(result[name] for name, _ in several)))
         decision = scheduler.on_trial_result(controller, trial, result)
         if decision != TrialScheduler.STOP:
             searcher.on_trial_result(trial_id, result)

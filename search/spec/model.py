@@ -348,6 +348,24 @@ def _one_or_a_list(schema: dict) -> None:
     schema.pop("type", None)
 
 
+def searchable_by(sampler: Any, scheduler: Any, count: int) -> list[Problem]:
+    """What refuses a search of `count` objectives by `sampler` and `scheduler` (validated
+    sections): each that ranks one value, with those that take several; [] for one objective."""
+    if count < 2:
+        return []
+    problems = []
+    if not sampler.several_objectives:
+        problems.append(Problem("sampler.type", sampler.type, f"sampler is {sampler.type!r} but "
+                                f"the objective has {count} metrics; samplers for several "
+                                f"objectives: {', '.join(several_objective_samplers())}"))
+    if not scheduler.several_objectives:
+        problems.append(Problem("scheduler.type", scheduler.type, f"scheduler is "
+                                f"{scheduler.type!r} but the objective has {count} metrics; "
+                                "schedulers for several objectives: "
+                                f"{', '.join(several_objective_schedulers())}"))
+    return problems
+
+
 class SearchSpec(BaseModel):
     model_config = STRICT
     name: str
@@ -418,17 +436,7 @@ class SearchSpec(BaseModel):
     def _several_objectives_searchable(self) -> SearchSpec:
         if len(self.objectives_) < 2:
             return self
-        problems = []
-        if not self.sampler.several_objectives:
-            problems.append(Problem("sampler.type", self.sampler.type, f"sampler is "
-                                    f"{self.sampler.type!r} but the objective has "
-                                    f"{len(self.objectives_)} metrics; samplers for several "
-                                    f"objectives: {', '.join(several_objective_samplers())}"))
-        if not self.scheduler.several_objectives:
-            problems.append(Problem("scheduler.type", self.scheduler.type, f"scheduler is "
-                                    f"{self.scheduler.type!r} but the objective has "
-                                    f"{len(self.objectives_)} metrics; schedulers for several "
-                                    f"objectives: {', '.join(several_objective_schedulers())}"))
+        problems = searchable_by(self.sampler, self.scheduler, len(self.objectives_))
         if self.warm_start is not None:
             problems.append(Problem("warm_start", "...", "a warm start tells the search an "
                                     "earlier search's values of one objective; it cannot warm "

@@ -7,7 +7,7 @@ forest by default, as bench/replay.py uses). `data` is the table file; its one t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from search.replay import predict, table
 from search.replay.predict import Curve
@@ -53,11 +53,24 @@ class Task:
         space = parse_space(raw, fields=ProblemFields(parameters(data), NAME))
         self.metric, self.mode, self.max_epochs = found.metric, found.mode, found.max_epochs
         self.task = Path(data).stem
-        self.predict = predict.fit(predictor, space, table.completed(found), found.metric,
-                                   found.max_epochs)
+        self.rows = table.completed(found)
+        self.predict = predict.fit(predictor, space, self.rows, found.metric, found.max_epochs)
 
     def __call__(self, params: Mapping[str, Any]) -> Curve:
         return self.predict(params)
+
+    def points(self, objectives: Sequence[str]) -> list[tuple[float, ...]]:
+        """Every recorded trial that ran all its epochs as a point of `objectives` (the metric
+        and its costs, predict.cost: train_seconds): the range a search's hypervolume is
+        measured in."""
+        out = []
+        for row in self.rows:
+            curve = Curve(row.curve(self.metric), row.seconds())
+            if len(curve.values) == self.max_epochs:
+                out.append(tuple(curve.values[-1] if name == self.metric
+                                 else predict.cost(curve, self.max_epochs, name)
+                                 for name in objectives))
+        return out
 
 
 def open_task(task: str, data: Optional[Path]) -> Task:

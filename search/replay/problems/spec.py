@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Optional
+from typing import Any, ClassVar, Mapping, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, \
     ValidationInfo, field_validator, model_validator
@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, \
 from search.replay.predict import Curve
 from search.replay.problems import FAMILIES
 from search.replay.problems.base import Evaluator, Family, ProblemFields
-from search.spec.model import Budget, Sampler, Scheduler
+from search.spec.model import Budget, Sampler, Scheduler, searchable_by
 from search.spec.params import STRICT, parse_space
 from search.spec.problems import Problem, Problems, SpecError, problems_from, show, suggest
 from search.spec.yaml_io import load_yaml
@@ -181,22 +181,42 @@ class ProblemSearch(BaseModel):
     sampler: Sampler
     scheduler: Scheduler
     space: dict[str, Any]
+    also: list[Objective] = Field(default_factory=list)  # the other objectives, when several
 
     @field_validator("scheduler")
     @classmethod
     def _scheduler_fits_budget(cls, scheduler: Any, info: ValidationInfo) -> Any:
         return scheduler.within(info.data.get("budget"))
 
-    # One objective and no constraints, as SearchSpec answers them for such a search.
-    objective_pairs: ClassVar[tuple] = ()
-    constraints: ClassVar[tuple] = ()
+    @model_validator(mode="after")
+    def _several_objectives_searchable(self) -> ProblemSearch:
+        problems = searchable_by(self.sampler, self.scheduler, len(self.objectives))
+        if problems:
+            raise Problems(problems)
+        return self
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return (self.objective, *self.also)
+
+    @property
+    def objective_pairs(self) -> tuple[tuple[str, str], ...]:
+        """As SearchSpec's: (metric, mode) of each objective when there are several, else ()."""
+        if not self.also:
+            return ()
+        return tuple((o.metric, o.mode) for o in self.objectives)
+
+    constraints: ClassVar[tuple] = ()  # a replay constrains nothing
 
 
 def problem_search(problem: ProblemFile, evaluator: Evaluator, row: Mapping[str, Any],
-                   trials: int, seed: int, source: str = "<strategy>") -> ProblemSearch:
+                   trials: int, seed: int, source: str = "<strategy>",
+                   also: Sequence[tuple[str, str]] = ()) -> ProblemSearch:
     """`problem`'s space searched by strategy `row` (its `sampler:` and `scheduler:` sections,
-    search.replay.strategies) with at most `trials` trials, the sampler seeded with `seed`."""
+    search.replay.strategies) with at most `trials` trials, the sampler seeded with `seed`;
+    `also`: (metric, mode) of the costs it is searched against besides the evaluator's metric."""
     raw = {"objective": {"metric": evaluator.metric, "mode": evaluator.mode},
+           "also": [{"metric": metric, "mode": mode} for metric, mode in also],
            "budget": {"trials": trials, "max_epochs": evaluator.max_epochs},
            "sampler": {**row["sampler"], "seed": seed}, "scheduler": dict(row["scheduler"]),
            "space": dict(problem.space)}

@@ -34,7 +34,7 @@ def test_the_same_seed_replays_the_same_search_and_another_seed_another(curve_ro
 def test_one_worker_runs_trials_back_to_back_on_the_virtual_clock(curve_rows, replay_spec):
     spec = fifo_random(replay_spec)
     replayed = simulator.replay(spec, nearest(spec, curve_rows), workers=1)
-    seconds = sum(simulator.epoch_seconds(t.curve, e) for t in replayed.trials.values()
+    seconds = sum(predict.epoch_seconds(t.curve, e) for t in replayed.trials.values()
                   for e in range(1, t.epoch + 1))
     assert replayed.end == pytest.approx(seconds)
     # Trial by trial: one starts when the one before it ended.
