@@ -20,19 +20,20 @@ from search.experiment.record import SPEC_FILE, Experiment
 from search.experiment.state import damaged
 from search.experiment.results import Results
 from search.report import basis as basis_
-from search.report import curves, optuna_plots
+from search.report import curves, hypervolume, optuna_plots
 from search.report.leaderboard import LEADERBOARD_FILE, rows, write_csv
 from search.report.page import INDEX_FILE, Figure, render
 
 CURVES = "learning_curves"
 PARETO = "pareto_front"
+HYPERVOLUME = "hypervolume"
 # plotly.js, once, beside the interactive pages that load it (`include_plotlyjs="directory"`):
 # inlined, it made each page 4.7 MB and a report of five plots 24 MB.
 PLOTLY_JS = "plotly.min.js"
 # Every file a report writes: a new report of the same folder first removes these (and only
 # these), so that a plot that can no longer be drawn does not linger from an earlier one.
 OUTPUTS = ([LEADERBOARD_FILE, INDEX_FILE, PLOTLY_JS]
-           + [f"{name}.{ext}" for name in [p.name for p in optuna_plots.PLOTS] + [CURVES, PARETO]
+           + [f"{name}.{ext}" for name in [p.name for p in optuna_plots.PLOTS] + [CURVES, PARETO, HYPERVOLUME]
               for ext in ("html", "png")])
 
 
@@ -71,7 +72,8 @@ def make(experiment: Experiment, folder: Path) -> Report:
     report.plotted = (basis_.at(study, report.basis.epoch) if report.basis
                       else basis_.at(study, 0))
     found = optuna_plots.facts(report.plotted, trials=len(study.trials))
-    figures = (_pareto_front(report, several) if several is not None else []) + \
+    figures = (_pareto_front(report, several) + _hypervolume(report)
+               if several is not None else []) + \
         _optuna_figures(report, found) + _learning_curves(report, rungs, max_epochs)
     index = folder / INDEX_FILE
     state = experiment.state()
@@ -145,6 +147,35 @@ def _pareto_front(report: Report, study: optuna.Study) -> list[Figure]:
                   f"On the front: {', '.join(front) or 'none'}. Trials the scheduler stopped "
                   "early are not drawn (their values are of fewer epochs); `resnet-search "
                   "trials` lists them.")]
+
+
+def _hypervolume(report: Report) -> list[Figure]:
+    """The hypervolume of the front found so far against the trial-epochs spent
+    (search/report/hypervolume.py), as a step line: it rises when a trial adds to the front."""
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
+    found = hypervolume.history(report.results)
+    if not found.epochs:
+        report.notes.append("Hypervolume over trial-epochs: no trial has run its whole budget yet")
+        return []
+    names = [m for m, _ in report.results.all_objectives]
+    title = (f"Hypervolume of the Pareto front over trial-epochs spent: "
+             f"{found.volumes[-1]:.4g} after {found.epochs[-1]} trial-epochs")
+    interactive = go.Figure(go.Scatter(x=found.epochs, y=found.volumes, mode="lines+markers",
+                                       line_shape="hv", name="hypervolume"))
+    interactive.update_layout(title=title, xaxis_title="trial-epochs spent",
+                              yaxis_title="hypervolume")
+    drawn, axis = plt.subplots(figsize=(7, 4))
+    axis.step(found.epochs, found.volumes, where="post", marker="o")
+    axis.set(title="Hypervolume of the Pareto front", xlabel="trial-epochs spent",
+             ylabel="hypervolume")
+    reference = ", ".join(f"{n} {v:.4g}" for n, v in zip(names, found.reference))
+    return [_save(report, HYPERVOLUME, title, interactive, drawn,
+                  f"Against the reference point ({reference}): each objective's worst value "
+                  "among the trials of the whole budget, moved out by a tenth of its range. "
+                  "A point is a trial that ran its whole budget, at the trial-epochs spent when "
+                  "it ended; trials stopped early spend epochs and add no point.")]
 
 
 def _learning_curves(report: Report, rungs: curves.Rungs, max_epochs: int) -> list[Figure]:

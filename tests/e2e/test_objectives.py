@@ -117,7 +117,10 @@ def test_a_two_objective_search_with_a_constraint_ends_with_its_pareto_front(
     assert reported.returncode == 0, reported.stdout + reported.stderr
     folder = Path(spec["storage_path"]) / spec["name"] / "report"
     assert (folder / "pareto_front.png").stat().st_size > 1000
-    assert "Pareto front of val_acc and params" in (folder / "index.html").read_text()
+    assert (folder / "hypervolume.png").stat().st_size > 1000
+    index = (folder / "index.html").read_text()
+    assert "Pareto front of val_acc and params" in index
+    assert "Hypervolume of the Pareto front over trial-epochs spent" in index
 
     # The record's copy of the spec keeps the list: the same command finds it finished.
     again = cli("launch", str(path), cwd=tmp_path)

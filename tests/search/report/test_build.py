@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from search.experiment.state import DamagedRecord
-from search.report import build
+from search.report import build, hypervolume
 from search.report.build import make
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -243,6 +243,15 @@ def test_the_index_says_where_a_warm_started_search_learnt_from(record, tmp_path
     assert "warm-started" not in (tmp_path / "cold" / "index.html").read_text()
 
 
+@pytest.mark.parametrize("points, modes, expected", [
+    ([(0.9, 9e4), (0.6, 5e4)], ["max", "min"], (0.57, 9.4e4)),
+    ([(0.5, 10.0)], ["max", "min"], (0.45, 11.0)),  # one point: a tenth of its value
+    ([(0.0, 0.0)], ["max", "max"], (-0.1, -0.1)),  # nothing to scale by: a tenth of one
+])
+def test_the_reference_point_lies_a_tenth_of_the_range_beyond_the_worst(points, modes, expected):
+    assert hypervolume.reference(points, modes) == pytest.approx(expected)
+
+
 def test_a_search_of_two_objectives_gets_its_pareto_front_and_the_primarys_plots(
         record, plan, tmp_path):
     P = plan.Planned
@@ -263,3 +272,12 @@ def test_a_search_of_two_objectives_gets_its_pareto_front_and_the_primarys_plots
     assert "On the front: big, small" in (tmp_path / "out" / "index.html").read_text()
     # the existing plots read the primary objective
     assert report.study.directions == [report.study.direction]
+    # the front's hypervolume after each trial of the whole budget ended, against the epochs
+    # spent by then (the trials ran one after the other, 4 epochs each); the reference is
+    # (0.6 - 0.03, 9e4 + 7e3): big alone 0.33 x 7e3, small adds 0.13 x 7.7e4 less their
+    # overlap, behind (dominated by small) adds nothing
+    volume = report.figures["hypervolume"].data[0]
+    assert list(volume.x) == [4, 8, 12]
+    assert list(volume.y) == pytest.approx([2310, 2310 + 10010 - 910, 11410])
+    assert "hypervolume.png" in names
+
