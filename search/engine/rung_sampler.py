@@ -18,6 +18,13 @@ without one are RUNNING (for the constant liar). Budgets are the epochs at which
 scheduler compares trials, and the full budget (search.engine.samplers.build_searcher sets
 them). Under a scheduler without rungs (FIFO) it is TPE on the completed trials with a random
 share.
+
+With several objectives the model is Optuna's multi-objective TPE on the same view: Optuna keeps
+no intermediate values for a study of several objectives, so the searcher saves each epoch's
+values as a user attribute of the trial (`values_key`), and a trial's result at a budget is its
+vector there (MO-ASHA's rungs compare the same vectors; issue 21). This is what lets the model
+learn from the trials MO-ASHA paused or stopped, which plain multi-objective TPE never sees (it
+reads only COMPLETE trials, and there is no pruning of several objectives in Optuna).
 """
 
 from __future__ import annotations
@@ -33,16 +40,38 @@ from optuna.trial import FrozenTrial, TrialState
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
-def value_at(trial: FrozenTrial, budget: int) -> Optional[float]:
-    """The trial's result at `budget` epochs: its intermediate value at that step, or, for a
-    trial that completed exactly there, its value (pure)."""
-    value = trial.intermediate_values.get(budget)
-    if value is None and trial.state == TrialState.COMPLETE and trial.value is not None \
-            and trial.intermediate_values and max(trial.intermediate_values) == budget:
-        value = trial.value
-    if value is None or not np.isfinite(value):
+VALUES_PREFIX = "values_at_epoch_"
+
+
+def values_key(epoch: int) -> str:
+    """The user attribute holding a trial's values of several objectives after `epoch`."""
+    return f"{VALUES_PREFIX}{int(epoch)}"
+
+
+def values_at(trial: FrozenTrial, budget: int) -> Optional[list[float]]:
+    """The trial's result at `budget` epochs, one value per objective (pure): with one, its
+    intermediate value at that step (or, for a trial that completed exactly there, its value);
+    with several, the values saved for that epoch. None when it has none there, or one is not
+    finite."""
+    several = trial.values is not None and len(trial.values) > 1 or any(
+        k.startswith(VALUES_PREFIX) for k in trial.user_attrs)
+    if several:  # (the searcher saves its last epoch's values too when it tells the trial)
+        values = trial.user_attrs.get(values_key(budget))
+    else:
+        value = trial.intermediate_values.get(budget)
+        if value is None and trial.state == TrialState.COMPLETE and trial.value is not None \
+                and trial.intermediate_values and max(trial.intermediate_values) == budget:
+            value = trial.value
+        values = None if value is None else [value]
+    if values is None or not all(np.isfinite(v) for v in values):
         return None
-    return float(value)
+    return [float(v) for v in values]
+
+
+def value_at(trial: FrozenTrial, budget: int) -> Optional[float]:
+    """The trial's result at `budget` epochs of its one objective (see values_at; pure)."""
+    values = values_at(trial, budget)
+    return None if values is None else values[0]
 
 
 def model_budget(trials: Sequence[FrozenTrial], budgets: Sequence[int],
@@ -50,7 +79,7 @@ def model_budget(trials: Sequence[FrozenTrial], budgets: Sequence[int],
     """BOHB's budget to fit the model on: the largest with at least `min_points` trials that
     have a result there, or None when no budget has that many (pure)."""
     for budget in sorted(budgets, reverse=True):
-        if sum(value_at(t, budget) is not None for t in trials) >= min_points:
+        if sum(values_at(t, budget) is not None for t in trials) >= min_points:
             return budget
     return None
 
@@ -58,9 +87,9 @@ def model_budget(trials: Sequence[FrozenTrial], budgets: Sequence[int],
 def at_budget(trial: FrozenTrial, budget: int) -> Optional[FrozenTrial]:
     """The trial as the model sees it: COMPLETE with its result at `budget`; RUNNING while it
     runs without one; None otherwise (pure)."""
-    value = value_at(trial, budget)
-    if value is not None:
-        state, values = TrialState.COMPLETE, [value]
+    values = values_at(trial, budget)
+    if values is not None:
+        state = TrialState.COMPLETE
     elif trial.state == TrialState.RUNNING:
         state, values = TrialState.RUNNING, None
     else:

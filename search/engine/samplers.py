@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from search.engine import compat
+from search.engine import compat, rung_sampler
 from search.engine.dehb import DEHBSampler
 from search.engine.ledger import Ledger
 from search.engine.rung_sampler import BOHBSampler
@@ -154,13 +154,20 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         return ask(trial.number) if trial is not None and ask is not None else None
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if isinstance(self.metric, list):
-            return  # Optuna keeps no intermediate values for several objectives
-        value = result.get(self.metric)
         live = compat.optuna_trials(self)
-        if trial_id in compat.told_trials(self) or trial_id not in live or value is None \
-                or not math.isfinite(value):
+        if trial_id in compat.told_trials(self) or trial_id not in live:
             return  # (not in live: a trial Tune restored that no searcher state knows)
+        if isinstance(self.metric, list):
+            # Optuna keeps no intermediate values for several objectives: each epoch's values
+            # are a user attribute, what a rung model reads (search.engine.rung_sampler).
+            values = [result.get(m) for m in self.metric]
+            if all(v is not None and math.isfinite(v) for v in values):
+                live[trial_id].set_user_attr(rung_sampler.values_key(result.get("epoch", 0)),
+                                             [float(v) for v in values])
+            return
+        value = result.get(self.metric)
+        if value is None or not math.isfinite(value):
+            return
         live[trial_id].report(value, result.get("epoch", 0))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
@@ -174,6 +181,8 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         if state == optuna.trial.TrialState.COMPLETE:
             value = [end.last.get(m) for m in self.metric] if isinstance(self.metric, list) \
                 else end.last.get(self.metric)
+            if isinstance(self.metric, list):  # its last epoch, as on_trial_result saves one
+                self.on_trial_result(trial_id, end.last)
         if state != optuna.trial.TrialState.FAIL:  # (pickled before constraints: none)
             for metric, side, bound in getattr(self, "constraints", ()):
                 live[trial_id].set_constraint(constraint_key(metric, side, bound),

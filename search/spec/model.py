@@ -276,6 +276,7 @@ class BOHB(_Sampler):
     `random_fraction` of proposals drawn at random. With `scheduler: hyperband` this is BOHB."""
 
     type: Literal["bohb"] = "bohb"
+    several_objectives: ClassVar[bool] = True  # MO-TPE at the rung (search.engine.rung_sampler)
     random_fraction: float = Field(1 / 3, ge=0, le=1)
     min_points: Optional[int] = Field(None, ge=1)
     multivariate: bool = True
@@ -348,6 +349,12 @@ def _one_or_a_list(schema: dict) -> None:
     schema.pop("type", None)
 
 
+# The sampler of a search of several objectives that names none: MO-TPE fitted at the scheduler's
+# highest rung with enough results (search.engine.rung_sampler), which learns from the trials
+# MO-ASHA paused or stopped; plain MO-TPE sees only the trials that completed.
+SEVERAL_SAMPLER = "bohb"
+
+
 def searchable_by(sampler: Any, scheduler: Any, count: int) -> list[Problem]:
     """What refuses a search of `count` objectives by `sampler` and `scheduler` (validated
     sections): each that ranks one value, with those that take several; [] for one objective."""
@@ -393,6 +400,16 @@ class SearchSpec(BaseModel):
     _flags: dict = PrivateAttr(default_factory=dict)
 
     _safe_name = field_validator("name")(rule(experiment_name_problem))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_sampler(cls, raw: Any) -> Any:
+        """The sampler a spec that names none gets: TPE for one objective, SEVERAL_SAMPLER for
+        several (chosen by replay: bench/README.md, several objectives)."""
+        if isinstance(raw, dict) and raw.get("sampler") is None \
+                and isinstance(raw.get("objective"), list) and len(raw["objective"]) > 1:
+            return {**raw, "sampler": {"type": SEVERAL_SAMPLER}}
+        return raw
 
     @field_validator("objectives_", mode="before")
     @classmethod

@@ -11,7 +11,8 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from search.engine.rung_sampler import BOHBSampler, at_budget, model_budget, value_at
+from search.engine.rung_sampler import (BOHBSampler, at_budget, model_budget, value_at,
+                                        values_at, values_key)
 
 X = {"x": FloatDistribution(0.0, 1.0)}
 
@@ -110,3 +111,46 @@ def test_min_points_defaults_to_one_more_than_the_parameters():
                           constant_liar=True, n_ei_candidates=24)
     sampler.fit_budgets([3, 1, 3], dims=7)
     assert (sampler.min_points, sampler.budgets) == (8, [1, 3])
+
+
+# --- several objectives: each epoch's values saved as a user attribute by the searcher ------
+
+def several(at: dict[int, list], state=TrialState.PRUNED, values=None, x=0.5, number=0):
+    made = create_trial(state=state, values=values, params={"x": x}, distributions=X,
+                        user_attrs={values_key(e): v for e, v in at.items()})
+    made.number = number
+    return made
+
+
+@pytest.mark.parametrize("made, budget, expected", [
+    (several({1: [0.2, 5.0], 3: [0.4, 15.0]}), 3, [0.4, 15.0]),
+    (several({1: [0.2, 5.0]}), 3, None),  # never got there
+    (several({1: [0.2, 5.0], 2: [0.5, 10.0]}, TrialState.COMPLETE, [0.5, 10.0]), 2,
+     [0.5, 10.0]),
+    (several({1: [0.2, 5.0]}, TrialState.COMPLETE, [0.5, 10.0]), 2, None),  # saved per epoch
+    (several({1: [math.inf, 5.0]}), 1, None),  # a non-finite value is no result
+    (several({}, TrialState.RUNNING), 1, None),
+])
+def test_a_trials_values_of_several_objectives_at_a_budget(made, budget, expected):
+    assert values_at(made, budget) == expected
+
+
+def test_one_objective_reads_the_same_through_values_at():
+    assert values_at(trial({1: 0.2, 3: 0.4}), 3) == [0.4]
+    assert values_at(trial({1: 0.2}), 3) is None
+
+
+def test_the_model_of_several_objectives_learns_from_trials_stopped_at_a_rung():
+    """40 trials paused or stopped at epoch 1 (MO-ASHA's first rung), none complete: at that
+    rung accuracy rises with x and the cost falls with it, so a larger x dominates. Plain
+    multi-objective TPE sees no trial (none COMPLETE) and proposes at random; the rung model
+    proposes large x."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for n in range(40):
+        x = (n + 0.5) / 40
+        study.add_trial(several({1: [x, 1.0 - x]}, x=x, number=n))
+    study.sampler = bohb()
+    found = proposals(study.sampler, study)
+    assert sorted(found)[len(found) // 2] > 0.7, found
+    seen = at_budget(study.trials[3], 1)
+    assert (seen.state, seen.values) == (TrialState.COMPLETE, [3.5 / 40, 1 - 3.5 / 40])

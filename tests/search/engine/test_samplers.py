@@ -8,6 +8,7 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from search.engine.ledger import Ledger
+from search.engine.rung_sampler import values_at
 from search.engine.samplers import OPTUNA_STATE, SAMPLERS, FidelityAwareOptunaSearch
 from search.spec.outcome import Outcome
 
@@ -133,6 +134,20 @@ def test_several_objectives_are_told_as_one_vector_and_a_stopped_trial_as_pruned
     assert done.intermediate_values == {}  # Optuna keeps none for several objectives
     stopped = run_several(searcher, "b", [{"val_acc": 0.1, "params": 5.0}])
     assert stopped.state is TrialState.PRUNED and stopped.values is None
+    # each epoch's values saved for a rung model (search.engine.rung_sampler), the stopped
+    # trial's too, and a result without every objective saves nothing
+    assert values_at(done, 1) == [0.3, 9.0] and values_at(done, 2) == [0.6, 9.0]
+    assert values_at(stopped, 1) == [0.1, 5.0]
+    partial = run_several(searcher, "c", [{"val_acc": 0.4}, {"val_acc": 0.5, "params": 3.0}])
+    assert values_at(partial, 1) is None and values_at(partial, 2) == [0.5, 3.0]
+
+
+def test_the_last_epoch_of_a_trial_is_saved_when_it_is_told_whatever_results_came_before():
+    searcher = make_several()
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", {"epoch": 2, "val_acc": 0.7, "params": 4.0})
+    done = searcher._ot_study.trials[-1]
+    assert done.values == [0.7, 4.0] and values_at(done, 2) == [0.7, 4.0]
 
 
 @pytest.mark.parametrize("bound, params, violation", [

@@ -182,8 +182,22 @@ def test_the_summary_pairs_the_default_with_each_baseline_seed_by_seed():
     assert against_random["better"] == 6 and against_random["wilcoxon_p_greater"] < 0.05
 
 
-def test_a_problem_of_one_epoch_has_nothing_to_stop_and_its_default_is_the_sampler_alone():
+def test_a_problem_of_one_epoch_has_nothing_to_stop_and_every_row_runs_under_fifo():
     assert several_for(6) == SEVERAL
     one = several_for(1)
-    assert one["default"] == SEVERAL["tpe_fifo"] and "tpe_fifo" not in one
-    assert one["nsga2_3b"]["budget"] == 3
+    assert one["default"]["row"] == {"sampler": SEVERAL["default"]["row"]["sampler"],
+                                     "scheduler": {"type": "fifo"}}
+    # MO-TPE over MO-ASHA becomes MO-TPE over FIFO, which is there already
+    assert "tpe_promotion" not in one and one["tpe_fifo"] == SEVERAL["tpe_fifo"]
+    assert one["nsga2_3b"]["budget"] == 3 and set(one) == {"default", "tpe_fifo", "nsga2_3b",
+                                                             "random"}
+
+
+def test_the_default_row_is_what_a_spec_of_several_objectives_gets_when_it_names_none():
+    spec = parse_spec({"name": "x", "data": {"dataset": "digits"},
+                       "objective": [{"metric": "val_acc", "mode": "max"},
+                                     {"metric": "params", "mode": "min"}],
+                       "budget": {"trials": 4, "max_epochs": MAX_EPOCHS}, "space": SPACE})
+    row = SEVERAL["default"]["row"]
+    assert (spec.sampler.type, spec.scheduler.type) == (row["sampler"]["type"],
+                                                        row["scheduler"]["type"])

@@ -235,8 +235,8 @@ CASES = [
     ("objectives-sampler", {"objective": [{"metric": "val_acc"},
                                           {"metric": "params", "mode": "min"}],
                             "sampler": {"type": "cmaes"}}, "sampler.type",
-     ["'cmaes'", "2 metrics", "samplers for several objectives: tpe, gp, random, qmc, nsga2, "
-      "nsga3"]),
+     ["'cmaes'", "2 metrics", "samplers for several objectives: tpe, gp, random, qmc, bohb, "
+      "nsga2, nsga3"]),
     ("objectives-scheduler", {"objective": [{"metric": "val_acc"},
                                             {"metric": "params", "mode": "min"}],
                               "scheduler": {"type": "hyperband"}}, "scheduler.type",
