@@ -24,12 +24,14 @@ that ledger from the record (`search.run.tuner.parts` checks every part holds th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ray.tune import Callback
 
+from search.engine import pareto
 from search.engine.trial_errors import error_reason
 from search.experiment.results import ENDED, Results
+from search.spec import objective
 from search.spec.outcome import Outcome, outcome_of
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ class Ledger(Callback):
         self.interrupted = False  # the launch is being stopped: running trials will resume
         # The record's journal: called with every result (set by the launch, never pickled).
         self.journal: Optional[Callable[[str, dict], None]] = None
+        self._front: Optional[tuple] = None  # (what it was sorted from, the front)
 
     def __reduce__(self) -> tuple:
         # What it holds never travels in Ray's pickles (the record's journal has every result,
@@ -111,6 +114,20 @@ class Ledger(Callback):
 
     def ended(self, trial_id: str) -> Optional[TrialEnd]:
         return self.ends.get(trial_id)
+
+    def front(self, objectives: Sequence[tuple[str, str]],
+              constraints: Sequence[tuple[str, str, float]] = ()) -> list[str]:
+        """The Pareto front so far of a search of several objectives: of the trials that ran
+        their whole budget (those of earlier launches too, as restored), those holding every
+        constraint and dominated by none, by their last results."""
+        done = {t: end.last for t, end in self.ends.items() if end.outcome is Outcome.COMPLETED}
+        # The progress footer asks at every result: sort again only when a trial completed.
+        key = (frozenset(done), tuple(objectives), tuple(constraints))
+        if self._front is None or self._front[0] != key:
+            self._front = (key, pareto.front_of(
+                objective.candidates(done, objectives, constraints),
+                [mode for _, mode in objectives]))
+        return list(self._front[1])
 
     # --- Tune's events: the ledger is the first callback ---
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial,

@@ -115,9 +115,10 @@ class Results:
         """What the Pareto front is chosen from: every trial that ran its whole budget and
         holds every constraint, as its point of objectives at its last epoch (a trial stopped
         early was compared at a smaller budget: it stands apart)."""
-        return {t.trial_id: objective.point(t.results[-1], self.all_objectives)
-                for t in self.trials
-                if t.outcome is Outcome.COMPLETED and t.results and self.feasible(t)}
+        return objective.candidates(
+            {t.trial_id: t.results[-1] for t in self.trials
+             if t.outcome is Outcome.COMPLETED and t.results},
+            self.all_objectives, self.constraints)
 
     @property
     def epochs_used(self) -> int:

@@ -66,8 +66,11 @@ class ProgressPrinter(Callback):
 
     def __init__(self, metric: str, max_epochs: int, trials: int, ledger: Ledger,
                  console: Optional[Console] = None, *, mode: Optional[str] = None,
-                 stop_label: str = DEFAULT.label, clock: Callable[[], float] = time.time) -> None:
+                 stop_label: str = DEFAULT.label, clock: Callable[[], float] = time.time,
+                 objectives: tuple = (), constraints: tuple = ()) -> None:
         self.metric, self.max_epochs, self.trials = metric, max_epochs, trials
+        # several objectives ((metric, mode) each) and constraints: the front's size is shown
+        self.objectives, self.constraints = tuple(objectives), tuple(constraints)
         self.mode = mode or objective.natural_mode(metric)
         self.ledger = ledger  # how each trial ended (search.engine.ledger)
         self.stop_label = stop_label  # who stops trials early, as people call it
@@ -101,14 +104,16 @@ class ProgressPrinter(Callback):
 
     # The tuner is pickled with its callbacks, and restored by a resumed launch: only what was
     # configured travels (a console cannot be pickled; the counts come back from Ray's trials).
-    _CONFIG = ("metric", "mode", "max_epochs", "trials", "ledger", "stop_label")
+    _CONFIG = ("metric", "mode", "max_epochs", "trials", "ledger", "stop_label", "objectives",
+               "constraints")
 
     def __getstate__(self) -> dict:
         return {k: self.__dict__[k] for k in self._CONFIG}
 
     def __setstate__(self, state: dict) -> None:
         state.pop("scheduler_stops", None)  # resnet-search 0.2: the ledger decides now
-        self.__dict__.update({"ledger": None, "stop_label": LEGACY.label, **state})
+        self.__dict__.update({"ledger": None, "stop_label": LEGACY.label, "objectives": (),
+                              "constraints": (), **state})
         if "mode" not in state:  # pickled by an earlier version
             self.mode = objective.natural_mode(self.metric)
         self._fresh(None, time.time)
@@ -303,7 +308,9 @@ class ProgressPrinter(Callback):
                       [Ran(self.epochs.get(t, 0)) for t in self.outcomes],
                       [Ran(self.epochs.get(t, 0)) for t in self.running],
                       self.trials - len(self.outcomes), self.max_epochs),
-            started_at=started, at=now, stop_label=self.stop_label)
+            started_at=started, at=now, stop_label=self.stop_label,
+            front=(len(self.ledger.front(self.objectives, self.constraints))
+                   if self.objectives and self.ledger is not None else None))
 
     # --- output ---
     def _footer(self) -> RenderableType:

@@ -58,6 +58,7 @@ class Standing:
     at: float  # when this snapshot was taken
     stop_label: str = DEFAULT.label  # who stops trials early, as people call it
     paused: int = 0  # paused by the scheduler: neither running nor ended
+    front: Optional[int] = None  # several objectives: the trials on the Pareto front so far
 
 
 def clock(seconds: float) -> str:
@@ -90,10 +91,11 @@ def trials_text(s: Standing, final: bool = False) -> str:
 
 
 def best_text(s: Standing) -> str:
+    front = "" if s.front is None else f" · Pareto front: {s.front} trials"
     if s.best is None:
-        return "best: none yet"
+        return "best: none yet" + front
     trial_id, number = s.best
-    return f"best: {s.metric}={value(number)} ({trial_id})"
+    return f"best: {s.metric}={value(number)} ({trial_id})" + front
 
 
 def eta_left(s: Standing, now: float) -> Optional[float]:

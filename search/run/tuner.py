@@ -49,7 +49,8 @@ def new_tuner(spec: SearchSpec, job: TrialJob, experiment: StoragePath, uri: str
                           conditional=[name for name, p in spec.space.items() if p.when])
     printer = ProgressPrinter(spec.objective.metric, spec.budget.max_epochs, spec.budget.trials,
                               ledger, console=console, mode=spec.objective.mode,
-                              stop_label=spec.scheduler.label)
+                              stop_label=spec.scheduler.label, objectives=spec.objective_pairs,
+                              constraints=tuple(c.triple() for c in spec.constraints))
     fail_fast = FailFast(spec.trial.abort_on_same_error, ledger)
     searcher, limit = limited(spec, build_searcher(spec, ledger, warm), spec.scheduler.trials_out(
         spec.budget.max_epochs,

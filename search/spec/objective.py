@@ -10,7 +10,7 @@ from above (`max`) or below (`min`); `violation` is Optuna's convention for them
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from resnet_core.names import COST_METRICS
 
@@ -108,3 +108,12 @@ def point(result: dict, objectives: Iterable[tuple[str, str]]) -> tuple[float, .
     finite (a trial that produced no model is dominated by every trial that did)."""
     return tuple(float(result[m]) if finite(result.get(m)) else worst(mode)
                  for m, mode in objectives)
+
+
+def candidates(lasts: Mapping[str, dict], objectives: Iterable[tuple[str, str]],
+               constraints: Iterable[tuple[str, str, float]]) -> dict[str, tuple[float, ...]]:
+    """What a Pareto front is chosen from (pure): of the trials that ran their whole budget,
+    given as trial id -> last result, those holding every constraint, as their points."""
+    objectives, constraints = tuple(objectives), tuple(constraints)
+    return {trial_id: point(last, objectives) for trial_id, last in lasts.items()
+            if feasible(last, constraints)}

@@ -24,7 +24,7 @@ from search.spec.redact import redact
 from search.tracking.names import EPOCHS_TAG
 from search.tracking.points import METRICS, points
 from search.tracking.runbook import MLFLOW_STATUS, STATE, RunBook
-from search.tracking.store import text
+from search.tracking.store import move_front, text
 from search.tracking.writer import Writer
 
 if TYPE_CHECKING:
@@ -246,6 +246,17 @@ class MlflowMirror(Callback):
         if end.reason:
             tags["reason"] = text(end.reason)
         self._end(trial_id, tags, MLFLOW_STATUS[end.outcome])
+        if end.outcome is Outcome.COMPLETED and self.book.job.objectives:
+            self._move_front()
+
+    def _move_front(self) -> None:
+        """Several objectives: `pareto=true` moves to the front of the trials that ran their
+        whole budget so far, as each one ends (the ledger has every ended trial, those of
+        earlier launches too); the end of the launch sets it again from the record."""
+        job = self.book.job
+        front = self.ledger.front(job.all_objectives, job.constraints)
+        parent = self.book.parent_run_id
+        self.writer.submit(lambda client: move_front(client, parent, front))
 
     def _interrupt(self, trial: Trial) -> None:
         """Close the run of a trial the launch's interruption stops. Not marked closed: when a

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
@@ -390,6 +390,13 @@ def _mark_winner(client: MlflowClient, parent: Run, winner: Optional[Run]) -> No
             client.delete_tag(run.info.run_id, BEST_TAG)
     if winner is not None and winner.data.tags.get(BEST_TAG) != "true":
         client.set_tag(winner.info.run_id, BEST_TAG, "true")
+
+
+def move_front(client: MlflowClient, parent_run_id: str, front: Iterable[str]) -> None:
+    """`pareto=true` on the runs of the trials on the front and on no other run of the parent
+    run's search: what the mirror does while the search runs (the end of a launch does it
+    through summarise_parent)."""
+    _mark_front(client, client.get_run(parent_run_id), set(front))
 
 
 def _mark_front(client: MlflowClient, parent: Run, front: set[str]) -> None:

@@ -122,3 +122,20 @@ def test_a_resumed_launch_loads_what_the_record_holds():
     assert ledger.ended("bad") == TrialEnd(Outcome.FAILED, 1, "ValueError: x")
     assert ledger.ended("done") == TrialEnd(Outcome.COMPLETED, 4)
     assert ledger.ended("live") is None and ledger.last["live"]["epoch"] == 2
+
+
+def test_the_front_so_far_is_of_the_completed_trials_holding_every_constraint():
+    ledger = Ledger(4, stop_tag="asha")
+    ledger.stop("cut")
+    objectives, constraints = (("val_acc", "max"), ("params", "min")), (("params", "max", 1e5),)
+    assert ledger.front(objectives, constraints) == []
+    for trial_id, acc, params, epochs in (("big", 0.9, 9e4, 4), ("small", 0.7, 2e4, 4),
+                                          ("behind", 0.6, 5e4, 4), ("cut", 0.99, 1e3, 2),
+                                          ("huge", 0.95, 2e5, 4)):
+        ledger.end(trial_id, errored=False, last=epoch(epochs, val_acc=acc, params=params))
+    # cut was stopped early, huge breaks the constraint, behind is dominated by small
+    assert ledger.front(objectives, constraints) == ["big", "small"]
+    assert ledger.front(objectives) == ["big", "small", "huge"]  # no constraint: huge is on it
+    # a trial completing later moves it (the front is sorted again, not read from before)
+    ledger.end("better", errored=False, last=epoch(4, val_acc=0.96, params=1e3))
+    assert ledger.front(objectives, constraints) == ["better"]

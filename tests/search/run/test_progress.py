@@ -3,6 +3,7 @@ plain timestamped lines in a pipe (a CI log), a live footer on a terminal that n
 driver's log, per-epoch lines for long trials, and a resumed launch that keeps counting."""
 
 import io
+import pickle
 import re
 import sys
 import time
@@ -312,3 +313,25 @@ def test_a_starved_search_shows_as_slow_not_silent():
         "a running 2 min without an epoch since epoch 1/30 (load 9.1 on 2 CPUs)",
     ]
     assert all(STAMP.match(line) for line in stream.getvalue().splitlines())
+
+
+def test_a_search_of_several_objectives_shows_its_front_as_trials_complete():
+    stream, clock = io.StringIO(), Clock()
+    printer = fed(lambda ledger: ProgressPrinter(
+        "val_acc", 3, 3, ledger, console=Console(file=stream, width=200), mode="max",
+        clock=clock, objectives=(("val_acc", "max"), ("params", "min")),
+        constraints=(("params", "max", 1e5),)))
+    trials = [at_work(t) for t in ("a", "b", "c")]
+    printer.setup()
+    for trial, acc, params in zip(trials, (0.9, 0.7, 0.95), (5e4, 1e4, 2e5)):
+        printer.on_trial_start(0, trials, trial)
+        for n in (1, 2, 3):
+            printer.on_trial_result(0, trials, trial, {**result(n, acc), "params": params})
+        trial.status = "TERMINATED"
+        printer.on_trial_complete(0, trials, trial)
+    # c breaks the constraint; a and b trade accuracy against size
+    assert printer.standing.front == 2
+    assert "Pareto front: 2 trials" in standing_line(printer, clock)
+    # pickled with the tuner: a resumed launch shows it again
+    again = pickle.loads(pickle.dumps(printer.callback))
+    assert (again.objectives, again.constraints) == (printer.objectives, printer.constraints)

@@ -135,3 +135,11 @@ def test_before_the_first_trial_the_search_says_every_half_minute_that_it_waits(
 ])
 def test_what_a_search_waiting_for_its_first_trial_says(up, local, load, text):
     assert first_trial_text(up, local, load) == text
+
+
+def test_a_search_of_several_objectives_shows_the_size_of_its_front_beside_the_best():
+    line = status_line(standing(front=3), now=1015.0)
+    assert "best: val_acc=0.9313 (t3) · Pareto front: 3 trials · elapsed" in line
+    assert "Pareto front" not in status_line(standing(), now=1015.0)
+    assert "best: none yet · Pareto front: 0 trials" in status_line(
+        standing(best=None, front=0), now=1015.0)

@@ -7,7 +7,9 @@ import threading
 
 import pytest
 from trials import FakeTrial
+from tune_events import Fed
 
+from search.engine.ledger import Ledger
 from search.engine.trial_errors import error_reason
 from search.spec.outcome import Outcome
 from search.tracking.mirror import MLFLOW_STATUS
@@ -313,3 +315,54 @@ def test_a_pickled_mirror_keeps_its_uris_secret_masked_and_a_restore_gives_it_ba
     assert (restored.uri, restored.writer.uri) == (masked, masked)
     restored.relink(full)
     assert (restored.uri, restored.writer.uri) == (full, full)
+
+
+def test_the_pareto_tag_moves_with_the_front_as_each_trial_of_the_whole_budget_ends(
+        store, make_trial, make_epoch):
+    """Two objectives (val_acc max, params min, params <= 2.5e5): each trial that runs its
+    whole budget moves `pareto=true` to the front of those ended so far, while the search runs;
+    a trial stopped early or breaking the constraint never gets it. A mirror of a resumed launch
+    starts from what its ledger restored and moves the tags the first launch set."""
+    from search.spec.model import load_spec
+    from search.tracking.mirror import MlflowMirror
+    from search.tracking.names import PARETO_TAG
+
+    job = load_spec("spaces/digits-pareto.yaml").job()
+    assert job.objectives and job.constraints and job.max_epochs == 6
+
+    def mirror(stopped=()):
+        ledger = Ledger(job.max_epochs, stop_tag="asha")
+        for trial_id in stopped:
+            ledger.stop(trial_id)
+        return Fed(ledger, MlflowMirror(store.uri, store.parent, job, ledger))
+
+    def run(fed, trial, values, epochs=6):
+        fed.on_trial_start(0, [trial], trial)
+        for n in range(1, epochs + 1):
+            fed.on_trial_result(0, [trial], trial, make_epoch(n, **values))
+        trial.status = "TERMINATED"
+        fed.on_trial_complete(0, [trial], trial)
+
+    def tagged(fed):
+        assert fed.flush(30)
+        return sorted(t for t, runs in store.children().items()
+                      if runs[0].data.tags.get(PARETO_TAG) == "true")
+
+    first = mirror(stopped=("cut",))
+    run(first, make_trial("big"), {"val_acc": 0.9, "params": 2e5})
+    assert tagged(first) == ["big"]
+    run(first, make_trial("small"), {"val_acc": 0.7, "params": 2e4})
+    assert tagged(first) == ["big", "small"]
+    run(first, make_trial("cut"), {"val_acc": 0.95, "params": 1e4}, epochs=2)  # stopped early
+    run(first, make_trial("huge"), {"val_acc": 0.99, "params": 4e5})  # breaks the constraint
+    assert tagged(first) == ["big", "small"]
+    first.on_experiment_end([])
+
+    # The resumed launch's ledger knows how the first launch's trials ended (from the record).
+    second = mirror(stopped=("cut",))
+    for trial_id, last in (("big", {"val_acc": 0.9, "params": 2e5}),
+                           ("small", {"val_acc": 0.7, "params": 2e4})):
+        second.ledger.end(trial_id, errored=False, last={**make_epoch(6), **last})
+    run(second, make_trial("better"), {"val_acc": 0.92, "params": 1e4})
+    assert tagged(second) == ["better"]  # it dominates both: they lose the tag
+    assert first.failures == 0 and second.failures == 0
