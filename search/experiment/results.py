@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from resnet_core.config import resolved
@@ -97,6 +97,15 @@ class Results:
     @property
     def all_objectives(self) -> tuple:
         return self.objectives or ((self.metric, self.mode),)
+
+    def as_objective(self, metric: str, mode: str) -> "Results":
+        """These results read by one of their objectives alone (`metric`, `mode`), as a search
+        of that one objective would read them: what the report's plots of it rest on."""
+        trials = [replace(t, metric=metric,
+                          best=objective.best([v for _, v in t.curve(metric)], mode))
+                  for t in self.trials]
+        return replace(self, metric=metric, mode=mode, objectives=(), constraints=(),
+                       trials=trials)
 
     def values(self, trial: TrialRecord) -> dict[str, Optional[float]]:
         """Every objective's value at the trial's last epoch (None where it has none): one

@@ -37,6 +37,18 @@ OUTPUTS = ([LEADERBOARD_FILE, INDEX_FILE, PLOTLY_JS]
               for ext in ("html", "png")])
 
 
+def outputs(objectives: tuple = ()) -> list[str]:
+    """OUTPUTS, and with several objectives Optuna's plots of each objective after the first
+    (`<plot>_<metric>`)."""
+    return OUTPUTS + [f"{plot.name}{suffix(metric)}.{ext}" for metric, _ in objectives[1:]
+                      for plot in optuna_plots.PLOTS for ext in ("html", "png")]
+
+
+def suffix(metric: str) -> str:
+    """What the files of a plot of a further objective end in (the primary's have none)."""
+    return f"_{metric}"
+
+
 @dataclass
 class Report:
     folder: Path
@@ -63,7 +75,7 @@ def make(experiment: Experiment, folder: Path) -> Report:
         raise damaged(experiment.directory / SPEC_FILE, str(error)) from None
     report = Report(folder, results, study)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUTS:
+    for name in outputs(results.objectives):
         (folder / name).unlink(missing_ok=True)
     report.files.append(write_csv(results, folder / LEADERBOARD_FILE))
     rungs, max_epochs = curves.rungs(spec, experiment.scheduler_state()), int(
@@ -74,7 +86,10 @@ def make(experiment: Experiment, folder: Path) -> Report:
     found = optuna_plots.facts(report.plotted, trials=len(study.trials))
     figures = (_pareto_front(report, several) + _hypervolume(report)
                if several is not None else []) + \
-        _optuna_figures(report, found) + _learning_curves(report, rungs, max_epochs)
+        _optuna_figures(report, report.plotted, found, report.basis, results.metric) + \
+        _learning_curves(report, rungs, max_epochs) + \
+        [figure for metric, mode in results.objectives[1:]
+         for figure in _objective_figures(report, spec, metric, mode, rungs, max_epochs)]
     index = folder / INDEX_FILE
     state = experiment.state()
     warm = (state.warm_start or {}).get("text") if state is not None else None
@@ -87,20 +102,34 @@ def make(experiment: Experiment, folder: Path) -> Report:
     return report
 
 
-def _optuna_figures(report: Report, found: optuna_plots.Facts) -> list[Figure]:
-    """Optuna's plots that the study can have; a note for each of the others."""
-    study, metric = report.plotted, report.results.metric
-    report.importances = optuna_plots.importances(study, found)
-    top = optuna_plots.top_params(report.importances, found)
-    caption = report.basis.caption(metric) if report.basis else None
+def _objective_figures(report: Report, spec: dict, metric: str, mode: str,
+                       rungs: curves.Rungs, max_epochs: int) -> list[Figure]:
+    """Several objectives: Optuna's plots of a further objective, on the same rule as the
+    primary's (each trial's value at a common epoch: basis.py)."""
+    study = studies.build(report.results.as_objective(metric, mode), spec)
+    basis = basis_.choose(study, rungs.epochs, max_epochs, len(spec.get("space") or {}))
+    plotted = basis_.at(study, basis.epoch) if basis else basis_.at(study, 0)
+    found = optuna_plots.facts(plotted, trials=len(study.trials))
+    return _optuna_figures(report, plotted, found, basis, metric, suffix(metric))
+
+
+def _optuna_figures(report: Report, study: optuna.Study, found: optuna_plots.Facts,
+                    basis: Optional[basis_.Basis], metric: str, end: str = "") -> list[Figure]:
+    """Optuna's plots of one objective that the study can have (`end`: what their files' names
+    end in); a note for each of the others. The primary's importances are the report's."""
+    importances = optuna_plots.importances(study, found)
+    if not end:
+        report.importances = importances
+    top = optuna_plots.top_params(importances, found)
+    caption = basis.caption(metric) if basis else None
     figures = []
     for plot in optuna_plots.PLOTS:
         why = optuna_plots.why_not(plot, found)
         if why is not None:
-            report.notes.append(f"{plot.title}: {why}")
+            report.notes.append(f"{plot.title}{f' of {metric}' if end else ''}: {why}")
             continue
         title = (f"{plot.title}: {found.completed} of {found.trials} trials, {metric} at "
-                 f"epoch {report.basis.epoch}")
+                 f"epoch {basis.epoch}")
         if plot is optuna_plots.SLICE:
             title += f" ({', '.join(top)})"
         extra = optuna_plots.options(plot, metric, top)
@@ -116,7 +145,7 @@ def _optuna_figures(report: Report, found: optuna_plots.Facts) -> list[Figure]:
         inches = optuna_plots.width(plot, found, top)
         if inches is not None:
             drawn.set_size_inches(inches, drawn.get_size_inches()[1])
-        figures.append(_save(report, plot.name, title, interactive, drawn, caption))
+        figures.append(_save(report, plot.name + end, title, interactive, drawn, caption))
     return figures
 
 

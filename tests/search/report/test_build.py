@@ -280,4 +280,11 @@ def test_a_search_of_two_objectives_gets_its_pareto_front_and_the_primarys_plots
     assert list(volume.x) == [4, 8, 12]
     assert list(volume.y) == pytest.approx([2310, 2310 + 10010 - 910, 11410])
     assert "hypervolume.png" in names
+    # Optuna's plots of the second objective too, its values read as the primary's are
+    history = report.figures["optimization_history_params"]
+    assert "params at epoch 4" in history.layout.title.text
+    assert set(history.data[0].y) == {9e4, 2e4, 5e4}  # every trial's, by params
+    assert {"optimization_history_params.png", "slice_params.html"} <= names
+    assert set(build.outputs(experiment.recorded_results().objectives)) >= {
+        "parallel_coordinate_params.png"}
 
