@@ -98,6 +98,23 @@ def alternate(fns: dict[str, Callable[[], Any]], *, repeats: int, warmup: int = 
     return times
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files (the Agg backend: no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def panels(count: int, width: float, height: float = 4) -> tuple[Any, Any, list]:
+    """(pyplot, a figure, its row of `count` axes), each panel `width` inches wide."""
+    plt = pyplot()
+    figure, axes = plt.subplots(1, count, figsize=(width * count, height), squeeze=False)
+    return plt, figure, list(axes[0])
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

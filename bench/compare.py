@@ -32,7 +32,7 @@ from typing import Any, Optional
 if __package__ in (None, ""):  # run as a file: make `bench`, `search` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS, provenance, write_result
+from bench.common import RESULTS, panels, provenance, pyplot, write_result
 from search.replay import figures, protocol
 from search.replay.problems.spec import ProblemFile, load_problem
 from search.replay.strategies import BASELINE, KNOBS, STRATEGIES, grid
@@ -257,10 +257,7 @@ def _version(name: str) -> Optional[str]:
 
 
 def plot_lcbench(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     halves_ = report["halves"]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]  # one colour per strategy
@@ -359,14 +356,9 @@ def run_nb201(args: argparse.Namespace) -> dict:
 
 
 def plot_nb201(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     tasks = list(report["tasks"])
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
-    for axis, task in zip(axes[0], tasks):
+    plt, fig, axes = panels(len(tasks), 5)
+    for axis, task in zip(axes, tasks):
         rows = report["tasks"][task]
         counts = [int(n) for n in rows["at"]]
         for name in report["strategies"]:

@@ -31,7 +31,7 @@ from typing import Any, Optional
 if __package__ in (None, ""):  # run as a file: make `bench`, `search` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS, provenance, write_result
+from bench.common import RESULTS, panels, provenance, write_result
 from search.replay import fronts, protocol
 from search.replay.problems.spec import load_problem
 from search.replay.strategies import several_for
@@ -103,14 +103,9 @@ def table_lines(part: str, summary: dict) -> list[str]:
 
 
 def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     parts = list(report["parts"])
-    figure, axes = plt.subplots(1, len(parts), figsize=(6 * len(parts), 4), squeeze=False)
-    for axis, part in zip(axes[0], parts):
+    plt, figure, axes = panels(len(parts), 6)
+    for axis, part in zip(axes, parts):
         traces = report["parts"][part]["traces"]
         for name, trace in traces.items():
             axis.plot(trace["x"], trace["median"], label=name)

@@ -32,7 +32,7 @@ from typing import Any, Optional
 if __package__ in (None, ""):  # run as a file: make `bench`, `search` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS, provenance, write_result
+from bench.common import RESULTS, provenance, pyplot, write_result
 from search.replay import figures, predict, simulator, table
 from search.replay.strategies import (BASELINE, COMPARED, KNOBS, STRATEGIES, grid,
                                       strategy_spec)
@@ -79,10 +79,7 @@ def line(summary: dict, name: str) -> str:
 
 
 def plot(report: dict, path: Path, mode: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     budgets = report["budgets"]
     fig, axes = plt.subplots(2, len(budgets), figsize=(5.5 * len(budgets), 8.5), squeeze=False)
