@@ -11,12 +11,25 @@ Given to Tune as `storage_filesystem` (a public argument of `RunConfig` and `Tun
 this filesystem is pyarrow's local one except that a file is written to a hidden sibling
 (`.NAME.HEX.partial`) and renamed over NAME when closed: a reader sees the old file or the new
 one, never a part (rename is atomic on POSIX filesystems, NFS included). A write killed midway
-leaves only its hidden sibling, which nothing reads. pyarrow pickles it by its handler, so the
+leaves at most its hidden sibling, which nothing reads; a write that fails (an error, a full
+disk) leaves NAME as it was and removes the sibling. pyarrow pickles it by its handler, so the
 workers that upload checkpoints write the same way.
+
+A full disk: a sibling needs room for a second copy beside the first, which a disk filled to
+the last block has not, while pyarrow's write in place reuses the old file's blocks (Tune's
+snapshot files are rewritten at about the same size). So a small file (up to IN_MEMORY bytes:
+every snapshot file) is kept in memory until it is closed, and when its sibling does not fit it
+is written in place, as before: the snapshot is saved as far as the storage takes it (the
+search stops on a full storage_path and resumes from that: search/run/fullstorage.py), whole
+unless the driver is also killed during that one write. A larger file (a checkpoint) streams to
+its sibling and fails with the disk, as it did.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import os
 import secrets
 from typing import Any, Optional
@@ -36,28 +49,72 @@ def partial_name(path: str) -> str:
     return os.path.join(folder, f".{name}.{secrets.token_hex(4)}{PARTIAL}")
 
 
+IN_MEMORY = 16 * 2**20  # a file up to this size is kept in memory until closed (see above)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _remove(path: Optional[str]) -> None:
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def install(path: str, data: bytes) -> None:
+    """Write `data` as the file `path`: through a sibling renamed over it, or, when the disk
+    has no room for the sibling, in place over the old file's blocks."""
+    partial = partial_name(path)
+    try:
+        # "x": a new file with the umask's mode, as pyarrow's own local writes have.
+        with open(partial, "xb") as out:
+            out.write(data)
+        os.replace(partial, path)
+    except OSError as error:
+        _remove(partial)
+        if error.errno not in NO_SPACE:
+            raise
+        with open(path, "wb") as out:
+            out.write(data)
+
+
 class _WrittenWhole:
-    """A binary file object that becomes `path` only when closed; what pyarrow's PythonFile
-    wraps for an output stream."""
+    """A binary file object that becomes `path` only when closed, and never on a failed write;
+    what pyarrow's PythonFile wraps for an output stream."""
 
     def __init__(self, path: str) -> None:
+        folder = os.path.dirname(path) or "."
+        if not os.path.isdir(folder):  # refused when opened, as pyarrow's local file is
+            raise FileNotFoundError(errno.ENOENT, f"no such folder: {folder}", path)
         self._path = path
-        self._partial = partial_name(path)
-        # "x": a new file with the umask's mode, as pyarrow's own local writes have.
-        self._file = open(self._partial, "xb")
+        self._memory: Optional[io.BytesIO] = io.BytesIO()
+        self._partial: Optional[str] = None  # the sibling, once the file outgrew memory
+        self._file: Optional[io.BufferedWriter] = None
+        self._failed = False
+        self._closed = False
 
     def write(self, data: Any) -> int:
-        return self._file.write(data)
+        try:
+            if self._memory is not None and self._memory.tell() + len(data) <= IN_MEMORY:
+                return self._memory.write(data)
+            if self._file is None:
+                self._partial = partial_name(self._path)
+                self._file = open(self._partial, "xb")
+                self._file.write(self._memory.getvalue())
+                self._memory = None
+            return self._file.write(data)
+        except BaseException:
+            self._failed = True
+            raise
 
     def flush(self) -> None:
-        self._file.flush()
+        if self._file is not None:
+            self._file.flush()
 
     def tell(self) -> int:
-        return self._file.tell()
+        return self._file.tell() if self._file is not None else self._memory.tell()
 
     @property
     def closed(self) -> bool:
-        return self._file.closed
+        return self._closed
 
     def writable(self) -> bool:
         return True
@@ -69,9 +126,27 @@ class _WrittenWhole:
         return False
 
     def close(self) -> None:
-        if not self._file.closed:
+        if self._closed:
+            return
+        self._closed = True
+        if self._file is None:
+            if not self._failed:
+                install(self._path, self._memory.getvalue())
+            return
+        try:
             self._file.close()
-            os.replace(self._partial, self._path)
+        except BaseException:
+            self._failed = True
+            raise
+        finally:
+            if self._failed:  # the error was raised to the writer: NAME stays as it was
+                _remove(self._partial)
+        if not self._failed:
+            try:
+                os.replace(self._partial, self._path)
+            except OSError:
+                _remove(self._partial)
+                raise
 
 
 class WholeFiles(pyarrow.fs.FileSystemHandler):

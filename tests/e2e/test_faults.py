@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from driving import (NAME, PARENT_TAG, SMALL_DATA, by_param, driver_log, epochs_of, results,
                      runs_of, saved_statuses, saved_trials, small_search, start_launch, steps,
                      trial_dirs, wait_for)
+from disks import small_filesystem
 from processes import kill_ours, ours, trial_worker  # tests/e2e/*.py (pytest's pythonpath)
 
 from search.experiment.decide import ray_directory
@@ -349,18 +348,10 @@ def test_a_killed_trial_process_resumes_from_its_checkpoint(
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """storage_path on a real filesystem of 1 MiB (tmpfs; the tests run as root, as CI does),
-    which a search fills within its first epochs; `grow()` frees space as a user would."""
-    where = tmp_path / "runs"
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
-                             capture_output=True, text=True)
-    assert mounted.returncode == 0, f"cannot mount a small filesystem here: {mounted.stderr}"
-    try:
-        yield SimpleNamespace(path=where, grow=lambda: subprocess.run(
-            ["mount", "-o", "remount,size=64m", str(where)], check=True))
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+    """storage_path on a real filesystem of 1 MiB, which a search fills within its first
+    epochs; `grow()` frees space as a user would."""
+    with small_filesystem(tmp_path / "runs", "1m") as disk:
+        yield disk
 
 
 def failures_saved(experiment: Path) -> dict[str, int]:

@@ -14,7 +14,9 @@ import pyarrow.fs
 import pytest
 
 from search.experiment.storage import object_path
-from search.run.wholefiles import PARTIAL, WholeFiles, partial_name, storage_filesystem
+from disks import small_filesystem
+from search.run.wholefiles import (IN_MEMORY, PARTIAL, WholeFiles, partial_name,
+                                    storage_filesystem)
 
 
 def _tree(root: Path) -> dict:
@@ -50,30 +52,67 @@ def test_a_file_is_written_again_whole_and_a_missing_folder_is_refused_as_pyarro
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.json", "state.json"]
 
 
-# A writer of a new snapshot killed halfway through it, as SIGKILL kills Tune's driver.
+# A writer killed halfway through a file, as SIGKILL kills Tune's driver: a snapshot file (kept
+# in memory until closed) or a checkpoint larger than that (streamed to its sibling).
 _KILLED_WRITER = """
 import os, signal, sys
 from pathlib import Path
 from search.run.wholefiles import storage_filesystem
-path = Path(sys.argv[1])
+path, size = Path(sys.argv[1]), int(sys.argv[2])
 out = storage_filesystem(path.parent).open_output_stream(str(path))
-out.write(b'{"trial_data": [' + b'"x", ' * 50_000)
+out.write(b'{"trial_data": [' + b'x' * size)
 out.flush()
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def test_a_writer_killed_midway_leaves_the_previous_file_whole(tmp_path):
+@pytest.mark.parametrize("size, sibling", [(250_000, False), (IN_MEMORY + 1, True)])
+def test_a_writer_killed_midway_leaves_the_previous_file_whole(tmp_path, size, sibling):
     state = tmp_path / "experiment_state-x.json"
     state.write_text('{"trial_data": ["whole"]}')
-    killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(state)],
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(state), str(size)],
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert killed.returncode == -signal.SIGKILL
     assert state.read_text() == '{"trial_data": ["whole"]}'
-    (partial,) = [p for p in tmp_path.iterdir() if p != state]
-    # Hidden and not matching Tune's pattern: no restore reads it.
-    assert partial.name.startswith(".experiment_state-x.json.") and partial.name.endswith(PARTIAL)
-    assert partial.stat().st_size > 100_000  # it was killed writing, not before
+    left = [p for p in tmp_path.iterdir() if p != state]
+    assert len(left) == int(sibling)
+    if sibling:  # hidden, not matching Tune's pattern: no restore reads it
+        assert left[0].name.startswith(".experiment_state-x.json.")
+        assert left[0].name.endswith(PARTIAL) and left[0].stat().st_size > IN_MEMORY
+
+
+@pytest.mark.parametrize("size", [100, IN_MEMORY + 1])
+def test_a_file_that_cannot_replace_its_target_fails_and_leaves_no_sibling(tmp_path, size):
+    target = tmp_path / "checkpoint_000001"
+    target.mkdir()  # a folder where the file would go: the rename fails
+    out = storage_filesystem(tmp_path).open_output_stream(str(target))
+    out.write(b"x" * size)
+    with pytest.raises(OSError):
+        out.close()
+    assert target.is_dir() and os.listdir(tmp_path) == [target.name]
+
+
+def test_a_full_disk_takes_a_snapshot_file_in_place_and_a_checkpoint_fails_with_it(tmp_path):
+    """A disk filled to its last blocks has no room for a second copy of a snapshot file beside
+    the first: it is rewritten in place, as pyarrow wrote it, over the old file's blocks. A
+    checkpoint that does not fit fails, and leaves nothing behind."""
+    with small_filesystem(tmp_path / "disk", "256k") as disk:
+        state = disk.path / "experiment_state-x.json"
+        state.write_bytes(b"a" * 150_000)
+        filler = disk.path / "filler"
+        with open(filler, "wb", buffering=0) as out:  # the rest of the disk, to its last block
+            with pytest.raises(OSError, match="No space left on device"):
+                while True:
+                    out.write(b"f" * 4096)
+        fs = storage_filesystem(disk.path)
+        with fs.open_output_stream(str(state)) as out:
+            out.write(b"b" * 150_000)
+        assert state.read_bytes() == b"b" * 150_000
+        checkpoint = disk.path / "model.pt"
+        with pytest.raises(OSError, match="No space left on device"):
+            with fs.open_output_stream(str(checkpoint)) as out:
+                out.write(b"c" * (IN_MEMORY + 1))
+        assert sorted(os.listdir(disk.path)) == ["experiment_state-x.json", "filler"]
 
 
 def test_the_partial_name_is_a_hidden_sibling_and_unique():
