@@ -120,6 +120,16 @@ def order(points: Sequence[Point], modes: Sequence[str]) -> list[int]:
     return sorted(range(len(rank)), key=lambda i: (rank[i], -spread[i], i))
 
 
+def bounds(points: Sequence[Point], modes: Sequence[str]) -> list[tuple[float, float]]:
+    """(best, worst) of each objective over `points`, by its mode (pure)."""
+    out = []
+    for column, mode in enumerate(modes):
+        values = [float(p[column]) for p in points]
+        low, high = min(values), max(values)
+        out.append((high, low) if mode == "max" else (low, high))
+    return out
+
+
 def hypervolume(points: Sequence[Point], modes: Sequence[str], reference: Point) -> float:
     """The volume dominated by `points` and bounded by `reference` (one value per objective,
     finite, in the objectives' units); 0.0 when no point is better than it everywhere."""
@@ -153,5 +163,5 @@ def score(result: dict, objectives: Sequence[tuple[str, str]]) -> Score:
     return signed if len(signed) > 1 else signed[0]
 
 
-__all__ = ["Score", "best_first", "crowding", "front", "front_of", "hypervolume", "losses",
+__all__ = ["Score", "best_first", "bounds", "crowding", "front", "front_of", "hypervolume", "losses",
            "on_front", "order", "ranks", "score"]

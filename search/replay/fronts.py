@@ -39,13 +39,8 @@ Ranges = Sequence[tuple[float, float]]  # per objective (best, worst) in its own
 
 
 def ranges(points: Sequence[Sequence[float]], modes: Sequence[str]) -> list[tuple[float, float]]:
-    """(best, worst) of each objective over `points` (pure)."""
-    out = []
-    for column, mode in enumerate(modes):
-        values = [float(p[column]) for p in points]
-        low, high = min(values), max(values)
-        out.append((high, low) if mode == "max" else (low, high))
-    return out
+    """The box: (best, worst) of each objective over `points` (pure)."""
+    return pareto.bounds(points, modes)
 
 
 def scaled(point: Sequence[float], box: Ranges) -> tuple[float, ...]:

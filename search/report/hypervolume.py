@@ -15,6 +15,7 @@ Pure functions of the record: the report draws what `history` returns.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -33,13 +34,8 @@ class History:
 
 def reference(points: Sequence[Sequence[float]], modes: Sequence[str]) -> tuple[float, ...]:
     """The worst value of each objective moved out by MARGIN of its range (pure)."""
-    out = []
-    for column, mode in enumerate(modes):
-        values = [float(p[column]) for p in points]
-        worst = min(values) if mode == "max" else max(values)
-        width = (max(values) - min(values)) or abs(worst) or 1.0
-        out.append(worst - objective.sign(mode) * MARGIN * width)
-    return tuple(out)
+    return tuple(worst - objective.sign(mode) * MARGIN * (abs(best - worst) or abs(worst) or 1.0)
+                 for (best, worst), mode in zip(pareto.bounds(points, modes), modes))
 
 
 def history(results) -> History:
@@ -59,6 +55,6 @@ def history(results) -> History:
     epochs, volumes, seen = [], [], []
     for trial_id in sorted(finite, key=lambda t: (ends[t], t)):
         seen.append(finite[trial_id])
-        epochs.append(sum(stamp <= ends[trial_id] for stamp in stamps))
+        epochs.append(bisect.bisect_right(stamps, ends[trial_id]))  # reported by then
         volumes.append(pareto.hypervolume(seen, modes, ref))
     return History(epochs, volumes, ref)
