@@ -10,6 +10,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search.engine import compat, rung_sampler
 from search.engine.dehb import DEHBSampler
+from search.engine.distinct import Distinct
 from search.engine.ledger import Ledger
 from search.engine.rung_sampler import BOHBSampler
 from search.engine.space import define_by_run, optuna_params, sample
@@ -62,9 +63,10 @@ def build_searcher(spec: SearchSpec, ledger: Ledger,
                    warm: Optional[Knowledge] = None) -> OptunaSearch:
     """The searcher a launch gives Tune, and the one `search.replay` drives without Ray's
     runtime: Optuna's sampler over the space's define-by-run function, told the truth about
-    early-stopped trials (as the launch's `ledger` decides how each ended) unless the spec asks
-    for stock Ray behaviour. `warm`: what earlier searches learnt (search/engine/warm.py),
-    told to its study before it proposes anything."""
+    early-stopped trials (as the launch's `ledger` decides how each ended) and proposing no
+    configuration twice (search.engine.distinct) unless the spec asks for stock Ray
+    behaviour or a repeat study. `warm`: what earlier searches learnt (search/engine/warm.py), told to its study
+    before it proposes anything."""
     sampler = build_sampler(spec.sampler)
     if isinstance(sampler, BOHBSampler):
         sampler.fit_budgets(budgets(spec), len(spec.space))
@@ -74,6 +76,11 @@ def build_searcher(spec: SearchSpec, ledger: Ledger,
     if isinstance(sampler, DEHBSampler):  # the spec pairs it with `scheduler: dehb`
         sampler.fit(order(space), spec.scheduler.min_epochs, spec.budget.max_epochs,
                     spec.scheduler.reduction_factor)
+    # Trials differ unless the spec asks for a repeat study (budget.repeat) or the sampler
+    # repeats them by design (DEHB's promotions); stock Ray + Optuna repeat configurations.
+    if spec.sampler.distinct and spec.sampler.stopped_trials != "complete" \
+            and not spec.budget.repeat:
+        sampler = Distinct(sampler, seed=spec.sampler.seed)
     several = spec.objective_pairs
     common = dict(space=define_by_run(space), sampler=sampler,
                   metric=[m for m, _ in several] if several else spec.objective.metric,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable
 
-from search.spec.model import SEVERAL_SAMPLER
+from search.spec.model import several_sampler
 
 # "default" names only the types: it gets the product's defaults (search/spec/model.py,
 # search/spec/schedulers.py). "tpe_asha" is the default the product had before promotion ASHA
@@ -43,7 +43,8 @@ COMPARED = ("default", "stock")  # the paired comparison target 4 asks for
 # learns only from completed trials), MO-TPE without early stopping, NSGA-II without early
 # stopping given 3B (the issue's bar) and random search.
 SEVERAL: dict[str, dict[str, Any]] = {
-    "default": {"row": {"sampler": {"type": SEVERAL_SAMPLER},
+    "default": {"row": {"sampler": {"type": several_sampler(
+                            STRATEGIES["default"]["scheduler"]["type"], 2)},
                         "scheduler": dict(STRATEGIES["default"]["scheduler"])}, "budget": 1},
     "tpe_promotion": {"row": STRATEGIES["tpe_promotion"], "budget": 1},
     "tpe_fifo": {"row": STRATEGIES["tpe_fifo"], "budget": 1},
@@ -55,17 +56,19 @@ SEVERAL: dict[str, dict[str, Any]] = {
 
 def several_for(max_epochs: int) -> dict[str, dict[str, Any]]:
     """SEVERAL for a problem of `max_epochs` epochs (pure): with one epoch there is nothing to
-    stop and every row runs under FIFO; a row that becomes the twin of one that was FIFO already
-    is left out."""
-    def under_fifo(strategy: dict) -> dict:
-        return {**strategy, "row": {"sampler": strategy["row"]["sampler"],
-                                    "scheduler": {"type": "fifo"}}}
-
+    stop, every row runs under FIFO and the default's sampler is the product's for that case
+    (`several_sampler`); a row that becomes the twin of one before it is left out."""
     if max_epochs > 1:
         return {name: dict(strategy) for name, strategy in SEVERAL.items()}
-    fifo = [s for s in SEVERAL.values() if s["row"]["scheduler"] == {"type": "fifo"}]
-    return {name: under_fifo(s) for name, s in SEVERAL.items()
-            if s in fifo or under_fifo(s) not in fifo}
+    out: dict[str, dict[str, Any]] = {}
+    for name, strategy in SEVERAL.items():
+        sampler = strategy["row"]["sampler"]
+        if name == "default":
+            sampler = {"type": several_sampler("fifo", max_epochs)}
+        moved = {**strategy, "row": {"sampler": sampler, "scheduler": {"type": "fifo"}}}
+        if moved not in out.values():
+            out[name] = moved
+    return out
 
 
 def flag(text: str) -> bool:

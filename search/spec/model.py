@@ -232,6 +232,8 @@ class _Sampler(BaseModel):
     model_config = STRICT
     # Whether it searches several objectives at once (a list `objective`); the others refuse one.
     several_objectives: ClassVar[bool] = False
+    # Whether a search by it trains no configuration twice (search.engine.distinct).
+    distinct: ClassVar[bool] = True
     seed: Optional[int] = Field(0, ge=0, lt=2**32)  # numpy's seed range
     # How trials that ASHA stopped early reach Optuna: "pruned" keeps TPE from mixing partial
     # and full-budget results; "complete" is stock Ray behaviour.
@@ -291,6 +293,8 @@ class DEHBSampler(_Sampler):
     `crossover_prob` and `strategy` are DE's, with the package's defaults."""
 
     type: Literal["dehb"] = "dehb"
+    # DEHB promotes a configuration to a larger budget as a new trial: repeats by design.
+    distinct: ClassVar[bool] = False
     # Its trials stopped at their budget are told as such: DEHB compares them at that budget.
     stopped_trials: Literal["pruned"] = "pruned"
     mutation_factor: float = Field(0.5, gt=0, le=2)
@@ -349,10 +353,14 @@ def _one_or_a_list(schema: dict) -> None:
     schema.pop("type", None)
 
 
-# The sampler of a search of several objectives that names none: MO-TPE fitted at the scheduler's
-# highest rung with enough results (search.engine.rung_sampler), which learns from the trials
-# MO-ASHA paused or stopped; plain MO-TPE sees only the trials that completed.
-SEVERAL_SAMPLER = "bohb"
+def several_sampler(scheduler: str, max_epochs: int) -> str:
+    """The sampler of a search of several objectives that names none (pure), chosen by replay
+    (bench/README.md, several objectives): `bohb`, MO-TPE fitted at the scheduler's highest
+    rung with enough results (search.engine.rung_sampler), where the scheduler compares trials
+    before their full budget: it learns from the trials MO-ASHA paused or stopped, which plain
+    MO-TPE never sees. With one result per trial (`max_epochs` 1, or `fifo`) there is no rung
+    to learn from and `bohb` is MO-TPE with a third of its proposals random: `tpe` then."""
+    return "tpe" if scheduler == "fifo" or max_epochs <= 1 else "bohb"
 
 
 def searchable_by(sampler: Any, scheduler: Any, count: int) -> list[Problem]:
@@ -404,11 +412,16 @@ class SearchSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _default_sampler(cls, raw: Any) -> Any:
-        """The sampler a spec that names none gets: TPE for one objective, SEVERAL_SAMPLER for
-        several (chosen by replay: bench/README.md, several objectives)."""
+        """The sampler a spec that names none gets: TPE for one objective, `several_sampler`'s
+        for several. What does not parse here is left to validation, which names it."""
         if isinstance(raw, dict) and raw.get("sampler") is None \
                 and isinstance(raw.get("objective"), list) and len(raw["objective"]) > 1:
-            return {**raw, "sampler": {"type": SEVERAL_SAMPLER}}
+            scheduler, budget = raw.get("scheduler"), raw.get("budget")
+            default = DEFAULT.model_fields["type"].default
+            kind = scheduler.get("type", default) if isinstance(scheduler, dict) else default
+            epochs = budget.get("max_epochs") if isinstance(budget, dict) else None
+            epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else 2
+            return {**raw, "sampler": {"type": several_sampler(kind, epochs)}}
         return raw
 
     @field_validator("objectives_", mode="before")

@@ -13,7 +13,7 @@ from resnet_core.config import DataConfig, TrainConfig, knob_of
 from search.spec import schema as trial_schema
 from search.spec.problems import SpecError
 from search.spec.model import (ChoiceParam, FloatParam, IntParam, gpu_problem, load_spec, parse_spec,
-                         experiment_name_problem)
+                         experiment_name_problem, several_sampler)
 
 FULL = textwrap.dedent("""\
     name: cifar10-resnet
@@ -315,6 +315,26 @@ def test_several_objectives_the_first_the_primary():
     assert again.spec_hash() == spec.spec_hash() and again.job() == job
     assert spec.with_overrides(max_epochs=3).objective_pairs == spec.objective_pairs
     assert parse_spec({**MINIMAL, "objective": SEVERAL[::-1]}).spec_hash() != spec.spec_hash()
+
+
+@pytest.mark.parametrize("scheduler, max_epochs, expected", [
+    ("promotion_asha", 6, "bohb"), ("asha", 2, "bohb"),
+    ("fifo", 6, "tpe"),  # one result per trial: no rung to learn from
+    ("promotion_asha", 1, "tpe"),
+])
+def test_several_objectives_without_a_sampler_get_bohb_only_where_there_are_rungs(
+        scheduler, max_epochs, expected):
+    assert several_sampler(scheduler, max_epochs) == expected
+    raw = {**MINIMAL, "objective": SEVERAL, "scheduler": {"type": scheduler},
+           "budget": {**MINIMAL["budget"], "max_epochs": max_epochs}}
+    assert parse_spec(raw).sampler.type == expected
+    assert parse_spec({**raw, "sampler": {"type": "nsga2"}}).sampler.type == "nsga2"
+
+
+def test_several_objectives_without_a_scheduler_get_the_default_schedulers_sampler():
+    spec = parse_spec({**MINIMAL, "objective": SEVERAL})
+    assert spec.sampler.type == several_sampler(spec.scheduler.type, spec.budget.max_epochs)
+    assert parse_spec(MINIMAL).sampler.type == "tpe"  # one objective: as ever
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "gp", "random", "qmc", "nsga2", "nsga3"])
