@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from search.engine import pareto, study
 from search.experiment import extend
-from search.experiment.decide import Action, Decision
+from search.experiment.decide import Action, Decision, ray_directory
 from search.experiment.lease import LeaseLost
 from search.experiment.record import Experiment
 from search.experiment.state import DamagedRecord, State, Status
 from search.remote import cluster
-from search.run import provenance, reaper
+from search.run import provenance, reaper, trialfiles
 from search.run.checks import check_nodes, check_resources, cluster_totals
 from search.run.driverlog import teed_stderr
 from search.run.interrupt import Interruption, StopWatch
@@ -160,6 +160,9 @@ def _search(spec: SearchSpec, record: Experiment, job: TrialJob, parent: str, re
         finally:  # Tune ends the live footer itself, but not at a second Ctrl+C
             ours.progress.close()
 
+    if resumed:  # after Ray's last upload: what a driver killed mid-upload left behind
+        trialfiles.complete(ray_directory(record.directory), record.directory,
+                            [t.trial_id for t in earlier.trials], keep=record.holds)
     if interruption.interrupted:
         status, reason = Status.INTERRUPTED, interruption.name
     elif ours.fail_fast.tripped:

@@ -11,16 +11,34 @@ fetched only when it does not, which is a resumed driver's fresh staging folder.
 The record reads the driver's journal, not these files (search/experiment/journal.py); they
 are what Ray's own tools and a user's notebook read. Both loggers go into every new tuner's
 callbacks, so Ray adds none of its own of these kinds; a tuner saved before keeps Ray's.
+
+A driver killed while Ray uploads a snapshot leaves the storage with the new experiment state
+and older trial files: Ray uploads file by file, and a trial that reported between two uploads
+lost those reports from its storage files, whether or not it runs again (a trial paused at a
+rung that the resumed search never promotes never starts again, so no logger touches its files).
+`complete` adds them back from the journal at the end of a launch that resumed, after Ray's last
+upload, for the trials an earlier driver ran.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import logging
 import os
-from typing import Any
+from typing import Any, Callable, Iterable, Optional
 
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.utils import flatten_dict
 
 from search.engine import compat
+from search.experiment.journal import read_journal
+from search.experiment.storage import StoragePath, as_path, is_local, read_text
+
+RESULT_FILE, PROGRESS_FILE = "result.json", "progress.csv"  # Ray's names (EXPR_RESULT_FILE, ...)
+
+log = logging.getLogger("resnet_search.trialfiles")
 
 
 class _StagedFirst:
@@ -35,3 +53,121 @@ class JsonLogger(_StagedFirst, JsonLoggerCallback):
 
 class CSVLogger(_StagedFirst, CSVLoggerCallback):
     """Ray's progress.csv logger, fetching the storage's copy only when none is staged."""
+
+
+def _epoch(result: dict) -> Optional[int]:
+    epoch = result.get("epoch")
+    return int(epoch) if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) \
+        else None
+
+
+def missing(kept: Iterable[dict], journal: Iterable[dict]) -> list[dict]:
+    """The journal's results of epochs that Ray's file `kept` lacks, in the journal's order,
+    each epoch once (pure)."""
+    have = {_epoch(r) for r in kept}
+    out, added = [], set()
+    for result in journal:
+        epoch = _epoch(result)
+        if epoch is not None and epoch not in have and epoch not in added:
+            out.append(result)
+            added.add(epoch)
+    return out
+
+
+def completed_json(text: str, journal: list[dict]) -> Optional[str]:
+    """result.json's text with the journal's missing results added (a line each, the file then
+    ordered by epoch, each epoch's reports in the order they came), or None when it lacks
+    none (pure)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    kept = []
+    for line in lines:
+        try:
+            kept.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short: kept as it is, read by no one
+            kept.append({})
+    extra = missing(kept, journal)
+    if not extra:
+        return None
+    rows = [(line, result) for line, result in zip(lines, kept)] + \
+        [(json.dumps(result, default=str), result) for result in extra]
+    rows.sort(key=lambda row: _epoch(row[1]) or 0)
+    return "".join(f"{line}\n" for line, _ in rows)
+
+
+def completed_csv(text: str, journal: list[dict]) -> Optional[str]:
+    """progress.csv's text with the journal's missing results added as rows of its columns (as
+    Ray's CSV logger writes them: flattened with "/", without the config), or None (pure)."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    kept = [{"epoch": _number(row.get("epoch"))} for row in rows]
+    extra = missing(kept, journal)
+    if not extra:
+        return None
+    flat = [flatten_dict({k: v for k, v in r.items() if k != "config"}, delimiter="/")
+            for r in extra]
+    columns = list(csv.DictReader(io.StringIO(text)).fieldnames or flat[0])
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, extrasaction="ignore")
+    writer.writeheader()
+    ordered = [(row, kept_row["epoch"]) for row, kept_row in zip(rows, kept)] + \
+        [(row, _epoch(row)) for row in flat]
+    ordered.sort(key=lambda pair: pair[1] or 0)
+    writer.writerows(row for row, _ in ordered)
+    return out.getvalue()
+
+
+def _number(text: Optional[str]) -> Optional[float]:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+COMPLETERS: dict[str, Callable[[str, list[dict]], Optional[str]]] = {
+    RESULT_FILE: completed_json, PROGRESS_FILE: completed_csv}
+
+
+def complete(ray_dir: StoragePath, directory: StoragePath, trial_ids: Iterable[str],
+             keep: Callable[[], bool] = lambda: True) -> tuple[int, int]:
+    """Add to each trial's Ray files in `ray_dir` the results the journal of the experiment
+    `directory` holds and they lack (see the module's docstring), while `keep()`. Returns
+    (files rewritten, files that could not be): a file that cannot be read or written is
+    logged and counted, never raised (the search is worth more than Ray's copy)."""
+    rewritten = failed = 0
+    for trial_id in trial_ids:
+        lines = read_journal(directory, trial_id) or []
+        journal = []
+        for line in lines:
+            try:
+                journal.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        if not journal:
+            continue
+        for name, completed in COMPLETERS.items():
+            path = as_path(ray_dir) / trial_id / name
+            try:
+                try:
+                    text = read_text(path, errors="replace")
+                except FileNotFoundError:
+                    text = ""
+                new = completed(text, journal)
+                if new is None or not keep():
+                    continue
+                _write(path, new)
+                rewritten += 1
+            except Exception as error:  # noqa: BLE001  any filesystem or client error
+                failed += 1
+                log.warning("could not complete %s from the journal: %s", path, error)
+    return rewritten, failed
+
+
+def _write(path: StoragePath, text: str) -> None:
+    """An object is put whole; a local file is written beside and renamed over, so a driver
+    killed meanwhile leaves the old file, never half of the new one."""
+    if not isinstance(path, os.PathLike) or not is_local(path):
+        path.write_text(text)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.completing")
+    aside.write_text(text)
+    os.replace(aside, path)

@@ -20,7 +20,8 @@ from ray.tune.experiment import Trial
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from search.run.runtime import give_ray_time
-from search.run.trialfiles import CSVLogger, JsonLogger
+from search.run.trialfiles import (CSVLogger, JsonLogger, complete, completed_csv, completed_json,
+                                    missing)
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +115,76 @@ def test_a_resumed_driver_starts_from_the_storages_copy(staging_ray, tmp_path, o
     logger.log_trial_result(3, resumed, {"epoch": 3})
     logger.log_trial_end(resumed)
     assert epochs(resumed.local_path, name) == [1, 2, 3]
+
+
+# --- what a driver killed mid-upload left behind, completed from the journal -------------------
+
+def report(epoch: int, value: float) -> dict:
+    return {"epoch": epoch, "val_acc": value, "config": {"lr": 0.1}, "trial_id": "t1"}
+
+
+JOURNAL = [report(1, 0.2), report(2, 0.4), report(3, 0.5)]
+
+
+@pytest.mark.parametrize("kept, added", [
+    ([], [1, 2, 3]),
+    ([report(1, 0.2)], [2, 3]),
+    ([report(1, 0.2), report(2, 0.4), report(3, 0.5)], []),
+    ([report(2, 0.4)], [1, 3]),
+    ([{"no": "epoch"}], [1, 2, 3]),
+])
+def test_the_journals_results_of_epochs_rays_file_lacks_are_missing(kept, added):
+    assert [r["epoch"] for r in missing(kept, JOURNAL)] == added
+
+
+def test_an_epoch_trained_again_after_a_kill_is_added_once():
+    journal = JOURNAL[:2] + [report(2, 0.41), report(3, 0.5)]
+    assert [(r["epoch"], r["val_acc"]) for r in missing([report(1, 0.2)], journal)] == [
+        (2, 0.4), (3, 0.5)]
+
+
+def test_result_json_gets_its_missing_lines_in_epoch_order_and_a_whole_one_is_left():
+    text = json.dumps(report(2, 0.4)) + "\n"
+    done = completed_json(text, JOURNAL)
+    assert [json.loads(line)["epoch"] for line in done.splitlines()] == [1, 2, 3]
+    assert done.splitlines()[1] == text.strip()  # Ray's own line, as it was
+    assert completed_json(done, JOURNAL) is None
+
+
+def test_progress_csv_gets_rows_of_its_own_columns_flattened_as_ray_writes_them():
+    nested = [dict(r, costs={"params": 10}) for r in JOURNAL]
+    header = "epoch,val_acc,costs/params,trial_id\n"
+    done = completed_csv(header + "1,0.2,10,t1\n", nested)
+    rows = list(csv.DictReader(done.splitlines()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert rows[2] == {"epoch": "3", "val_acc": "0.5", "costs/params": "10", "trial_id": "t1"}
+    assert completed_csv(done, nested) is None
+    fresh = list(csv.DictReader(completed_csv("", nested).splitlines()))  # no file at all
+    assert len(fresh) == 3 and "config/lr" not in fresh[0] and fresh[0]["costs/params"] == "10"
+
+
+def test_complete_rewrites_the_trials_files_that_lack_results_and_counts_what_fails(tmp_path):
+    experiment = tmp_path / "exp"
+    ray_dir = experiment / "ray"
+    (experiment / "results").mkdir(parents=True)
+    for trial_id in ("t1", "t2", "t3"):
+        (experiment / "results" / f"{trial_id}.jsonl").write_text(
+            "".join(json.dumps(dict(r, trial_id=trial_id)) + "\n" for r in JOURNAL))
+    (ray_dir / "t1").mkdir(parents=True)
+    (ray_dir / "t1" / "result.json").write_text(json.dumps(JOURNAL[0]) + "\n")
+    (ray_dir / "t2").mkdir()
+    whole = "".join(json.dumps(r) + "\n" for r in JOURNAL)
+    (ray_dir / "t2" / "result.json").write_text(whole)
+    (ray_dir / "t3").write_text("a file where the trial's folder should be")
+    rewritten, failed = complete(ray_dir, experiment, ["t1", "t2", "t3", "t4"])
+    # t1: both files; t2: progress.csv only; t3: both fail; t4: no journal, nothing to do
+    assert (rewritten, failed) == (3, 2)
+    assert [json.loads(line)["epoch"] for line in
+            (ray_dir / "t1" / "result.json").read_text().splitlines()] == [1, 2, 3]
+    assert (ray_dir / "t2" / "result.json").read_text() == whole
+    assert len(list(csv.DictReader((ray_dir / "t2" / "progress.csv").open()))) == 3
+    assert not list(ray_dir.glob("*/.*.completing"))
+    # a driver that lost its lease writes nothing
+    (ray_dir / "t1" / "result.json").write_text(json.dumps(JOURNAL[0]) + "\n")
+    assert complete(ray_dir, experiment, ["t1"], keep=lambda: False) == (0, 0)
+    assert (ray_dir / "t1" / "result.json").read_text() == json.dumps(JOURNAL[0]) + "\n"
