@@ -65,8 +65,8 @@ def build_searcher(spec: SearchSpec, ledger: Ledger,
     runtime: Optuna's sampler over the space's define-by-run function, told the truth about
     early-stopped trials (as the launch's `ledger` decides how each ended) and proposing no
     configuration twice (search.engine.distinct) unless the spec asks for stock Ray
-    behaviour or a repeat study. `warm`: what earlier searches learnt (search/engine/warm.py), told to its study
-    before it proposes anything."""
+    behaviour or a repeat study. `warm`: what earlier searches learnt
+    (search/engine/warm.py), told to its study before it proposes anything."""
     sampler = build_sampler(spec.sampler)
     if isinstance(sampler, BOHBSampler):
         sampler.fit_budgets(budgets(spec), len(spec.space))

@@ -43,8 +43,8 @@ COMPARED = ("default", "stock")  # the paired comparison target 4 asks for
 # learns only from completed trials), MO-TPE without early stopping, NSGA-II without early
 # stopping given 3B (the bar) and random search.
 SEVERAL: dict[str, dict[str, Any]] = {
-    "default": {"row": {"sampler": {"type": several_sampler(
-                            STRATEGIES["default"]["scheduler"]["type"], 2)},
+    "default": {"row": {"sampler": {"type": several_sampler(  # for more than one epoch
+                            STRATEGIES["default"]["scheduler"]["type"], max_epochs=2)},
                         "scheduler": dict(STRATEGIES["default"]["scheduler"])}, "budget": 1},
     "tpe_promotion": {"row": STRATEGIES["tpe_promotion"], "budget": 1},
     "tpe_fifo": {"row": STRATEGIES["tpe_fifo"], "budget": 1},
