@@ -17,12 +17,13 @@ workers that upload checkpoints write the same way.
 
 A full disk: a sibling needs room for a second copy beside the first, which a disk filled to
 the last block has not, while pyarrow's write in place reuses the old file's blocks (Tune's
-snapshot files are rewritten at about the same size). So a small file (up to IN_MEMORY bytes:
-every snapshot file) is kept in memory until it is closed, and when its sibling does not fit it
-is written in place, as before: the snapshot is saved as far as the storage takes it (the
-search stops on a full storage_path and resumes from that: search/run/fullstorage.py), whole
-unless the driver is also killed during that one write. A larger file (a checkpoint) streams to
-its sibling and fails with the disk, as it did.
+snapshot files are rewritten at about the same size). So a rewrite of a small file (up to
+IN_MEMORY bytes: every snapshot file) is kept in memory until it is closed, and when its sibling
+does not fit it is written in place, as before: the snapshot is saved as far as the storage
+takes it (the search stops on a full storage_path and resumes from that:
+search/run/fullstorage.py), whole unless the driver is also killed during that one write. A new
+file (a checkpoint) has no old blocks to reuse: it streams to its sibling and fails with the
+disk, at the write that meets it (see `_WrittenWhole` for why not at `close`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ def _remove(path: Optional[str]) -> None:
             os.unlink(path)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def install(path: str, data: bytes) -> None:
     """Write `data` as the file `path`: through a sibling renamed over it, or, when the disk
     has no room for the sibling, in place over the old file's blocks."""
@@ -78,39 +85,68 @@ def install(path: str, data: bytes) -> None:
 
 class _WrittenWhole:
     """A binary file object that becomes `path` only when closed, and never on a failed write;
-    what pyarrow's PythonFile wraps for an output stream."""
+    what pyarrow's PythonFile wraps for an output stream.
+
+    pyarrow's C++ copy (`copy_files`, which Tune uploads snapshots and checkpoints with) ignores
+    what a Python stream's `close` raises: a file that failed only there was reported copied
+    (a checkpoint cut short or missing, which its trial later failed to load: "OSError: [Errno
+    22] Invalid argument"). So a new file (every checkpoint) is written to its sibling as it
+    comes, unbuffered, and a failure is raised by the write that meets it and undone there
+    (pyarrow may never close the stream). A file that exists and is rewritten at up to
+    IN_MEMORY bytes (Tune's snapshot files) is kept in memory and installed when closed, in
+    place when its sibling does not fit (`install`): rewritten at about its old size, it fits
+    in its old blocks, and a failure there leaves at worst the old snapshot, which Tune
+    resumes from."""
 
     def __init__(self, path: str) -> None:
         folder = os.path.dirname(path) or "."
         if not os.path.isdir(folder):  # refused when opened, as pyarrow's local file is
             raise FileNotFoundError(errno.ENOENT, f"no such folder: {folder}", path)
         self._path = path
-        self._memory: Optional[io.BytesIO] = io.BytesIO()
-        self._partial: Optional[str] = None  # the sibling, once the file outgrew memory
-        self._file: Optional[io.BufferedWriter] = None
+        # In memory while it is a rewrite of a small file (None: streamed to the sibling).
+        self._memory: Optional[io.BytesIO] = io.BytesIO() if os.path.isfile(path) else None
+        self._partial: Optional[str] = None  # the sibling, once streamed
+        self._fd: Optional[int] = None
+        self._written = 0
         self._failed = False
         self._closed = False
 
     def write(self, data: Any) -> int:
+        data = bytes(data)
         try:
-            if self._memory is not None and self._memory.tell() + len(data) <= IN_MEMORY:
-                return self._memory.write(data)
-            if self._file is None:
-                self._partial = partial_name(self._path)
-                self._file = open(self._partial, "xb")
-                self._file.write(self._memory.getvalue())
-                self._memory = None
-            return self._file.write(data)
+            if self._memory is not None and self._written + len(data) <= IN_MEMORY:
+                self._memory.write(data)
+            else:
+                if self._fd is None:
+                    self._partial = partial_name(self._path)
+                    # O_EXCL: a new file with the umask's mode, as pyarrow's own local writes
+                    self._fd = os.open(self._partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                       0o666)
+                    if self._memory is not None:
+                        _write_all(self._fd, self._memory.getvalue())
+                        self._memory = None
+                _write_all(self._fd, data)
+            self._written += len(data)
+            return len(data)
         except BaseException:
-            self._failed = True
+            self._fail()
             raise
 
+    def _fail(self) -> None:
+        """Undo at once (pyarrow may never close a stream whose write failed): NAME stays as
+        it was and the sibling goes."""
+        self._failed = True
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        _remove(self._partial)
+        self._partial = None
+
     def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
+        pass  # a streamed file is unbuffered; one in memory is written when closed
 
     def tell(self) -> int:
-        return self._file.tell() if self._file is not None else self._memory.tell()
+        return self._written
 
     @property
     def closed(self) -> bool:
@@ -129,24 +165,20 @@ class _WrittenWhole:
         if self._closed:
             return
         self._closed = True
-        if self._file is None:
-            if not self._failed:
-                install(self._path, self._memory.getvalue())
+        if self._failed:  # undone when the write failed
             return
+        if self._memory is not None:
+            install(self._path, self._memory.getvalue())
+            return
+        if self._fd is None:
+            self.write(b"")  # a new file with nothing written: empty, made as any other
+        os.close(self._fd)
+        self._fd = None
         try:
-            self._file.close()
-        except BaseException:
-            self._failed = True
+            os.replace(self._partial, self._path)
+        except OSError:
+            _remove(self._partial)
             raise
-        finally:
-            if self._failed:  # the error was raised to the writer: NAME stays as it was
-                _remove(self._partial)
-        if not self._failed:
-            try:
-                os.replace(self._partial, self._path)
-            except OSError:
-                _remove(self._partial)
-                raise
 
 
 class WholeFiles(pyarrow.fs.FileSystemHandler):

@@ -53,7 +53,7 @@ def test_a_file_is_written_again_whole_and_a_missing_folder_is_refused_as_pyarro
 
 
 # A writer killed halfway through a file, as SIGKILL kills Tune's driver: a snapshot file (kept
-# in memory until closed) or a checkpoint larger than that (streamed to its sibling).
+# in memory until closed) or one larger than that (streamed to its sibling, as a new file is).
 _KILLED_WRITER = """
 import os, signal, sys
 from pathlib import Path
@@ -79,6 +79,17 @@ def test_a_writer_killed_midway_leaves_the_previous_file_whole(tmp_path, size, s
     if sibling:  # hidden, not matching Tune's pattern: no restore reads it
         assert left[0].name.startswith(".experiment_state-x.json.")
         assert left[0].name.endswith(PARTIAL) and left[0].stat().st_size > IN_MEMORY
+
+
+def test_a_new_file_is_written_as_it_comes_and_a_killed_writer_leaves_only_its_sibling(
+        tmp_path):
+    checkpoint = tmp_path / "model.pt"
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(checkpoint), "1000"],
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert killed.returncode == -signal.SIGKILL
+    left = list(tmp_path.iterdir())
+    assert len(left) == 1 and left[0].name.startswith(".model.pt.")
+    assert left[0].stat().st_size == 1016  # what was written before the kill, unbuffered
 
 
 @pytest.mark.parametrize("size", [100, IN_MEMORY + 1])
@@ -113,6 +124,31 @@ def test_a_full_disk_takes_a_snapshot_file_in_place_and_a_checkpoint_fails_with_
             with fs.open_output_stream(str(checkpoint)) as out:
                 out.write(b"c" * (IN_MEMORY + 1))
         assert sorted(os.listdir(disk.path)) == ["experiment_state-x.json", "filler"]
+
+
+def test_a_copy_onto_a_full_disk_fails_where_pyarrow_sees_it_and_leaves_no_part(tmp_path):
+    """Tune uploads with pyarrow's C++ `copy_files`, which ignores what a Python stream's
+    close raises: a file that failed only there was reported copied, cut short (a checkpoint a
+    trial then failed to load, "[Errno 22] Invalid argument") or not there at all. Every
+    failure is raised by a write instead: the copy fails as pyarrow's own local copy does."""
+    source = tmp_path / "checkpoint"
+    source.mkdir()
+    for name, size in (("a.bin", 100_000), ("model.pt", 300_000), ("b.bin", 50_000)):
+        (source / name).write_bytes(os.urandom(size))
+    with small_filesystem(tmp_path / "disk", "256k") as disk:
+        for kind, fs in (("ours", storage_filesystem(disk.path)),
+                         ("pyarrow", pyarrow.fs.LocalFileSystem())):
+            target = disk.path / kind
+            target.mkdir()
+            with pytest.raises(OSError, match="[Nn]o space left on device"):
+                pyarrow.fs.copy_files(str(source), str(target), destination_filesystem=fs,
+                                      use_threads=False)
+            if kind == "ours":  # what is there is whole; the file that failed is not there
+                for copied in target.iterdir():
+                    assert copied.read_bytes() == (source / copied.name).read_bytes()
+                assert not [p for p in target.iterdir() if p.name.endswith(PARTIAL)]
+            for copied in target.iterdir():
+                copied.unlink()
 
 
 def test_the_partial_name_is_a_hidden_sibling_and_unique():
