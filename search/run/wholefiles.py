@@ -95,8 +95,9 @@ class _WrittenWhole:
     (pyarrow may never close the stream). A file that exists and is rewritten at up to
     IN_MEMORY bytes (Tune's snapshot files) is kept in memory and installed when closed, in
     place when its sibling does not fit (`install`): rewritten at about its old size, it fits
-    in its old blocks, and a failure there leaves at worst the old snapshot, which Tune
-    resumes from."""
+    in its old blocks. A failure there goes unseen by Tune and leaves the old snapshot, which
+    Tune resumes from (or, should even the write in place fail, one cut short, as pyarrow's
+    own write leaves it)."""
 
     def __init__(self, path: str) -> None:
         folder = os.path.dirname(path) or "."
