@@ -17,7 +17,7 @@ and older trial files: Ray uploads file by file, and a trial that reported betwe
 lost those reports from its storage files, whether or not it runs again (a trial paused at a
 rung that the resumed search never promotes never starts again, so no logger touches its files).
 `complete` adds them back from the journal at the end of a launch that resumed, after Ray's last
-upload, for the trials an earlier driver ran.
+upload, for the trials an earlier driver ran, and adds to the journal what only Ray's copy has.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.utils import flatten_dict
 
 from search.engine import compat
-from search.experiment.journal import read_journal
+from search.experiment.journal import journal_path, line_of, read_journal
 from search.experiment.storage import StoragePath, as_path, is_local, read_text
 
 RESULT_FILE, PROGRESS_FILE = "result.json", "progress.csv"  # Ray's names (EXPR_RESULT_FILE, ...)
@@ -126,21 +126,54 @@ COMPLETERS: dict[str, Callable[[str, list[dict]], Optional[str]]] = {
     RESULT_FILE: completed_json, PROGRESS_FILE: completed_csv}
 
 
+def _parsed(lines: Iterable[str]) -> list[dict]:
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short
+            continue
+    return out
+
+
+def completed_journal(lines: list[str], ray_text: str) -> Optional[str]:
+    """The journal's text with the results of Ray's result.json (`ray_text`) of epochs it lacks
+    added at its end, or None when it lacks none (pure). The other way round from the files: a
+    driver killed between Ray's upload of a finished trial and the journal's next put (an
+    object store's journal is put every second) left the journal one epoch short of Ray's copy,
+    and the trial, finished, is never run again."""
+    extra = missing(_parsed(lines), _parsed(ray_text.splitlines()))
+    if not extra:
+        return None
+    return "".join(f"{line}\n" for line in [*lines, *(line_of(r) for r in extra)])
+
+
 def complete(ray_dir: StoragePath, directory: StoragePath, trial_ids: Iterable[str],
              keep: Callable[[], bool] = lambda: True) -> tuple[int, int]:
-    """Add to each trial's Ray files in `ray_dir` the results the journal of the experiment
-    `directory` holds and they lack (see the module's docstring), while `keep()`. Returns
-    (files rewritten, files that could not be): a file that cannot be read or written is
-    logged and counted, never raised (the search is worth more than Ray's copy)."""
+    """Make each trial's journal of the experiment `directory` and its Ray files in `ray_dir`
+    hold every result either holds (see the module's docstring and `completed_journal`),
+    while `keep()`. Returns (files rewritten, files that could not be): a file that cannot be
+    read or written is logged and counted, never raised (the search is worth more)."""
     rewritten = failed = 0
     for trial_id in trial_ids:
-        lines = read_journal(directory, trial_id) or []
-        journal = []
-        for line in lines:
+        lines = read_journal(directory, trial_id)
+        if lines is None:  # an experiment from before the journal: Ray's files are the record
+            continue
+        path = journal_path(directory, trial_id)
+        try:
             try:
-                journal.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+                ray_text = read_text(as_path(ray_dir) / trial_id / RESULT_FILE, errors="replace")
+            except FileNotFoundError:
+                ray_text = ""
+            new = completed_journal(lines, ray_text)
+            if new is not None and keep():
+                _write(path, new)
+                lines = new.splitlines()
+                rewritten += 1
+        except Exception as error:  # noqa: BLE001  any filesystem or client error
+            failed += 1
+            log.warning("could not complete %s from Ray's result.json: %s", path, error)
+        journal = _parsed(lines)
         if not journal:
             continue
         for name, completed in COMPLETERS.items():

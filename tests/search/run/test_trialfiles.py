@@ -21,7 +21,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from search.run.runtime import give_ray_time
 from search.run.trialfiles import (CSVLogger, JsonLogger, complete, completed_csv, completed_json,
-                                    missing)
+                                    completed_journal, missing)
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +163,17 @@ def test_progress_csv_gets_rows_of_its_own_columns_flattened_as_ray_writes_them(
     assert len(fresh) == 3 and "config/lr" not in fresh[0] and fresh[0]["costs/params"] == "10"
 
 
+def test_the_journal_gets_what_only_rays_copy_has_at_its_end():
+    """A driver killed after Ray uploaded a finished trial and before the journal's next put."""
+    lines = [json.dumps(r) for r in JOURNAL[:2]]
+    ray = "".join(json.dumps(r) + "\n" for r in JOURNAL)
+    done = completed_journal(lines, ray)
+    assert [json.loads(line)["epoch"] for line in done.splitlines()] == [1, 2, 3]
+    assert done.splitlines()[:2] == lines
+    assert completed_journal(done.splitlines(), ray) is None
+    assert completed_journal(lines, "") is None
+
+
 def test_complete_rewrites_the_trials_files_that_lack_results_and_counts_what_fails(tmp_path):
     experiment = tmp_path / "exp"
     ray_dir = experiment / "ray"
@@ -176,9 +187,17 @@ def test_complete_rewrites_the_trials_files_that_lack_results_and_counts_what_fa
     whole = "".join(json.dumps(r) + "\n" for r in JOURNAL)
     (ray_dir / "t2" / "result.json").write_text(whole)
     (ray_dir / "t3").write_text("a file where the trial's folder should be")
-    rewritten, failed = complete(ray_dir, experiment, ["t1", "t2", "t3", "t4"])
-    # t1: both files; t2: progress.csv only; t3: both fail; t4: no journal, nothing to do
-    assert (rewritten, failed) == (3, 2)
+    # t5: its journal is one epoch short of Ray's copy
+    (experiment / "results" / "t5.jsonl").write_text(json.dumps(JOURNAL[0]) + "\n")
+    (ray_dir / "t5").mkdir()
+    (ray_dir / "t5" / "result.json").write_text(whole)
+    (ray_dir / "t5" / "progress.csv").write_text("epoch,val_acc\n1,0.2\n2,0.4\n3,0.5\n")
+    rewritten, failed = complete(ray_dir, experiment, ["t1", "t2", "t3", "t4", "t5"])
+    # t1: both files; t2: progress.csv only; t3: its journal read, both files fail; t4: no
+    # journal, nothing to do; t5: the journal only
+    assert (rewritten, failed) == (4, 3)
+    assert [json.loads(line)["epoch"] for line in
+            (experiment / "results" / "t5.jsonl").read_text().splitlines()] == [1, 2, 3]
     assert [json.loads(line)["epoch"] for line in
             (ray_dir / "t1" / "result.json").read_text().splitlines()] == [1, 2, 3]
     assert (ray_dir / "t2" / "result.json").read_text() == whole
