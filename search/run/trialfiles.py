@@ -159,13 +159,10 @@ def complete(ray_dir: StoragePath, directory: StoragePath, trial_ids: Iterable[s
         lines = read_journal(directory, trial_id)
         if lines is None:  # an experiment from before the journal: Ray's files are the record
             continue
+        texts: dict[str, str] = {}  # each of Ray's files, read once
         path = journal_path(directory, trial_id)
         try:
-            try:
-                ray_text = read_text(as_path(ray_dir) / trial_id / RESULT_FILE, errors="replace")
-            except FileNotFoundError:
-                ray_text = ""
-            new = completed_journal(lines, ray_text)
+            new = completed_journal(lines, _text(as_path(ray_dir) / trial_id, RESULT_FILE, texts))
             if new is not None and keep():
                 _write(path, new)
                 lines = new.splitlines()
@@ -179,11 +176,7 @@ def complete(ray_dir: StoragePath, directory: StoragePath, trial_ids: Iterable[s
         for name, completed in COMPLETERS.items():
             path = as_path(ray_dir) / trial_id / name
             try:
-                try:
-                    text = read_text(path, errors="replace")
-                except FileNotFoundError:
-                    text = ""
-                new = completed(text, journal)
+                new = completed(_text(path.parent, name, texts), journal)
                 if new is None or not keep():
                     continue
                 _write(path, new)
@@ -194,10 +187,20 @@ def complete(ray_dir: StoragePath, directory: StoragePath, trial_ids: Iterable[s
     return rewritten, failed
 
 
+def _text(folder: StoragePath, name: str, texts: dict[str, str]) -> str:
+    """The file `name` of a trial's folder ("" when there is none), read once into `texts`."""
+    if name not in texts:
+        try:
+            texts[name] = read_text(folder / name, errors="replace")
+        except FileNotFoundError:
+            texts[name] = ""
+    return texts[name]
+
+
 def _write(path: StoragePath, text: str) -> None:
     """An object is put whole; a local file is written beside and renamed over, so a driver
     killed meanwhile leaves the old file, never half of the new one."""
-    if not isinstance(path, os.PathLike) or not is_local(path):
+    if not is_local(path):
         path.write_text(text)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
